@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/keyring"
+	"github.com/keyward/keyward/internal/logging"
+	"github.com/keyward/keyward/internal/sqlstore"
+)
+
+// storeConfig is what every command that opens the store needs.
+type storeConfig struct {
+	dataDir     string
+	databaseURL string
+	masterKey   string
+	logFormat   string
+	logLevel    string
+}
+
+// secretFlags may also be read from a file named by KEYWARD_<NAME>_FILE.
+var secretFlags = map[string]bool{"master-key": true}
+
+func (c *storeConfig) addFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&c.dataDir, "data-dir", "./keyward-data", "directory for the SQLite database and the generated master key")
+	f.StringVar(&c.databaseURL, "database-url", "", "postgres://… to use PostgreSQL instead of SQLite (then --master-key is required)")
+	f.StringVar(&c.masterKey, "master-key", "", "base64 of 32 random bytes (`keyward master-key generate`); default: generated into the data dir")
+	f.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// bindEnv fills every flag not given on the command line from
+// KEYWARD_<NAME> (dashes as underscores), and secret flags also from the
+// file named by KEYWARD_<NAME>_FILE.
+func bindEnv(cmd *cobra.Command) error {
+	var errs []error
+	visit := func(fl *pflag.Flag) {
+		if fl.Changed {
+			return
+		}
+		env := "KEYWARD_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			errs = append(errs, fl.Value.Set(v))
+			return
+		}
+		if path, ok := os.LookupEnv(env + "_FILE"); ok && secretFlags[fl.Name] {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s_FILE: %w", env, err))
+				return
+			}
+			errs = append(errs, fl.Value.Set(strings.TrimSpace(string(b))))
+		}
+	}
+	cmd.Flags().VisitAll(visit)
+	cmd.InheritedFlags().VisitAll(visit)
+	return errors.Join(errs...)
+}
+
+// envSecret reads a secret given only through the environment (NAME or the
+// file named by NAME_FILE).
+func envSecret(name string) (string, error) {
+	if v, ok := os.LookupEnv(name); ok {
+		return strings.TrimSpace(v), nil
+	}
+	if path, ok := os.LookupEnv(name + "_FILE"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("%s_FILE: %w", name, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", nil
+}
+
+func (c *storeConfig) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return logging.New(w, c.logFormat, level)
+}
+
+func (c *storeConfig) postgres() bool {
+	return strings.HasPrefix(c.databaseURL, "postgres://") || strings.HasPrefix(c.databaseURL, "postgresql://")
+}
+
+const (
+	sqliteFile    = "keyward.db"
+	masterKeyFile = "master.key"
+)
+
+// open opens the store and the keyring and returns an authority over them.
+// With generate, a SQLite deployment without a master key gets a new one
+// written to the data dir (mode 0600); an existing database without its
+// master key is refused rather than silently re-keyed.
+func (c *storeConfig) open(ctx context.Context, generate bool, clock authority.Clock) (*authority.Authority, *sqlstore.Store, error) {
+	if c.databaseURL != "" && !c.postgres() {
+		return nil, nil, fmt.Errorf("--database-url must start with postgres:// (leave it empty for SQLite)")
+	}
+	master, err := c.resolveMasterKey(generate)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := keyring.New(master)
+	if err != nil {
+		return nil, nil, err
+	}
+	var store *sqlstore.Store
+	if c.postgres() {
+		store, err = sqlstore.OpenPostgres(ctx, c.databaseURL)
+	} else {
+		store, err = sqlstore.OpenSQLite(ctx, filepath.Join(c.dataDir, sqliteFile))
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("open store: %w", err)
+	}
+	return authority.New(authority.Config{Store: store, Keyring: keys, Clock: clock}), store, nil
+}
+
+func (c *storeConfig) resolveMasterKey(generate bool) ([]byte, error) {
+	if c.masterKey != "" {
+		return keyring.ParseMasterKey(c.masterKey)
+	}
+	if c.postgres() {
+		return nil, errors.New("--master-key (or KEYWARD_MASTER_KEY / KEYWARD_MASTER_KEY_FILE) is required with PostgreSQL, since every node must share it; create one with `keyward master-key generate`")
+	}
+	path := filepath.Join(c.dataDir, masterKeyFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return keyring.ParseMasterKey(string(b))
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read master key: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.dataDir, sqliteFile)); err == nil {
+		return nil, fmt.Errorf("%s exists but %s is missing: restore the master key or pass --master-key", filepath.Join(c.dataDir, sqliteFile), path)
+	}
+	if !generate {
+		return nil, fmt.Errorf("no master key at %s: start `keyward serve` once, or pass --master-key", path)
+	}
+	encoded, err := keyring.GenerateMasterKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("write master key: %w", err)
+	}
+	if _, err := f.WriteString(encoded + "\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write master key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("write master key: %w", err)
+	}
+	return keyring.ParseMasterKey(encoded)
+}

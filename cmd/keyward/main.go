@@ -1,0 +1,60 @@
+// Command keyward is the whole credential authority in one binary: the
+// server (serve), the operator's commands that open the store directly
+// (instance, admin-key, master-key), and version.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCommand(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keyward:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	cfg := &storeConfig{}
+	root := &cobra.Command{
+		Use:           "keyward",
+		Short:         "A self-hosted credential authority for APIs",
+		Long:          "keyward issues, stores, verifies, rotates, scopes, rate-limits, audits and revokes API credentials.\nEvery flag can also be set as KEYWARD_<FLAG> (e.g. KEYWARD_DATA_DIR); secrets also as KEYWARD_<FLAG>_FILE.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return bindEnv(cmd)
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cfg.addFlags(root)
+	root.AddCommand(
+		newServeCommand(cfg),
+		newInstanceCommand(cfg),
+		newAdminKeyCommand(cfg),
+		newMasterKeyCommand(),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Args:  cobra.NoArgs,
+			Run: func(cmd *cobra.Command, args []string) {
+				fmt.Fprintln(cmd.OutOrStdout(), "keyward", version)
+			},
+		},
+	)
+	return root
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/keyring"
+)
+
+// Operator commands open the store directly, as an operator on the host
+// would; they do not talk to a server.
+
+func newInstanceCommand(cfg *storeConfig) *cobra.Command {
+	cmd := &cobra.Command{Use: "instance", Short: "Manage instances (tenants) in the local store"}
+	cmd.AddCommand(&cobra.Command{
+		Use:     "create NAME",
+		Short:   "Create an instance and print its first admin key once",
+		Example: "  keyward instance create staging",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			in, key, err := auth.CreateInstance(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "instance:  %s\nadmin key: %s\n", in.ID, key.Reveal())
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "list",
+		Short: "List instances",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			ins, err := auth.ListInstances(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+			for _, in := range ins {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", in.ID, in.Name, in.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	})
+	return cmd
+}
+
+func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
+	var instanceID string
+	cmd := &cobra.Command{Use: "admin-key", Short: "Manage an instance's admin keys in the local store"}
+	withInstance := func(c *cobra.Command) *cobra.Command {
+		c.Flags().StringVar(&instanceID, "instance", "", "instance id (ins_…)")
+		_ = c.MarkFlagRequired("instance")
+		return c
+	}
+	cmd.AddCommand(withInstance(&cobra.Command{
+		Use:     "create",
+		Short:   "Create an admin key and print it once",
+		Example: "  keyward admin-key create --instance ins_…",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			cred, key, err := auth.CreateAdminKey(cmd.Context(), authority.Operator(instanceID))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "id:        %s\nadmin key: %s\n", cred.ID, key.Reveal())
+			return nil
+		},
+	}), withInstance(&cobra.Command{
+		Use:   "list",
+		Short: "List admin keys (ids and prefixes, never the keys)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			keys, err := auth.ListAdminKeys(cmd.Context(), authority.Operator(instanceID))
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tPREFIX\tCREATED\tSTATUS")
+			for _, k := range keys {
+				status := "active"
+				if k.Revoked() {
+					status = "revoked " + k.RevokedAt.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\n", k.ID, k.DisplayPrefix, k.CreatedAt.UTC().Format(time.RFC3339), status)
+			}
+			return tw.Flush()
+		},
+	}), withInstance(&cobra.Command{
+		Use:     "revoke KEY_ID",
+		Short:   "Revoke an admin key; it stops authenticating at once",
+		Example: "  keyward admin-key revoke --instance ins_… key_…",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			if err := auth.RevokeAdminKey(cmd.Context(), authority.Operator(instanceID), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", args[0])
+			return nil
+		},
+	}), &cobra.Command{
+		Use:   "generate",
+		Short: "Print a fresh admin key without storing it (for KEYWARD_BOOTSTRAP_ADMIN_KEY)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := credential.Generate(credential.KindAdminKey)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), key.Reveal())
+			return nil
+		},
+	})
+	return cmd
+}
+
+func newMasterKeyCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "master-key", Short: "Master key helpers"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "generate",
+		Short: "Print a new master key (base64 of 32 random bytes)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := keyring.GenerateMasterKey()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), k)
+			return nil
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/httpapi"
+)
+
+type serveConfig struct {
+	*storeConfig
+	addr string
+}
+
+type readyKey struct{}
+
+// withReady returns a context under which serve sends its listening address
+// to ready once it accepts connections (tests listen on port 0).
+func withReady(ctx context.Context, ready chan<- string) context.Context {
+	return context.WithValue(ctx, readyKey{}, ready)
+}
+
+func newServeCommand(store *storeConfig) *cobra.Command {
+	cfg := &serveConfig{storeConfig: store}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the keyward server",
+		Long: `Run the keyward server.
+
+With no flags it listens on 127.0.0.1:8080 and keeps everything in ./keyward-data
+(SQLite plus a generated master key). On first start it creates the default
+instance and prints its admin key once to stderr; set KEYWARD_BOOTSTRAP_ADMIN_KEY
+to choose that key instead.`,
+		Example: `  keyward serve
+  keyward serve --addr 0.0.0.0:8080 --data-dir /var/lib/keyward
+  KEYWARD_MASTER_KEY_FILE=/run/secrets/mk keyward serve --database-url postgres://keyward@db/keyward`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return serve(cmd.Context(), cfg, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	return cmd
+}
+
+const shutdownGrace = 15 * time.Second
+
+func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
+	log, err := cfg.logger(stderr)
+	if err != nil {
+		return err
+	}
+	preset, err := envSecret("KEYWARD_BOOTSTRAP_ADMIN_KEY")
+	if err != nil {
+		return err
+	}
+	auth, store, err := cfg.open(ctx, true, nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	in, key, created, err := auth.Bootstrap(ctx, preset)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if created && preset == "" {
+		// The one time this key is ever shown.
+		fmt.Fprintf(stderr, "\nkeyward: created instance %s with this admin key (shown once; store it now):\n\n    %s\n\n", in.ID, key.Reveal())
+	} else if created {
+		fmt.Fprintf(stderr, "keyward: created instance %s with the admin key from KEYWARD_BOOTSTRAP_ADMIN_KEY\n", in.ID)
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           httpapi.New(httpapi.Config{Authority: auth, Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("keyward listening", "addr", ln.Addr().String(), "store", store.Dialect(), "version", version)
+	if ready, ok := ctx.Value(readyKey{}).(chan<- string); ok {
+		ready <- ln.Addr().String()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

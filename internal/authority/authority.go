@@ -1,0 +1,91 @@
+package authority
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/keyring"
+)
+
+// Authority runs keyward's use cases against a store.
+type Authority struct {
+	store Store
+	keys  *keyring.Keyring
+	clock Clock
+}
+
+// Config wires an Authority. Clock defaults to the system clock.
+type Config struct {
+	Store   Store
+	Keyring *keyring.Keyring
+	Clock   Clock
+}
+
+// New returns an Authority.
+func New(cfg Config) *Authority {
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	return &Authority{store: cfg.Store, keys: cfg.Keyring, clock: cfg.Clock}
+}
+
+// Ready reports whether the store answers.
+func (a *Authority) Ready(ctx context.Context) error { return a.store.Ping(ctx) }
+
+type requestIDKey struct{}
+
+// WithRequestID returns a context that carries the request id recorded in
+// audit events.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request id carried by ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// audit writes one event inside tx. The mutation fails if it cannot be
+// recorded: no change without its record.
+func (a *Authority) audit(ctx context.Context, tx Tx, c Caller, action, targetKind, targetID string, detail any) error {
+	raw := json.RawMessage("{}")
+	if detail != nil {
+		b, err := json.Marshal(detail)
+		if err != nil {
+			return credential.Wrap(credential.CodeInternal, err, "encode audit detail")
+		}
+		raw = b
+	}
+	now := a.clock.Now()
+	return tx.InsertAuditEvent(ctx, credential.AuditEvent{
+		ID:         credential.NewID(credential.PrefixAudit, now),
+		InstanceID: c.InstanceID,
+		At:         now,
+		ActorKind:  c.actorKind(),
+		ActorID:    c.actorID(),
+		Action:     action,
+		TargetKind: targetKind,
+		TargetID:   targetID,
+		RequestID:  RequestID(ctx),
+		Outcome:    credential.OutcomeSuccess,
+		Detail:     raw,
+	})
+}
+
+// newCredential builds the stored form of a fresh secret: digest and
+// display prefix, never the secret itself.
+func (a *Authority) newCredential(id, instanceID string, kind credential.Kind, s credential.Secret, subject string) credential.Credential {
+	now := a.clock.Now()
+	return credential.Credential{
+		ID:            id,
+		InstanceID:    instanceID,
+		Kind:          kind,
+		Digest:        a.keys.Digest(s),
+		DisplayPrefix: s.DisplayPrefix(),
+		Subject:       subject,
+		CreatedAt:     now,
+		UpdatedAt:     now,
+	}
+}

@@ -1,0 +1,124 @@
+package authority
+
+import (
+	"context"
+	"time"
+
+	"github.com/keyward/keyward/internal/credential"
+)
+
+// Clock is the authority's only source of time, so tests never sleep.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock reads the wall clock.
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Store persists everything the authority manages. Every call is atomic:
+// Update runs fn in one read-write transaction and commits only if fn
+// returns nil; View runs fn in a read-only one. Methods of Tx must only be
+// used inside fn.
+//
+// Store errors are *credential.Error values: CodeNotFound for a missing row,
+// CodeConflict for a uniqueness violation, CodeUnavailable when the
+// database is busy or unreachable, CodeInternal otherwise.
+type Store interface {
+	Update(ctx context.Context, fn func(Tx) error) error
+	View(ctx context.Context, fn func(Tx) error) error
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Tx is the set of operations available inside a transaction. Every
+// method that reads or writes tenant data takes the instance id and bounds
+// its SQL by it: a row of another instance is CodeNotFound.
+type Tx interface {
+	// Instances.
+	CreateInstance(ctx context.Context, in credential.Instance) error
+	GetInstance(ctx context.Context, id string) (credential.Instance, error)
+	ListInstances(ctx context.Context) ([]credential.Instance, error)
+
+	// Credentials (every bearer secret, one table).
+	InsertCredential(ctx context.Context, c credential.Credential) error
+	// CredentialByDigest finds a credential of any instance by its digest;
+	// the caller must check kind, instance and state.
+	CredentialByDigest(ctx context.Context, d credential.Digest) (credential.Credential, error)
+	GetCredential(ctx context.Context, instanceID, id string) (credential.Credential, error)
+	ListCredentials(ctx context.Context, f CredentialFilter) ([]credential.Credential, error)
+	// RevokeCredential sets revoked_at and the reason on a credential that is
+	// not yet revoked; CodeNotFound if there is none.
+	RevokeCredential(ctx context.Context, instanceID, id string, at time.Time, reason string) error
+	// SetCredentialExpiry sets expires_at (and updated_at to at).
+	SetCredentialExpiry(ctx context.Context, instanceID, id string, expiresAt, at time.Time) error
+	// DeleteCredentials deletes every credential of kind whose subject is
+	// subject, returning how many went.
+	DeleteCredentials(ctx context.Context, instanceID string, kind credential.Kind, subject string) (int, error)
+
+	// Machines.
+	InsertMachine(ctx context.Context, m credential.Machine) error
+	// GetMachine returns the machine without its scoped machines.
+	GetMachine(ctx context.Context, instanceID, id string) (credential.Machine, error)
+	// MachinesByID returns those of ids that exist in the instance.
+	MachinesByID(ctx context.Context, instanceID string, ids []string) ([]credential.Machine, error)
+	// ListMachines returns one page and the total count of matches.
+	ListMachines(ctx context.Context, f MachineFilter) ([]credential.Machine, int, error)
+	// UpdateMachine writes name, default_token_ttl and updated_at.
+	UpdateMachine(ctx context.Context, m credential.Machine) error
+	// DeleteMachine deletes the machine and every scope to or from it.
+	DeleteMachine(ctx context.Context, instanceID, id string) error
+
+	// Machine scopes.
+	InsertMachineScope(ctx context.Context, s credential.MachineScope) error
+	DeleteMachineScope(ctx context.Context, instanceID, fromID, toID string) error
+	GetMachineScope(ctx context.Context, instanceID, fromID, toID string) (credential.MachineScope, error)
+	CountMachineScopes(ctx context.Context, instanceID, fromID string) (int, error)
+	// ScopedMachines returns, for each of fromIDs, the machines it is scoped
+	// to, ordered by scope creation.
+	ScopedMachines(ctx context.Context, instanceID string, fromIDs []string) (map[string][]credential.Machine, error)
+
+	// Audit.
+	InsertAuditEvent(ctx context.Context, e credential.AuditEvent) error
+	// ListAuditEvents returns one page, newest first, and the total count.
+	ListAuditEvents(ctx context.Context, f AuditFilter) ([]credential.AuditEvent, int, error)
+}
+
+// CredentialFilter selects credentials of one instance. Empty fields match
+// everything.
+type CredentialFilter struct {
+	InstanceID string
+	Kind       credential.Kind
+	Subject    string
+}
+
+// MachineOrder is a sortable machine field.
+type MachineOrder string
+
+const (
+	OrderByCreatedAt MachineOrder = "created_at"
+	OrderByName      MachineOrder = "name"
+)
+
+// MachineFilter selects a page of one instance's machines. Query matches a
+// machine id exactly or a name as a case-insensitive substring (LIKE
+// wildcards in it are literal). Names order case-insensitively (ASCII),
+// then by exact name; ties break by id.
+type MachineFilter struct {
+	InstanceID string
+	Query      string
+	OrderBy    MachineOrder
+	Descending bool
+	Limit      int
+	Offset     int
+}
+
+// AuditFilter selects a page of one instance's audit events, newest first.
+type AuditFilter struct {
+	InstanceID string
+	Action     string
+	TargetID   string
+	Limit      int
+	Offset     int
+}

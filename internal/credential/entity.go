@@ -1,0 +1,98 @@
+package credential
+
+import (
+	"crypto/hmac"
+	"encoding/json"
+	"time"
+)
+
+// Digest is the HMAC-SHA256 of a secret under the server pepper: what the
+// store keeps instead of the secret, and the key it is looked up by.
+type Digest [32]byte
+
+// Equal compares two digests in constant time.
+func (d Digest) Equal(o Digest) bool { return hmac.Equal(d[:], o[:]) }
+
+// Instance is a tenant. Every other entity belongs to exactly one.
+type Instance struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// Credential is one bearer secret of any kind, as stored: never the secret,
+// only its digest and display prefix. Zero times mean "not set".
+type Credential struct {
+	ID               string
+	InstanceID       string
+	Kind             Kind
+	Digest           Digest
+	DisplayPrefix    string
+	Subject          string // whom the credential speaks for: a machine id, a user id, an org id
+	ExpiresAt        time.Time
+	RevokedAt        time.Time
+	RevocationReason string
+	LastUsedAt       time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	// Sealed is the AES-256-GCM ciphertext of the secret, for the one kind
+	// that must stay retrievable (machine secret keys). Nil for the rest.
+	Sealed []byte
+	// Attrs holds kind-specific attributes as JSON.
+	Attrs json.RawMessage
+}
+
+// Revoked reports whether the credential has been revoked.
+func (c Credential) Revoked() bool { return !c.RevokedAt.IsZero() }
+
+// ExpiredAt reports whether the credential has expired at now. A credential
+// is valid while now < ExpiresAt.
+func (c Credential) ExpiredAt(now time.Time) bool {
+	return !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt)
+}
+
+// ActiveAt reports whether the credential is neither revoked nor expired.
+func (c Credential) ActiveAt(now time.Time) bool { return !c.Revoked() && !c.ExpiredAt(now) }
+
+// Machine is a service identity (Clerk's machine).
+type Machine struct {
+	ID              string
+	InstanceID      string
+	Name            string
+	DefaultTokenTTL int64 // seconds
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	// ScopedMachines are the machines this machine may access, one level
+	// deep (their own ScopedMachines are not loaded).
+	ScopedMachines []Machine
+}
+
+// MachineScope lets FromMachineID access ToMachineID. Scopes are one-way.
+type MachineScope struct {
+	InstanceID    string
+	FromMachineID string
+	ToMachineID   string
+	CreatedAt     time.Time
+}
+
+// AuditEvent records one mutation (or one refused authentication) with who
+// did it, to what, and how it ended. It never holds a secret.
+type AuditEvent struct {
+	ID         string
+	InstanceID string
+	At         time.Time
+	ActorKind  string // admin_key, machine_key, operator, ...
+	ActorID    string
+	Action     string // e.g. machine.create
+	TargetKind string
+	TargetID   string
+	RequestID  string
+	Outcome    string // success, denied
+	Detail     json.RawMessage
+}
+
+// Audit outcomes.
+const (
+	OutcomeSuccess = "success"
+	OutcomeDenied  = "denied"
+)

@@ -1,0 +1,179 @@
+package credential
+
+import (
+	"crypto/rand"
+	"hash/crc32"
+	"log/slog"
+	"math/big"
+	"strings"
+)
+
+// Kind is the kind of a bearer credential. Every kind has its own secret
+// prefix, so a secret routes itself to its verification rules.
+type Kind string
+
+const (
+	KindAdminKey    Kind = "admin_key"    // an instance's admin secret key
+	KindMachineKey  Kind = "machine_key"  // a machine's secret key
+	KindM2MToken    Kind = "m2m_token"    // an opaque machine-to-machine token
+	KindOrgToken    Kind = "org_token"    // an organization API token
+	KindPAT         Kind = "pat"          // a personal access token
+	KindActorTicket Kind = "actor_ticket" // a one-time impersonation ticket
+)
+
+// Secret layout: <prefix><body><checksum>. The body is 32 random bytes in
+// base62 (43 characters, fixed width); the checksum is the CRC32 of
+// prefix+body in base62 (6 characters, fixed width). The checksum lets the
+// verify path and secret scanners reject typos and garbage without a store
+// read; it is not a security property.
+const (
+	bodyBytes   = 32
+	bodyLen     = 43
+	checksumLen = 6
+)
+
+var prefixes = []struct {
+	kind   Kind
+	prefix string
+}{
+	{KindAdminKey, "sk_live_"},
+	{KindMachineKey, "ak_"},
+	{KindM2MToken, "mt_"},
+	{KindOrgToken, "otk_"},
+	{KindPAT, "pat_"},
+	{KindActorTicket, "tkt_"},
+}
+
+// Prefix returns the secret prefix of a kind, or "" for an unknown kind.
+func (k Kind) Prefix() string {
+	for _, p := range prefixes {
+		if p.kind == k {
+			return p.prefix
+		}
+	}
+	return ""
+}
+
+const base62Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// Secret is a plaintext secret. It prints, formats and logs as a redaction
+// marker; only Reveal gives the value, and only the paths a contract allows
+// (the create response, Clerk's get-secret-key, the first-start admin key)
+// call it.
+type Secret struct{ value string }
+
+const redacted = "[REDACTED]"
+
+// Reveal returns the plaintext. Call it only where a contract hands the
+// secret out.
+func (s Secret) Reveal() string { return s.value }
+
+func (s Secret) String() string               { return redacted }
+func (s Secret) GoString() string             { return redacted }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// IsZero reports whether s holds no secret.
+func (s Secret) IsZero() bool { return s.value == "" }
+
+// DisplayPrefix is the non-secret start of the secret that may be stored and
+// shown: the kind prefix and the first four body characters.
+func (s Secret) DisplayPrefix() string {
+	_, p, ok := splitPrefix(s.value)
+	if !ok || len(s.value) < len(p)+4 {
+		return ""
+	}
+	return s.value[:len(p)+4]
+}
+
+// Generate returns a new secret of the given kind with a 256-bit body from
+// crypto/rand.
+func Generate(kind Kind) (Secret, error) {
+	prefix := kind.Prefix()
+	if prefix == "" {
+		return Secret{}, Errorf(CodeInternal, "no secret prefix for kind %q", kind)
+	}
+	var raw [bodyBytes]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return Secret{}, Wrap(CodeInternal, err, "read random bytes")
+	}
+	body := encodeBase62(raw[:], bodyLen)
+	return Secret{value: prefix + body + checksum(prefix+body)}, nil
+}
+
+// MustGenerate is Generate for callers that cannot continue without a secret.
+func MustGenerate(kind Kind) Secret {
+	s, err := Generate(kind)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Parse checks that s is a well-formed secret (known prefix, exact length,
+// base62 body, matching checksum) and returns it with its kind. It reads no
+// store: a malformed secret is rejected here, before any lookup.
+func Parse(s string) (Secret, Kind, error) {
+	kind, prefix, ok := splitPrefix(s)
+	if !ok {
+		return Secret{}, "", errMalformedSecret
+	}
+	rest := s[len(prefix):]
+	if len(rest) != bodyLen+checksumLen {
+		return Secret{}, "", errMalformedSecret
+	}
+	for i := 0; i < len(rest); i++ {
+		if !isBase62(rest[i]) {
+			return Secret{}, "", errMalformedSecret
+		}
+	}
+	body, sum := rest[:bodyLen], rest[bodyLen:]
+	if checksum(prefix+body) != sum {
+		return Secret{}, "", errMalformedSecret
+	}
+	return Secret{value: s}, kind, nil
+}
+
+var errMalformedSecret = Errorf(CodeMalformed, "malformed secret")
+
+func splitPrefix(s string) (Kind, string, bool) {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p.prefix) {
+			return p.kind, p.prefix, true
+		}
+	}
+	return "", "", false
+}
+
+func checksum(s string) string {
+	return encodeUint(uint64(crc32.ChecksumIEEE([]byte(s))), checksumLen)
+}
+
+func isBase62(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+}
+
+// encodeBase62 encodes b as a big-endian number in exactly width base62
+// digits, left-padded with '0'. Fixed width keeps lengths checkable and,
+// since the alphabet is in ASCII order, keeps byte order and string order
+// the same.
+func encodeBase62(b []byte, width int) string {
+	n := new(big.Int).SetBytes(b)
+	out := make([]byte, width)
+	base := big.NewInt(62)
+	mod := new(big.Int)
+	for i := width - 1; i >= 0; i-- {
+		n.DivMod(n, base, mod)
+		out[i] = base62Alphabet[mod.Int64()]
+	}
+	return string(out)
+}
+
+func encodeUint(v uint64, width int) string {
+	out := make([]byte, width)
+	for i := width - 1; i >= 0; i-- {
+		out[i] = base62Alphabet[v%62]
+		v /= 62
+	}
+	return string(out)
+}

@@ -1,0 +1,157 @@
+// Package apitest starts a real keyward HTTP server over a real store for
+// surface tests: an injected clock, captured debug logs, an instance with
+// its admin key, and a record of every secret handed out so tests can scan
+// logs, responses and database files for leaks.
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/keyring"
+	"github.com/keyward/keyward/internal/logging"
+	"github.com/keyward/keyward/internal/testkit"
+)
+
+// Env is one running server and what a test needs to drive it.
+type Env struct {
+	URL        string
+	Clock      *testkit.Clock
+	Auth       *authority.Authority
+	Store      authority.Store
+	InstanceID string
+	AdminKey   string
+	Logs       *Buffer
+
+	mu      sync.Mutex
+	secrets []string
+}
+
+// Start serves keyward over store with a fake clock and debug logging.
+func Start(t testing.TB, store authority.Store) *Env {
+	t.Helper()
+	keys, err := keyring.New(bytes.Repeat([]byte{7}, keyring.MasterKeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := testkit.NewClock()
+	auth := authority.New(authority.Config{Store: store, Keyring: keys, Clock: clock})
+	logs := &Buffer{}
+	log, err := logging.New(logs, "json", slog.LevelDebug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Authority: auth, Logger: log}))
+	t.Cleanup(srv.Close)
+	e := &Env{URL: srv.URL, Clock: clock, Auth: auth, Store: store, Logs: logs}
+	e.InstanceID, e.AdminKey = e.NewInstance(t, "test")
+	return e
+}
+
+// NewInstance creates another tenant and returns its id and admin key.
+func (e *Env) NewInstance(t testing.TB, name string) (string, string) {
+	t.Helper()
+	in, key, err := e.Auth.CreateInstance(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Remember(key.Reveal())
+	return in.ID, key.Reveal()
+}
+
+// Remember records a secret the test saw handed out.
+func (e *Env) Remember(secrets ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.secrets = append(e.secrets, secrets...)
+}
+
+// Secrets returns every secret remembered so far.
+func (e *Env) Secrets() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.secrets...)
+}
+
+// Response is a captured HTTP response.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a generic value.
+func (r Response) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		t.Fatalf("response is not a JSON object: %v: %s", err, r.Body)
+	}
+	return v
+}
+
+// Do sends a request with key as the bearer credential ("" for none). A
+// string or []byte body is sent as is; anything else is JSON-encoded.
+func (e *Env) Do(t testing.TB, method, path, key string, body any) Response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: out}
+}
+
+// Buffer is a goroutine-safe log sink.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,87 @@
+package clerk
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/httpapi/wire"
+)
+
+// Prefix is where the surface is mounted: Clerk SDKs use
+// http://host:port/clerk/v1 as their API URL.
+const Prefix = "/clerk/v1"
+
+type surface struct {
+	auth *authority.Authority
+	log  *slog.Logger
+}
+
+// Register mounts the Clerk surface on mux.
+func Register(mux *http.ServeMux, a *authority.Authority, log *slog.Logger) {
+	s := &surface{auth: a, log: log}
+	routes := []struct {
+		pattern string
+		handle  func(http.ResponseWriter, *http.Request, authority.Caller)
+	}{
+		{"GET /machines", s.listMachines},
+		{"POST /machines", s.createMachine},
+		{"GET /machines/{machine_id}", s.getMachine},
+		{"PATCH /machines/{machine_id}", s.updateMachine},
+		{"DELETE /machines/{machine_id}", s.deleteMachine},
+		{"GET /machines/{machine_id}/secret_key", s.getSecretKey},
+		{"POST /machines/{machine_id}/secret_key/rotate", s.rotateSecretKey},
+		{"POST /machines/{machine_id}/scopes", s.createScope},
+		{"DELETE /machines/{machine_id}/scopes/{other_machine_id}", s.deleteScope},
+	}
+	for _, rt := range routes {
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		mux.Handle(method+" "+Prefix+path, s.authenticated(rt.handle))
+	}
+	mux.Handle(Prefix+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
+	}))
+}
+
+// authenticated resolves the bearer secret to a caller, or answers Clerk's
+// 401 (one body for every failure).
+func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller, err := s.auth.Authenticate(r.Context(), wire.Credential(r, "Bearer"))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r, caller)
+	})
+}
+
+// form reads and strictly decodes the JSON body, allowing only the named
+// parameters (Clerk's request schemas forbid additional properties).
+func form(r *http.Request, allowed ...string) (*wire.Form, error) {
+	body, err := wire.Body(r)
+	if err != nil {
+		return nil, err
+	}
+	f, err := wire.ParseForm(body)
+	if err != nil {
+		return nil, err
+	}
+	return f, f.Only(allowed...)
+}
+
+// queryInt reads an optional integer query parameter.
+func queryInt(r *http.Request, name string) (*int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, credential.ParamError(credential.CodeWrongType, name, "must be an integer")
+	}
+	return &n, nil
+}

@@ -1,0 +1,160 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/httpapi/wire"
+)
+
+// native is keyward's own API under /v1, with its own envelope:
+// {"error":{"code","message","param"},"request_id"}.
+type native struct {
+	auth *authority.Authority
+	log  *slog.Logger
+}
+
+func (n *native) register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		wire.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", n.ready)
+	mux.Handle("GET /v1/audit_events", n.authenticated(n.listAuditEvents))
+	mux.Handle("GET /v1/caller", n.authenticated(n.caller))
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		n.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
+	})
+}
+
+func (n *native) ready(w http.ResponseWriter, r *http.Request) {
+	if err := n.auth.Ready(r.Context()); err != nil {
+		n.log.LogAttrs(r.Context(), slog.LevelWarn, "not ready", slog.String("error", err.Error()))
+		wire.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// caller tells an authenticated caller who keyward takes it for: the
+// quickest way to check that a key works.
+func (n *native) caller(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	wire.WriteJSON(w, http.StatusOK, map[string]string{
+		"kind":          string(c.Kind),
+		"instance_id":   c.InstanceID,
+		"credential_id": c.CredentialID,
+		"machine_id":    c.MachineID,
+	})
+}
+
+// authenticated resolves the bearer credential to a caller; each handler's
+// authority call decides what that caller may do.
+func (n *native) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller, err := n.auth.Authenticate(r.Context(), wire.Credential(r, "Bearer"))
+		if err != nil {
+			n.writeError(w, r, err)
+			return
+		}
+		h(w, r, caller)
+	})
+}
+
+type nativeError struct {
+	Code    credential.Code `json:"code"`
+	Message string          `json:"message"`
+	Param   string          `json:"param,omitempty"`
+}
+
+func nativeStatus(c credential.Code) int {
+	switch c {
+	case credential.CodeMalformed, credential.CodeMissing, credential.CodeInvalid, credential.CodeWrongType,
+		credential.CodeUnknownParam, credential.CodeTooLong, credential.CodeTooMany:
+		return http.StatusBadRequest
+	case credential.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case credential.CodeNotFound:
+		return http.StatusNotFound
+	case credential.CodeConflict:
+		return http.StatusConflict
+	case credential.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case credential.CodeForbidden:
+		return http.StatusForbidden
+	case credential.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func (n *native) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := credential.AsError(err)
+	status := nativeStatus(e.Code)
+	body := nativeError{Code: e.Code, Message: e.Message, Param: e.Param}
+	if status >= 500 {
+		body.Code, body.Message = credential.CodeInternal, "internal error"
+		if status == http.StatusServiceUnavailable {
+			body.Code, body.Message = credential.CodeUnavailable, "the store is unavailable; retry later"
+		}
+		n.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("request_id", authority.RequestID(r.Context())), slog.String("error", err.Error()))
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="keyward"`)
+	}
+	wire.WriteJSON(w, status, map[string]any{"error": body, "request_id": authority.RequestID(r.Context())})
+}
+
+type auditEventJSON struct {
+	ID        string          `json:"id"`
+	At        string          `json:"at"`
+	Actor     auditRefJSON    `json:"actor"`
+	Action    string          `json:"action"`
+	Target    auditRefJSON    `json:"target"`
+	RequestID string          `json:"request_id,omitempty"`
+	Outcome   string          `json:"outcome"`
+	Detail    json.RawMessage `json:"detail"`
+}
+
+type auditRefJSON struct {
+	Kind string `json:"kind"`
+	ID   string `json:"id"`
+}
+
+func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	q := r.URL.Query()
+	in := authority.ListAuditEventsInput{Action: q.Get("action"), TargetID: q.Get("target_id")}
+	for name, dst := range map[string]**int64{"limit": &in.Limit, "offset": &in.Offset} {
+		if v := q.Get(name); v != "" {
+			i, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				n.writeError(w, r, credential.ParamError(credential.CodeWrongType, name, "must be an integer"))
+				return
+			}
+			*dst = &i
+		}
+	}
+	events, total, err := n.auth.ListAuditEvents(r.Context(), c, in)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	data := make([]auditEventJSON, len(events))
+	for i, e := range events {
+		data[i] = auditEventJSON{
+			ID:        e.ID,
+			At:        e.At.UTC().Format(time.RFC3339Nano),
+			Actor:     auditRefJSON{Kind: e.ActorKind, ID: e.ActorID},
+			Action:    e.Action,
+			Target:    auditRefJSON{Kind: e.TargetKind, ID: e.TargetID},
+			RequestID: e.RequestID,
+			Outcome:   e.Outcome,
+			Detail:    e.Detail,
+		}
+	}
+	wire.WriteJSON(w, http.StatusOK, map[string]any{"data": data, "total_count": total})
+}

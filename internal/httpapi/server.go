@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/httpapi/clerk"
+)
+
+// DefaultMaxBodyBytes bounds every request body.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Config wires the HTTP handler.
+type Config struct {
+	Authority    *authority.Authority
+	Logger       *slog.Logger
+	MaxBodyBytes int64            // 0 means DefaultMaxBodyBytes
+	Now          func() time.Time // for request ids and durations; defaults to time.Now
+}
+
+// New returns the handler for every surface.
+func New(cfg Config) http.Handler {
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	mux := http.NewServeMux()
+	n := &native{auth: cfg.Authority, log: cfg.Logger}
+	n.register(mux)
+	clerk.Register(mux, cfg.Authority, cfg.Logger)
+	return &middleware{next: mux, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now}
+}
+
+type middleware struct {
+	next    http.Handler
+	log     *slog.Logger
+	maxBody int64
+	now     func() time.Time
+}
+
+// ServeHTTP gives the request an id, bounds its body, recovers panics and
+// writes one access log line: method, route pattern, path (never the query,
+// which may carry a ticket), status and duration.
+func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := m.now()
+	id := credential.NewID(credential.PrefixRequest, start)
+	w.Header().Set("X-Request-Id", id)
+	r = r.WithContext(authority.WithRequestID(r.Context(), id))
+	r.Body = http.MaxBytesReader(w, r.Body, m.maxBody)
+	rec := &statusRecorder{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			m.log.LogAttrs(r.Context(), slog.LevelError, "panic", slog.String("request_id", id), slog.Any("panic", p))
+			if rec.status == 0 {
+				http.Error(rec, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
+			}
+		}
+		level := slog.LevelInfo
+		if rec.status >= 500 {
+			level = slog.LevelError
+		}
+		m.log.LogAttrs(r.Context(), level, "request",
+			slog.String("request_id", id),
+			slog.String("method", r.Method),
+			slog.String("route", r.Pattern),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.statusOrOK()),
+			slog.Duration("duration", m.now().Sub(start)),
+		)
+	}()
+	m.next.ServeHTTP(rec, r)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) statusOrOK() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -1,0 +1,45 @@
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/keyward/keyward/internal/credential"
+)
+
+// Credential returns the credential presented in the Authorization header
+// with one of the given schemes ("Bearer", and "Token" for Mist), or "".
+// Credentials are read from headers only, never from the query string.
+func Credential(r *http.Request, schemes ...string) string {
+	h := r.Header.Get("Authorization")
+	for _, scheme := range schemes {
+		if len(h) > len(scheme) && strings.EqualFold(h[:len(scheme)], scheme) && h[len(scheme)] == ' ' {
+			return strings.TrimSpace(h[len(scheme)+1:])
+		}
+	}
+	return ""
+}
+
+// Body reads the whole request body. The server bounds every body with
+// http.MaxBytesReader; crossing the bound is CodeTooLarge.
+func Body(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, credential.Errorf(credential.CodeTooLarge, "the request body is too large")
+	case err != nil:
+		return nil, credential.Wrap(credential.CodeMalformed, err, "the request body could not be read")
+	}
+	return b, nil
+}
+
+// WriteJSON writes v as a JSON response with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

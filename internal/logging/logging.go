@@ -1,0 +1,39 @@
+// Package logging builds keyward's one logger. Redaction happens here, in
+// one place: any attribute whose name suggests a credential is replaced
+// before it is written, whatever code path produced it.
+package logging
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// New returns a logger writing to w in the given format ("text" or "json")
+// at the given level.
+func New(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("unknown log format %q (want text or json)", format)
+}
+
+// Redacted replaces the value of a sensitive attribute.
+const Redacted = "[REDACTED]"
+
+var sensitive = []string{"authorization", "token", "secret", "password", "cookie", "key", "ticket"}
+
+func redact(_ []string, a slog.Attr) slog.Attr {
+	name := strings.ToLower(a.Key)
+	for _, s := range sensitive {
+		if strings.Contains(name, s) {
+			return slog.String(a.Key, Redacted)
+		}
+	}
+	return a
+}

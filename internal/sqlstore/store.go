@@ -1,0 +1,182 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/keyward/keyward/internal/authority"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Store is an authority.Store on SQLite or PostgreSQL.
+type Store struct {
+	writer *sql.DB // Update
+	reader *sql.DB // View; the same pool as writer on PostgreSQL
+	d      *dialect
+}
+
+var _ authority.Store = (*Store)(nil)
+
+// Open opens the store named by dsn and applies pending migrations. A dsn
+// starting with postgres:// or postgresql:// is a PostgreSQL URL; anything
+// else is a SQLite file path, optionally prefixed with file: (a path, not a
+// URI: no query parameters).
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return OpenPostgres(ctx, dsn)
+	}
+	return OpenSQLite(ctx, strings.TrimPrefix(dsn, "file:"))
+}
+
+// OpenSQLite opens (creating it, and its directory, if missing) the SQLite
+// database at path and applies pending migrations.
+func OpenSQLite(ctx context.Context, path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlstore: create database directory: %w", err)
+	}
+	// SQLite would create the file world-readable; it holds digests and
+	// sealed secrets, so create it private first. The WAL and shared-memory
+	// files inherit its mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: create database file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlstore: create database file: %w", err)
+	}
+
+	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	writer, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"+
+		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
+	}
+	// One writer connection: SQLite admits one writer at a time anyway, and
+	// queueing in the pool is far cheaper than contending on the file lock.
+	writer.SetMaxOpenConns(1)
+
+	reader, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_pragma=query_only(1)")
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
+	}
+	reader.SetMaxOpenConns(4)
+	reader.SetMaxIdleConns(4)
+
+	s := &Store{writer: writer, reader: reader, d: newSQLiteDialect()}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenPostgres opens the PostgreSQL database at url and applies pending
+// migrations. Runtime parameters such as search_path may be given in the
+// URL's query.
+func OpenPostgres(ctx context.Context, url string) (*Store, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: open postgres: %w", err)
+	}
+	s := &Store{writer: db, reader: db, d: newPostgresDialect()}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate applies the pending migrations of the store's dialect. On
+// PostgreSQL an advisory lock keeps replicas starting together from
+// migrating one schema at once.
+func (s *Store) migrate(ctx context.Context) error {
+	dir, err := fs.Sub(migrations, "migrations/"+s.d.name)
+	if err != nil {
+		return fmt.Errorf("sqlstore: migrations: %w", err)
+	}
+	var opts []goose.ProviderOption
+	if s.d.name == "postgres" {
+		// One lock per schema, so stores in different schemas of one
+		// database (tests, mostly) do not wait for each other. Poll for it
+		// every second, for up to five minutes.
+		var schema string
+		if err := s.writer.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+			return fmt.Errorf("sqlstore: migrate postgres: %w", err)
+		}
+		id := fnv.New64a()
+		id.Write([]byte("keyward migrations " + schema))
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(id.Sum64())), lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return fmt.Errorf("sqlstore: migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(s.d.goose, s.writer, dir, opts...)
+	if err != nil {
+		return fmt.Errorf("sqlstore: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlstore: migrate %s: %w", s.d.name, err)
+	}
+	return nil
+}
+
+// Dialect returns "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.d.name }
+
+// Update runs fn in a read-write transaction and commits if fn returns nil.
+// fn's error is returned unchanged, so domain errors pass through. A failed
+// COMMIT is reported, never retried: the caller cannot know whether it took.
+func (s *Store) Update(ctx context.Context, fn func(authority.Tx) error) error {
+	return s.run(ctx, s.writer, nil, fn)
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(ctx context.Context, fn func(authority.Tx) error) error {
+	return s.run(ctx, s.reader, &s.d.readTx, fn)
+}
+
+func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(authority.Tx) error) error {
+	sqlTx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return translate(err, "transaction")
+	}
+	// Also releases the connection if fn panics; a no-op after Commit.
+	defer sqlTx.Rollback()
+	if err := fn(&tx{sqlTx: sqlTx, d: s.d}); err != nil {
+		return err
+	}
+	return translate(sqlTx.Commit(), "transaction")
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.writer.PingContext(ctx); err != nil {
+		return translate(err, "database")
+	}
+	return translate(s.reader.PingContext(ctx), "database")
+}
+
+// Close closes the store's pools.
+func (s *Store) Close() error {
+	if s.reader == s.writer {
+		return s.writer.Close()
+	}
+	return errors.Join(s.reader.Close(), s.writer.Close())
+}

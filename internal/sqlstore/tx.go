@@ -1,0 +1,149 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/authority"
+)
+
+// tx implements authority.Tx over one database transaction.
+type tx struct {
+	sqlTx *sql.Tx
+	d     *dialect
+}
+
+var _ authority.Tx = (*tx)(nil)
+
+func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.sqlTx.ExecContext(ctx, t.d.rebind(query), args...)
+}
+
+func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.sqlTx.QueryContext(ctx, t.d.rebind(query), args...)
+}
+
+func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.sqlTx.QueryRowContext(ctx, t.d.rebind(query), args...)
+}
+
+// execOne runs a statement that must touch a row, and reports CodeNotFound
+// when it touched none.
+func (t *tx) execOne(ctx context.Context, what, query string, args ...any) error {
+	res, err := t.exec(ctx, query, args...)
+	if err != nil {
+		return translate(err, what)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return translate(err, what)
+	}
+	if n == 0 {
+		return notFound(what)
+	}
+	return nil
+}
+
+// count runs a SELECT COUNT(*) query.
+func (t *tx) count(ctx context.Context, what, query string, args ...any) (int, error) {
+	var n int
+	if err := t.queryRow(ctx, query, args...).Scan(&n); err != nil {
+		return 0, translate(err, what)
+	}
+	return n, nil
+}
+
+// queryAll runs query and appends one scanned value per row.
+func queryAll[T any](ctx context.Context, t *tx, what string, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := t.query(ctx, query, args...)
+	if err != nil {
+		return nil, translate(err, what)
+	}
+	defer rows.Close()
+	var all []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, translate(err, what)
+		}
+		all = append(all, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err, what)
+	}
+	return all, nil
+}
+
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// millis is the stored form of a time: Unix milliseconds, or NULL for the
+// zero time.
+func millis(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+// timeScanner reads what millis wrote back into *t, in UTC.
+type timeScanner struct{ t *time.Time }
+
+func scanTime(t *time.Time) timeScanner { return timeScanner{t} }
+
+func (s timeScanner) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*s.t = time.Time{}
+	case int64:
+		*s.t = time.UnixMilli(v).UTC()
+	default:
+		return fmt.Errorf("sqlstore: time column holds %T", src)
+	}
+	return nil
+}
+
+// placeholders returns "?, ?, ..." for n values.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// stringArgs converts ids to query arguments.
+func stringArgs(ids []string) []any {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return args
+}
+
+// pageLimit maps "no limit" (≤ 0) to a LIMIT both engines accept.
+func pageLimit(limit int) int64 {
+	if limit <= 0 {
+		return math.MaxInt64
+	}
+	return int64(limit)
+}
+
+// escapeLike makes s match itself literally in a LIKE pattern with
+// ESCAPE '\'.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// asciiLower lowers the ASCII letters of s and leaves every other rune, as
+// SQLite's LOWER does.
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, s)
+}
