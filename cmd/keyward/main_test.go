@@ -251,3 +251,19 @@ func readFile(t *testing.T, path string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+func TestServeReadsTheMasterKeyFromAFile(t *testing.T) {
+	dataDir := t.TempDir()
+	keyFile := filepath.Join(t.TempDir(), "mk")
+	if err := os.WriteFile(keyFile, []byte(strings.TrimSpace(run(t, "master-key", "generate"))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KEYWARD_MASTER_KEY_FILE", keyFile)
+	url, _ := startServe(t, "--data-dir", dataDir)
+	if status := get(t, url+"/healthz", ""); status != 200 {
+		t.Fatalf("healthz: %d", status)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "master.key")); err == nil {
+		t.Fatal("a master key was generated although KEYWARD_MASTER_KEY_FILE named one")
+	}
+}
