@@ -27,6 +27,7 @@ type storeConfig struct {
 	masterKey   string
 	logFormat   string
 	logLevel    string
+	issuer      string // set by serve from --public-url
 }
 
 // secretFlags may also be read from a file named by KEYWARD_<NAME>_FILE.
@@ -127,7 +128,7 @@ func (c *storeConfig) open(ctx context.Context, generate bool, clock authority.C
 	if err != nil {
 		return nil, nil, fmt.Errorf("open store: %w", err)
 	}
-	return authority.New(authority.Config{Store: store, Keyring: keys, Clock: clock}), store, nil
+	return authority.New(authority.Config{Store: store, Keyring: keys, Clock: clock, Issuer: c.issuer}), store, nil
 }
 
 func (c *storeConfig) resolveMasterKey(generate bool) ([]byte, error) {

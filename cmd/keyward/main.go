@@ -46,6 +46,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newServeCommand(cfg),
 		newInstanceCommand(cfg),
 		newAdminKeyCommand(cfg),
+		newSigningKeyCommand(cfg),
 		newMasterKeyCommand(),
 		&cobra.Command{
 			Use:   "version",

@@ -144,6 +144,63 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 	return cmd
 }
 
+func newSigningKeyCommand(cfg *storeConfig) *cobra.Command {
+	var instanceID, algorithm string
+	cmd := &cobra.Command{Use: "signing-key", Short: "Manage an instance's JWT signing keys in the local store"}
+	cmd.PersistentFlags().StringVar(&instanceID, "instance", "", "instance id (ins_…)")
+	_ = cmd.MarkPersistentFlagRequired("instance")
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Make a new key the instance's signing key",
+		Long: `Make a new key the instance's signing key. Older keys stop signing at once and stay in
+the JWKS until every token they signed has expired, so tokens in flight keep verifying.
+Running servers pick up the new key within a minute.`,
+		Example: "  keyward signing-key rotate --instance ins_…\n  keyward signing-key rotate --instance ins_… --algorithm EdDSA",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			k, err := auth.RotateSigningKey(cmd.Context(), authority.Operator(instanceID), algorithm)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "signing key %s (%s) is now active\n", k.ID, k.Algorithm)
+			return nil
+		},
+	}
+	rotate.Flags().StringVar(&algorithm, "algorithm", "RS256", "RS256 (what Clerk's SDKs verify) or EdDSA")
+	cmd.AddCommand(rotate, &cobra.Command{
+		Use:   "list",
+		Short: "List signing keys (public information only)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			keys, err := auth.SigningKeys(cmd.Context(), authority.Operator(instanceID))
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KID\tALGORITHM\tCREATED\tSTATUS")
+			for _, k := range keys {
+				status := "active"
+				if !k.RetiredAt.IsZero() {
+					status = "retired; published until " + k.TokensExpireAt.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreatedAt.UTC().Format(time.RFC3339), status)
+			}
+			return tw.Flush()
+		},
+	})
+	return cmd
+}
+
 func newMasterKeyCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "master-key", Short: "Master key helpers"}
 	cmd.AddCommand(&cobra.Command{

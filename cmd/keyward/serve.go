@@ -8,16 +8,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/httpapi"
 )
 
 type serveConfig struct {
 	*storeConfig
-	addr string
+	addr      string
+	publicURL string
 }
 
 type readyKey struct{}
@@ -48,6 +51,7 @@ to choose that key instead.`,
 		},
 	}
 	cmd.Flags().StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	cmd.Flags().StringVar(&cfg.publicURL, "public-url", "", "the URL clients reach keyward at; the iss of its JWTs (default http://<addr>)")
 	return cmd
 }
 
@@ -62,6 +66,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.publicURL == "" {
+		cfg.publicURL = "http://" + cfg.addr
+	}
+	cfg.issuer = strings.TrimRight(cfg.publicURL, "/")
 	auth, store, err := cfg.open(ctx, true, nil)
 	if err != nil {
 		return err
@@ -96,6 +104,18 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	if ready, ok := ctx.Value(readyKey{}).(chan<- string); ok {
 		ready <- ln.Addr().String()
 	}
+
+	flushCtx, stopFlusher := context.WithCancel(context.WithoutCancel(ctx))
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		auth.RunUsageFlusher(flushCtx, authority.UsageFlushInterval, func(err error) {
+			log.Warn("flush last-used times", "error", err.Error())
+		})
+	}()
+	// Runs after Shutdown has drained the requests: the final flush loses
+	// no last-used time, then the store closes.
+	defer func() { stopFlusher(); <-flushed }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

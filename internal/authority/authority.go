@@ -10,24 +10,38 @@ import (
 
 // Authority runs keyward's use cases against a store.
 type Authority struct {
-	store Store
-	keys  *keyring.Keyring
-	clock Clock
+	store   Store
+	keyring *keyring.Keyring
+	clock   Clock
+	issuer  string
+
+	cache   *credentialCache
+	jwtKeys *keyCache
+	usage   usageRecorder
 }
 
-// Config wires an Authority. Clock defaults to the system clock.
+// Config wires an Authority. Clock defaults to the system clock, Issuer
+// (the iss of keyward's JWTs, normally the public URL) to DefaultIssuer.
 type Config struct {
 	Store   Store
 	Keyring *keyring.Keyring
 	Clock   Clock
+	Issuer  string
 }
 
-// New returns an Authority.
+// New returns an Authority. Call RunUsageFlusher beside it, or FlushUsage
+// before closing the store, so last-used times reach the store.
 func New(cfg Config) *Authority {
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
 	}
-	return &Authority{store: cfg.Store, keys: cfg.Keyring, clock: cfg.Clock}
+	if cfg.Issuer == "" {
+		cfg.Issuer = DefaultIssuer
+	}
+	return &Authority{
+		store: cfg.Store, keyring: cfg.Keyring, clock: cfg.Clock, issuer: cfg.Issuer,
+		cache: newCredentialCache(), jwtKeys: newKeyCache(),
+	}
 }
 
 // Ready reports whether the store answers.
@@ -82,7 +96,7 @@ func (a *Authority) newCredential(id, instanceID string, kind credential.Kind, s
 		ID:            id,
 		InstanceID:    instanceID,
 		Kind:          kind,
-		Digest:        a.keys.Digest(s),
+		Digest:        a.keyring.Digest(s),
 		DisplayPrefix: s.DisplayPrefix(),
 		Subject:       subject,
 		CreatedAt:     now,

@@ -52,25 +52,18 @@ func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, err
 	if err != nil || (kind != credential.KindAdminKey && kind != credential.KindMachineKey) {
 		return Caller{}, errUnauthenticated
 	}
-	digest := a.keys.Digest(secret)
-	var c credential.Credential
-	err = a.store.View(ctx, func(tx Tx) error {
-		var err error
-		c, err = tx.CredentialByDigest(ctx, digest)
-		return err
-	})
-	switch {
-	case credential.IsCode(err, credential.CodeNotFound):
-		return Caller{}, errUnauthenticated
-	case err != nil:
+	e, err := a.lookup(ctx, a.keyring.Digest(secret))
+	if err != nil {
 		return Caller{}, err
 	}
-	if !c.Digest.Equal(digest) || c.Kind != kind || !c.ActiveAt(a.clock.Now()) {
+	now := a.clock.Now()
+	if !e.found || e.cred.Kind != kind || !e.cred.ActiveAt(now) {
 		return Caller{}, errUnauthenticated
 	}
-	caller := Caller{InstanceID: c.InstanceID, Kind: c.Kind, CredentialID: c.ID}
-	if c.Kind == credential.KindMachineKey {
-		caller.MachineID = c.Subject
+	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
+	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID}
+	if e.cred.Kind == credential.KindMachineKey {
+		caller.MachineID = e.cred.Subject
 	}
 	return caller, nil
 }

@@ -118,7 +118,7 @@ func (a *Authority) CreateMachine(ctx context.Context, c Caller, in CreateMachin
 // for lookup, and sealed under the row id so it stays retrievable.
 func (a *Authority) newMachineKey(m credential.Machine, secret credential.Secret) (credential.Credential, error) {
 	cred := a.newCredential(credential.NewID(credential.PrefixMachineKey, a.clock.Now()), m.InstanceID, credential.KindMachineKey, secret, m.ID)
-	sealed, err := a.keys.Seal([]byte(secret.Reveal()), []byte(cred.ID))
+	sealed, err := a.keyring.Seal([]byte(secret.Reveal()), []byte(cred.ID))
 	if err != nil {
 		return cred, credential.Wrap(credential.CodeInternal, err, "seal machine secret key")
 	}
@@ -238,15 +238,22 @@ func (a *Authority) DeleteMachine(ctx context.Context, c Caller, id string) erro
 	if err := requireAdmin(c); err != nil {
 		return err
 	}
-	return a.store.Update(ctx, func(tx Tx) error {
+	err := a.store.Update(ctx, func(tx Tx) error {
 		if err := tx.DeleteMachine(ctx, c.InstanceID, id); err != nil {
 			return machineNotFound(err, id)
 		}
 		if _, err := tx.DeleteCredentials(ctx, c.InstanceID, credential.KindMachineKey, id); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "machine.delete", "machine", id, nil)
+		// What the machine minted dies with it.
+		revoked, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindM2MToken, id, a.clock.Now(), "machine deleted")
+		if err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "machine.delete", "machine", id, map[string]int{"m2m_tokens_revoked": revoked})
 	})
+	a.invalidateAllAfter(err)
+	return err
 }
 
 // MachineSecretKey returns a machine's current secret key: the one
@@ -267,7 +274,7 @@ func (a *Authority) MachineSecretKey(ctx context.Context, c Caller, id string) (
 	if err != nil {
 		return credential.Secret{}, err
 	}
-	plain, err := a.keys.Open(key.Sealed, []byte(key.ID))
+	plain, err := a.keyring.Open(key.Sealed, []byte(key.ID))
 	if err != nil {
 		return credential.Secret{}, credential.Wrap(credential.CodeInternal, err, "open machine secret key")
 	}
@@ -330,6 +337,7 @@ func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id str
 		}
 		return a.audit(ctx, tx, c, "machine.secret_key.rotate", "machine", id, map[string]int64{"previous_token_ttl": *previousTTL})
 	})
+	a.invalidateAllAfter(err)
 	if err != nil {
 		return credential.Secret{}, err
 	}
@@ -390,6 +398,7 @@ func (a *Authority) CreateMachineScope(ctx context.Context, c Caller, from, to s
 		}
 		return a.audit(ctx, tx, c, "machine.scope.create", "machine", from, map[string]string{"to_machine_id": to})
 	})
+	a.invalidateAllAfter(err)
 	return s, err
 }
 
@@ -398,7 +407,7 @@ func (a *Authority) DeleteMachineScope(ctx context.Context, c Caller, from, to s
 	if err := requireAdmin(c); err != nil {
 		return err
 	}
-	return a.store.Update(ctx, func(tx Tx) error {
+	err := a.store.Update(ctx, func(tx Tx) error {
 		if _, err := tx.GetMachine(ctx, c.InstanceID, from); err != nil {
 			return machineNotFound(err, from)
 		}
@@ -410,6 +419,17 @@ func (a *Authority) DeleteMachineScope(ctx context.Context, c Caller, from, to s
 		}
 		return a.audit(ctx, tx, c, "machine.scope.delete", "machine", from, map[string]string{"to_machine_id": to})
 	})
+	a.invalidateAllAfter(err)
+	return err
+}
+
+// invalidateAllAfter drops every cached credential once a structural
+// change has committed (a delete, a rotation, a scope edit). Such changes
+// are rare, and dropping everything cannot miss a derived credential.
+func (a *Authority) invalidateAllAfter(err error) {
+	if err == nil {
+		a.cache.invalidate()
+	}
 }
 
 func validateMachineName(name string) error {

@@ -56,6 +56,29 @@ type Tx interface {
 	// DeleteCredentials deletes every credential of kind whose subject is
 	// subject, returning how many went.
 	DeleteCredentials(ctx context.Context, instanceID string, kind credential.Kind, subject string) (int, error)
+	// RevokeCredentialsOf revokes every unrevoked credential of kind whose
+	// subject is subject, returning how many it revoked.
+	RevokeCredentialsOf(ctx context.Context, instanceID string, kind credential.Kind, subject string, at time.Time, reason string) (int, error)
+	// PageCredentials returns one page of credentials, newest first
+	// (created_at DESC, id DESC), and the total count of matches.
+	PageCredentials(ctx context.Context, q CredentialQuery) ([]credential.Credential, int, error)
+	// TouchCredentials records last-used times in one statement per usage,
+	// never moving a last_used_at backwards (max semantics), so batches from
+	// several nodes coalesce without lost updates. Unknown ids are ignored.
+	TouchCredentials(ctx context.Context, usages []Usage) error
+
+	// Signing keys (JWT), per instance.
+	InsertSigningKey(ctx context.Context, k credential.SigningKey) error
+	// ListSigningKeys returns the instance's signing keys, newest first.
+	ListSigningKeys(ctx context.Context, instanceID string) ([]credential.SigningKey, error)
+	// GetSigningKey returns one key of the instance by its kid.
+	GetSigningKey(ctx context.Context, instanceID, kid string) (credential.SigningKey, error)
+	// RetireSigningKeys sets retired_at on every key of the instance that is
+	// not yet retired.
+	RetireSigningKeys(ctx context.Context, instanceID string, at time.Time) error
+	// ExtendSigningKey raises the key's tokens_expire_at to expiresAt if it
+	// is later (max semantics); CodeNotFound for an unknown kid.
+	ExtendSigningKey(ctx context.Context, instanceID, kid string, expiresAt time.Time) error
 
 	// Machines.
 	InsertMachine(ctx context.Context, m credential.Machine) error
@@ -91,6 +114,31 @@ type CredentialFilter struct {
 	InstanceID string
 	Kind       credential.Kind
 	Subject    string
+}
+
+// CredentialQuery selects a page of one instance's credentials of one kind.
+// Revoked and Expired filter by state when set: nil matches both states.
+// A credential is expired at Now when expires_at is set and <= Now; Now is
+// required when Expired is set.
+type CredentialQuery struct {
+	InstanceID string
+	Kind       credential.Kind
+	Subject    string // empty matches every subject
+	Revoked    *bool
+	Expired    *bool
+	Now        time.Time
+	// ExpiresAfter, when set, keeps only credentials whose expires_at is set
+	// and strictly after it.
+	ExpiresAfter time.Time
+	Limit        int // 0 means no limit
+	Offset       int
+}
+
+// Usage is one observed use of a credential.
+type Usage struct {
+	InstanceID   string
+	CredentialID string
+	At           time.Time
 }
 
 // MachineOrder is a sortable machine field.

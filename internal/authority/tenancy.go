@@ -136,9 +136,10 @@ func (a *Authority) RevokeAdminKey(ctx context.Context, c Caller, id string) err
 	if err := requireAdmin(c); err != nil {
 		return err
 	}
-	return a.store.Update(ctx, func(tx Tx) error {
-		cred, err := tx.GetCredential(ctx, c.InstanceID, id)
-		if err != nil {
+	var cred credential.Credential
+	err := a.store.Update(ctx, func(tx Tx) error {
+		var err error
+		if cred, err = tx.GetCredential(ctx, c.InstanceID, id); err != nil {
 			return err
 		}
 		if cred.Kind != credential.KindAdminKey {
@@ -149,4 +150,8 @@ func (a *Authority) RevokeAdminKey(ctx context.Context, c Caller, id string) err
 		}
 		return a.audit(ctx, tx, c, "admin_key.revoke", "admin_key", id, nil)
 	})
+	if err == nil {
+		a.cache.invalidate(cred.Digest)
+	}
+	return err
 }

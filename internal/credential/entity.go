@@ -96,3 +96,26 @@ const (
 	OutcomeSuccess = "success"
 	OutcomeDenied  = "denied"
 )
+
+// SigningKey is one of an instance's JWT signing keys. The private key is
+// stored sealed (PKCS#8 DER under AES-256-GCM, bound to the kid); the
+// public key is published in the JWKS until every token it signed has
+// expired.
+type SigningKey struct {
+	ID         string // the JWT kid
+	InstanceID string
+	Algorithm  string // RS256 or EdDSA
+	PublicKey  []byte // PKIX DER
+	Sealed     []byte // sealed PKCS#8 DER private key
+	CreatedAt  time.Time
+	// RetiredAt is when a newer key replaced this one; zero while it signs.
+	RetiredAt time.Time
+	// TokensExpireAt is the latest expiry of any token this key signed.
+	TokensExpireAt time.Time
+}
+
+// Published reports whether the key belongs in the JWKS at now: while it
+// signs, and after that until the last token it signed has expired.
+func (k SigningKey) Published(now time.Time) bool {
+	return k.RetiredAt.IsZero() || now.Before(k.TokensExpireAt)
+}

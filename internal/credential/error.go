@@ -19,6 +19,8 @@ const (
 	CodeTooLong      Code = "too_long"      // a string above its maximum length
 	CodeTooMany      Code = "too_many"      // an array above its maximum size
 	CodeTooLarge     Code = "too_large"     // the request body exceeds the limit
+	CodeConstraint   Code = "constraint"    // parameters that cannot be satisfied together
+	CodeReserved     Code = "reserved"      // a name reserved by keyward (e.g. a JWT claim)
 
 	// Outcomes.
 	CodeNotFound        Code = "not_found"

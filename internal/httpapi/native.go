@@ -26,6 +26,9 @@ func (n *native) register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /readyz", n.ready)
 	mux.Handle("GET /v1/audit_events", n.authenticated(n.listAuditEvents))
 	mux.Handle("GET /v1/caller", n.authenticated(n.caller))
+	mux.Handle("POST /v1/verify", n.authenticated(n.verify))
+	mux.HandleFunc("POST /oauth/introspect", n.introspect)
+	mux.HandleFunc("GET /.well-known/jwks.json", n.jwks)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
 	})
@@ -73,7 +76,7 @@ type nativeError struct {
 func nativeStatus(c credential.Code) int {
 	switch c {
 	case credential.CodeMalformed, credential.CodeMissing, credential.CodeInvalid, credential.CodeWrongType,
-		credential.CodeUnknownParam, credential.CodeTooLong, credential.CodeTooMany:
+		credential.CodeUnknownParam, credential.CodeTooLong, credential.CodeTooMany, credential.CodeConstraint, credential.CodeReserved:
 		return http.StatusBadRequest
 	case credential.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge

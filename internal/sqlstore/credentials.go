@@ -1,9 +1,11 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,4 +103,100 @@ func (t *tx) DeleteCredentials(ctx context.Context, instanceID string, kind cred
 	}
 	n, err := res.RowsAffected()
 	return int(n), translate(err, "credential")
+}
+
+// RevokeCredentialsOf also sets updated_at to at. Revoked credentials keep
+// their first revocation.
+func (t *tx) RevokeCredentialsOf(ctx context.Context, instanceID string, kind credential.Kind, subject string, at time.Time, reason string) (int, error) {
+	res, err := t.exec(ctx, `UPDATE credentials
+		SET revoked_at = ?, revocation_reason = ?, updated_at = ?
+		WHERE instance_id = ? AND kind = ? AND subject = ? AND revoked_at IS NULL`,
+		millis(at), reason, millis(at), instanceID, kind, subject)
+	if err != nil {
+		return 0, translate(err, "credential")
+	}
+	n, err := res.RowsAffected()
+	return int(n), translate(err, "credential")
+}
+
+// PageCredentials reads the page and the total in one transaction, so on
+// either engine they come from one snapshot. A query without a kind, or
+// with Expired but no Now, is CodeInvalid. Now and ExpiresAfter compare
+// at whole milliseconds, as expires_at is stored; truncating them gives
+// the same answer as comparing the exact times. A Limit ≤ 0 means no
+// limit.
+func (t *tx) PageCredentials(ctx context.Context, q authority.CredentialQuery) ([]credential.Credential, int, error) {
+	if q.Kind == "" {
+		return nil, 0, credential.Errorf(credential.CodeInvalid, "a credential query needs a kind")
+	}
+	where, args := []string{"instance_id = ?", "kind = ?"}, []any{q.InstanceID, q.Kind}
+	if q.Subject != "" {
+		where, args = append(where, "subject = ?"), append(args, q.Subject)
+	}
+	if q.Revoked != nil {
+		if *q.Revoked {
+			where = append(where, "revoked_at IS NOT NULL")
+		} else {
+			where = append(where, "revoked_at IS NULL")
+		}
+	}
+	if q.Expired != nil {
+		if q.Now.IsZero() {
+			return nil, 0, credential.Errorf(credential.CodeInvalid, "a credential query by expiry needs the time")
+		}
+		if *q.Expired {
+			where = append(where, "expires_at IS NOT NULL AND expires_at <= ?")
+		} else {
+			where = append(where, "(expires_at IS NULL OR expires_at > ?)")
+		}
+		args = append(args, q.Now.UnixMilli())
+	}
+	if !q.ExpiresAfter.IsZero() {
+		where, args = append(where, "expires_at IS NOT NULL AND expires_at > ?"), append(args, q.ExpiresAfter.UnixMilli())
+	}
+	cond := strings.Join(where, " AND ")
+	total, err := t.count(ctx, "credential", `SELECT COUNT(*) FROM credentials WHERE `+cond, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	page, err := queryAll(ctx, t, "credential", scanCredential, `SELECT `+credentialColumns+` FROM credentials
+		WHERE `+cond+` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+		append(args, pageLimit(q.Limit), max(q.Offset, 0))...)
+	return page, total, err
+}
+
+// touchCredential raises last_used_at to the usage's time, never lowering
+// it; updated_at is left alone, as a use is not a change.
+const touchCredential = `UPDATE credentials SET last_used_at = ?
+	WHERE instance_id = ? AND id = ? AND (last_used_at IS NULL OR last_used_at < ?)`
+
+// TouchCredentials prepares its statement once and runs it per usage, in
+// (instance, id) order whatever the order of usages: on PostgreSQL,
+// concurrent batches then lock their rows in one order and cannot deadlock
+// on each other. Usages with a zero time are skipped.
+func (t *tx) TouchCredentials(ctx context.Context, usages []authority.Usage) error {
+	sorted := make([]authority.Usage, 0, len(usages))
+	for _, u := range usages {
+		if !u.At.IsZero() {
+			sorted = append(sorted, u)
+		}
+	}
+	if len(sorted) == 0 {
+		return nil
+	}
+	slices.SortFunc(sorted, func(a, b authority.Usage) int {
+		return cmp.Or(strings.Compare(a.InstanceID, b.InstanceID), strings.Compare(a.CredentialID, b.CredentialID))
+	})
+	stmt, err := t.sqlTx.PrepareContext(ctx, t.d.rebind(touchCredential))
+	if err != nil {
+		return translate(err, "credential")
+	}
+	defer stmt.Close()
+	for _, u := range sorted {
+		at := u.At.UnixMilli()
+		if _, err := stmt.ExecContext(ctx, at, u.InstanceID, u.CredentialID, at); err != nil {
+			return translate(err, "credential")
+		}
+	}
+	return translate(stmt.Close(), "credential")
 }

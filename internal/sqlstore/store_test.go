@@ -361,6 +361,7 @@ type snapshot struct {
 	Credentials []credential.Credential
 	Machines    []credential.Machine
 	Scoped      map[string][]credential.Machine
+	SigningKeys []credential.SigningKey
 }
 
 func takeSnapshot(t *testing.T, s *sqlstore.Store, instanceID string) snapshot {
@@ -375,7 +376,10 @@ func takeSnapshot(t *testing.T, s *sqlstore.Store, instanceID string) snapshot {
 		if snap.Machines, _, err = tx.ListMachines(ctx, authority.MachineFilter{InstanceID: instanceID}); err != nil {
 			return snap, err
 		}
-		snap.Scoped, err = tx.ScopedMachines(ctx, instanceID, ids(snap.Machines))
+		if snap.Scoped, err = tx.ScopedMachines(ctx, instanceID, ids(snap.Machines)); err != nil {
+			return snap, err
+		}
+		snap.SigningKeys, err = tx.ListSigningKeys(ctx, instanceID)
 		return snap, err
 	})
 }
@@ -390,7 +394,11 @@ func TestTenantIsolation(t *testing.T) {
 		mb := newMachine(t, s, b.ID, "b's own", at(3))
 		newScope(t, s, m1, m2, at(2))
 		key := machineKey(a.ID, m1.ID)
+		key.LastUsedAt = at(4)
 		insertCredential(t, s, key)
+		sk := signingKey(a.ID, "kid_a", at(5))
+		sk.TokensExpireAt = at(6)
+		insertSigningKey(t, s, sk)
 		before := takeSnapshot(t, s, a.ID)
 
 		notFound := []struct {
@@ -407,6 +415,8 @@ func TestTenantIsolation(t *testing.T) {
 				return tx.UpdateMachine(ctx, m)
 			}},
 			{"delete machine", func(tx authority.Tx) error { return tx.DeleteMachine(ctx, b.ID, m1.ID) }},
+			{"get signing key", func(tx authority.Tx) error { _, err := tx.GetSigningKey(ctx, b.ID, sk.ID); return err }},
+			{"extend signing key", func(tx authority.Tx) error { return tx.ExtendSigningKey(ctx, b.ID, sk.ID, at(99)) }},
 			{"get scope", func(tx authority.Tx) error { _, err := tx.GetMachineScope(ctx, b.ID, m1.ID, m2.ID); return err }},
 			{"delete scope", func(tx authority.Tx) error { return tx.DeleteMachineScope(ctx, b.ID, m1.ID, m2.ID) }},
 			{"insert scope between another instance's machines", func(tx authority.Tx) error {
@@ -446,6 +456,24 @@ func TestTenantIsolation(t *testing.T) {
 				listed, total, err := tx.ListMachines(ctx, authority.MachineFilter{InstanceID: b.ID, Query: m1.ID})
 				if err != nil || len(listed) != 0 || total != 0 {
 					t.Errorf("ListMachines = %v, %d, %v; want none", ids(listed), total, err)
+				}
+				revoked, err := tx.RevokeCredentialsOf(ctx, b.ID, credential.KindMachineKey, m1.ID, at(9), "x")
+				if err != nil || revoked != 0 {
+					t.Errorf("RevokeCredentialsOf = %d, %v; want 0, nil", revoked, err)
+				}
+				page, pageTotal, err := tx.PageCredentials(ctx, authority.CredentialQuery{InstanceID: b.ID, Kind: credential.KindMachineKey, Subject: m1.ID})
+				if err != nil || len(page) != 0 || pageTotal != 0 {
+					t.Errorf("PageCredentials = %v, %d, %v; want none", credentialIDs(page), pageTotal, err)
+				}
+				if err := tx.TouchCredentials(ctx, []authority.Usage{{InstanceID: b.ID, CredentialID: key.ID, At: at(99)}}); err != nil {
+					t.Errorf("TouchCredentials: %v", err)
+				}
+				if err := tx.RetireSigningKeys(ctx, b.ID, at(9)); err != nil {
+					t.Errorf("RetireSigningKeys: %v", err)
+				}
+				keys, err := tx.ListSigningKeys(ctx, b.ID)
+				if err != nil || len(keys) != 0 {
+					t.Errorf("ListSigningKeys = %d keys, %v; want none", len(keys), err)
 				}
 				return nil
 			})

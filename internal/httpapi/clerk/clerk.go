@@ -36,6 +36,11 @@ func Register(mux *http.ServeMux, a *authority.Authority, log *slog.Logger) {
 		{"POST /machines/{machine_id}/secret_key/rotate", s.rotateSecretKey},
 		{"POST /machines/{machine_id}/scopes", s.createScope},
 		{"DELETE /machines/{machine_id}/scopes/{other_machine_id}", s.deleteScope},
+		{"POST /m2m_tokens", s.createM2MToken},
+		{"GET /m2m_tokens", s.listM2MTokens},
+		{"POST /m2m_tokens/{m2m_token_id}/revoke", s.revokeM2MToken},
+		{"POST /m2m_tokens/verify", s.verifyM2MToken},
+		{"GET /jwks", s.jwks},
 	}
 	for _, rt := range routes {
 		method, path, _ := strings.Cut(rt.pattern, " ")
@@ -84,4 +89,20 @@ func queryInt(r *http.Request, name string) (*int64, error) {
 		return nil, credential.ParamError(credential.CodeWrongType, name, "must be an integer")
 	}
 	return &n, nil
+}
+
+// jwks serves the instance's published keys (Clerk's GET /jwks takes the
+// secret key).
+func (s *surface) jwks(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	keys, err := s.auth.PublishedKeys(r.Context(), c.InstanceID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	set, err := wire.JWKS(keys)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	wire.WriteJSON(w, http.StatusOK, set)
 }

@@ -42,6 +42,10 @@ func statusAndCode(c credential.Code) (int, string, string) {
 		return http.StatusUnprocessableEntity, "form_param_max_length_exceeded", "is too long"
 	case credential.CodeTooMany:
 		return http.StatusUnprocessableEntity, "form_param_array_size_exceeded", "has too many items"
+	case credential.CodeConstraint:
+		return http.StatusBadRequest, "form_param_value_invalid", "is invalid"
+	case credential.CodeReserved:
+		return http.StatusBadRequest, "machine_token_reserved_claim", "Reserved claim"
 	case credential.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge, "request_body_too_large", "Request body too large"
 	case credential.CodeNotFound:
@@ -65,6 +69,8 @@ func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	status, code, message := statusAndCode(e.Code)
 	item := errorItem{Code: code, Message: message, LongMessage: e.Message}
 	switch {
+	case e.Code == credential.CodeReserved:
+		item.Meta = &errorMeta{ParamName: e.Param}
 	case e.Param != "":
 		item.Meta = &errorMeta{ParamName: e.Param}
 		item.LongMessage = e.Param + " " + e.Message

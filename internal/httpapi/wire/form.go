@@ -193,6 +193,30 @@ func (f *Form) Int(name string) (*int64, error) {
 	return &i, nil
 }
 
+// Number returns a numeric field, nil when absent or null.
+func (f *Form) Number(name string) (*float64, error) {
+	if !f.Has(name) {
+		return nil, nil
+	}
+	var n float64
+	if raw := f.fields[name]; raw[0] == '"' || json.Unmarshal(raw, &n) != nil {
+		return nil, wrongType(name, "a number")
+	}
+	return &n, nil
+}
+
+// Bool returns a boolean field, nil when absent or null.
+func (f *Form) Bool(name string) (*bool, error) {
+	if !f.Has(name) {
+		return nil, nil
+	}
+	var b bool
+	if err := json.Unmarshal(f.fields[name], &b); err != nil {
+		return nil, wrongType(name, "a boolean")
+	}
+	return &b, nil
+}
+
 // Strings returns an array-of-strings field, nil when absent or null.
 func (f *Form) Strings(name string) ([]string, error) {
 	if !f.Has(name) {

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+type config struct {
+	url, adminKey          string // an already running target
+	keywardBin             string // skip the build
+	databaseURL, masterKey string // passed through to the started server
+	machines, tokens       int
+	format                 string
+	concurrency            []int
+	warmup, duration       time.Duration
+	jsonOutput             bool
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		os.Exit(2) // already reported with the usage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, cfg, os.Stdout, os.Stderr)
+	if err != nil && ctx.Err() != nil {
+		err = errors.New("interrupted")
+	}
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keyward-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var cfg config
+	var concurrency string
+	fs := flag.NewFlagSet("keyward-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.url, "url", "", "target a running keyward at this base URL (http://host:port) instead of starting one; needs --admin-key")
+	fs.StringVar(&cfg.adminKey, "admin-key", "", "the target's admin key (sk_live_…); for a started server the bootstrap key, default generated (pass the instance's key when --database-url already has one)")
+	fs.StringVar(&cfg.keywardBin, "keyward-bin", "", "start the keyward binary at `path` instead of building one")
+	fs.StringVar(&cfg.databaseURL, "database-url", "", "start keyward on this PostgreSQL database (postgres://…) instead of SQLite; needs --master-key")
+	fs.StringVar(&cfg.masterKey, "master-key", "", "master key for the started keyward (with --database-url)")
+	fs.IntVar(&cfg.machines, "machines", 4, "machines to create; the tokens are minted with their keys, spread over them")
+	fs.IntVar(&cfg.tokens, "tokens", 1000, "M2M tokens to mint and verify round robin")
+	fs.StringVar(&cfg.format, "format", "opaque", "token format: opaque or jwt")
+	fs.StringVar(&concurrency, "concurrency", "1,16,64", "comma-separated concurrency levels (closed-loop clients)")
+	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured warm-up before each run")
+	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "measured time of each run")
+	fs.BoolVar(&cfg.jsonOutput, "json", false, "print the report as one JSON object instead of a table")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: keyward-bench [flags]
+
+Measures POST /v1/verify throughput and latency of keyward against a no-op
+net/http baseline driven by the same load code in the same run; on a shared
+machine only the ratio keyward ÷ baseline is meaningful.
+
+Without --url it builds keyward, starts it on a free port (SQLite in a
+temporary directory, or --database-url), and stops it at the end.
+
+Examples:
+  go run ./cmd/keyward-bench --duration 3s
+  go run ./cmd/keyward-bench --url http://127.0.0.1:8080 --admin-key sk_live_… --format jwt --concurrency 1,64 --json
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	err := cfg.validate(concurrency, fs.NArg())
+	if err != nil {
+		fmt.Fprintln(fs.Output(), "keyward-bench:", err)
+	}
+	return cfg, err
+}
+
+func (cfg *config) validate(concurrency string, extraArgs int) error {
+	var err error
+	if cfg.concurrency, err = parseConcurrency(concurrency); err != nil {
+		return err
+	}
+	switch {
+	case extraArgs > 0:
+		return errors.New("no positional arguments expected")
+	case cfg.url != "" && cfg.adminKey == "":
+		return errors.New("--url needs --admin-key")
+	case cfg.url != "" && (cfg.keywardBin != "" || cfg.databaseURL != "" || cfg.masterKey != ""):
+		return errors.New("--keyward-bin, --database-url and --master-key are for a started server, not --url")
+	case cfg.databaseURL != "" && cfg.masterKey == "":
+		return errors.New("--database-url needs --master-key")
+	case cfg.machines < 1 || cfg.tokens < 1:
+		return errors.New("--machines and --tokens must be at least 1")
+	case cfg.format != "opaque" && cfg.format != "jwt":
+		return fmt.Errorf("--format must be opaque or jwt, not %q", cfg.format)
+	case cfg.duration <= 0 || cfg.warmup < 0:
+		return errors.New("--duration must be positive and --warmup not negative")
+	}
+	return nil
+}
+
+func parseConcurrency(s string) ([]int, error) {
+	var levels []int
+	for field := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--concurrency: %q is not a positive integer", field)
+		}
+		levels = append(levels, n)
+	}
+	return levels, nil
+}
+
+// run sets up the target, measures every level and prints the report. Every
+// resource it starts is released by a defer, so the started server is stopped
+// on errors and on Ctrl-C as well.
+func run(ctx context.Context, cfg config, stdout, progress io.Writer) error {
+	client := newClient(slices.Max(cfg.concurrency))
+	rep := report{
+		Date:        time.Now().UTC().Format(time.RFC3339),
+		GoVersion:   runtime.Version(),
+		GOMAXPROCS:  runtime.GOMAXPROCS(0),
+		Store:       storeName(cfg),
+		TokenFormat: cfg.format,
+		Machines:    cfg.machines,
+		Tokens:      cfg.tokens,
+		Warmup:      cfg.warmup.String(),
+		Duration:    cfg.duration.String(),
+	}
+
+	var server *keywardProcess
+	target := api{client: client, baseURL: strings.TrimRight(cfg.url, "/")}
+	adminKey := cfg.adminKey
+	if cfg.url == "" {
+		dir, err := os.MkdirTemp("", "keyward-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if server, err = startKeyward(ctx, cfg, dir, client, progress); err != nil {
+			return err
+		}
+		defer server.stop()
+		target.baseURL, adminKey = server.url, server.adminKey
+	}
+	rep.Target = target.baseURL
+
+	baselineURL, stopBaseline, err := startBaseline()
+	if err != nil {
+		return err
+	}
+	defer stopBaseline()
+
+	tokens, cleanup, err := setUp(ctx, cfg, target, adminKey, progress)
+	if err != nil {
+		return err
+	}
+	// A throwaway SQLite server disappears with its directory; anything else
+	// keeps what the run created unless it is deleted.
+	if cfg.url != "" || cfg.databaseURL != "" {
+		defer cleanup()
+	}
+
+	bodies, err := verifyBodies(tokens)
+	if err != nil {
+		return err
+	}
+	baseline := loadSpec{url: baselineURL + "/v1/verify", authorization: "Bearer " + adminKey, bodies: bodies, warmup: cfg.warmup, duration: cfg.duration}
+	keyward := baseline
+	keyward.url = target.baseURL + "/v1/verify"
+	// One request first, so a missing or broken endpoint fails in a second
+	// with its answer instead of after a whole run of errors.
+	if failure := verifyOnce(ctx, client, keyward, bodies.pick(), &bytes.Buffer{}); failure != "" {
+		return fmt.Errorf("POST %s: %s", keyward.url, failure)
+	}
+
+	for _, c := range cfg.concurrency {
+		baseline.concurrency, keyward.concurrency = c, c
+		var lvl level
+		lvl.Concurrency = c
+		for _, side := range []struct {
+			name  string
+			spec  loadSpec
+			stats *stats
+		}{{"baseline", baseline, &lvl.Baseline}, {"keyward", keyward, &lvl.Keyward}} {
+			fmt.Fprintf(progress, "%s c=%d …\n", side.name, c)
+			res, err := runLoad(ctx, client, side.spec)
+			if err != nil {
+				return err
+			}
+			*side.stats = res.stats()
+			if exceedsErrorBudget(res.errors, res.requests) {
+				rep.add(lvl)
+				rep.write(stdout, cfg.jsonOutput)
+				return fmt.Errorf("%s c=%d: %d of %d requests failed (more than 1 %%); first: %s", side.name, c, res.errors, res.requests, res.firstError)
+			}
+		}
+		rep.add(lvl)
+	}
+	if server != nil {
+		if rep.ServerMemory, err = server.memory(); err != nil {
+			fmt.Fprintln(progress, "keyward-bench: server memory:", err)
+		}
+	}
+	return rep.write(stdout, cfg.jsonOutput)
+}
+
+// storeName names the store without printing the database URL, which may
+// carry a password.
+func storeName(cfg config) string {
+	switch {
+	case cfg.url != "":
+		return "unknown (running server)"
+	case cfg.databaseURL == "":
+		return "sqlite"
+	}
+	if u, err := url.Parse(cfg.databaseURL); err == nil && u.Scheme != "" {
+		return u.Scheme
+	}
+	return "unknown"
+}
+
+type report struct {
+	Date         string  `json:"date"`
+	GoVersion    string  `json:"go_version"`
+	GOMAXPROCS   int     `json:"gomaxprocs"`
+	Target       string  `json:"target"`
+	Store        string  `json:"store"`
+	TokenFormat  string  `json:"token_format"`
+	Machines     int     `json:"machines"`
+	Tokens       int     `json:"tokens"`
+	Warmup       string  `json:"warmup"`
+	Duration     string  `json:"duration"`
+	Levels       []level `json:"levels"`
+	ServerMemory *memory `json:"server_memory,omitempty"` // only for a server it started
+}
+
+type level struct {
+	Concurrency  int     `json:"concurrency"`
+	Baseline     stats   `json:"baseline"`
+	Keyward      stats   `json:"keyward"`
+	RatioPercent float64 `json:"ratio_percent"` // keyward req/s ÷ baseline req/s
+}
+
+type stats struct {
+	Requests          int     `json:"requests"`
+	Errors            int     `json:"errors"`
+	FirstError        string  `json:"first_error,omitempty"`
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	P50Ms             float64 `json:"p50_ms"`
+	P99Ms             float64 `json:"p99_ms"`
+}
+
+type memory struct {
+	VmRSSKiB int64 `json:"vm_rss_kib"`
+	VmHWMKiB int64 `json:"vm_hwm_kib"`
+}
+
+// add appends a level, computing its ratio.
+func (r *report) add(l level) {
+	if l.Baseline.RequestsPerSecond > 0 {
+		l.RatioPercent = 100 * l.Keyward.RequestsPerSecond / l.Baseline.RequestsPerSecond
+	}
+	r.Levels = append(r.Levels, l)
+}
+
+func (r *report) write(w io.Writer, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	fmt.Fprintf(w, "keyward-bench  %s  %s  GOMAXPROCS=%d\n", r.Date, r.GoVersion, r.GOMAXPROCS)
+	fmt.Fprintf(w, "target %s  store %s  %d %s tokens over %d machines  warm-up %s, measured %s per run\n\n",
+		r.Target, r.Store, r.Tokens, r.TokenFormat, r.Machines, r.Warmup, r.Duration)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "concurrency\tbaseline req/s\tp50 ms\tp99 ms\tkeyward req/s\tp50 ms\tp99 ms\tratio\terrors\t")
+	for _, l := range r.Levels {
+		fmt.Fprintf(tw, "%d\t%.0f\t%.3f\t%.3f\t%.0f\t%.3f\t%.3f\t%.1f%%\t%d\t\n", l.Concurrency,
+			l.Baseline.RequestsPerSecond, l.Baseline.P50Ms, l.Baseline.P99Ms,
+			l.Keyward.RequestsPerSecond, l.Keyward.P50Ms, l.Keyward.P99Ms,
+			l.RatioPercent, l.Baseline.Errors+l.Keyward.Errors)
+	}
+	tw.Flush()
+	for _, l := range r.Levels {
+		for _, side := range []struct {
+			name string
+			stats
+		}{{"baseline", l.Baseline}, {"keyward", l.Keyward}} {
+			if side.Errors > 0 {
+				fmt.Fprintf(w, "%s c=%d: %d of %d requests failed; first: %s\n", side.name, l.Concurrency, side.Errors, side.Requests, side.FirstError)
+			}
+		}
+	}
+	if m := r.ServerMemory; m != nil {
+		fmt.Fprintf(w, "\nserver memory after the load: VmRSS %.1f MiB, VmHWM %.1f MiB\n", float64(m.VmRSSKiB)/1024, float64(m.VmHWMKiB)/1024)
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package authority
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/keyward/keyward/internal/credential"
+)
+
+// Cache bounds and lifetimes. A positive entry lives at most
+// positiveTTL, so a change made by another node is seen within that time
+// even with no invalidation; this node's own changes invalidate at once.
+// Negative entries are short: a digest that is not found now is almost
+// always garbage, but a fresh credential must never wait long.
+const (
+	cacheSize   = 65536
+	positiveTTL = 30 * time.Second
+	negativeTTL = 2 * time.Second
+)
+
+// cacheEntry is a credential as read from the store, or the fact that no
+// credential has a digest.
+type cacheEntry struct {
+	found   bool
+	cred    credential.Credential
+	attrs   tokenAttrs
+	expires time.Time // of the entry, not the credential
+}
+
+// credentialCache maps digests to store reads. Lookups are checked against
+// the caller's instance after the hit, and the digest is globally unique,
+// so one entry can never answer for another tenant.
+//
+// Every invalidation bumps an epoch; a fill that began before the latest
+// invalidation is dropped, so a read racing a revoke cannot put the
+// pre-revoke row back (the "fill race").
+type credentialCache struct {
+	lru   *lru.Cache[credential.Digest, cacheEntry]
+	group singleflight.Group
+
+	mu    sync.Mutex // orders fills against invalidations
+	epoch uint64
+}
+
+func newCredentialCache() *credentialCache {
+	c, err := lru.New[credential.Digest, cacheEntry](cacheSize)
+	if err != nil {
+		panic(err) // only for a non-positive size
+	}
+	return &credentialCache{lru: c}
+}
+
+func (c *credentialCache) get(d credential.Digest, now time.Time) (cacheEntry, bool) {
+	e, ok := c.lru.Get(d)
+	if !ok || !now.Before(e.expires) {
+		return cacheEntry{}, false
+	}
+	return e, true
+}
+
+func (c *credentialCache) currentEpoch() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epoch
+}
+
+// fill stores e unless an invalidation happened since epoch was read.
+func (c *credentialCache) fill(d credential.Digest, e cacheEntry, epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch == epoch {
+		c.lru.Add(d, e)
+	}
+}
+
+// invalidate drops the given digests; with none, it drops everything.
+func (c *credentialCache) invalidate(digests ...credential.Digest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	if len(digests) == 0 {
+		c.lru.Purge()
+		return
+	}
+	for _, d := range digests {
+		c.lru.Remove(d)
+	}
+}
+
+// lookup returns the credential with digest d, from the cache or the store
+// (one store read per digest however many callers miss at once).
+func (a *Authority) lookup(ctx context.Context, d credential.Digest) (cacheEntry, error) {
+	now := a.clock.Now()
+	if e, ok := a.cache.get(d, now); ok {
+		return e, nil
+	}
+	v, err, _ := a.cache.group.Do(string(d[:]), func() (any, error) {
+		epoch := a.cache.currentEpoch()
+		var cred credential.Credential
+		err := a.store.View(ctx, func(tx Tx) error {
+			var err error
+			cred, err = tx.CredentialByDigest(ctx, d)
+			return err
+		})
+		e := cacheEntry{expires: now.Add(negativeTTL)}
+		switch {
+		case credential.IsCode(err, credential.CodeNotFound):
+		case err != nil:
+			return nil, err // a store failure is an error, never "not found"
+		case !cred.Digest.Equal(d):
+			// Unreachable with a unique digest column; checked in constant
+			// time all the same.
+		default:
+			attrs, err := parseTokenAttrs(cred)
+			if err != nil {
+				return nil, err
+			}
+			e = cacheEntry{found: true, cred: cred, attrs: attrs, expires: now.Add(positiveTTL)}
+		}
+		a.cache.fill(d, e, epoch)
+		return e, nil
+	})
+	if err != nil {
+		return cacheEntry{}, err
+	}
+	return v.(cacheEntry), nil
+}

@@ -1,0 +1,358 @@
+package authority
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/keyward/keyward/internal/credential"
+)
+
+// M2M token formats.
+const (
+	FormatOpaque = "opaque"
+	FormatJWT    = "jwt"
+)
+
+// M2M limits.
+const (
+	M2MListLimitDefault = 10
+	M2MListLimitMax     = 100
+	MaxClaimsBytes      = 4096 // claims travel in every JWT; keep them small
+	MaxRevocationReason = 1000
+)
+
+// M2MToken is a machine-to-machine token as Clerk shows it.
+type M2MToken struct {
+	ID               string
+	InstanceID       string
+	Subject          string // the minting machine
+	Claims           json.RawMessage
+	Scopes           []string // the machines it may call, fixed at mint time
+	Revoked          bool
+	RevocationReason string
+	Expired          bool
+	ExpiresAt        time.Time
+	LastUsedAt       time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	// Token is the token itself: set in the create response only.
+	Token string
+}
+
+func m2mView(c credential.Credential, a tokenAttrs, now time.Time) M2MToken {
+	return M2MToken{
+		ID:               c.ID,
+		InstanceID:       c.InstanceID,
+		Subject:          c.Subject,
+		Claims:           a.Claims,
+		Scopes:           a.Scopes,
+		Revoked:          c.Revoked(),
+		RevocationReason: c.RevocationReason,
+		Expired:          c.ExpiredAt(now),
+		ExpiresAt:        c.ExpiresAt,
+		LastUsedAt:       c.LastUsedAt,
+		CreatedAt:        c.CreatedAt,
+		UpdatedAt:        c.UpdatedAt,
+	}
+}
+
+// CreateM2MTokenInput is what minting takes. Nil means absent.
+type CreateM2MTokenInput struct {
+	Format                 string // "" means opaque
+	SecondsUntilExpiration *float64
+	Claims                 json.RawMessage // a JSON object, or nil
+	MinRemainingTTLSeconds *int64
+}
+
+// reservedClaims are the structural claims of an M2M JWT; custom claims
+// may not shadow them.
+var reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scopes", "act", "sid"}
+
+// CreateM2MToken mints a token for the calling machine. Its scopes are the
+// machine's scoped machines now; later scope edits do not change it.
+//
+// With MinRemainingTTLSeconds, an opaque token is minted "for reuse": its
+// secret is kept sealed (as machine keys are) so that a later request with
+// identical claims and scopes gets the same live token back instead of a
+// new one. Tokens minted without it are stored as digests only and are
+// never reused.
+func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTokenInput) (M2MToken, error) {
+	if c.Kind != credential.KindMachineKey {
+		return M2MToken{}, credential.Errorf(credential.CodeForbidden, "M2M tokens are created with a machine secret key")
+	}
+	format := in.Format
+	if format == "" {
+		format = FormatOpaque
+	}
+	if format != FormatOpaque && format != FormatJWT {
+		return M2MToken{}, credential.ParamError(credential.CodeInvalid, "token_format", "must be opaque or jwt")
+	}
+	claims, err := normalizeClaims(in.Claims, format)
+	if err != nil {
+		return M2MToken{}, err
+	}
+	if in.SecondsUntilExpiration != nil {
+		if s := *in.SecondsUntilExpiration; !(s > 0) || s > MaxTokenTTL || math.IsNaN(s) {
+			return M2MToken{}, credential.ParamError(credential.CodeInvalid, "seconds_until_expiration", fmt.Sprintf("must be greater than 0 and at most %d", MaxTokenTTL))
+		}
+	}
+	if in.MinRemainingTTLSeconds != nil && *in.MinRemainingTTLSeconds < 0 {
+		return M2MToken{}, credential.ParamError(credential.CodeInvalid, "min_remaining_ttl_seconds", "must be greater than or equal to 0")
+	}
+
+	var (
+		machine credential.Machine
+		scopes  []string
+	)
+	err = a.store.View(ctx, func(tx Tx) error {
+		var err error
+		if machine, err = tx.GetMachine(ctx, c.InstanceID, c.MachineID); err != nil {
+			return err
+		}
+		scoped, err := tx.ScopedMachines(ctx, c.InstanceID, []string{c.MachineID})
+		for _, m := range scoped[c.MachineID] {
+			scopes = append(scopes, m.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return M2MToken{}, err
+	}
+	if scopes == nil {
+		scopes = []string{}
+	}
+	now := a.clock.Now()
+	lifetime := time.Duration(machine.DefaultTokenTTL) * time.Second
+	if in.SecondsUntilExpiration != nil {
+		lifetime = time.Duration(*in.SecondsUntilExpiration * float64(time.Second)).Truncate(time.Millisecond)
+	}
+	if in.MinRemainingTTLSeconds != nil && format == FormatOpaque && time.Duration(*in.MinRemainingTTLSeconds)*time.Second >= lifetime {
+		return M2MToken{}, credential.ParamError(credential.CodeConstraint, "min_remaining_ttl_seconds", "must be less than the token's lifetime")
+	}
+	expiresAt := now.Add(lifetime)
+	if format == FormatJWT {
+		return a.mintM2MJWT(ctx, c, claims, scopes, now, expiresAt)
+	}
+	if in.MinRemainingTTLSeconds != nil {
+		tok, found, err := a.reusableM2MToken(ctx, c, claims, scopes, now.Add(time.Duration(*in.MinRemainingTTLSeconds)*time.Second))
+		if err != nil || found {
+			return tok, err
+		}
+	}
+	return a.mintOpaqueM2M(ctx, c, claims, scopes, now, expiresAt, in.MinRemainingTTLSeconds != nil)
+}
+
+// normalizeClaims checks that claims is a JSON object (or absent) of
+// bounded size, without reserved names for JWTs, and compacts it.
+func normalizeClaims(raw json.RawMessage, format string) (json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, credential.ParamError(credential.CodeWrongType, "claims", "must be a JSON object")
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, credential.ParamError(credential.CodeWrongType, "claims", "must be a JSON object")
+	}
+	if buf.Len() > MaxClaimsBytes {
+		return nil, credential.ParamError(credential.CodeTooLong, "claims", fmt.Sprintf("must be at most %d bytes of JSON", MaxClaimsBytes))
+	}
+	if format == FormatJWT {
+		for _, name := range reservedClaims {
+			if _, ok := obj[name]; ok {
+				return nil, &credential.Error{Code: credential.CodeReserved, Param: "claims", Message: fmt.Sprintf("You can't use the reserved claim: '%s'", name)}
+			}
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+func (a *Authority) mintOpaqueM2M(ctx context.Context, c Caller, claims json.RawMessage, scopes []string, now, expiresAt time.Time, reusable bool) (M2MToken, error) {
+	secret, err := credential.Generate(credential.KindM2MToken)
+	if err != nil {
+		return M2MToken{}, err
+	}
+	cred := a.newCredential(credential.NewHexID("mt_"), c.InstanceID, credential.KindM2MToken, secret, c.MachineID)
+	cred.ExpiresAt = expiresAt
+	attrs := tokenAttrs{Claims: claims, Scopes: scopes, Reusable: reusable}
+	if cred.Attrs, err = json.Marshal(attrs); err != nil {
+		return M2MToken{}, credential.Wrap(credential.CodeInternal, err, "encode token attributes")
+	}
+	if reusable {
+		if cred.Sealed, err = a.keyring.Seal([]byte(secret.Reveal()), []byte(cred.ID)); err != nil {
+			return M2MToken{}, credential.Wrap(credential.CodeInternal, err, "seal reusable token")
+		}
+	}
+	err = a.store.Update(ctx, func(tx Tx) error {
+		if err := tx.InsertCredential(ctx, cred); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "m2m_token.create", "m2m_token", cred.ID, map[string]any{"format": FormatOpaque, "scopes": scopes, "expires_at": expiresAt.UnixMilli()})
+	})
+	if err != nil {
+		return M2MToken{}, err
+	}
+	tok := m2mView(cred, attrs, now)
+	tok.Token = secret.Reveal()
+	return tok, nil
+}
+
+// reusableM2MToken finds a live token minted for reuse by the caller with
+// identical claims and scopes that lives past minExpiry.
+func (a *Authority) reusableM2MToken(ctx context.Context, c Caller, claims json.RawMessage, scopes []string, minExpiry time.Time) (M2MToken, bool, error) {
+	now := a.clock.Now()
+	var candidates []credential.Credential
+	err := a.store.View(ctx, func(tx Tx) error {
+		var err error
+		candidates, _, err = tx.PageCredentials(ctx, CredentialQuery{
+			InstanceID: c.InstanceID, Kind: credential.KindM2MToken, Subject: c.MachineID,
+			Revoked: new(bool), ExpiresAfter: minExpiry.Add(-time.Millisecond), Limit: 100,
+		})
+		return err
+	})
+	if err != nil {
+		return M2MToken{}, false, err
+	}
+	for _, cand := range candidates {
+		attrs, err := parseTokenAttrs(cand)
+		if err != nil {
+			return M2MToken{}, false, err
+		}
+		if !attrs.Reusable || cand.Sealed == nil || !slices.Equal(attrs.Scopes, scopes) || !sameJSON(attrs.Claims, claims) {
+			continue
+		}
+		plain, err := a.keyring.Open(cand.Sealed, []byte(cand.ID))
+		if err != nil {
+			return M2MToken{}, false, credential.Wrap(credential.CodeInternal, err, "open reusable token")
+		}
+		tok := m2mView(cand, attrs, now)
+		tok.Token = string(plain)
+		return tok, true, nil
+	}
+	return M2MToken{}, false, nil
+}
+
+func sameJSON(x, y json.RawMessage) bool {
+	if len(x) == 0 || len(y) == 0 {
+		return len(x) == len(y)
+	}
+	var vx, vy any
+	return json.Unmarshal(x, &vx) == nil && json.Unmarshal(y, &vy) == nil && reflect.DeepEqual(vx, vy)
+}
+
+// ListM2MTokensInput selects a page of one machine's opaque tokens.
+// Revoked and Expired filter by state (default false: live tokens only).
+type ListM2MTokensInput struct {
+	Subject string
+	Revoked *bool
+	Expired *bool
+	Limit   *int64
+	Offset  *int64
+}
+
+// ListM2MTokens lists a machine's opaque tokens, newest first. A machine
+// caller may list only its own.
+func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MTokensInput) ([]M2MToken, int, error) {
+	if in.Subject == "" {
+		return nil, 0, credential.ParamError(credential.CodeMissing, "subject", "is missing")
+	}
+	if !credential.ValidID(credential.PrefixMachine, in.Subject) {
+		return nil, 0, credential.ParamError(credential.CodeInvalid, "subject", "must be a machine id (mch_…)")
+	}
+	if c.Kind == credential.KindMachineKey && in.Subject != c.MachineID {
+		return nil, 0, credential.Errorf(credential.CodeForbidden, "a machine can list only its own tokens")
+	}
+	if c.Kind != credential.KindMachineKey {
+		if err := requireAdmin(c); err != nil {
+			return nil, 0, err
+		}
+	}
+	limit, offset, err := page(in.Limit, in.Offset, M2MListLimitDefault, M2MListLimitMax)
+	if err != nil {
+		return nil, 0, err
+	}
+	now := a.clock.Now()
+	q := CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindM2MToken, Subject: in.Subject,
+		Revoked: in.Revoked, Expired: in.Expired, Now: now, Limit: limit, Offset: offset}
+	if q.Revoked == nil {
+		q.Revoked = new(bool)
+	}
+	if q.Expired == nil {
+		q.Expired = new(bool)
+	}
+	var (
+		creds []credential.Credential
+		total int
+	)
+	err = a.store.View(ctx, func(tx Tx) error {
+		if _, err := tx.GetMachine(ctx, c.InstanceID, in.Subject); err != nil {
+			return machineNotFound(err, in.Subject)
+		}
+		var err error
+		creds, total, err = tx.PageCredentials(ctx, q)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]M2MToken, len(creds))
+	for i, cred := range creds {
+		attrs, err := parseTokenAttrs(cred)
+		if err != nil {
+			return nil, 0, err
+		}
+		out[i] = m2mView(cred, attrs, now)
+	}
+	return out, total, nil
+}
+
+// RevokeM2MToken revokes an opaque token; it fails verification on the very
+// next call. Revoking a revoked token changes nothing and returns it as it
+// is, with its first reason. A machine caller may revoke only its own.
+func (a *Authority) RevokeM2MToken(ctx context.Context, c Caller, id string, reason string) (M2MToken, error) {
+	if c.Kind != credential.KindMachineKey {
+		if err := requireAdmin(c); err != nil {
+			return M2MToken{}, err
+		}
+	}
+	if len(reason) > MaxRevocationReason {
+		return M2MToken{}, credential.ParamError(credential.CodeTooLong, "revocation_reason", fmt.Sprintf("must be at most %d characters", MaxRevocationReason))
+	}
+	notFound := credential.Errorf(credential.CodeNotFound, "no M2M token was found with that id")
+	var cred credential.Credential
+	err := a.store.Update(ctx, func(tx Tx) error {
+		var err error
+		if cred, err = tx.GetCredential(ctx, c.InstanceID, id); err != nil {
+			if credential.IsCode(err, credential.CodeNotFound) {
+				return notFound
+			}
+			return err
+		}
+		if cred.Kind != credential.KindM2MToken || (c.Kind == credential.KindMachineKey && cred.Subject != c.MachineID) {
+			return notFound
+		}
+		if cred.Revoked() {
+			return nil
+		}
+		now := a.clock.Now()
+		if err := tx.RevokeCredential(ctx, c.InstanceID, id, now, reason); err != nil {
+			return err
+		}
+		cred.RevokedAt, cred.RevocationReason, cred.UpdatedAt = now, reason, now
+		return a.audit(ctx, tx, c, "m2m_token.revoke", "m2m_token", id, map[string]string{"reason": reason})
+	})
+	if err != nil {
+		return M2MToken{}, err
+	}
+	a.cache.invalidate(cred.Digest)
+	attrs, err := parseTokenAttrs(cred)
+	return m2mView(cred, attrs, a.clock.Now()), err
+}

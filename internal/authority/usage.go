@@ -1,0 +1,76 @@
+package authority
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// usageRecorder coalesces last-used times in memory so verification never
+// writes: the flusher writes them in one batch per interval.
+type usageRecorder struct {
+	mu      sync.Mutex
+	pending map[string]Usage // by credential id
+}
+
+func (u *usageRecorder) record(instanceID, credentialID string, at time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.pending == nil {
+		u.pending = make(map[string]Usage)
+	}
+	if p, ok := u.pending[credentialID]; !ok || at.After(p.At) {
+		u.pending[credentialID] = Usage{InstanceID: instanceID, CredentialID: credentialID, At: at}
+	}
+}
+
+func (u *usageRecorder) take() []Usage {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]Usage, 0, len(u.pending))
+	for _, p := range u.pending {
+		out = append(out, p)
+	}
+	u.pending = nil
+	return out
+}
+
+// FlushUsage writes the last-used times recorded since the previous flush.
+// On failure they are kept for the next flush.
+func (a *Authority) FlushUsage(ctx context.Context) error {
+	batch := a.usage.take()
+	if len(batch) == 0 {
+		return nil
+	}
+	err := a.store.Update(ctx, func(tx Tx) error { return tx.TouchCredentials(ctx, batch) })
+	if err != nil {
+		for _, p := range batch {
+			a.usage.record(p.InstanceID, p.CredentialID, p.At)
+		}
+	}
+	return err
+}
+
+// UsageFlushInterval is how often RunUsageFlusher writes last-used times.
+const UsageFlushInterval = time.Second
+
+// RunUsageFlusher flushes last-used times every interval until ctx ends,
+// then once more, so a graceful shutdown loses none. onError is told of
+// failed flushes (which are retried on the next tick).
+func (a *Authority) RunUsageFlusher(ctx context.Context, interval time.Duration, onError func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := a.FlushUsage(ctx); err != nil && onError != nil {
+				onError(err)
+			}
+		case <-ctx.Done():
+			if err := a.FlushUsage(context.WithoutCancel(ctx)); err != nil && onError != nil {
+				onError(err)
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package authority
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/credential"
+)
+
+// Reason is the outcome of a verification. Failure is a value, not an
+// error: an error from Verify means the system failed.
+type Reason string
+
+const (
+	ReasonValid             Reason = "valid"
+	ReasonNotFound          Reason = "not_found"
+	ReasonExpired           Reason = "expired"
+	ReasonRevoked           Reason = "revoked"
+	ReasonIPNotAllowed      Reason = "ip_not_allowed"
+	ReasonInsufficientScope Reason = "insufficient_scope"
+	ReasonRateLimited       Reason = "rate_limited"
+)
+
+// VerifyInput is one credential to verify and what the resource requires.
+type VerifyInput struct {
+	Token string
+	// RequiredScopes must all be among the credential's scopes (for M2M
+	// tokens, the scopes are the ids of the machines it may call).
+	RequiredScopes []string
+}
+
+// VerifyResult is a verification decision. Fields other than Valid and
+// Reason are set only for a credential the caller is entitled to see.
+type VerifyResult struct {
+	Valid     bool
+	Reason    Reason
+	Kind      credential.Kind
+	ID        string
+	Subject   string
+	Scopes    []string
+	Claims    json.RawMessage
+	ExpiresAt time.Time
+	IssuedAt  time.Time
+	// M2M is the token as Clerk shows it, for M2M tokens.
+	M2M *M2MToken
+}
+
+var notFound = VerifyResult{Reason: ReasonNotFound}
+
+// Verify decides whether a presented credential is valid for the caller,
+// in one fixed order:
+//
+//  1. shape: a JWT, or a secret with a known prefix and a good checksum
+//     (anything else is not_found without touching the store);
+//  2. lookup by HMAC digest, through the cache;
+//  3. entitlement: the credential is in the caller's instance and, for a
+//     machine caller, scoped to that machine; otherwise not_found, so an
+//     unentitled caller learns nothing (not even "revoked");
+//  4. revoked → expired → not yet valid → required scopes.
+//
+// A valid use is recorded as last-used, coalesced in memory.
+func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
+	if c.Kind != credential.KindAdminKey && c.Kind != credential.KindMachineKey {
+		return notFound, nil
+	}
+	if looksLikeJWT(in.Token) {
+		return a.verifyJWT(ctx, c, in)
+	}
+	secret, kind, err := credential.Parse(in.Token)
+	if err != nil || kind != credential.KindM2MToken {
+		return notFound, nil
+	}
+	e, err := a.lookup(ctx, a.keyring.Digest(secret))
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	if !e.found || e.cred.InstanceID != c.InstanceID || e.cred.Kind != kind {
+		return notFound, nil
+	}
+	if c.Kind == credential.KindMachineKey && !slices.Contains(e.attrs.Scopes, c.MachineID) {
+		return notFound, nil
+	}
+	now := a.clock.Now()
+	tok := m2mView(e.cred, e.attrs, now)
+	r := VerifyResult{
+		Kind:      kind,
+		ID:        e.cred.ID,
+		Subject:   e.cred.Subject,
+		Scopes:    e.attrs.Scopes,
+		Claims:    e.attrs.Claims,
+		ExpiresAt: e.cred.ExpiresAt,
+		IssuedAt:  e.cred.CreatedAt,
+		M2M:       &tok,
+	}
+	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, e.attrs.Scopes, in.RequiredScopes)
+	if r.Valid = r.Reason == ReasonValid; r.Valid {
+		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
+		tok.LastUsedAt = now
+	}
+	return r, nil
+}
+
+// decide applies the state rules in their fixed order.
+func decide(revoked bool, expiresAt, notBefore, now time.Time, scopes, required []string) Reason {
+	switch {
+	case revoked:
+		return ReasonRevoked
+	case !expiresAt.IsZero() && !now.Before(expiresAt):
+		return ReasonExpired
+	case !notBefore.IsZero() && now.Before(notBefore):
+		return ReasonNotFound // not yet valid: nothing to show yet
+	}
+	for _, s := range required {
+		if !slices.Contains(scopes, s) {
+			return ReasonInsufficientScope
+		}
+	}
+	return ReasonValid
+}
+
+// looksLikeJWT reports whether s has a JWS compact shape: three base64url
+// segments, the first starting with a JSON object ("eyJ").
+func looksLikeJWT(s string) bool {
+	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
+}
+
+// tokenAttrs are the kind-specific attributes of a stored token.
+type tokenAttrs struct {
+	Claims json.RawMessage `json:"claims,omitempty"`
+	Scopes []string        `json:"scopes,omitempty"`
+	// Reusable marks an M2M token minted for reuse: its secret is kept
+	// sealed in the credential row so it can be handed out again.
+	Reusable bool `json:"reusable,omitempty"`
+}
+
+func parseTokenAttrs(c credential.Credential) (tokenAttrs, error) {
+	var a tokenAttrs
+	if c.Kind != credential.KindM2MToken || len(c.Attrs) == 0 {
+		return a, nil
+	}
+	if err := json.Unmarshal(c.Attrs, &a); err != nil {
+		return a, credential.Wrap(credential.CodeInternal, err, "decode token attributes of "+c.ID)
+	}
+	return a, nil
+}
