@@ -267,3 +267,28 @@ func TestServeReadsTheMasterKeyFromAFile(t *testing.T) {
 		t.Fatal("a master key was generated although KEYWARD_MASTER_KEY_FILE named one")
 	}
 }
+
+func TestSigningKeyRotateAndList(t *testing.T) {
+	dataDir := t.TempDir()
+	startServe(t, "--data-dir", dataDir) // creates the store, the master key and the default instance
+	list := run(t, "--data-dir", dataDir, "instance", "list")
+	instanceID := regexp.MustCompile(`ins_[0-9A-Za-z]{27}`).FindString(list)
+	if instanceID == "" {
+		t.Fatalf("instance list printed %q", list)
+	}
+	first := run(t, "--data-dir", dataDir, "signing-key", "rotate", "--instance", instanceID)
+	second := run(t, "--data-dir", dataDir, "signing-key", "rotate", "--instance", instanceID, "--algorithm", "EdDSA")
+	kid := regexp.MustCompile(`kid_[0-9A-Za-z]{27}`)
+	if kid.FindString(first) == "" || !strings.Contains(second, "EdDSA") {
+		t.Fatalf("rotate printed %q and %q", first, second)
+	}
+	keys := run(t, "--data-dir", dataDir, "signing-key", "list", "--instance", instanceID)
+	if !strings.Contains(keys, kid.FindString(first)) || !strings.Contains(keys, kid.FindString(second)) || !strings.Contains(keys, "retired") {
+		t.Fatalf("signing-key list:\n%s", keys)
+	}
+	root := newRootCommand(io.Discard, io.Discard)
+	root.SetArgs([]string{"--data-dir", dataDir, "signing-key", "rotate", "--instance", instanceID, "--algorithm", "HS256"})
+	if err := root.ExecuteContext(context.Background()); err == nil {
+		t.Fatal("rotate accepted HS256")
+	}
+}

@@ -44,6 +44,10 @@ type credentialCache struct {
 
 	mu    sync.Mutex // orders fills against invalidations
 	epoch uint64
+
+	// beforeFill, when set by a test, runs between the store read and the
+	// fill, to hold a fill open while a revoke lands.
+	beforeFill func()
 }
 
 func newCredentialCache() *credentialCache {
@@ -120,6 +124,9 @@ func (a *Authority) lookup(ctx context.Context, d credential.Digest) (cacheEntry
 				return nil, err
 			}
 			e = cacheEntry{found: true, cred: cred, attrs: attrs, expires: now.Add(positiveTTL)}
+		}
+		if a.cache.beforeFill != nil {
+			a.cache.beforeFill()
 		}
 		a.cache.fill(d, e, epoch)
 		return e, nil

@@ -1,0 +1,13 @@
+package authority
+
+// Test hooks for the external test package.
+
+// SetBeforeCacheFill makes every cache fill run f between its store read
+// and the fill.
+func SetBeforeCacheFill(a *Authority, f func()) { a.cache.beforeFill = f }
+
+// TakePendingUsage returns and clears the coalesced last-used times.
+func TakePendingUsage(a *Authority) []Usage { return a.usage.take() }
+
+// DropCache empties the credential cache.
+func DropCache(a *Authority) { a.cache.invalidate() }
