@@ -11,3 +11,6 @@ func TakePendingUsage(a *Authority) []Usage { return a.usage.take() }
 
 // DropCache empties the credential cache.
 func DropCache(a *Authority) { a.cache.invalidate() }
+
+// DropVerifiedJWTs forgets every checked JWT signature.
+func DropVerifiedJWTs(a *Authority) { a.jwtKeys.verified.Purge() }

@@ -3,11 +3,14 @@ package authority
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/signing"
@@ -35,9 +38,10 @@ type activeSigner struct {
 // looked up within the caller's tenant.
 type keyCache struct {
 	mu        sync.Mutex
-	signers   map[string]activeSigner      // by instance
-	verifiers map[string]*signing.Verifier // by instance + "/" + kid
-	machines  map[string]machineState      // by instance + "/" + machine id
+	signers   map[string]activeSigner                    // by instance
+	verifiers map[string]*signing.Verifier               // by instance + "/" + kid
+	machines  map[string]machineState                    // by instance + "/" + machine id
+	verified  *lru.Cache[[sha256.Size]byte, verifiedJWT] // by the SHA-256 of the token
 }
 
 type machineState struct {
@@ -47,7 +51,11 @@ type machineState struct {
 }
 
 func newKeyCache() *keyCache {
-	return &keyCache{signers: map[string]activeSigner{}, verifiers: map[string]*signing.Verifier{}, machines: map[string]machineState{}}
+	verified, err := lru.New[[sha256.Size]byte, verifiedJWT](cacheSize)
+	if err != nil {
+		panic(err)
+	}
+	return &keyCache{signers: map[string]activeSigner{}, verifiers: map[string]*signing.Verifier{}, machines: map[string]machineState{}, verified: verified}
 }
 
 // signer returns the instance's active signer, creating the instance's
@@ -287,63 +295,90 @@ func mergeClaims(structural m2mClaims, custom json.RawMessage) (json.RawMessage,
 	return append(append(base[:len(base)-1:len(base)-1], ','), custom[1:]...), nil
 }
 
+// verifiedJWT is what a JWT's signature check established; it never
+// changes for a given token, so it is cached by the token's SHA-256.
+type verifiedJWT struct {
+	instanceID string
+	claims     m2mClaims
+	custom     json.RawMessage
+	scopes     []string
+	expires    time.Time // of the entry
+}
+
 // verifyJWT verifies an M2M JWT. It must be signed by a key of the
 // caller's instance with that key's algorithm, carry the M2M category and
-// keyward's issuer, and its machine must still exist.
+// keyward's issuer, and its machine must still exist. The signature check
+// runs once per token; the state rules run on every call.
 func (a *Authority) verifyJWT(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
-	t, err := signing.Parse(in.Token)
-	if err != nil || t.Header.Type != "JWT" || t.Header.Category != m2mCategory {
-		return notFound, nil
-	}
-	v, err := a.verifier(ctx, c.InstanceID, t.KeyID)
-	if credential.IsCode(err, credential.CodeNotFound) {
-		return notFound, nil
-	}
-	if err != nil {
-		return VerifyResult{}, err
-	}
-	payload, err := v.Verify(t)
-	if err != nil {
-		return notFound, nil
-	}
-	var claims m2mClaims
-	var all map[string]json.RawMessage
-	if json.Unmarshal(payload, &claims) != nil || json.Unmarshal(payload, &all) != nil ||
-		claims.Issuer != a.issuer || !credential.ValidID(credential.PrefixMachine, claims.Subject) || claims.Expiry == 0 {
-		return notFound, nil
-	}
-	scopes := strings.Fields(claims.Scopes)
-	if c.Kind == credential.KindMachineKey && !slices.Contains(scopes, c.MachineID) {
-		return notFound, nil
-	}
-	exists, err := a.machineExists(ctx, c.InstanceID, claims.Subject)
-	if err != nil {
-		return VerifyResult{}, err
-	}
-	for _, name := range reservedClaims {
-		delete(all, name)
-	}
-	var custom json.RawMessage
-	if len(all) > 0 {
-		custom, _ = json.Marshal(all)
-	}
 	now := a.clock.Now()
-	expiresAt := time.Unix(claims.Expiry, 0)
+	sum := sha256.Sum256([]byte(in.Token))
+	v, ok := a.jwtKeys.verified.Get(sum)
+	if !ok || v.instanceID != c.InstanceID || !now.Before(v.expires) {
+		var err error
+		if v, ok, err = a.checkJWT(ctx, c.InstanceID, in.Token); err != nil || !ok {
+			return notFound, err
+		}
+		v.expires = now.Add(positiveTTL)
+		a.jwtKeys.verified.Add(sum, v)
+	}
+	if c.Kind == credential.KindMachineKey && !slices.Contains(v.scopes, c.MachineID) {
+		return notFound, nil
+	}
+	exists, err := a.machineExists(ctx, c.InstanceID, v.claims.Subject)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	expiresAt := time.Unix(v.claims.Expiry, 0)
 	tok := M2MToken{
-		ID: claims.ID, InstanceID: c.InstanceID, Subject: claims.Subject, Claims: custom, Scopes: scopes,
+		ID: v.claims.ID, InstanceID: c.InstanceID, Subject: v.claims.Subject, Claims: v.custom, Scopes: v.scopes,
 		Revoked: !exists, Expired: !now.Before(expiresAt), ExpiresAt: expiresAt,
-		CreatedAt: time.Unix(claims.IssuedAt, 0), UpdatedAt: time.Unix(claims.IssuedAt, 0),
+		CreatedAt: time.Unix(v.claims.IssuedAt, 0), UpdatedAt: time.Unix(v.claims.IssuedAt, 0),
 	}
 	if !exists {
 		tok.RevocationReason = "machine deleted"
 	}
 	r := VerifyResult{
-		Kind: credential.KindM2MToken, ID: claims.ID, Subject: claims.Subject, Scopes: scopes, Claims: custom,
+		Kind: credential.KindM2MToken, ID: v.claims.ID, Subject: v.claims.Subject, Scopes: v.scopes, Claims: v.custom,
 		ExpiresAt: expiresAt, IssuedAt: tok.CreatedAt, M2M: &tok,
 	}
-	r.Reason = decide(!exists, expiresAt, time.Unix(claims.NotBefore, 0), now, scopes, in.RequiredScopes)
+	r.Reason = decide(!exists, expiresAt, time.Unix(v.claims.NotBefore, 0), now, v.scopes, in.RequiredScopes)
 	r.Valid = r.Reason == ReasonValid
 	return r, nil
+}
+
+// checkJWT parses a token and verifies its signature and structural
+// claims; ok is false for anything that is not a genuine M2M JWT of the
+// instance.
+func (a *Authority) checkJWT(ctx context.Context, instanceID, token string) (verifiedJWT, bool, error) {
+	t, err := signing.Parse(token)
+	if err != nil || t.Header.Type != "JWT" || t.Header.Category != m2mCategory {
+		return verifiedJWT{}, false, nil
+	}
+	ver, err := a.verifier(ctx, instanceID, t.KeyID)
+	if credential.IsCode(err, credential.CodeNotFound) {
+		return verifiedJWT{}, false, nil
+	}
+	if err != nil {
+		return verifiedJWT{}, false, err
+	}
+	payload, err := ver.Verify(t)
+	if err != nil {
+		return verifiedJWT{}, false, nil
+	}
+	v := verifiedJWT{instanceID: instanceID}
+	var all map[string]json.RawMessage
+	if json.Unmarshal(payload, &v.claims) != nil || json.Unmarshal(payload, &all) != nil ||
+		v.claims.Issuer != a.issuer || !credential.ValidID(credential.PrefixMachine, v.claims.Subject) || v.claims.Expiry == 0 {
+		return verifiedJWT{}, false, nil
+	}
+	v.scopes = strings.Fields(v.claims.Scopes)
+	for _, name := range reservedClaims {
+		delete(all, name)
+	}
+	if len(all) > 0 {
+		v.custom, _ = json.Marshal(all)
+	}
+	return v, true, nil
 }
 
 // verifier returns the verifier for kid within the instance.

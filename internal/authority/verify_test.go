@@ -151,19 +151,28 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 	for _, alg := range []string{"RS256", "EdDSA"} {
-		b.Run("jwt "+alg, func(b *testing.B) {
-			m := newMachineEnv(b, testkit.OpenSQLite(b))
-			if _, err := m.a.RotateSigningKey(ctx, m.admin, alg); err != nil {
-				b.Fatal(err)
+		for _, checked := range []bool{true, false} {
+			name := "jwt " + alg + " signature checked before"
+			if !checked {
+				name = "jwt " + alg + " signature check every time"
 			}
-			in := VerifyInput{Token: m.mint(b, FormatJWT).Token}
-			b.ReportAllocs()
-			for b.Loop() {
-				if r, err := m.a.Verify(ctx, m.admin, in); err != nil || !r.Valid {
-					b.Fatal(r.Reason, err)
+			b.Run(name, func(b *testing.B) {
+				m := newMachineEnv(b, testkit.OpenSQLite(b))
+				if _, err := m.a.RotateSigningKey(ctx, m.admin, alg); err != nil {
+					b.Fatal(err)
 				}
-			}
-		})
+				in := VerifyInput{Token: m.mint(b, FormatJWT).Token}
+				b.ReportAllocs()
+				for b.Loop() {
+					if !checked {
+						DropVerifiedJWTs(m.a)
+					}
+					if r, err := m.a.Verify(ctx, m.admin, in); err != nil || !r.Valid {
+						b.Fatal(r.Reason, err)
+					}
+				}
+			})
+		}
 	}
 	b.Run("malformed token", func(b *testing.B) {
 		m := newMachineEnv(b, testkit.OpenSQLite(b))

@@ -17,7 +17,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"strings"
+	"sync"
 
 	"github.com/keyward/keyward/internal/credential"
 )
@@ -37,6 +40,7 @@ const (
 type Keyring struct {
 	pepper []byte
 	aead   cipher.AEAD
+	macs   sync.Pool // of HMAC-SHA256 states keyed by the pepper; Digest is on the verify hot path
 }
 
 // New derives a keyring from a 32-byte master key.
@@ -60,16 +64,20 @@ func New(master []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sealing cipher: %w", err)
 	}
-	return &Keyring{pepper: pepper, aead: aead}, nil
+	k := &Keyring{pepper: pepper, aead: aead}
+	k.macs.New = func() any { return hmac.New(sha256.New, k.pepper) }
+	return k, nil
 }
 
 // Digest returns HMAC-SHA256(pepper, secret): what the store keeps and
 // looks secrets up by.
 func (k *Keyring) Digest(s credential.Secret) credential.Digest {
-	m := hmac.New(sha256.New, k.pepper)
-	m.Write([]byte(s.Reveal()))
+	m := k.macs.Get().(hash.Hash)
+	m.Reset()
+	io.WriteString(m, s.Reveal())
 	var d credential.Digest
 	m.Sum(d[:0])
+	k.macs.Put(m)
 	return d
 }
 
