@@ -205,7 +205,10 @@ func TestRunLoad(t *testing.T) {
 	if res.elapsed < spec.duration || res.elapsed > spec.duration+time.Second {
 		t.Fatalf("measured %v for a %v run", res.elapsed, spec.duration)
 	}
-	if n := baselineDials.Load(); n > concurrency {
+	// A connection returns to the idle pool a moment after its body is
+	// read, so a busy machine sees a few extra dials; undrained bodies
+	// would need one per request.
+	if n := baselineDials.Load(); n > 2*concurrency {
 		t.Fatalf("%d connections for %d clients: bodies are not drained or connections not reused", n, concurrency)
 	}
 

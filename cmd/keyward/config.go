@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/inmem"
 	"github.com/keyward/keyward/internal/keyring"
 	"github.com/keyward/keyward/internal/logging"
 	"github.com/keyward/keyward/internal/sqlstore"
@@ -128,7 +129,7 @@ func (c *storeConfig) open(ctx context.Context, generate bool, clock authority.C
 	if err != nil {
 		return nil, nil, fmt.Errorf("open store: %w", err)
 	}
-	return authority.New(authority.Config{Store: store, Keyring: keys, Clock: clock, Issuer: c.issuer}), store, nil
+	return authority.New(authority.Config{Store: store, Keyring: keys, Clock: clock, Issuer: c.issuer, Limiter: inmem.NewLimiter()}), store, nil
 }
 
 func (c *storeConfig) resolveMasterKey(generate bool) ([]byte, error) {

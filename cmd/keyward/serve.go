@@ -15,12 +15,14 @@ import (
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/httpapi/wire"
 )
 
 type serveConfig struct {
 	*storeConfig
-	addr      string
-	publicURL string
+	addr           string
+	publicURL      string
+	trustedProxies string
 }
 
 type readyKey struct{}
@@ -51,6 +53,7 @@ to choose that key instead.`,
 		},
 	}
 	cmd.Flags().StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	cmd.Flags().StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed (none by default)")
 	cmd.Flags().StringVar(&cfg.publicURL, "public-url", "", "the URL clients reach keyward at; the iss of its JWTs (default http://<addr>)")
 	return cmd
 }
@@ -61,6 +64,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	log, err := cfg.logger(stderr)
 	if err != nil {
 		return err
+	}
+	trusted, err := wire.ParseTrustedProxies(cfg.trustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	preset, err := envSecret("KEYWARD_BOOTSTRAP_ADMIN_KEY")
 	if err != nil {
@@ -92,7 +99,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Config{Authority: auth, Logger: log}),
+		Handler:           httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -15,9 +15,12 @@ type Authority struct {
 	clock   Clock
 	issuer  string
 
-	cache   *credentialCache
-	jwtKeys *keyCache
-	usage   usageRecorder
+	limiter Limiter
+
+	cache    *credentialCache
+	jwtKeys  *keyCache
+	usage    usageRecorder
+	settings settingsCache
 }
 
 // Config wires an Authority. Clock defaults to the system clock, Issuer
@@ -27,6 +30,8 @@ type Config struct {
 	Keyring *keyring.Keyring
 	Clock   Clock
 	Issuer  string
+	// Limiter counts org token calls per clock hour (required).
+	Limiter Limiter
 }
 
 // New returns an Authority. Call RunUsageFlusher beside it, or FlushUsage
@@ -38,8 +43,11 @@ func New(cfg Config) *Authority {
 	if cfg.Issuer == "" {
 		cfg.Issuer = DefaultIssuer
 	}
+	if cfg.Limiter == nil {
+		panic("authority: Config.Limiter is required")
+	}
 	return &Authority{
-		store: cfg.Store, keyring: cfg.Keyring, clock: cfg.Clock, issuer: cfg.Issuer,
+		store: cfg.Store, keyring: cfg.Keyring, clock: cfg.Clock, issuer: cfg.Issuer, limiter: cfg.Limiter,
 		cache: newCredentialCache(), jwtKeys: newKeyCache(),
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/inmem"
 	"github.com/keyward/keyward/internal/keyring"
 	"github.com/keyward/keyward/internal/sqlstore"
 	"github.com/keyward/keyward/internal/testkit"
@@ -33,7 +34,7 @@ func newAuthority(t *testing.T, store authority.Store) *authority.Authority {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return authority.New(authority.Config{Store: store, Keyring: keys, Clock: testkit.NewClock()})
+	return authority.New(authority.Config{Store: store, Keyring: keys, Clock: testkit.NewClock(), Limiter: inmem.NewLimiter()})
 }
 
 func TestAMutationWhoseAuditFailsLeavesNothingBehind(t *testing.T) {

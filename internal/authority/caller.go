@@ -11,7 +11,9 @@ type Caller struct {
 	InstanceID   string
 	Kind         credential.Kind // KindAdminKey or KindMachineKey; "" for the host operator
 	CredentialID string
-	MachineID    string // set for machine keys
+	MachineID    string                 // set for machine keys
+	OrgID        string                 // set for org tokens
+	Privileges   []credential.Privilege // set for org tokens
 }
 
 // Operator is the party at the host's shell: CLI commands that open the

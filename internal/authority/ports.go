@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/keyward/keyward/internal/credential"
@@ -40,6 +41,8 @@ type Tx interface {
 	CreateInstance(ctx context.Context, in credential.Instance) error
 	GetInstance(ctx context.Context, id string) (credential.Instance, error)
 	ListInstances(ctx context.Context) ([]credential.Instance, error)
+	// UpdateInstance writes the instance's name and settings.
+	UpdateInstance(ctx context.Context, in credential.Instance) error
 
 	// Credentials (every bearer secret, one table).
 	InsertCredential(ctx context.Context, c credential.Credential) error
@@ -56,6 +59,10 @@ type Tx interface {
 	// DeleteCredentials deletes every credential of kind whose subject is
 	// subject, returning how many went.
 	DeleteCredentials(ctx context.Context, instanceID string, kind credential.Kind, subject string) (int, error)
+	// DeleteCredential deletes one credential; CodeNotFound if none.
+	DeleteCredential(ctx context.Context, instanceID, id string) error
+	// UpdateCredentialAttrs replaces attrs and sets updated_at.
+	UpdateCredentialAttrs(ctx context.Context, instanceID, id string, attrs json.RawMessage, at time.Time) error
 	// RevokeCredentialsOf revokes every unrevoked credential of kind whose
 	// subject is subject, returning how many it revoked.
 	RevokeCredentialsOf(ctx context.Context, instanceID string, kind credential.Kind, subject string, at time.Time, reason string) (int, error)
@@ -101,6 +108,34 @@ type Tx interface {
 	// ScopedMachines returns, for each of fromIDs, the machines it is scoped
 	// to, ordered by scope creation.
 	ScopedMachines(ctx context.Context, instanceID string, fromIDs []string) (map[string][]credential.Machine, error)
+
+	// Organizations. Slugs are unique per instance (CodeConflict).
+	InsertOrganization(ctx context.Context, o credential.Organization) error
+	GetOrganization(ctx context.Context, instanceID, id string) (credential.Organization, error)
+	GetOrganizationBySlug(ctx context.Context, instanceID, slug string) (credential.Organization, error)
+	// ListOrganizations returns a page ordered by created_at, id, and the total.
+	ListOrganizations(ctx context.Context, instanceID string, limit, offset int) ([]credential.Organization, int, error)
+	// UpdateOrganization writes slug, name and updated_at.
+	UpdateOrganization(ctx context.Context, o credential.Organization) error
+	// DeleteOrganization deletes the organization with its sites and
+	// sitegroups.
+	DeleteOrganization(ctx context.Context, instanceID, id string) error
+
+	// Sites and sitegroups, always within one organization.
+	InsertSite(ctx context.Context, s credential.Site) error
+	GetSite(ctx context.Context, instanceID, orgID, id string) (credential.Site, error)
+	ListSites(ctx context.Context, instanceID, orgID string) ([]credential.Site, error)
+	UpdateSite(ctx context.Context, s credential.Site) error // name, updated_at
+	// DeleteSite deletes the site and removes it from its sitegroups.
+	DeleteSite(ctx context.Context, instanceID, orgID, id string) error
+	// InsertSitegroup stores the sitegroup and its sites, which must be
+	// sites of the same organization (CodeNotFound otherwise).
+	InsertSitegroup(ctx context.Context, g credential.Sitegroup) error
+	GetSitegroup(ctx context.Context, instanceID, orgID, id string) (credential.Sitegroup, error)
+	ListSitegroups(ctx context.Context, instanceID, orgID string) ([]credential.Sitegroup, error)
+	// UpdateSitegroup writes name, updated_at and replaces the site set.
+	UpdateSitegroup(ctx context.Context, g credential.Sitegroup) error
+	DeleteSitegroup(ctx context.Context, instanceID, orgID, id string) error
 
 	// Audit.
 	InsertAuditEvent(ctx context.Context, e credential.AuditEvent) error
@@ -169,4 +204,13 @@ type AuditFilter struct {
 	TargetID   string
 	Limit      int
 	Offset     int
+}
+
+// Limiter counts calls in fixed windows. Take admits one call against key
+// in the window [start, end) if fewer than limit calls were admitted in it,
+// and returns whether it did and the window's count after the call. Only
+// admitted calls count. Windows are keyed by key and start, so a new
+// window begins at zero.
+type Limiter interface {
+	Take(ctx context.Context, key string, limit int, start, end time.Time) (admitted bool, count int, err error)
 }

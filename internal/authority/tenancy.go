@@ -155,3 +155,17 @@ func (a *Authority) RevokeAdminKey(ctx context.Context, c Caller, id string) err
 	}
 	return err
 }
+
+// Instance returns the caller's instance.
+func (a *Authority) Instance(ctx context.Context, c Caller) (credential.Instance, error) {
+	if err := requireAdmin(c); err != nil {
+		return credential.Instance{}, err
+	}
+	var in credential.Instance
+	err := a.store.View(ctx, func(tx Tx) error {
+		var err error
+		in, err = tx.GetInstance(ctx, c.InstanceID)
+		return err
+	})
+	return in, err
+}

@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -27,9 +28,15 @@ const (
 // VerifyInput is one credential to verify and what the resource requires.
 type VerifyInput struct {
 	Token string
+	// ClientIP is where the credential was presented from, for source-IP
+	// allowlists; the zero Addr matches no allowlist.
+	ClientIP netip.Addr
 	// RequiredScopes must all be among the credential's scopes (for M2M
 	// tokens, the scopes are the ids of the machines it may call).
 	RequiredScopes []string
+	// RequiredPrivilege must be granted by an org token's privileges,
+	// through the scope hierarchy and the role order.
+	RequiredPrivilege *credential.Privilege
 }
 
 // VerifyResult is a verification decision. Fields other than Valid and
@@ -44,6 +51,11 @@ type VerifyResult struct {
 	Claims    json.RawMessage
 	ExpiresAt time.Time
 	IssuedAt  time.Time
+	// Privileges are an org token's privileges.
+	Privileges []credential.Privilege
+	// RateLimit is the credential's window after this call, for limited
+	// kinds.
+	RateLimit *RateLimit
 	// M2M is the token as Clerk shows it, for M2M tokens.
 	M2M *M2MToken
 }
@@ -59,7 +71,9 @@ var notFound = VerifyResult{Reason: ReasonNotFound}
 //  3. entitlement: the credential is in the caller's instance and, for a
 //     machine caller, scoped to that machine; otherwise not_found, so an
 //     unentitled caller learns nothing (not even "revoked");
-//  4. revoked → expired → not yet valid → required scopes.
+//  4. revoked → expired → not yet valid → source IP → required scopes or
+//     privilege → rate limit (only a call that passed everything else
+//     counts against the limit).
 //
 // A valid use is recorded as last-used, coalesced in memory.
 func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
@@ -70,7 +84,7 @@ func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 		return a.verifyJWT(ctx, c, in)
 	}
 	secret, kind, err := credential.Parse(in.Token)
-	if err != nil || kind != credential.KindM2MToken {
+	if err != nil || (kind != credential.KindM2MToken && kind != credential.KindOrgToken) {
 		return notFound, nil
 	}
 	e, err := a.lookup(ctx, a.keyring.Digest(secret))
@@ -79,6 +93,9 @@ func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	}
 	if !e.found || e.cred.InstanceID != c.InstanceID || e.cred.Kind != kind {
 		return notFound, nil
+	}
+	if kind == credential.KindOrgToken {
+		return a.verifyOrgToken(ctx, c, e, in)
 	}
 	if c.Kind == credential.KindMachineKey && !slices.Contains(e.attrs.Scopes, c.MachineID) {
 		return notFound, nil
@@ -127,22 +144,74 @@ func looksLikeJWT(s string) bool {
 	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
 }
 
-// tokenAttrs are the kind-specific attributes of a stored token.
+// verifyOrgToken applies the rules to an org token: only the admin key
+// may verify one (a machine has no business with org tokens).
+func (a *Authority) verifyOrgToken(ctx context.Context, c Caller, e cacheEntry, in VerifyInput) (VerifyResult, error) {
+	if c.Kind != credential.KindAdminKey {
+		return notFound, nil
+	}
+	now := a.clock.Now()
+	r := VerifyResult{
+		Kind: credential.KindOrgToken, ID: e.cred.ID, Subject: e.cred.Subject,
+		Privileges: e.attrs.Privileges, IssuedAt: e.cred.CreatedAt, ExpiresAt: e.cred.ExpiresAt,
+	}
+	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, nil, in.RequiredScopes)
+	if r.Reason == ReasonValid && !e.attrs.allowlist.Empty() && !e.attrs.allowlist.Allows(in.ClientIP) {
+		r.Reason = ReasonIPNotAllowed
+	}
+	if r.Reason == ReasonValid && in.RequiredPrivilege != nil {
+		t, err := a.topology(ctx, e.cred.InstanceID, e.cred.Subject)
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		if !credential.Grants(e.attrs.Privileges, *in.RequiredPrivilege, t) {
+			r.Reason = ReasonInsufficientScope
+		}
+	}
+	if r.Reason == ReasonValid {
+		rl, admitted, err := a.takeRate(ctx, e.cred, now)
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		r.RateLimit = &rl
+		if !admitted {
+			r.Reason = ReasonRateLimited
+		}
+	}
+	if r.Valid = r.Reason == ReasonValid; r.Valid {
+		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
+	}
+	return r, nil
+}
+
+// tokenAttrs are the kind-specific attributes of a stored token, decoded
+// once per cache fill.
 type tokenAttrs struct {
+	// M2M tokens.
 	Claims json.RawMessage `json:"claims,omitempty"`
 	Scopes []string        `json:"scopes,omitempty"`
 	// Reusable marks an M2M token minted for reuse: its secret is kept
 	// sealed in the credential row so it can be handed out again.
 	Reusable bool `json:"reusable,omitempty"`
+
+	// Org tokens.
+	orgTokenAttrs
+	allowlist credential.Allowlist
 }
 
 func parseTokenAttrs(c credential.Credential) (tokenAttrs, error) {
 	var a tokenAttrs
-	if c.Kind != credential.KindM2MToken || len(c.Attrs) == 0 {
+	if (c.Kind != credential.KindM2MToken && c.Kind != credential.KindOrgToken) || len(c.Attrs) == 0 {
 		return a, nil
 	}
 	if err := json.Unmarshal(c.Attrs, &a); err != nil {
 		return a, credential.Wrap(credential.CodeInternal, err, "decode token attributes of "+c.ID)
+	}
+	if c.Kind == credential.KindOrgToken {
+		var err error
+		if a.allowlist, _, err = credential.ParseAllowlist(a.SrcIPs); err != nil {
+			return a, credential.Wrap(credential.CodeInternal, err, "stored src_ips of "+c.ID)
+		}
 	}
 	return a, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	. "github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/inmem"
 	"github.com/keyward/keyward/internal/keyring"
 	"github.com/keyward/keyward/internal/testkit"
 )
@@ -26,7 +27,7 @@ func newMachineEnv(tb testing.TB, store Store) machineEnv {
 		tb.Fatal(err)
 	}
 	clock := testkit.NewClock()
-	a := New(Config{Store: store, Keyring: keys, Clock: clock})
+	a := New(Config{Store: store, Keyring: keys, Clock: clock, Limiter: inmem.NewLimiter()})
 	ctx := context.Background()
 	in, adminKey, err := a.CreateInstance(ctx, "bench")
 	if err != nil {

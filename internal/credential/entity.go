@@ -18,6 +18,44 @@ type Instance struct {
 	ID        string
 	Name      string
 	CreatedAt time.Time
+	// OrgTokenHourlyLimit is how many calls one org token may make per
+	// clock hour; 0 means DefaultOrgTokenHourlyLimit.
+	OrgTokenHourlyLimit int
+}
+
+// DefaultOrgTokenHourlyLimit is Mist's limit: 5000 calls per token per
+// clock hour.
+const DefaultOrgTokenHourlyLimit = 5000
+
+// Organization groups sites and owns org API tokens.
+type Organization struct {
+	ID         string // a UUID
+	InstanceID string
+	Slug       string // unique in the instance
+	Name       string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Site is a place within an organization.
+type Site struct {
+	ID         string // a UUID
+	InstanceID string
+	OrgID      string
+	Name       string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Sitegroup is a named set of sites of one organization.
+type Sitegroup struct {
+	ID         string // a UUID
+	InstanceID string
+	OrgID      string
+	Name       string
+	SiteIDs    []string // sorted
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Credential is one bearer secret of any kind, as stored: never the secret,

@@ -27,6 +27,7 @@ const (
 	CodeConflict        Code = "conflict"
 	CodeUnauthenticated Code = "unauthenticated"
 	CodeForbidden       Code = "forbidden"
+	CodeRateLimited     Code = "rate_limited"
 	CodeUnavailable     Code = "unavailable" // the store is busy or unreachable; retry later
 	CodeInternal        Code = "internal"
 )

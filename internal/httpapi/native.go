@@ -29,6 +29,9 @@ func (n *native) register(mux *http.ServeMux) {
 	mux.Handle("POST /v1/verify", n.authenticated(n.verify))
 	mux.HandleFunc("POST /oauth/introspect", n.introspect)
 	mux.HandleFunc("GET /.well-known/jwks.json", n.jwks)
+	mux.Handle("GET /v1/instance", n.authenticated(n.getInstance))
+	mux.Handle("PATCH /v1/instance", n.authenticated(n.updateInstance))
+	n.registerOrganizations(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
 	})
@@ -128,18 +131,27 @@ type auditRefJSON struct {
 	ID   string `json:"id"`
 }
 
-func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	q := r.URL.Query()
-	in := authority.ListAuditEventsInput{Action: q.Get("action"), TargetID: q.Get("target_id")}
-	for name, dst := range map[string]**int64{"limit": &in.Limit, "offset": &in.Offset} {
-		if v := q.Get(name); v != "" {
-			i, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				n.writeError(w, r, credential.ParamError(credential.CodeWrongType, name, "must be an integer"))
-				return
+// pageParams reads the optional limit and offset query parameters.
+func pageParams(r *http.Request) (limit, offset *int64, err error) {
+	for name, dst := range map[string]**int64{"limit": &limit, "offset": &offset} {
+		if v := r.URL.Query().Get(name); v != "" {
+			i, perr := strconv.ParseInt(v, 10, 64)
+			if perr != nil {
+				return nil, nil, credential.ParamError(credential.CodeWrongType, name, "must be an integer")
 			}
 			*dst = &i
 		}
+	}
+	return limit, offset, nil
+}
+
+func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	q := r.URL.Query()
+	in := authority.ListAuditEventsInput{Action: q.Get("action"), TargetID: q.Get("target_id")}
+	var err error
+	if in.Limit, in.Offset, err = pageParams(r); err != nil {
+		n.writeError(w, r, err)
+		return
 	}
 	events, total, err := n.auth.ListAuditEvents(r.Context(), c, in)
 	if err != nil {
@@ -160,4 +172,42 @@ func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c autho
 		}
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"data": data, "total_count": total})
+}
+
+type instanceJSON struct {
+	ID                  string `json:"id"`
+	Name                string `json:"name"`
+	OrgTokenHourlyLimit int    `json:"org_token_hourly_limit"`
+	CreatedAt           string `json:"created_at"`
+}
+
+func toInstance(in credential.Instance) instanceJSON {
+	limit := in.OrgTokenHourlyLimit
+	if limit <= 0 {
+		limit = credential.DefaultOrgTokenHourlyLimit
+	}
+	return instanceJSON{ID: in.ID, Name: in.Name, OrgTokenHourlyLimit: limit, CreatedAt: in.CreatedAt.UTC().Format(time.RFC3339Nano)}
+}
+
+func (n *native) getInstance(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	in, err := n.auth.Instance(r.Context(), c)
+	n.respond(w, r, http.StatusOK, toInstance(in), err)
+}
+
+// updateInstance changes the instance's settings:
+// {"org_token_hourly_limit": N} (0 restores 5000).
+func (n *native) updateInstance(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	f, err := form(r, "org_token_hourly_limit")
+	var limit *int64
+	if err == nil {
+		limit, err = f.Int("org_token_hourly_limit")
+	}
+	if err == nil && limit == nil {
+		err = credential.ParamError(credential.CodeMissing, "org_token_hourly_limit", "is missing")
+	}
+	var in credential.Instance
+	if err == nil {
+		in, err = n.auth.SetOrgTokenHourlyLimit(r.Context(), c, int(*limit))
+	}
+	n.respond(w, r, http.StatusOK, toInstance(in), err)
 }

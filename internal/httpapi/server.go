@@ -3,11 +3,13 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi/clerk"
+	"github.com/keyward/keyward/internal/httpapi/mist"
 )
 
 // DefaultMaxBodyBytes bounds every request body.
@@ -19,6 +21,9 @@ type Config struct {
 	Logger       *slog.Logger
 	MaxBodyBytes int64            // 0 means DefaultMaxBodyBytes
 	Now          func() time.Time // for request ids and durations; defaults to time.Now
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// finding a caller's address (none by default).
+	TrustedProxies []netip.Prefix
 }
 
 // New returns the handler for every surface.
@@ -33,6 +38,7 @@ func New(cfg Config) http.Handler {
 	n := &native{auth: cfg.Authority, log: cfg.Logger}
 	n.register(mux)
 	clerk.Register(mux, cfg.Authority, cfg.Logger)
+	mist.Register(mux, cfg.Authority, cfg.Logger, cfg.TrustedProxies)
 	return &middleware{next: mux, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now}
 }
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -17,14 +18,22 @@ import (
 const verifyBodyLimit = 16 << 10
 
 type verifyResponse struct {
-	Valid     bool            `json:"valid"`
-	Code      string          `json:"code"`
-	Kind      string          `json:"kind,omitempty"`
-	ID        string          `json:"id,omitempty"`
-	Subject   string          `json:"subject,omitempty"`
-	Scopes    []string        `json:"scopes,omitempty"`
-	Claims    json.RawMessage `json:"claims,omitempty"`
-	ExpiresAt *string         `json:"expires_at,omitempty"`
+	Valid      bool                   `json:"valid"`
+	Code       string                 `json:"code"`
+	Kind       string                 `json:"kind,omitempty"`
+	ID         string                 `json:"id,omitempty"`
+	Subject    string                 `json:"subject,omitempty"`
+	Scopes     []string               `json:"scopes,omitempty"`
+	Privileges []credential.Privilege `json:"privileges,omitempty"`
+	Claims     json.RawMessage        `json:"claims,omitempty"`
+	ExpiresAt  *string                `json:"expires_at,omitempty"`
+	RateLimit  *rateLimitJSON         `json:"ratelimit,omitempty"`
+}
+
+type rateLimitJSON struct {
+	Limit     int    `json:"limit"`
+	Remaining int    `json:"remaining"`
+	ResetAt   string `json:"reset_at"`
 }
 
 // verify is the one verify call for every credential kind: always 200 for
@@ -37,7 +46,7 @@ func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Call
 		f, err = wire.ParseForm(body)
 	}
 	if err == nil {
-		err = f.Only("token", "required_scopes")
+		err = f.Only("token", "client_ip", "required_scopes", "required_privilege")
 	}
 	var in authority.VerifyInput
 	if err == nil {
@@ -51,6 +60,12 @@ func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Call
 	if err == nil {
 		in.RequiredScopes, err = f.Strings("required_scopes")
 	}
+	if err == nil {
+		in.ClientIP, err = clientIPParam(f)
+	}
+	if err == nil && f.Has("required_privilege") {
+		in.RequiredPrivilege, err = requiredPrivilege(f.Raw("required_privilege"))
+	}
 	if err != nil {
 		n.writeError(w, r, err)
 		return
@@ -63,6 +78,10 @@ func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Call
 	out := verifyResponse{Valid: res.Valid, Code: string(res.Reason)}
 	if res.Reason != authority.ReasonNotFound {
 		out.Kind, out.ID, out.Subject, out.Scopes, out.Claims = string(res.Kind), res.ID, res.Subject, res.Scopes, res.Claims
+		out.Privileges = res.Privileges
+		if rl := res.RateLimit; rl != nil {
+			out.RateLimit = &rateLimitJSON{Limit: rl.Limit, Remaining: rl.Remaining, ResetAt: rl.ResetAt.UTC().Format(time.RFC3339)}
+		}
 		if !res.ExpiresAt.IsZero() {
 			t := res.ExpiresAt.UTC().Format(time.RFC3339Nano)
 			out.ExpiresAt = &t
@@ -136,4 +155,50 @@ func (n *native) jwks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	n.writeError(w, r, err)
+}
+
+func clientIPParam(f *wire.Form) (netip.Addr, error) {
+	s, err := f.String("client_ip")
+	if err != nil || s == nil {
+		return netip.Addr{}, err
+	}
+	ip, perr := netip.ParseAddr(*s)
+	if perr != nil || ip.Zone() != "" {
+		return netip.Addr{}, credential.ParamError(credential.CodeInvalid, "client_ip", "must be an IPv4 or IPv6 address")
+	}
+	return ip.Unmap(), nil
+}
+
+// requiredPrivilege decodes {scope, role, site_id | sitegroup_id}.
+func requiredPrivilege(raw json.RawMessage) (*credential.Privilege, error) {
+	f, err := wire.ParseForm(raw)
+	if err == nil {
+		err = f.Only("scope", "role", "site_id", "sitegroup_id")
+	}
+	var scope, role, site, group *string
+	for _, field := range []struct {
+		name string
+		dst  **string
+	}{{"scope", &scope}, {"role", &role}, {"site_id", &site}, {"sitegroup_id", &group}} {
+		if err == nil {
+			*field.dst, err = f.String(field.name)
+		}
+	}
+	if err != nil {
+		e := credential.AsError(err)
+		return nil, credential.ParamError(credential.CodeInvalid, "required_privilege", e.Param+" "+e.Message)
+	}
+	p := credential.Privilege{Scope: credential.Scope(value(scope)), Role: credential.Role(value(role)), SiteID: value(site), SitegroupID: value(group)}
+	if err := credential.ValidatePrivileges([]credential.Privilege{p}); err != nil {
+		e := credential.AsError(err)
+		return nil, credential.ParamError(credential.CodeInvalid, "required_privilege", e.Message)
+	}
+	return &p, nil
+}
+
+func value(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

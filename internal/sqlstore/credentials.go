@@ -36,9 +36,10 @@ func scanCredential(s scanner) (credential.Credential, error) {
 	return c, nil
 }
 
-// jsonText is the stored form of a JSON document; nil is the empty object.
+// jsonText is the stored form of a JSON document; nil (or empty, which is
+// no JSON at all) is the empty object.
 func jsonText(doc json.RawMessage) string {
-	if doc == nil {
+	if len(doc) == 0 {
 		return "{}"
 	}
 	return string(doc)
@@ -103,6 +104,18 @@ func (t *tx) DeleteCredentials(ctx context.Context, instanceID string, kind cred
 	}
 	n, err := res.RowsAffected()
 	return int(n), translate(err, "credential")
+}
+
+// DeleteCredential deletes one credential of the instance.
+func (t *tx) DeleteCredential(ctx context.Context, instanceID, id string) error {
+	return t.execOne(ctx, "credential", `DELETE FROM credentials WHERE instance_id = ? AND id = ?`, instanceID, id)
+}
+
+// UpdateCredentialAttrs stores nil attrs as the empty object, as
+// InsertCredential does.
+func (t *tx) UpdateCredentialAttrs(ctx context.Context, instanceID, id string, attrs json.RawMessage, at time.Time) error {
+	return t.execOne(ctx, "credential", `UPDATE credentials SET attrs = ?, updated_at = ? WHERE instance_id = ? AND id = ?`,
+		jsonText(attrs), millis(at), instanceID, id)
 }
 
 // RevokeCredentialsOf also sets updated_at to at. Revoked credentials keep

@@ -358,10 +358,14 @@ func TestDigestUniqueness(t *testing.T) {
 
 // snapshot reads everything instance in holds, to show it unchanged.
 type snapshot struct {
-	Credentials []credential.Credential
-	Machines    []credential.Machine
-	Scoped      map[string][]credential.Machine
-	SigningKeys []credential.SigningKey
+	Instance      credential.Instance
+	Credentials   []credential.Credential
+	Machines      []credential.Machine
+	Scoped        map[string][]credential.Machine
+	SigningKeys   []credential.SigningKey
+	Organizations []credential.Organization
+	Sites         map[string][]credential.Site      // by organization id
+	Sitegroups    map[string][]credential.Sitegroup // by organization id
 }
 
 func takeSnapshot(t *testing.T, s *sqlstore.Store, instanceID string) snapshot {
@@ -370,6 +374,9 @@ func takeSnapshot(t *testing.T, s *sqlstore.Store, instanceID string) snapshot {
 		ctx := context.Background()
 		var snap snapshot
 		var err error
+		if snap.Instance, err = tx.GetInstance(ctx, instanceID); err != nil {
+			return snap, err
+		}
 		if snap.Credentials, err = tx.ListCredentials(ctx, authority.CredentialFilter{InstanceID: instanceID}); err != nil {
 			return snap, err
 		}
@@ -379,8 +386,23 @@ func takeSnapshot(t *testing.T, s *sqlstore.Store, instanceID string) snapshot {
 		if snap.Scoped, err = tx.ScopedMachines(ctx, instanceID, ids(snap.Machines)); err != nil {
 			return snap, err
 		}
-		snap.SigningKeys, err = tx.ListSigningKeys(ctx, instanceID)
-		return snap, err
+		if snap.SigningKeys, err = tx.ListSigningKeys(ctx, instanceID); err != nil {
+			return snap, err
+		}
+		if snap.Organizations, _, err = tx.ListOrganizations(ctx, instanceID, 0, 0); err != nil {
+			return snap, err
+		}
+		snap.Sites = make(map[string][]credential.Site)
+		snap.Sitegroups = make(map[string][]credential.Sitegroup)
+		for _, o := range snap.Organizations {
+			if snap.Sites[o.ID], err = tx.ListSites(ctx, instanceID, o.ID); err != nil {
+				return snap, err
+			}
+			if snap.Sitegroups[o.ID], err = tx.ListSitegroups(ctx, instanceID, o.ID); err != nil {
+				return snap, err
+			}
+		}
+		return snap, nil
 	})
 }
 
@@ -399,7 +421,30 @@ func TestTenantIsolation(t *testing.T) {
 		sk := signingKey(a.ID, "kid_a", at(5))
 		sk.TokensExpireAt = at(6)
 		insertSigningKey(t, s, sk)
+		org := newOrg(t, s, a.ID, "acme", at(7))
+		sibling := newOrg(t, s, a.ID, "sibling", at(7)) // another organization of the same instance
+		orgB := newOrg(t, s, b.ID, "b-own", at(7))
+		site := newSite(t, s, org, "hq", at(8))
+		siblingSite := newSite(t, s, sibling, "theirs", at(8))
+		group := newSitegroup(t, s, org, "all", at(8), site.ID)
 		before := takeSnapshot(t, s, a.ID)
+		// The moved* helpers return a row as written through another instance
+		// or organization.
+		movedOrg := func(instanceID string) credential.Organization {
+			o := org
+			o.InstanceID, o.Name, o.Slug = instanceID, "stolen", "stolen"
+			return o
+		}
+		movedSite := func(instanceID, orgID string) credential.Site {
+			st := site
+			st.InstanceID, st.OrgID, st.Name = instanceID, orgID, "stolen"
+			return st
+		}
+		movedGroup := func(instanceID, orgID string, siteIDs ...string) credential.Sitegroup {
+			g := group
+			g.InstanceID, g.OrgID, g.Name, g.SiteIDs = instanceID, orgID, "stolen", siteIDs
+			return g
+		}
 
 		notFound := []struct {
 			name string
@@ -428,6 +473,54 @@ func TestTenantIsolation(t *testing.T) {
 			{"insert scope to another instance's machine", func(tx authority.Tx) error {
 				return tx.InsertMachineScope(ctx, credential.MachineScope{InstanceID: a.ID, FromMachineID: m1.ID, ToMachineID: mb.ID, CreatedAt: at(9)})
 			}},
+			{"delete credential", func(tx authority.Tx) error { return tx.DeleteCredential(ctx, b.ID, key.ID) }},
+			{"update credential attrs", func(tx authority.Tx) error {
+				return tx.UpdateCredentialAttrs(ctx, b.ID, key.ID, json.RawMessage(`{"stolen":true}`), at(9))
+			}},
+			{"get organization", func(tx authority.Tx) error { _, err := tx.GetOrganization(ctx, b.ID, org.ID); return err }},
+			{"get organization by slug", func(tx authority.Tx) error { _, err := tx.GetOrganizationBySlug(ctx, b.ID, org.Slug); return err }},
+			{"update organization", func(tx authority.Tx) error { return tx.UpdateOrganization(ctx, movedOrg(b.ID)) }},
+			{"delete organization", func(tx authority.Tx) error { return tx.DeleteOrganization(ctx, b.ID, org.ID) }},
+			{"insert site into another instance's organization", func(tx authority.Tx) error {
+				st := movedSite(b.ID, org.ID)
+				st.ID = newUUID()
+				return tx.InsertSite(ctx, st)
+			}},
+			{"get site", func(tx authority.Tx) error { _, err := tx.GetSite(ctx, b.ID, org.ID, site.ID); return err }},
+			{"get site through another organization", func(tx authority.Tx) error { _, err := tx.GetSite(ctx, a.ID, sibling.ID, site.ID); return err }},
+			{"update site", func(tx authority.Tx) error { return tx.UpdateSite(ctx, movedSite(b.ID, org.ID)) }},
+			{"update site through another organization", func(tx authority.Tx) error { return tx.UpdateSite(ctx, movedSite(a.ID, sibling.ID)) }},
+			{"delete site", func(tx authority.Tx) error { return tx.DeleteSite(ctx, b.ID, org.ID, site.ID) }},
+			{"delete site through another organization", func(tx authority.Tx) error { return tx.DeleteSite(ctx, a.ID, sibling.ID, site.ID) }},
+			{"insert sitegroup into another instance's organization", func(tx authority.Tx) error {
+				g := movedGroup(b.ID, org.ID)
+				g.ID = newUUID()
+				return tx.InsertSitegroup(ctx, g)
+			}},
+			{"insert sitegroup with another organization's site", func(tx authority.Tx) error {
+				g := movedGroup(a.ID, sibling.ID, site.ID)
+				g.ID = newUUID()
+				return tx.InsertSitegroup(ctx, g)
+			}},
+			{"insert sitegroup with another instance's site", func(tx authority.Tx) error {
+				g := movedGroup(b.ID, orgB.ID, site.ID)
+				g.ID = newUUID()
+				return tx.InsertSitegroup(ctx, g)
+			}},
+			{"get sitegroup", func(tx authority.Tx) error { _, err := tx.GetSitegroup(ctx, b.ID, org.ID, group.ID); return err }},
+			{"get sitegroup through another organization", func(tx authority.Tx) error {
+				_, err := tx.GetSitegroup(ctx, a.ID, sibling.ID, group.ID)
+				return err
+			}},
+			{"update sitegroup", func(tx authority.Tx) error { return tx.UpdateSitegroup(ctx, movedGroup(b.ID, org.ID)) }},
+			{"update sitegroup through another organization", func(tx authority.Tx) error {
+				return tx.UpdateSitegroup(ctx, movedGroup(a.ID, sibling.ID, siblingSite.ID))
+			}},
+			{"update sitegroup to another organization's site", func(tx authority.Tx) error {
+				return tx.UpdateSitegroup(ctx, movedGroup(a.ID, org.ID, site.ID, siblingSite.ID))
+			}},
+			{"delete sitegroup", func(tx authority.Tx) error { return tx.DeleteSitegroup(ctx, b.ID, org.ID, group.ID) }},
+			{"delete sitegroup through another organization", func(tx authority.Tx) error { return tx.DeleteSitegroup(ctx, a.ID, sibling.ID, group.ID) }},
 		}
 		for _, tc := range notFound {
 			t.Run(tc.name+" is not found", func(t *testing.T) {
@@ -474,6 +567,22 @@ func TestTenantIsolation(t *testing.T) {
 				keys, err := tx.ListSigningKeys(ctx, b.ID)
 				if err != nil || len(keys) != 0 {
 					t.Errorf("ListSigningKeys = %d keys, %v; want none", len(keys), err)
+				}
+				orgs, orgTotal, err := tx.ListOrganizations(ctx, b.ID, 0, 0)
+				if err != nil || len(orgs) != 1 || orgs[0].ID != orgB.ID || orgTotal != 1 {
+					t.Errorf("ListOrganizations = %v, %d, %v; want only b's own", orgs, orgTotal, err)
+				}
+				sites, err := tx.ListSites(ctx, b.ID, org.ID)
+				if err != nil || len(sites) != 0 {
+					t.Errorf("ListSites = %v, %v; want none", sites, err)
+				}
+				groups, err := tx.ListSitegroups(ctx, b.ID, org.ID)
+				if err != nil || len(groups) != 0 {
+					t.Errorf("ListSitegroups = %v, %v; want none", groups, err)
+				}
+				siblingGroups, err := tx.ListSitegroups(ctx, a.ID, sibling.ID)
+				if err != nil || len(siblingGroups) != 0 {
+					t.Errorf("ListSitegroups of the sibling organization = %v, %v; want none", siblingGroups, err)
 				}
 				return nil
 			})

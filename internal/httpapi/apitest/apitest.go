@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/inmem"
 	"github.com/keyward/keyward/internal/keyring"
 	"github.com/keyward/keyward/internal/logging"
 	"github.com/keyward/keyward/internal/testkit"
@@ -37,21 +39,32 @@ type Env struct {
 	secrets []string
 }
 
+// Options adjust the server Start runs.
+type Options struct {
+	TrustedProxies []netip.Prefix
+}
+
 // Start serves keyward over store with a fake clock and debug logging.
 func Start(t testing.TB, store authority.Store) *Env {
+	t.Helper()
+	return StartWith(t, store, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, store authority.Store, opts Options) *Env {
 	t.Helper()
 	keys, err := keyring.New(bytes.Repeat([]byte{7}, keyring.MasterKeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := testkit.NewClock()
-	auth := authority.New(authority.Config{Store: store, Keyring: keys, Clock: clock})
+	auth := authority.New(authority.Config{Store: store, Keyring: keys, Clock: clock, Limiter: inmem.NewLimiter()})
 	logs := &Buffer{}
 	log, err := logging.New(logs, "json", slog.LevelDebug)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Authority: auth, Logger: log}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies}))
 	t.Cleanup(srv.Close)
 	e := &Env{URL: srv.URL, Clock: clock, Auth: auth, Store: store, Logs: logs}
 	e.InstanceID, e.AdminKey = e.NewInstance(t, "test")
@@ -104,6 +117,19 @@ func (r Response) JSON(t testing.TB) map[string]any {
 // string or []byte body is sent as is; anything else is JSON-encoded.
 func (e *Env) Do(t testing.TB, method, path, key string, body any) Response {
 	t.Helper()
+	return e.DoWith(t, method, path, body, http.Header{"Authorization": bearer(key)})
+}
+
+func bearer(key string) []string {
+	if key == "" {
+		return nil
+	}
+	return []string{"Bearer " + key}
+}
+
+// DoWith sends a request with the given headers.
+func (e *Env) DoWith(t testing.TB, method, path string, body any, header http.Header) Response {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -122,10 +148,10 @@ func (e *Env) Do(t testing.TB, method, path, key string, body any) Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,454 @@
+package authority
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/keyward/keyward/internal/credential"
+)
+
+// Organization limits.
+const (
+	OrgNameMax           = 255
+	OrgListLimitDefault  = 20
+	OrgListLimitMax      = 200
+	MaxSitesPerSitegroup = 1000
+)
+
+var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// OrganizationInput creates or changes an organization; nil leaves a field
+// as it is (on create, Slug and Name are required).
+type OrganizationInput struct {
+	Slug *string
+	Name *string
+}
+
+func validateOrganization(in OrganizationInput, create bool) error {
+	if create && in.Slug == nil {
+		return credential.ParamError(credential.CodeMissing, "slug", "is missing")
+	}
+	if create && in.Name == nil {
+		return credential.ParamError(credential.CodeMissing, "name", "is missing")
+	}
+	if in.Slug != nil && !slugPattern.MatchString(*in.Slug) {
+		return credential.ParamError(credential.CodeInvalid, "slug", "must be 1 to 63 lowercase letters, digits or dashes, starting with a letter or digit")
+	}
+	if in.Name != nil {
+		return validateName("name", *in.Name, OrgNameMax)
+	}
+	return nil
+}
+
+func validateName(param, name string, max int) error {
+	switch n := utf8.RuneCountInString(name); {
+	case n == 0:
+		return credential.ParamError(credential.CodeMissing, param, "is missing")
+	case n > max:
+		return credential.ParamError(credential.CodeTooLong, param, fmt.Sprintf("must be at most %d characters", max))
+	}
+	return nil
+}
+
+// CreateOrganization creates an organization with a UUID id.
+func (a *Authority) CreateOrganization(ctx context.Context, c Caller, in OrganizationInput) (credential.Organization, error) {
+	if err := requireAdmin(c); err != nil {
+		return credential.Organization{}, err
+	}
+	if err := validateOrganization(in, true); err != nil {
+		return credential.Organization{}, err
+	}
+	now := a.clock.Now()
+	o := credential.Organization{ID: uuid.NewString(), InstanceID: c.InstanceID, Slug: *in.Slug, Name: *in.Name, CreatedAt: now, UpdatedAt: now}
+	err := a.store.Update(ctx, func(tx Tx) error {
+		if err := tx.InsertOrganization(ctx, o); err != nil {
+			return slugTaken(err)
+		}
+		return a.audit(ctx, tx, c, "organization.create", "organization", o.ID, map[string]string{"slug": o.Slug})
+	})
+	return o, err
+}
+
+func slugTaken(err error) error {
+	if credential.IsCode(err, credential.CodeConflict) {
+		return credential.ParamError(credential.CodeConflict, "slug", "is already taken by another organization")
+	}
+	return err
+}
+
+// ListOrganizations returns a page of the instance's organizations.
+func (a *Authority) ListOrganizations(ctx context.Context, c Caller, limit, offset *int64) ([]credential.Organization, int, error) {
+	if err := requireAdmin(c); err != nil {
+		return nil, 0, err
+	}
+	l, o, err := page(limit, offset, OrgListLimitDefault, OrgListLimitMax)
+	if err != nil {
+		return nil, 0, err
+	}
+	var (
+		out   []credential.Organization
+		total int
+	)
+	err = a.store.View(ctx, func(tx Tx) error {
+		var err error
+		out, total, err = tx.ListOrganizations(ctx, c.InstanceID, l, o)
+		return err
+	})
+	return out, total, err
+}
+
+// GetOrganization returns an organization by id or by slug.
+func (a *Authority) GetOrganization(ctx context.Context, c Caller, idOrSlug string) (credential.Organization, error) {
+	if err := requireAdmin(c); err != nil {
+		return credential.Organization{}, err
+	}
+	var o credential.Organization
+	err := a.store.View(ctx, func(tx Tx) error {
+		var err error
+		o, err = findOrganization(ctx, tx, c.InstanceID, idOrSlug)
+		return err
+	})
+	return o, err
+}
+
+// findOrganization resolves an id (a UUID) or a slug within the instance.
+func findOrganization(ctx context.Context, tx Tx, instanceID, idOrSlug string) (credential.Organization, error) {
+	var (
+		o   credential.Organization
+		err error
+	)
+	if _, perr := uuid.Parse(idOrSlug); perr == nil {
+		o, err = tx.GetOrganization(ctx, instanceID, idOrSlug)
+	} else {
+		o, err = tx.GetOrganizationBySlug(ctx, instanceID, idOrSlug)
+	}
+	if credential.IsCode(err, credential.CodeNotFound) {
+		return o, credential.Errorf(credential.CodeNotFound, "no such organization")
+	}
+	return o, err
+}
+
+// UpdateOrganization changes an organization's slug or name.
+func (a *Authority) UpdateOrganization(ctx context.Context, c Caller, idOrSlug string, in OrganizationInput) (credential.Organization, error) {
+	if err := requireAdmin(c); err != nil {
+		return credential.Organization{}, err
+	}
+	if err := validateOrganization(in, false); err != nil {
+		return credential.Organization{}, err
+	}
+	var o credential.Organization
+	err := a.store.Update(ctx, func(tx Tx) error {
+		var err error
+		if o, err = findOrganization(ctx, tx, c.InstanceID, idOrSlug); err != nil {
+			return err
+		}
+		if in.Slug != nil {
+			o.Slug = *in.Slug
+		}
+		if in.Name != nil {
+			o.Name = *in.Name
+		}
+		o.UpdatedAt = a.clock.Now()
+		if err := tx.UpdateOrganization(ctx, o); err != nil {
+			return slugTaken(err)
+		}
+		return a.audit(ctx, tx, c, "organization.update", "organization", o.ID, map[string]string{"slug": o.Slug, "name": o.Name})
+	})
+	return o, err
+}
+
+// DeleteOrganization deletes an organization, its sites and sitegroups,
+// and revokes every token bound to it.
+func (a *Authority) DeleteOrganization(ctx context.Context, c Caller, idOrSlug string) error {
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
+	err := a.store.Update(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, idOrSlug)
+		if err != nil {
+			return err
+		}
+		revoked, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindOrgToken, o.ID, a.clock.Now(), "organization deleted")
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteOrganization(ctx, c.InstanceID, o.ID); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "organization.delete", "organization", o.ID, map[string]int{"org_tokens_revoked": revoked})
+	})
+	a.invalidateAllAfter(err)
+	return err
+}
+
+// SiteInput creates or renames a site.
+type SiteInput struct{ Name *string }
+
+// CreateSite adds a site to an organization.
+func (a *Authority) CreateSite(ctx context.Context, c Caller, org string, in SiteInput) (credential.Site, error) {
+	if err := requireAdmin(c); err != nil {
+		return credential.Site{}, err
+	}
+	if in.Name == nil {
+		return credential.Site{}, credential.ParamError(credential.CodeMissing, "name", "is missing")
+	}
+	if err := validateName("name", *in.Name, OrgNameMax); err != nil {
+		return credential.Site{}, err
+	}
+	var s credential.Site
+	err := a.store.Update(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, org)
+		if err != nil {
+			return err
+		}
+		now := a.clock.Now()
+		s = credential.Site{ID: uuid.NewString(), InstanceID: c.InstanceID, OrgID: o.ID, Name: *in.Name, CreatedAt: now, UpdatedAt: now}
+		if err := tx.InsertSite(ctx, s); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "site.create", "site", s.ID, map[string]string{"org_id": o.ID})
+	})
+	return s, err
+}
+
+// ListSites lists an organization's sites.
+func (a *Authority) ListSites(ctx context.Context, c Caller, org string) ([]credential.Site, error) {
+	if err := requireAdmin(c); err != nil {
+		return nil, err
+	}
+	var out []credential.Site
+	err := a.store.View(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, org)
+		if err != nil {
+			return err
+		}
+		out, err = tx.ListSites(ctx, c.InstanceID, o.ID)
+		return err
+	})
+	return out, err
+}
+
+// GetSite returns one site of an organization.
+func (a *Authority) GetSite(ctx context.Context, c Caller, org, id string) (credential.Site, error) {
+	if err := requireAdmin(c); err != nil {
+		return credential.Site{}, err
+	}
+	var s credential.Site
+	err := a.store.View(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, org)
+		if err != nil {
+			return err
+		}
+		s, err = tx.GetSite(ctx, c.InstanceID, o.ID, id)
+		return err
+	})
+	return s, err
+}
+
+// UpdateSite renames a site.
+func (a *Authority) UpdateSite(ctx context.Context, c Caller, org, id string, in SiteInput) (credential.Site, error) {
+	if err := requireAdmin(c); err != nil {
+		return credential.Site{}, err
+	}
+	if in.Name != nil {
+		if err := validateName("name", *in.Name, OrgNameMax); err != nil {
+			return credential.Site{}, err
+		}
+	}
+	var s credential.Site
+	err := a.store.Update(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, org)
+		if err != nil {
+			return err
+		}
+		if s, err = tx.GetSite(ctx, c.InstanceID, o.ID, id); err != nil {
+			return err
+		}
+		if in.Name != nil {
+			s.Name = *in.Name
+		}
+		s.UpdatedAt = a.clock.Now()
+		if err := tx.UpdateSite(ctx, s); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "site.update", "site", s.ID, nil)
+	})
+	return s, err
+}
+
+// DeleteSite deletes a site; it leaves its sitegroups. Privileges naming
+// it grant nothing from then on.
+func (a *Authority) DeleteSite(ctx context.Context, c Caller, org, id string) error {
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
+	err := a.store.Update(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, org)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteSite(ctx, c.InstanceID, o.ID, id); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "site.delete", "site", id, nil)
+	})
+	a.invalidateAllAfter(err)
+	return err
+}
+
+// SitegroupInput creates or changes a sitegroup; nil leaves a field as is.
+type SitegroupInput struct {
+	Name    *string
+	SiteIDs []string // nil: unchanged (on create: none)
+}
+
+func (a *Authority) checkSitegroupInput(in SitegroupInput, create bool) error {
+	if create && in.Name == nil {
+		return credential.ParamError(credential.CodeMissing, "name", "is missing")
+	}
+	if in.Name != nil {
+		if err := validateName("name", *in.Name, OrgNameMax); err != nil {
+			return err
+		}
+	}
+	if len(in.SiteIDs) > MaxSitesPerSitegroup {
+		return credential.ParamError(credential.CodeTooMany, "site_ids", fmt.Sprintf("must hold at most %d sites", MaxSitesPerSitegroup))
+	}
+	return nil
+}
+
+// sitesOf checks that every id is a site of the organization.
+func sitesOf(ctx context.Context, tx Tx, instanceID, orgID string, ids []string) ([]string, error) {
+	ids = dedupe(ids)
+	for _, id := range ids {
+		if _, err := tx.GetSite(ctx, instanceID, orgID, id); err != nil {
+			if credential.IsCode(err, credential.CodeNotFound) {
+				return nil, credential.ParamError(credential.CodeInvalid, "site_ids", "every site must be a site of this organization")
+			}
+			return nil, err
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// CreateSitegroup creates a sitegroup of sites of the same organization.
+func (a *Authority) CreateSitegroup(ctx context.Context, c Caller, org string, in SitegroupInput) (credential.Sitegroup, error) {
+	if err := requireAdmin(c); err != nil {
+		return credential.Sitegroup{}, err
+	}
+	if err := a.checkSitegroupInput(in, true); err != nil {
+		return credential.Sitegroup{}, err
+	}
+	var g credential.Sitegroup
+	err := a.store.Update(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, org)
+		if err != nil {
+			return err
+		}
+		ids, err := sitesOf(ctx, tx, c.InstanceID, o.ID, in.SiteIDs)
+		if err != nil {
+			return err
+		}
+		now := a.clock.Now()
+		g = credential.Sitegroup{ID: uuid.NewString(), InstanceID: c.InstanceID, OrgID: o.ID, Name: *in.Name, SiteIDs: ids, CreatedAt: now, UpdatedAt: now}
+		if err := tx.InsertSitegroup(ctx, g); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "sitegroup.create", "sitegroup", g.ID, map[string]any{"org_id": o.ID, "site_ids": ids})
+	})
+	return g, err
+}
+
+// ListSitegroups lists an organization's sitegroups.
+func (a *Authority) ListSitegroups(ctx context.Context, c Caller, org string) ([]credential.Sitegroup, error) {
+	if err := requireAdmin(c); err != nil {
+		return nil, err
+	}
+	var out []credential.Sitegroup
+	err := a.store.View(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, org)
+		if err != nil {
+			return err
+		}
+		out, err = tx.ListSitegroups(ctx, c.InstanceID, o.ID)
+		return err
+	})
+	return out, err
+}
+
+// GetSitegroup returns one sitegroup of an organization.
+func (a *Authority) GetSitegroup(ctx context.Context, c Caller, org, id string) (credential.Sitegroup, error) {
+	if err := requireAdmin(c); err != nil {
+		return credential.Sitegroup{}, err
+	}
+	var g credential.Sitegroup
+	err := a.store.View(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, org)
+		if err != nil {
+			return err
+		}
+		g, err = tx.GetSitegroup(ctx, c.InstanceID, o.ID, id)
+		return err
+	})
+	return g, err
+}
+
+// UpdateSitegroup renames a sitegroup or replaces its sites.
+func (a *Authority) UpdateSitegroup(ctx context.Context, c Caller, org, id string, in SitegroupInput) (credential.Sitegroup, error) {
+	if err := requireAdmin(c); err != nil {
+		return credential.Sitegroup{}, err
+	}
+	if err := a.checkSitegroupInput(in, false); err != nil {
+		return credential.Sitegroup{}, err
+	}
+	var g credential.Sitegroup
+	err := a.store.Update(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, org)
+		if err != nil {
+			return err
+		}
+		if g, err = tx.GetSitegroup(ctx, c.InstanceID, o.ID, id); err != nil {
+			return err
+		}
+		if in.Name != nil {
+			g.Name = *in.Name
+		}
+		if in.SiteIDs != nil {
+			if g.SiteIDs, err = sitesOf(ctx, tx, c.InstanceID, o.ID, in.SiteIDs); err != nil {
+				return err
+			}
+		}
+		g.UpdatedAt = a.clock.Now()
+		if err := tx.UpdateSitegroup(ctx, g); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "sitegroup.update", "sitegroup", g.ID, map[string]any{"site_ids": g.SiteIDs})
+	})
+	a.invalidateAllAfter(err)
+	return g, err
+}
+
+// DeleteSitegroup deletes a sitegroup (not its sites).
+func (a *Authority) DeleteSitegroup(ctx context.Context, c Caller, org, id string) error {
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
+	err := a.store.Update(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, org)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteSitegroup(ctx, c.InstanceID, o.ID, id); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "sitegroup.delete", "sitegroup", id, nil)
+	})
+	a.invalidateAllAfter(err)
+	return err
+}

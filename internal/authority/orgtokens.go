@@ -1,0 +1,487 @@
+package authority
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keyward/keyward/internal/credential"
+)
+
+// OrgTokenNameMax bounds an org token's name.
+const OrgTokenNameMax = 255
+
+// OrgToken is an organization API token as Mist shows it.
+type OrgToken struct {
+	ID         string
+	InstanceID string
+	OrgID      string
+	Name       string
+	Privileges []credential.Privilege
+	SrcIPs     []string
+	CreatedBy  string
+	// Mask is the key's first four and last four characters; the key
+	// itself is in Key, in the create response only.
+	Mask       string
+	Key        string
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+}
+
+// orgTokenAttrs are what an org token's credential row keeps beside the
+// digest.
+type orgTokenAttrs struct {
+	Name       string                 `json:"name"`
+	Privileges []credential.Privilege `json:"privileges"`
+	SrcIPs     []string               `json:"src_ips,omitempty"`
+	CreatedBy  string                 `json:"created_by"`
+	Mask       string                 `json:"mask"`
+}
+
+func orgTokenView(c credential.Credential, a tokenAttrs) OrgToken {
+	return OrgToken{
+		ID: c.ID, InstanceID: c.InstanceID, OrgID: c.Subject, Name: a.Name, Privileges: a.Privileges,
+		SrcIPs: a.SrcIPs, CreatedBy: a.CreatedBy, Mask: a.Mask, CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt,
+	}
+}
+
+// maskKey shows the first and last four characters of a key, as Mist does.
+func maskKey(key string) string { return key[:4] + "..." + key[len(key)-4:] }
+
+// OrgTokenInput creates or updates an org token. Nil fields are absent.
+type OrgTokenInput struct {
+	Name       *string
+	Privileges []credential.Privilege // nil: absent
+	SrcIPs     []string               // nil: absent
+}
+
+// RateLimit is where a credential stands in its current window.
+type RateLimit struct {
+	Limit     int
+	Remaining int
+	ResetAt   time.Time
+	ResetIn   time.Duration // from now, on the authority's clock
+}
+
+// authorizeOrg checks that the caller may manage the organization's
+// tokens: the admin key, or an org token of that organization holding
+// admin at org scope. A token of another organization sees a 404.
+func (a *Authority) authorizeOrg(ctx context.Context, tx Tx, c Caller, orgID string) (credential.Organization, credential.Topology, error) {
+	notFound := credential.Errorf(credential.CodeNotFound, "no such organization")
+	if _, err := uuid.Parse(orgID); err != nil {
+		return credential.Organization{}, credential.Topology{}, notFound
+	}
+	o, err := tx.GetOrganization(ctx, c.InstanceID, orgID)
+	if credential.IsCode(err, credential.CodeNotFound) {
+		return o, credential.Topology{}, notFound
+	}
+	if err != nil {
+		return o, credential.Topology{}, err
+	}
+	switch {
+	case c.IsAdmin():
+	case c.Kind == credential.KindOrgToken && c.OrgID == o.ID:
+		if !credential.Grants(c.Privileges, credential.Privilege{Scope: credential.ScopeOrg, Role: credential.RoleAdmin}, credential.Topology{}) {
+			return o, credential.Topology{}, errForbidden
+		}
+	case c.Kind == credential.KindOrgToken:
+		return o, credential.Topology{}, notFound
+	default:
+		return o, credential.Topology{}, errForbidden
+	}
+	t, err := loadTopology(ctx, tx, c.InstanceID, o.ID)
+	return o, t, err
+}
+
+func loadTopology(ctx context.Context, tx Tx, instanceID, orgID string) (credential.Topology, error) {
+	groups, err := tx.ListSitegroups(ctx, instanceID, orgID)
+	if err != nil {
+		return credential.Topology{}, err
+	}
+	t := credential.Topology{SitegroupSites: make(map[string][]string, len(groups))}
+	for _, g := range groups {
+		t.SitegroupSites[g.ID] = g.SiteIDs
+	}
+	return t, nil
+}
+
+// checkPrivileges validates requested privileges against the organization
+// and, for a token caller, against the caller's own: granted ⊆ caller's.
+func checkPrivileges(ctx context.Context, tx Tx, c Caller, o credential.Organization, t credential.Topology, ps []credential.Privilege) error {
+	if err := credential.ValidatePrivileges(ps); err != nil {
+		return err
+	}
+	for _, p := range ps {
+		switch p.Scope {
+		case credential.ScopeSite:
+			if _, err := tx.GetSite(ctx, c.InstanceID, o.ID, p.SiteID); err != nil {
+				return orgRef(err, "site_id "+p.SiteID+" is not a site of this organization")
+			}
+		case credential.ScopeSitegroup:
+			if _, ok := t.SitegroupSites[p.SitegroupID]; !ok {
+				return credential.ParamError(credential.CodeInvalid, "privileges", "sitegroup_id "+p.SitegroupID+" is not a sitegroup of this organization")
+			}
+		}
+	}
+	if c.Kind == credential.KindOrgToken && !credential.Subset(c.Privileges, ps, t) {
+		return credential.Errorf(credential.CodeForbidden, "a token cannot grant privileges beyond its own")
+	}
+	return nil
+}
+
+func orgRef(err error, msg string) error {
+	if credential.IsCode(err, credential.CodeNotFound) {
+		return credential.ParamError(credential.CodeInvalid, "privileges", msg)
+	}
+	return err
+}
+
+// CreateOrgToken issues an org API token; the key is in the result this
+// once and masked everywhere after.
+func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, in OrgTokenInput) (OrgToken, error) {
+	if in.Name == nil {
+		return OrgToken{}, credential.ParamError(credential.CodeMissing, "name", "is required")
+	}
+	if err := validateName("name", *in.Name, OrgTokenNameMax); err != nil {
+		return OrgToken{}, err
+	}
+	_, srcIPs, err := credential.ParseAllowlist(in.SrcIPs)
+	if err != nil {
+		return OrgToken{}, err
+	}
+	key, err := credential.Generate(credential.KindOrgToken)
+	if err != nil {
+		return OrgToken{}, err
+	}
+	var tok OrgToken
+	err = a.store.Update(ctx, func(tx Tx) error {
+		o, t, err := a.authorizeOrg(ctx, tx, c, orgID)
+		if err != nil {
+			return err
+		}
+		if err := checkPrivileges(ctx, tx, c, o, t, in.Privileges); err != nil {
+			return err
+		}
+		cred := a.newCredential(uuid.NewString(), c.InstanceID, credential.KindOrgToken, key, o.ID)
+		attrs := orgTokenAttrs{Name: *in.Name, Privileges: in.Privileges, SrcIPs: srcIPs, CreatedBy: c.actorID(), Mask: maskKey(key.Reveal())}
+		if cred.Attrs, err = json.Marshal(attrs); err != nil {
+			return credential.Wrap(credential.CodeInternal, err, "encode org token")
+		}
+		if err := tx.InsertCredential(ctx, cred); err != nil {
+			return err
+		}
+		parsed, err := parseTokenAttrs(cred)
+		if err != nil {
+			return err
+		}
+		tok = orgTokenView(cred, parsed)
+		return a.audit(ctx, tx, c, "org_token.create", "org_token", cred.ID, map[string]any{"org_id": o.ID, "privileges": in.Privileges, "src_ips": srcIPs})
+	})
+	if err != nil {
+		return OrgToken{}, err
+	}
+	tok.Key = key.Reveal()
+	return tok, nil
+}
+
+// orgTokenOf loads one org token of the organization.
+func orgTokenOf(ctx context.Context, tx Tx, instanceID, orgID, id string) (credential.Credential, tokenAttrs, error) {
+	notFound := credential.Errorf(credential.CodeNotFound, "no such token")
+	cred, err := tx.GetCredential(ctx, instanceID, id)
+	if credential.IsCode(err, credential.CodeNotFound) || (err == nil && (cred.Kind != credential.KindOrgToken || cred.Subject != orgID || cred.Revoked())) {
+		return cred, tokenAttrs{}, notFound
+	}
+	if err != nil {
+		return cred, tokenAttrs{}, err
+	}
+	attrs, err := parseTokenAttrs(cred)
+	return cred, attrs, err
+}
+
+// ListOrgTokens lists an organization's live tokens, masked.
+func (a *Authority) ListOrgTokens(ctx context.Context, c Caller, orgID string) ([]OrgToken, error) {
+	var out []OrgToken
+	err := a.store.View(ctx, func(tx Tx) error {
+		o, _, err := a.authorizeOrg(ctx, tx, c, orgID)
+		if err != nil {
+			return err
+		}
+		creds, _, err := tx.PageCredentials(ctx, CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindOrgToken, Subject: o.ID, Revoked: new(bool)})
+		if err != nil {
+			return err
+		}
+		out = make([]OrgToken, 0, len(creds))
+		for _, cred := range creds {
+			attrs, err := parseTokenAttrs(cred)
+			if err != nil {
+				return err
+			}
+			out = append(out, orgTokenView(cred, attrs))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetOrgToken returns one org token, masked.
+func (a *Authority) GetOrgToken(ctx context.Context, c Caller, orgID, id string) (OrgToken, error) {
+	var tok OrgToken
+	err := a.store.View(ctx, func(tx Tx) error {
+		o, _, err := a.authorizeOrg(ctx, tx, c, orgID)
+		if err != nil {
+			return err
+		}
+		cred, attrs, err := orgTokenOf(ctx, tx, c.InstanceID, o.ID, id)
+		tok = orgTokenView(cred, attrs)
+		return err
+	})
+	return tok, err
+}
+
+// UpdateOrgToken changes a token's name and privileges. src_ips cannot
+// change: sending a different list is refused.
+func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id string, in OrgTokenInput) error {
+	if in.Name != nil {
+		if err := validateName("name", *in.Name, OrgTokenNameMax); err != nil {
+			return err
+		}
+	}
+	var srcIPs []string
+	if in.SrcIPs != nil {
+		var err error
+		if _, srcIPs, err = credential.ParseAllowlist(in.SrcIPs); err != nil {
+			return err
+		}
+	}
+	var digest credential.Digest
+	err := a.store.Update(ctx, func(tx Tx) error {
+		o, t, err := a.authorizeOrg(ctx, tx, c, orgID)
+		if err != nil {
+			return err
+		}
+		cred, attrs, err := orgTokenOf(ctx, tx, c.InstanceID, o.ID, id)
+		if err != nil {
+			return err
+		}
+		digest = cred.Digest
+		if in.SrcIPs != nil && !slices.Equal(srcIPs, attrs.SrcIPs) {
+			return credential.ParamError(credential.CodeInvalid, "src_ips", "src_ips cannot be changed after the token is created")
+		}
+		stored := orgTokenAttrs{Name: attrs.Name, Privileges: attrs.Privileges, SrcIPs: attrs.SrcIPs, CreatedBy: attrs.CreatedBy, Mask: attrs.Mask}
+		if in.Name != nil {
+			stored.Name = *in.Name
+		}
+		if in.Privileges != nil {
+			// The caller must hold what the token has now and what it will
+			// have: no token can widen or narrow another beyond itself.
+			if err := checkPrivileges(ctx, tx, c, o, t, in.Privileges); err != nil {
+				return err
+			}
+			if c.Kind == credential.KindOrgToken && !credential.Subset(c.Privileges, attrs.Privileges, t) {
+				return credential.Errorf(credential.CodeForbidden, "a token cannot change a token with privileges beyond its own")
+			}
+			stored.Privileges = in.Privileges
+		}
+		raw, err := json.Marshal(stored)
+		if err != nil {
+			return credential.Wrap(credential.CodeInternal, err, "encode org token")
+		}
+		if err := tx.UpdateCredentialAttrs(ctx, c.InstanceID, id, raw, a.clock.Now()); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "org_token.update", "org_token", id, map[string]any{"name": stored.Name, "privileges": stored.Privileges})
+	})
+	if err == nil {
+		a.cache.invalidate(digest)
+	}
+	return err
+}
+
+// DeleteOrgToken deletes a token; it stops working at once.
+func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id string) error {
+	var digest credential.Digest
+	err := a.store.Update(ctx, func(tx Tx) error {
+		o, t, err := a.authorizeOrg(ctx, tx, c, orgID)
+		if err != nil {
+			return err
+		}
+		cred, attrs, err := orgTokenOf(ctx, tx, c.InstanceID, o.ID, id)
+		if err != nil {
+			return err
+		}
+		if c.Kind == credential.KindOrgToken && !credential.Subset(c.Privileges, attrs.Privileges, t) {
+			return credential.Errorf(credential.CodeForbidden, "a token cannot delete a token with privileges beyond its own")
+		}
+		digest = cred.Digest
+		if err := tx.DeleteCredential(ctx, c.InstanceID, id); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "org_token.delete", "org_token", id, map[string]string{"org_id": o.ID})
+	})
+	if err == nil {
+		a.cache.invalidate(digest)
+	}
+	return err
+}
+
+// AuthenticateOrgToken resolves an org token presented to keyward itself
+// (the Mist surface), enforcing its source-IP allowlist and its hourly
+// limit. The RateLimit is set whenever the token was recognised, also
+// with a CodeRateLimited error, so the surface can send its headers.
+func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clientIP netip.Addr) (Caller, RateLimit, error) {
+	secret, kind, err := credential.Parse(token)
+	if err != nil || kind != credential.KindOrgToken {
+		return Caller{}, RateLimit{}, errUnauthenticated
+	}
+	e, err := a.lookup(ctx, a.keyring.Digest(secret))
+	if err != nil {
+		return Caller{}, RateLimit{}, err
+	}
+	now := a.clock.Now()
+	if !e.found || e.cred.Kind != kind || !e.cred.ActiveAt(now) {
+		return Caller{}, RateLimit{}, errUnauthenticated
+	}
+	if !e.attrs.allowlist.Allows(clientIP) && !e.attrs.allowlist.Empty() {
+		return Caller{}, RateLimit{}, credential.Errorf(credential.CodeForbidden, "the token may not be used from this address")
+	}
+	rl, admitted, err := a.takeRate(ctx, e.cred, now)
+	if err != nil {
+		return Caller{}, RateLimit{}, err
+	}
+	if !admitted {
+		return Caller{}, rl, credential.Errorf(credential.CodeRateLimited, "rate limit reached")
+	}
+	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
+	return Caller{
+		InstanceID: e.cred.InstanceID, Kind: credential.KindOrgToken, CredentialID: e.cred.ID,
+		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges,
+	}, rl, nil
+}
+
+// takeRate counts one call of an org token in its clock-hour window.
+func (a *Authority) takeRate(ctx context.Context, cred credential.Credential, now time.Time) (RateLimit, bool, error) {
+	limit, err := a.orgTokenLimit(ctx, cred.InstanceID)
+	if err != nil {
+		return RateLimit{}, false, err
+	}
+	start := now.Truncate(time.Hour)
+	end := start.Add(time.Hour)
+	admitted, count, err := a.limiter.Take(ctx, "org_token/"+cred.ID, limit, start, end)
+	if err != nil {
+		return RateLimit{}, false, err
+	}
+	return RateLimit{Limit: limit, Remaining: max(limit-count, 0), ResetAt: end, ResetIn: end.Sub(now)}, admitted, nil
+}
+
+// settingsCache keeps per-instance settings for settingsTTL, so the hot
+// path does not read them per call.
+type settingsCache struct {
+	mu         sync.Mutex
+	limits     map[string]cachedLimit
+	topologies map[string]cachedTopology // by instance + "/" + org
+}
+
+type cachedTopology struct {
+	t       credential.Topology
+	epoch   uint64
+	expires time.Time
+}
+
+// topology returns an organization's sitegroup membership, cached until the
+// next cache invalidation (every sitegroup or site change makes one).
+func (a *Authority) topology(ctx context.Context, instanceID, orgID string) (credential.Topology, error) {
+	now, epoch, key := a.clock.Now(), a.cache.currentEpoch(), instanceID+"/"+orgID
+	a.settings.mu.Lock()
+	ct, ok := a.settings.topologies[key]
+	a.settings.mu.Unlock()
+	if ok && ct.epoch == epoch && now.Before(ct.expires) {
+		return ct.t, nil
+	}
+	var t credential.Topology
+	err := a.store.View(ctx, func(tx Tx) error {
+		var err error
+		t, err = loadTopology(ctx, tx, instanceID, orgID)
+		return err
+	})
+	if err != nil {
+		return t, err
+	}
+	a.settings.mu.Lock()
+	if a.settings.topologies == nil {
+		a.settings.topologies = map[string]cachedTopology{}
+	}
+	a.settings.topologies[key] = cachedTopology{t: t, epoch: epoch, expires: now.Add(settingsTTL)}
+	a.settings.mu.Unlock()
+	return t, nil
+}
+
+type cachedLimit struct {
+	limit   int
+	expires time.Time
+}
+
+const settingsTTL = 30 * time.Second
+
+func (a *Authority) orgTokenLimit(ctx context.Context, instanceID string) (int, error) {
+	now := a.clock.Now()
+	a.settings.mu.Lock()
+	l, ok := a.settings.limits[instanceID]
+	a.settings.mu.Unlock()
+	if ok && now.Before(l.expires) {
+		return l.limit, nil
+	}
+	var in credential.Instance
+	err := a.store.View(ctx, func(tx Tx) error {
+		var err error
+		in, err = tx.GetInstance(ctx, instanceID)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	l = cachedLimit{limit: in.OrgTokenHourlyLimit, expires: now.Add(settingsTTL)}
+	if l.limit <= 0 {
+		l.limit = credential.DefaultOrgTokenHourlyLimit
+	}
+	a.settings.mu.Lock()
+	if a.settings.limits == nil {
+		a.settings.limits = map[string]cachedLimit{}
+	}
+	a.settings.limits[instanceID] = l
+	a.settings.mu.Unlock()
+	return l.limit, nil
+}
+
+// SetOrgTokenHourlyLimit changes how many calls each org token of the
+// instance may make per clock hour (0 restores Mist's 5000).
+func (a *Authority) SetOrgTokenHourlyLimit(ctx context.Context, c Caller, limit int) (credential.Instance, error) {
+	if err := requireAdmin(c); err != nil {
+		return credential.Instance{}, err
+	}
+	if limit < 0 || limit > 1_000_000_000 {
+		return credential.Instance{}, credential.ParamError(credential.CodeInvalid, "org_token_hourly_limit", "must be between 0 and 1000000000")
+	}
+	var in credential.Instance
+	err := a.store.Update(ctx, func(tx Tx) error {
+		var err error
+		if in, err = tx.GetInstance(ctx, c.InstanceID); err != nil {
+			return err
+		}
+		in.OrgTokenHourlyLimit = limit
+		if err := tx.UpdateInstance(ctx, in); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "instance.update", "instance", in.ID, map[string]int{"org_token_hourly_limit": limit})
+	})
+	if err == nil {
+		a.settings.mu.Lock()
+		delete(a.settings.limits, c.InstanceID)
+		a.settings.mu.Unlock()
+	}
+	return in, err
+}

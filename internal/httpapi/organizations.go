@@ -1,0 +1,248 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/httpapi/wire"
+)
+
+// Native organizations, sites and sitegroups (admin key). {org} is an id
+// or a slug.
+
+type organizationJSON struct {
+	ID        string `json:"id"`
+	Slug      string `json:"slug"`
+	Name      string `json:"name"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+type siteJSON struct {
+	ID        string `json:"id"`
+	OrgID     string `json:"org_id"`
+	Name      string `json:"name"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+type sitegroupJSON struct {
+	ID        string   `json:"id"`
+	OrgID     string   `json:"org_id"`
+	Name      string   `json:"name"`
+	SiteIDs   []string `json:"site_ids"`
+	CreatedAt string   `json:"created_at"`
+	UpdatedAt string   `json:"updated_at"`
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func toOrganization(o credential.Organization) organizationJSON {
+	return organizationJSON{ID: o.ID, Slug: o.Slug, Name: o.Name, CreatedAt: rfc3339(o.CreatedAt), UpdatedAt: rfc3339(o.UpdatedAt)}
+}
+
+func toSite(s credential.Site) siteJSON {
+	return siteJSON{ID: s.ID, OrgID: s.OrgID, Name: s.Name, CreatedAt: rfc3339(s.CreatedAt), UpdatedAt: rfc3339(s.UpdatedAt)}
+}
+
+func toSitegroup(g credential.Sitegroup) sitegroupJSON {
+	ids := g.SiteIDs
+	if ids == nil {
+		ids = []string{}
+	}
+	return sitegroupJSON{ID: g.ID, OrgID: g.OrgID, Name: g.Name, SiteIDs: ids, CreatedAt: rfc3339(g.CreatedAt), UpdatedAt: rfc3339(g.UpdatedAt)}
+}
+
+func (n *native) registerOrganizations(mux *http.ServeMux) {
+	const org = "/v1/organizations/{org}"
+	routes := map[string]func(http.ResponseWriter, *http.Request, authority.Caller){
+		"POST /v1/organizations":                    n.createOrganization,
+		"GET /v1/organizations":                     n.listOrganizations,
+		"GET " + org:                                n.getOrganization,
+		"PATCH " + org:                              n.updateOrganization,
+		"DELETE " + org:                             n.deleteOrganization,
+		"POST " + org + "/sites":                    n.createSite,
+		"GET " + org + "/sites":                     n.listSites,
+		"GET " + org + "/sites/{site}":              n.getSite,
+		"PATCH " + org + "/sites/{site}":            n.updateSite,
+		"DELETE " + org + "/sites/{site}":           n.deleteSite,
+		"POST " + org + "/sitegroups":               n.createSitegroup,
+		"GET " + org + "/sitegroups":                n.listSitegroups,
+		"GET " + org + "/sitegroups/{sitegroup}":    n.getSitegroup,
+		"PATCH " + org + "/sitegroups/{sitegroup}":  n.updateSitegroup,
+		"DELETE " + org + "/sitegroups/{sitegroup}": n.deleteSitegroup,
+	}
+	for pattern, h := range routes {
+		mux.Handle(pattern, n.authenticated(h))
+	}
+}
+
+// form reads a strict JSON object allowing only the named fields.
+func form(r *http.Request, allowed ...string) (*wire.Form, error) {
+	body, err := wire.Body(r)
+	if err != nil {
+		return nil, err
+	}
+	f, err := wire.ParseForm(body)
+	if err != nil {
+		return nil, err
+	}
+	return f, f.Only(allowed...)
+}
+
+func (n *native) respond(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	if v == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	wire.WriteJSON(w, status, v)
+}
+
+func orgInput(r *http.Request) (in authority.OrganizationInput, err error) {
+	f, err := form(r, "slug", "name")
+	if err == nil {
+		in.Slug, err = f.String("slug")
+	}
+	if err == nil {
+		in.Name, err = f.String("name")
+	}
+	return in, err
+}
+
+func (n *native) createOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	in, err := orgInput(r)
+	var o credential.Organization
+	if err == nil {
+		o, err = n.auth.CreateOrganization(r.Context(), c, in)
+	}
+	n.respond(w, r, http.StatusCreated, toOrganization(o), err)
+}
+
+func (n *native) listOrganizations(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	limit, offset, err := pageParams(r)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	orgs, total, err := n.auth.ListOrganizations(r.Context(), c, limit, offset)
+	data := make([]organizationJSON, len(orgs))
+	for i, o := range orgs {
+		data[i] = toOrganization(o)
+	}
+	n.respond(w, r, http.StatusOK, map[string]any{"data": data, "total_count": total}, err)
+}
+
+func (n *native) getOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	o, err := n.auth.GetOrganization(r.Context(), c, r.PathValue("org"))
+	n.respond(w, r, http.StatusOK, toOrganization(o), err)
+}
+
+func (n *native) updateOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	in, err := orgInput(r)
+	var o credential.Organization
+	if err == nil {
+		o, err = n.auth.UpdateOrganization(r.Context(), c, r.PathValue("org"), in)
+	}
+	n.respond(w, r, http.StatusOK, toOrganization(o), err)
+}
+
+func (n *native) deleteOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	n.respond(w, r, 0, nil, n.auth.DeleteOrganization(r.Context(), c, r.PathValue("org")))
+}
+
+func siteInput(r *http.Request) (in authority.SiteInput, err error) {
+	f, err := form(r, "name")
+	if err == nil {
+		in.Name, err = f.String("name")
+	}
+	return in, err
+}
+
+func (n *native) createSite(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	in, err := siteInput(r)
+	var s credential.Site
+	if err == nil {
+		s, err = n.auth.CreateSite(r.Context(), c, r.PathValue("org"), in)
+	}
+	n.respond(w, r, http.StatusCreated, toSite(s), err)
+}
+
+func (n *native) listSites(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	sites, err := n.auth.ListSites(r.Context(), c, r.PathValue("org"))
+	data := make([]siteJSON, len(sites))
+	for i, s := range sites {
+		data[i] = toSite(s)
+	}
+	n.respond(w, r, http.StatusOK, map[string]any{"data": data}, err)
+}
+
+func (n *native) getSite(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	s, err := n.auth.GetSite(r.Context(), c, r.PathValue("org"), r.PathValue("site"))
+	n.respond(w, r, http.StatusOK, toSite(s), err)
+}
+
+func (n *native) updateSite(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	in, err := siteInput(r)
+	var s credential.Site
+	if err == nil {
+		s, err = n.auth.UpdateSite(r.Context(), c, r.PathValue("org"), r.PathValue("site"), in)
+	}
+	n.respond(w, r, http.StatusOK, toSite(s), err)
+}
+
+func (n *native) deleteSite(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	n.respond(w, r, 0, nil, n.auth.DeleteSite(r.Context(), c, r.PathValue("org"), r.PathValue("site")))
+}
+
+func sitegroupInput(r *http.Request) (in authority.SitegroupInput, err error) {
+	f, err := form(r, "name", "site_ids")
+	if err == nil {
+		in.Name, err = f.String("name")
+	}
+	if err == nil {
+		in.SiteIDs, err = f.Strings("site_ids")
+	}
+	return in, err
+}
+
+func (n *native) createSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	in, err := sitegroupInput(r)
+	var g credential.Sitegroup
+	if err == nil {
+		g, err = n.auth.CreateSitegroup(r.Context(), c, r.PathValue("org"), in)
+	}
+	n.respond(w, r, http.StatusCreated, toSitegroup(g), err)
+}
+
+func (n *native) listSitegroups(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	groups, err := n.auth.ListSitegroups(r.Context(), c, r.PathValue("org"))
+	data := make([]sitegroupJSON, len(groups))
+	for i, g := range groups {
+		data[i] = toSitegroup(g)
+	}
+	n.respond(w, r, http.StatusOK, map[string]any{"data": data}, err)
+}
+
+func (n *native) getSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	g, err := n.auth.GetSitegroup(r.Context(), c, r.PathValue("org"), r.PathValue("sitegroup"))
+	n.respond(w, r, http.StatusOK, toSitegroup(g), err)
+}
+
+func (n *native) updateSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	in, err := sitegroupInput(r)
+	var g credential.Sitegroup
+	if err == nil {
+		g, err = n.auth.UpdateSitegroup(r.Context(), c, r.PathValue("org"), r.PathValue("sitegroup"), in)
+	}
+	n.respond(w, r, http.StatusOK, toSitegroup(g), err)
+}
+
+func (n *native) deleteSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+	n.respond(w, r, 0, nil, n.auth.DeleteSitegroup(r.Context(), c, r.PathValue("org"), r.PathValue("sitegroup")))
+}
