@@ -125,6 +125,12 @@ func TestOrgTokenLifecycleShowsTheKeyOnce(t *testing.T) {
 		if code := verify(t, o.Env, key, "10.1.2.3"); code != "not_found" {
 			t.Fatalf("a deleted token verifies as %s", code)
 		}
+		audit := o.Do(t, "GET", "/v1/audit_events?limit=200", o.AdminKey, nil)
+		for name, text := range map[string]string{"the logs": o.Logs.String(), "the audit log": string(audit.Body)} {
+			if strings.Contains(text, key) || strings.Contains(text, key[4:]) {
+				t.Fatalf("the org token's key appears in %s", name)
+			}
+		}
 	})
 }
 
