@@ -99,7 +99,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted}),
+		Handler:           httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

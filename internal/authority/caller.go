@@ -14,6 +14,21 @@ type Caller struct {
 	MachineID    string                 // set for machine keys
 	OrgID        string                 // set for org tokens
 	Privileges   []credential.Privilege // set for org tokens
+	// UserID is the user a PAT speaks for, or the user an admin key acts
+	// for on user-scoped surfaces (X-User-ID), set with ActingFor.
+	UserID      string
+	Scopes      []string // set for PATs
+	WorkspaceID string   // set for PATs bound to a workspace
+}
+
+// ActingFor returns the admin caller acting for a user (the X-User-ID
+// header of user-scoped surfaces). Other callers are returned unchanged:
+// a PAT always acts as its own user.
+func (c Caller) ActingFor(userID string) Caller {
+	if c.IsAdmin() {
+		c.UserID = userID
+	}
+	return c
 }
 
 // Operator is the party at the host's shell: CLI commands that open the
@@ -45,13 +60,14 @@ var errUnauthenticated = credential.Errorf(credential.CodeUnauthenticated, "inva
 // rights inside its own instance.
 var errForbidden = credential.Errorf(credential.CodeForbidden, "the credential is not allowed to perform this operation")
 
-// Authenticate resolves a presented caller secret (an admin key or a
-// machine secret key) to a Caller. Every failure is the same
+// Authenticate resolves a presented caller secret (an admin key, a
+// machine secret key or a personal access token) to a Caller; each
+// operation then decides what that kind of caller may do. Every failure is the same
 // CodeUnauthenticated error; a store failure is CodeUnavailable or
 // CodeInternal, never a 401.
 func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, error) {
 	secret, kind, err := credential.Parse(token)
-	if err != nil || (kind != credential.KindAdminKey && kind != credential.KindMachineKey) {
+	if err != nil || (kind != credential.KindAdminKey && kind != credential.KindMachineKey && kind != credential.KindPAT) {
 		return Caller{}, errUnauthenticated
 	}
 	e, err := a.lookup(ctx, a.keyring.Digest(secret))
@@ -64,8 +80,11 @@ func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, err
 	}
 	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
 	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID}
-	if e.cred.Kind == credential.KindMachineKey {
+	switch e.cred.Kind {
+	case credential.KindMachineKey:
 		caller.MachineID = e.cred.Subject
+	case credential.KindPAT:
+		caller.UserID, caller.Scopes, caller.WorkspaceID = e.cred.Subject, e.attrs.Scopes, e.cred.ParentID
 	}
 	return caller, nil
 }

@@ -41,7 +41,8 @@ type Tx interface {
 	CreateInstance(ctx context.Context, in credential.Instance) error
 	GetInstance(ctx context.Context, id string) (credential.Instance, error)
 	ListInstances(ctx context.Context) ([]credential.Instance, error)
-	// UpdateInstance writes the instance's name and settings.
+	// UpdateInstance writes the instance's name and settings
+	// (OrgTokenHourlyLimit, Scopes, PATMaxLifetime).
 	UpdateInstance(ctx context.Context, in credential.Instance) error
 
 	// Credentials (every bearer secret, one table).
@@ -63,6 +64,10 @@ type Tx interface {
 	DeleteCredential(ctx context.Context, instanceID, id string) error
 	// UpdateCredentialAttrs replaces attrs and sets updated_at.
 	UpdateCredentialAttrs(ctx context.Context, instanceID, id string, attrs json.RawMessage, at time.Time) error
+	// RevokeMatching revokes every unrevoked credential matching q's
+	// InstanceID, Kind, Subject and ParentID (empty Subject or ParentID
+	// match all), returning how many it revoked.
+	RevokeMatching(ctx context.Context, q CredentialQuery, at time.Time, reason string) (int, error)
 	// RevokeCredentialsOf revokes every unrevoked credential of kind whose
 	// subject is subject, returning how many it revoked.
 	RevokeCredentialsOf(ctx context.Context, instanceID string, kind credential.Kind, subject string, at time.Time, reason string) (int, error)
@@ -137,6 +142,48 @@ type Tx interface {
 	UpdateSitegroup(ctx context.Context, g credential.Sitegroup) error
 	DeleteSitegroup(ctx context.Context, instanceID, orgID, id string) error
 
+	// Workspaces, within one organization; slugs unique per organization.
+	InsertWorkspace(ctx context.Context, w credential.Workspace) error
+	GetWorkspace(ctx context.Context, instanceID, orgID, id string) (credential.Workspace, error)
+	GetWorkspaceBySlug(ctx context.Context, instanceID, orgID, slug string) (credential.Workspace, error)
+	// FindWorkspace finds a workspace of any organization of the instance
+	// by its id.
+	FindWorkspace(ctx context.Context, instanceID, id string) (credential.Workspace, error)
+	ListWorkspaces(ctx context.Context, instanceID, orgID string) ([]credential.Workspace, error)
+	UpdateWorkspace(ctx context.Context, w credential.Workspace) error // slug, name, updated_at
+	// DeleteWorkspace deletes the workspace and its memberships.
+	DeleteWorkspace(ctx context.Context, instanceID, orgID, id string) error
+
+	// Workspace members.
+	// PutMember inserts the membership or changes its role (keeping
+	// created_at); the workspace must exist in the instance.
+	PutMember(ctx context.Context, m credential.Member) error
+	GetMember(ctx context.Context, instanceID, workspaceID, userID string) (credential.Member, error)
+	// ListMembers returns a workspace's members ordered by user id.
+	ListMembers(ctx context.Context, instanceID, workspaceID string) ([]credential.Member, error)
+	DeleteMember(ctx context.Context, instanceID, workspaceID, userID string) error
+
+	// Actor tokens (impersonation tickets).
+	InsertActorToken(ctx context.Context, t credential.ActorToken) error
+	GetActorToken(ctx context.Context, instanceID, id string) (credential.ActorToken, error)
+	// ActorTokenByDigest finds a ticket of any instance by its digest.
+	ActorTokenByDigest(ctx context.Context, d credential.Digest) (credential.ActorToken, error)
+	// ListActorTokens returns a page, newest first (created_at DESC, id
+	// DESC), and the total; empty userID or status match all.
+	ListActorTokens(ctx context.Context, instanceID, userID, status string, limit, offset int) ([]credential.ActorToken, int, error)
+	// TransitionActorToken moves a token from status from to status to in
+	// one conditional UPDATE, and only if it is still unexpired at
+	// notExpiredAt when that is set; it reports whether exactly one row
+	// changed. This is what makes a ticket single-use under concurrency.
+	TransitionActorToken(ctx context.Context, instanceID, id, from, to string, at, notExpiredAt time.Time) (bool, error)
+
+	// Impersonation sessions.
+	InsertImpersonationSession(ctx context.Context, s credential.ImpersonationSession) error
+	GetImpersonationSession(ctx context.Context, instanceID, id string) (credential.ImpersonationSession, error)
+	// RevokeImpersonationSession sets revoked_at if not yet set;
+	// CodeNotFound when there is no such unrevoked session.
+	RevokeImpersonationSession(ctx context.Context, instanceID, id string, at time.Time) error
+
 	// Audit.
 	InsertAuditEvent(ctx context.Context, e credential.AuditEvent) error
 	// ListAuditEvents returns one page, newest first, and the total count.
@@ -159,6 +206,7 @@ type CredentialQuery struct {
 	InstanceID string
 	Kind       credential.Kind
 	Subject    string // empty matches every subject
+	ParentID   string // empty matches every parent
 	Revoked    *bool
 	Expired    *bool
 	Now        time.Time

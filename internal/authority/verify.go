@@ -53,6 +53,8 @@ type VerifyResult struct {
 	IssuedAt  time.Time
 	// Privileges are an org token's privileges.
 	Privileges []credential.Privilege
+	// WorkspaceID is the workspace a PAT is bound to.
+	WorkspaceID string
 	// RateLimit is the credential's window after this call, for limited
 	// kinds.
 	RateLimit *RateLimit
@@ -84,7 +86,7 @@ func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 		return a.verifyJWT(ctx, c, in)
 	}
 	secret, kind, err := credential.Parse(in.Token)
-	if err != nil || (kind != credential.KindM2MToken && kind != credential.KindOrgToken) {
+	if err != nil || (kind != credential.KindM2MToken && kind != credential.KindOrgToken && kind != credential.KindPAT) {
 		return notFound, nil
 	}
 	e, err := a.lookup(ctx, a.keyring.Digest(secret))
@@ -94,8 +96,11 @@ func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	if !e.found || e.cred.InstanceID != c.InstanceID || e.cred.Kind != kind {
 		return notFound, nil
 	}
-	if kind == credential.KindOrgToken {
+	switch kind {
+	case credential.KindOrgToken:
 		return a.verifyOrgToken(ctx, c, e, in)
+	case credential.KindPAT:
+		return a.verifyPAT(c, e, in), nil
 	}
 	if c.Kind == credential.KindMachineKey && !slices.Contains(e.attrs.Scopes, c.MachineID) {
 		return notFound, nil
@@ -184,6 +189,24 @@ func (a *Authority) verifyOrgToken(ctx context.Context, c Caller, e cacheEntry, 
 	return r, nil
 }
 
+// verifyPAT applies the rules to a personal access token: only the admin
+// key may verify one.
+func (a *Authority) verifyPAT(c Caller, e cacheEntry, in VerifyInput) VerifyResult {
+	if c.Kind != credential.KindAdminKey {
+		return notFound
+	}
+	now := a.clock.Now()
+	r := VerifyResult{
+		Kind: credential.KindPAT, ID: e.cred.ID, Subject: e.cred.Subject, Scopes: e.attrs.Scopes,
+		WorkspaceID: e.cred.ParentID, ExpiresAt: e.cred.ExpiresAt, IssuedAt: e.cred.CreatedAt,
+	}
+	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, e.attrs.Scopes, in.RequiredScopes)
+	if r.Valid = r.Reason == ReasonValid; r.Valid {
+		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
+	}
+	return r
+}
+
 // tokenAttrs are the kind-specific attributes of a stored token, decoded
 // once per cache fill.
 type tokenAttrs struct {
@@ -194,14 +217,17 @@ type tokenAttrs struct {
 	// sealed in the credential row so it can be handed out again.
 	Reusable bool `json:"reusable,omitempty"`
 
-	// Org tokens.
+	// Org tokens (and the name of PATs).
 	orgTokenAttrs
 	allowlist credential.Allowlist
+
+	// PATs.
+	Description string `json:"description,omitempty"`
 }
 
 func parseTokenAttrs(c credential.Credential) (tokenAttrs, error) {
 	var a tokenAttrs
-	if (c.Kind != credential.KindM2MToken && c.Kind != credential.KindOrgToken) || len(c.Attrs) == 0 {
+	if (c.Kind != credential.KindM2MToken && c.Kind != credential.KindOrgToken && c.Kind != credential.KindPAT) || len(c.Attrs) == 0 {
 		return a, nil
 	}
 	if err := json.Unmarshal(c.Attrs, &a); err != nil {

@@ -21,6 +21,50 @@ type Instance struct {
 	// OrgTokenHourlyLimit is how many calls one org token may make per
 	// clock hour; 0 means DefaultOrgTokenHourlyLimit.
 	OrgTokenHourlyLimit int
+	// Scopes is the instance's PAT scope catalogue; nil means
+	// DefaultScopes.
+	Scopes []string
+	// PATMaxLifetime bounds a personal access token's lifetime in seconds:
+	// 0 means DefaultPATMaxLifetime, a negative value means no maximum
+	// (tokens may then also never expire).
+	PATMaxLifetime int64
+	// ImpersonationRedirectURL is where an accepted actor ticket sends the
+	// browser, with the session token in the URL fragment; "" answers JSON.
+	ImpersonationRedirectURL string
+}
+
+// DefaultScopes is the scope catalogue of a new instance.
+var DefaultScopes = []string{"read", "write"}
+
+// DefaultPATMaxLifetime is one year, in seconds.
+const DefaultPATMaxLifetime = 365 * 24 * 3600
+
+// Workspace is the unit PATs can be bound to, inside an organization.
+type Workspace struct {
+	ID         string // a UUID
+	InstanceID string
+	OrgID      string
+	Slug       string // unique in the organization
+	Name       string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Workspace member roles.
+const (
+	MemberOwner  = "owner"
+	MemberAdmin  = "admin"
+	MemberMember = "member"
+)
+
+// Member is a user's role in a workspace.
+type Member struct {
+	InstanceID  string
+	WorkspaceID string
+	UserID      string
+	Role        string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // DefaultOrgTokenHourlyLimit is Mist's limit: 5000 calls per token per
@@ -67,6 +111,7 @@ type Credential struct {
 	Digest           Digest
 	DisplayPrefix    string
 	Subject          string // whom the credential speaks for: a machine id, a user id, an org id
+	ParentID         string // what it is bound within, if anything: a PAT's workspace
 	ExpiresAt        time.Time
 	RevokedAt        time.Time
 	RevocationReason string
@@ -156,4 +201,39 @@ type SigningKey struct {
 // signs, and after that until the last token it signed has expired.
 func (k SigningKey) Published(now time.Time) bool {
 	return k.RetiredAt.IsZero() || now.Before(k.TokensExpireAt)
+}
+
+// Actor token statuses (Clerk's).
+const (
+	ActorPending  = "pending"
+	ActorAccepted = "accepted"
+	ActorRevoked  = "revoked"
+)
+
+// ActorToken is a one-time impersonation ticket: an actor may act as the
+// user once the ticket is redeemed. The ticket secret itself is stored as
+// its digest only.
+type ActorToken struct {
+	ID                 string // act_ + 27 base62
+	InstanceID         string
+	UserID             string
+	Actor              json.RawMessage // the actor object as given; has "sub"
+	Status             string
+	Digest             Digest
+	ExpiresAt          time.Time // of the ticket
+	SessionMaxDuration int64     // seconds
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// ImpersonationSession is what redeeming an actor token starts.
+type ImpersonationSession struct {
+	ID           string // sess_ + 27 base62
+	InstanceID   string
+	ActorTokenID string
+	UserID       string
+	Actor        json.RawMessage
+	StartedAt    time.Time
+	ExpiresAt    time.Time
+	RevokedAt    time.Time
 }

@@ -15,8 +15,9 @@ import (
 // native is keyward's own API under /v1, with its own envelope:
 // {"error":{"code","message","param"},"request_id"}.
 type native struct {
-	auth *authority.Authority
-	log  *slog.Logger
+	auth      *authority.Authority
+	log       *slog.Logger
+	publicURL string
 }
 
 func (n *native) register(mux *http.ServeMux) {
@@ -32,6 +33,11 @@ func (n *native) register(mux *http.ServeMux) {
 	mux.Handle("GET /v1/instance", n.authenticated(n.getInstance))
 	mux.Handle("PATCH /v1/instance", n.authenticated(n.updateInstance))
 	n.registerOrganizations(mux)
+	n.registerWorkspaces(mux)
+	mux.HandleFunc("POST /oauth/token", n.tokenExchange)
+	mux.HandleFunc("GET /v1/tickets/accept", n.previewTicket)
+	mux.HandleFunc("POST /v1/tickets/accept", n.acceptTicket)
+	mux.Handle("POST /v1/impersonation_sessions/{id}/revoke", n.authenticated(n.revokeSession))
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
 	})
@@ -175,10 +181,11 @@ func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c autho
 }
 
 type instanceJSON struct {
-	ID                  string `json:"id"`
-	Name                string `json:"name"`
-	OrgTokenHourlyLimit int    `json:"org_token_hourly_limit"`
-	CreatedAt           string `json:"created_at"`
+	ID                       string `json:"id"`
+	Name                     string `json:"name"`
+	OrgTokenHourlyLimit      int    `json:"org_token_hourly_limit"`
+	ImpersonationRedirectURL string `json:"impersonation_redirect_url"`
+	CreatedAt                string `json:"created_at"`
 }
 
 func toInstance(in credential.Instance) instanceJSON {
@@ -186,7 +193,8 @@ func toInstance(in credential.Instance) instanceJSON {
 	if limit <= 0 {
 		limit = credential.DefaultOrgTokenHourlyLimit
 	}
-	return instanceJSON{ID: in.ID, Name: in.Name, OrgTokenHourlyLimit: limit, CreatedAt: in.CreatedAt.UTC().Format(time.RFC3339Nano)}
+	return instanceJSON{ID: in.ID, Name: in.Name, OrgTokenHourlyLimit: limit, ImpersonationRedirectURL: in.ImpersonationRedirectURL,
+		CreatedAt: in.CreatedAt.UTC().Format(time.RFC3339Nano)}
 }
 
 func (n *native) getInstance(w http.ResponseWriter, r *http.Request, c authority.Caller) {
@@ -195,19 +203,28 @@ func (n *native) getInstance(w http.ResponseWriter, r *http.Request, c authority
 }
 
 // updateInstance changes the instance's settings:
-// {"org_token_hourly_limit": N} (0 restores 5000).
+// {"org_token_hourly_limit": N (0 restores 5000), "impersonation_redirect_url": "https://…"}.
 func (n *native) updateInstance(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "org_token_hourly_limit")
-	var limit *int64
+	f, err := form(r, "org_token_hourly_limit", "impersonation_redirect_url")
+	var (
+		limit    *int64
+		redirect *string
+		in       credential.Instance
+	)
 	if err == nil {
 		limit, err = f.Int("org_token_hourly_limit")
 	}
-	if err == nil && limit == nil {
-		err = credential.ParamError(credential.CodeMissing, "org_token_hourly_limit", "is missing")
-	}
-	var in credential.Instance
 	if err == nil {
+		redirect, err = f.String("impersonation_redirect_url")
+	}
+	if err == nil && limit == nil && redirect == nil {
+		err = credential.Errorf(credential.CodeMissing, "send org_token_hourly_limit or impersonation_redirect_url")
+	}
+	if err == nil && limit != nil {
 		in, err = n.auth.SetOrgTokenHourlyLimit(r.Context(), c, int(*limit))
+	}
+	if err == nil && redirect != nil {
+		in, err = n.auth.SetImpersonationRedirectURL(r.Context(), c, *redirect)
 	}
 	n.respond(w, r, http.StatusOK, toInstance(in), err)
 }

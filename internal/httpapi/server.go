@@ -10,6 +10,7 @@ import (
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi/clerk"
 	"github.com/keyward/keyward/internal/httpapi/mist"
+	"github.com/keyward/keyward/internal/httpapi/spatio"
 )
 
 // DefaultMaxBodyBytes bounds every request body.
@@ -21,6 +22,8 @@ type Config struct {
 	Logger       *slog.Logger
 	MaxBodyBytes int64            // 0 means DefaultMaxBodyBytes
 	Now          func() time.Time // for request ids and durations; defaults to time.Now
+	// PublicURL is where clients reach keyward (for ticket accept URLs).
+	PublicURL string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a caller's address (none by default).
 	TrustedProxies []netip.Prefix
@@ -35,10 +38,11 @@ func New(cfg Config) http.Handler {
 		cfg.Now = time.Now
 	}
 	mux := http.NewServeMux()
-	n := &native{auth: cfg.Authority, log: cfg.Logger}
+	n := &native{auth: cfg.Authority, log: cfg.Logger, publicURL: cfg.PublicURL}
 	n.register(mux)
-	clerk.Register(mux, cfg.Authority, cfg.Logger)
+	clerk.Register(mux, cfg.Authority, cfg.Logger, cfg.PublicURL)
 	mist.Register(mux, cfg.Authority, cfg.Logger, cfg.TrustedProxies)
+	spatio.Register(mux, cfg.Authority, cfg.Logger)
 	return &middleware{next: mux, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now}
 }
 

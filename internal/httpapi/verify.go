@@ -18,16 +18,17 @@ import (
 const verifyBodyLimit = 16 << 10
 
 type verifyResponse struct {
-	Valid      bool                   `json:"valid"`
-	Code       string                 `json:"code"`
-	Kind       string                 `json:"kind,omitempty"`
-	ID         string                 `json:"id,omitempty"`
-	Subject    string                 `json:"subject,omitempty"`
-	Scopes     []string               `json:"scopes,omitempty"`
-	Privileges []credential.Privilege `json:"privileges,omitempty"`
-	Claims     json.RawMessage        `json:"claims,omitempty"`
-	ExpiresAt  *string                `json:"expires_at,omitempty"`
-	RateLimit  *rateLimitJSON         `json:"ratelimit,omitempty"`
+	Valid       bool                   `json:"valid"`
+	Code        string                 `json:"code"`
+	Kind        string                 `json:"kind,omitempty"`
+	ID          string                 `json:"id,omitempty"`
+	Subject     string                 `json:"subject,omitempty"`
+	Scopes      []string               `json:"scopes,omitempty"`
+	Privileges  []credential.Privilege `json:"privileges,omitempty"`
+	WorkspaceID string                 `json:"workspace_id,omitempty"`
+	Claims      json.RawMessage        `json:"claims,omitempty"`
+	ExpiresAt   *string                `json:"expires_at,omitempty"`
+	RateLimit   *rateLimitJSON         `json:"ratelimit,omitempty"`
 }
 
 type rateLimitJSON struct {
@@ -78,7 +79,7 @@ func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Call
 	out := verifyResponse{Valid: res.Valid, Code: string(res.Reason)}
 	if res.Reason != authority.ReasonNotFound {
 		out.Kind, out.ID, out.Subject, out.Scopes, out.Claims = string(res.Kind), res.ID, res.Subject, res.Scopes, res.Claims
-		out.Privileges = res.Privileges
+		out.Privileges, out.WorkspaceID = res.Privileges, res.WorkspaceID
 		if rl := res.RateLimit; rl != nil {
 			out.RateLimit = &rateLimitJSON{Limit: rl.Limit, Remaining: rl.Remaining, ResetAt: rl.ResetAt.UTC().Format(time.RFC3339)}
 		}

@@ -13,7 +13,7 @@ import (
 	"github.com/keyward/keyward/internal/credential"
 )
 
-const credentialColumns = `id, instance_id, kind, digest, display_prefix, subject, expires_at,
+const credentialColumns = `id, instance_id, kind, digest, display_prefix, subject, parent_id, expires_at,
 	revoked_at, revocation_reason, last_used_at, created_at, updated_at, sealed, attrs`
 
 func scanCredential(s scanner) (credential.Credential, error) {
@@ -22,7 +22,7 @@ func scanCredential(s scanner) (credential.Credential, error) {
 		digest []byte
 		attrs  string
 	)
-	err := s.Scan(&c.ID, &c.InstanceID, &c.Kind, &digest, &c.DisplayPrefix, &c.Subject,
+	err := s.Scan(&c.ID, &c.InstanceID, &c.Kind, &digest, &c.DisplayPrefix, &c.Subject, &c.ParentID,
 		scanTime(&c.ExpiresAt), scanTime(&c.RevokedAt), &c.RevocationReason, scanTime(&c.LastUsedAt),
 		scanTime(&c.CreatedAt), scanTime(&c.UpdatedAt), &c.Sealed, &attrs)
 	if err != nil {
@@ -47,8 +47,8 @@ func jsonText(doc json.RawMessage) string {
 
 func (t *tx) InsertCredential(ctx context.Context, c credential.Credential) error {
 	_, err := t.exec(ctx, `INSERT INTO credentials (`+credentialColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.InstanceID, c.Kind, c.Digest[:], c.DisplayPrefix, c.Subject,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.InstanceID, c.Kind, c.Digest[:], c.DisplayPrefix, c.Subject, c.ParentID,
 		millis(c.ExpiresAt), millis(c.RevokedAt), c.RevocationReason, millis(c.LastUsedAt),
 		millis(c.CreatedAt), millis(c.UpdatedAt), c.Sealed, jsonText(c.Attrs))
 	return translate(err, "credential")
@@ -118,8 +118,36 @@ func (t *tx) UpdateCredentialAttrs(ctx context.Context, instanceID, id string, a
 		jsonText(attrs), millis(at), instanceID, id)
 }
 
+// RevokeMatching also sets updated_at to at; revoked credentials keep their
+// first revocation. A query without an instance or a kind is CodeInvalid,
+// so a mistake cannot revoke across kinds. Only InstanceID, Kind, Subject
+// and ParentID select: the query's state, time and page fields are
+// ignored.
+func (t *tx) RevokeMatching(ctx context.Context, q authority.CredentialQuery, at time.Time, reason string) (int, error) {
+	if q.InstanceID == "" || q.Kind == "" {
+		return 0, credential.Errorf(credential.CodeInvalid, "a credential revocation needs an instance and a kind")
+	}
+	where, args := []string{"instance_id = ?", "kind = ?"}, []any{q.InstanceID, q.Kind}
+	if q.Subject != "" {
+		where, args = append(where, "subject = ?"), append(args, q.Subject)
+	}
+	if q.ParentID != "" {
+		where, args = append(where, "parent_id = ?"), append(args, q.ParentID)
+	}
+	res, err := t.exec(ctx, `UPDATE credentials
+		SET revoked_at = ?, revocation_reason = ?, updated_at = ?
+		WHERE `+strings.Join(where, " AND ")+` AND revoked_at IS NULL`,
+		append([]any{millis(at), reason, millis(at)}, args...)...)
+	if err != nil {
+		return 0, translate(err, "credential")
+	}
+	n, err := res.RowsAffected()
+	return int(n), translate(err, "credential")
+}
+
 // RevokeCredentialsOf also sets updated_at to at. Revoked credentials keep
-// their first revocation.
+// their first revocation. Unlike RevokeMatching, an empty subject matches
+// only credentials whose subject is empty.
 func (t *tx) RevokeCredentialsOf(ctx context.Context, instanceID string, kind credential.Kind, subject string, at time.Time, reason string) (int, error) {
 	res, err := t.exec(ctx, `UPDATE credentials
 		SET revoked_at = ?, revocation_reason = ?, updated_at = ?
@@ -145,6 +173,9 @@ func (t *tx) PageCredentials(ctx context.Context, q authority.CredentialQuery) (
 	where, args := []string{"instance_id = ?", "kind = ?"}, []any{q.InstanceID, q.Kind}
 	if q.Subject != "" {
 		where, args = append(where, "subject = ?"), append(args, q.Subject)
+	}
+	if q.ParentID != "" {
+		where, args = append(where, "parent_id = ?"), append(args, q.ParentID)
 	}
 	if q.Revoked != nil {
 		if *q.Revoked {

@@ -86,6 +86,9 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// postgresMaxConns bounds one store's PostgreSQL connections.
+const postgresMaxConns = 16
+
 // OpenPostgres opens the PostgreSQL database at url and applies pending
 // migrations. Runtime parameters such as search_path may be given in the
 // URL's query.
@@ -94,6 +97,10 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open postgres: %w", err)
 	}
+	// Bounded, so a burst of requests queues here instead of exhausting
+	// the server's connection slots (100 by default, shared by every node).
+	db.SetMaxOpenConns(postgresMaxConns)
+	db.SetMaxIdleConns(postgresMaxConns)
 	s := &Store{writer: db, reader: db, d: newPostgresDialect()}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()

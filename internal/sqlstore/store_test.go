@@ -366,6 +366,8 @@ type snapshot struct {
 	Organizations []credential.Organization
 	Sites         map[string][]credential.Site      // by organization id
 	Sitegroups    map[string][]credential.Sitegroup // by organization id
+	Workspaces    map[string][]credential.Workspace // by organization id
+	Members       map[string][]credential.Member    // by workspace id
 }
 
 func takeSnapshot(t *testing.T, s *sqlstore.Store, instanceID string) snapshot {
@@ -394,12 +396,22 @@ func takeSnapshot(t *testing.T, s *sqlstore.Store, instanceID string) snapshot {
 		}
 		snap.Sites = make(map[string][]credential.Site)
 		snap.Sitegroups = make(map[string][]credential.Sitegroup)
+		snap.Workspaces = make(map[string][]credential.Workspace)
+		snap.Members = make(map[string][]credential.Member)
 		for _, o := range snap.Organizations {
 			if snap.Sites[o.ID], err = tx.ListSites(ctx, instanceID, o.ID); err != nil {
 				return snap, err
 			}
 			if snap.Sitegroups[o.ID], err = tx.ListSitegroups(ctx, instanceID, o.ID); err != nil {
 				return snap, err
+			}
+			if snap.Workspaces[o.ID], err = tx.ListWorkspaces(ctx, instanceID, o.ID); err != nil {
+				return snap, err
+			}
+			for _, w := range snap.Workspaces[o.ID] {
+				if snap.Members[w.ID], err = tx.ListMembers(ctx, instanceID, w.ID); err != nil {
+					return snap, err
+				}
 			}
 		}
 		return snap, nil
@@ -427,6 +439,11 @@ func TestTenantIsolation(t *testing.T) {
 		site := newSite(t, s, org, "hq", at(8))
 		siblingSite := newSite(t, s, sibling, "theirs", at(8))
 		group := newSitegroup(t, s, org, "all", at(8), site.ID)
+		ws := newWorkspace(t, s, org, "platform", at(9))
+		wsB := newWorkspace(t, s, orgB, "b-platform", at(9))
+		member := newMember(t, s, ws, "usr_1", credential.MemberOwner, at(9))
+		boundPAT := pat(a.ID, "pat_1", "usr_1", ws.ID, at(9))
+		insertCredential(t, s, boundPAT)
 		before := takeSnapshot(t, s, a.ID)
 		// The moved* helpers return a row as written through another instance
 		// or organization.
@@ -444,6 +461,16 @@ func TestTenantIsolation(t *testing.T) {
 			g := group
 			g.InstanceID, g.OrgID, g.Name, g.SiteIDs = instanceID, orgID, "stolen", siteIDs
 			return g
+		}
+		movedWorkspace := func(instanceID, orgID string) credential.Workspace {
+			w := ws
+			w.InstanceID, w.OrgID, w.Slug, w.Name = instanceID, orgID, "stolen", "stolen"
+			return w
+		}
+		movedMember := func(instanceID string) credential.Member {
+			m := member
+			m.InstanceID, m.Role, m.UpdatedAt = instanceID, credential.MemberMember, at(99)
+			return m
 		}
 
 		notFound := []struct {
@@ -521,6 +548,27 @@ func TestTenantIsolation(t *testing.T) {
 			}},
 			{"delete sitegroup", func(tx authority.Tx) error { return tx.DeleteSitegroup(ctx, b.ID, org.ID, group.ID) }},
 			{"delete sitegroup through another organization", func(tx authority.Tx) error { return tx.DeleteSitegroup(ctx, a.ID, sibling.ID, group.ID) }},
+			{"insert workspace into another instance's organization", func(tx authority.Tx) error {
+				w := movedWorkspace(b.ID, org.ID)
+				w.ID = newUUID()
+				return tx.InsertWorkspace(ctx, w)
+			}},
+			{"get workspace", func(tx authority.Tx) error { _, err := tx.GetWorkspace(ctx, b.ID, org.ID, ws.ID); return err }},
+			{"get workspace through another organization", func(tx authority.Tx) error { _, err := tx.GetWorkspace(ctx, a.ID, sibling.ID, ws.ID); return err }},
+			{"get workspace by slug", func(tx authority.Tx) error { _, err := tx.GetWorkspaceBySlug(ctx, b.ID, org.ID, ws.Slug); return err }},
+			{"get workspace by slug through another organization", func(tx authority.Tx) error {
+				_, err := tx.GetWorkspaceBySlug(ctx, a.ID, sibling.ID, ws.Slug)
+				return err
+			}},
+			{"find workspace", func(tx authority.Tx) error { _, err := tx.FindWorkspace(ctx, b.ID, ws.ID); return err }},
+			{"find another instance's workspace", func(tx authority.Tx) error { _, err := tx.FindWorkspace(ctx, a.ID, wsB.ID); return err }},
+			{"update workspace", func(tx authority.Tx) error { return tx.UpdateWorkspace(ctx, movedWorkspace(b.ID, org.ID)) }},
+			{"update workspace through another organization", func(tx authority.Tx) error { return tx.UpdateWorkspace(ctx, movedWorkspace(a.ID, sibling.ID)) }},
+			{"delete workspace", func(tx authority.Tx) error { return tx.DeleteWorkspace(ctx, b.ID, org.ID, ws.ID) }},
+			{"delete workspace through another organization", func(tx authority.Tx) error { return tx.DeleteWorkspace(ctx, a.ID, sibling.ID, ws.ID) }},
+			{"put member into another instance's workspace", func(tx authority.Tx) error { return tx.PutMember(ctx, movedMember(b.ID)) }},
+			{"get member", func(tx authority.Tx) error { _, err := tx.GetMember(ctx, b.ID, ws.ID, member.UserID); return err }},
+			{"delete member", func(tx authority.Tx) error { return tx.DeleteMember(ctx, b.ID, ws.ID, member.UserID) }},
 		}
 		for _, tc := range notFound {
 			t.Run(tc.name+" is not found", func(t *testing.T) {
@@ -583,6 +631,31 @@ func TestTenantIsolation(t *testing.T) {
 				siblingGroups, err := tx.ListSitegroups(ctx, a.ID, sibling.ID)
 				if err != nil || len(siblingGroups) != 0 {
 					t.Errorf("ListSitegroups of the sibling organization = %v, %v; want none", siblingGroups, err)
+				}
+				workspaces, err := tx.ListWorkspaces(ctx, b.ID, org.ID)
+				if err != nil || len(workspaces) != 0 {
+					t.Errorf("ListWorkspaces = %v, %v; want none", workspaces, err)
+				}
+				siblingWorkspaces, err := tx.ListWorkspaces(ctx, a.ID, sibling.ID)
+				if err != nil || len(siblingWorkspaces) != 0 {
+					t.Errorf("ListWorkspaces of the sibling organization = %v, %v; want none", siblingWorkspaces, err)
+				}
+				members, err := tx.ListMembers(ctx, b.ID, ws.ID)
+				if err != nil || len(members) != 0 {
+					t.Errorf("ListMembers = %v, %v; want none", members, err)
+				}
+				for _, q := range []authority.CredentialQuery{
+					{InstanceID: b.ID, Kind: credential.KindMachineKey, Subject: m1.ID},
+					{InstanceID: b.ID, Kind: credential.KindPAT, ParentID: ws.ID},
+					{InstanceID: b.ID, Kind: credential.KindPAT},
+				} {
+					if n, err := tx.RevokeMatching(ctx, q, at(9), "x"); err != nil || n != 0 {
+						t.Errorf("RevokeMatching(%+v) = %d, %v; want 0, nil", q, n, err)
+					}
+				}
+				parentPage, parentTotal, err := tx.PageCredentials(ctx, authority.CredentialQuery{InstanceID: b.ID, Kind: credential.KindPAT, ParentID: ws.ID})
+				if err != nil || len(parentPage) != 0 || parentTotal != 0 {
+					t.Errorf("PageCredentials by parent = %v, %d, %v; want none", credentialIDs(parentPage), parentTotal, err)
 				}
 				return nil
 			})

@@ -16,13 +16,15 @@ import (
 const Prefix = "/clerk/v1"
 
 type surface struct {
-	auth *authority.Authority
-	log  *slog.Logger
+	auth      *authority.Authority
+	log       *slog.Logger
+	publicURL string
 }
 
-// Register mounts the Clerk surface on mux.
-func Register(mux *http.ServeMux, a *authority.Authority, log *slog.Logger) {
-	s := &surface{auth: a, log: log}
+// Register mounts the Clerk surface on mux. publicURL is where keyward is
+// reached, for actor tokens' accept URLs.
+func Register(mux *http.ServeMux, a *authority.Authority, log *slog.Logger, publicURL string) {
+	s := &surface{auth: a, log: log, publicURL: publicURL}
 	routes := []struct {
 		pattern string
 		handle  func(http.ResponseWriter, *http.Request, authority.Caller)
@@ -41,6 +43,10 @@ func Register(mux *http.ServeMux, a *authority.Authority, log *slog.Logger) {
 		{"POST /m2m_tokens/{m2m_token_id}/revoke", s.revokeM2MToken},
 		{"POST /m2m_tokens/verify", s.verifyM2MToken},
 		{"GET /jwks", s.jwks},
+		{"POST /actor_tokens", s.createActorToken},
+		{"GET /actor_tokens", s.listActorTokens},
+		{"GET /actor_tokens/{actor_token_id}", s.getActorToken},
+		{"POST /actor_tokens/{actor_token_id}/revoke", s.revokeActorToken},
 	}
 	for _, rt := range routes {
 		method, path, _ := strings.Cut(rt.pattern, " ")
