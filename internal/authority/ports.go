@@ -184,6 +184,16 @@ type Tx interface {
 	// CodeNotFound when there is no such unrevoked session.
 	RevokeImpersonationSession(ctx context.Context, instanceID, id string, at time.Time) error
 
+	// Clients (Freezer), owned by one user of one instance.
+	// InsertClient fails with CodeConflict when the user already has a
+	// client with that client_id.
+	InsertClient(ctx context.Context, c credential.Client) error
+	GetClient(ctx context.Context, instanceID, userID, clientID string) (credential.Client, error)
+	// ListClients returns all of the user's clients ordered by created_at,
+	// then client_id.
+	ListClients(ctx context.Context, instanceID, userID string) ([]credential.Client, error)
+	DeleteClient(ctx context.Context, instanceID, userID, clientID string) error
+
 	// Audit.
 	InsertAuditEvent(ctx context.Context, e credential.AuditEvent) error
 	// ListAuditEvents returns one page, newest first, and the total count.

@@ -237,3 +237,13 @@ type ImpersonationSession struct {
 	ExpiresAt    time.Time
 	RevokedAt    time.Time
 }
+
+// Client is a host or agent a user registered (OpenStack Freezer's
+// client): its document is kept as given, with a uuid.
+type Client struct {
+	InstanceID string
+	UserID     string
+	ClientID   string
+	Doc        json.RawMessage // the client-info object, uuid included
+	CreatedAt  time.Time
+}

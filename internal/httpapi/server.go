@@ -9,6 +9,7 @@ import (
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi/clerk"
+	"github.com/keyward/keyward/internal/httpapi/freezer"
 	"github.com/keyward/keyward/internal/httpapi/mist"
 	"github.com/keyward/keyward/internal/httpapi/spatio"
 )
@@ -43,6 +44,7 @@ func New(cfg Config) http.Handler {
 	clerk.Register(mux, cfg.Authority, cfg.Logger, cfg.PublicURL)
 	mist.Register(mux, cfg.Authority, cfg.Logger, cfg.TrustedProxies)
 	spatio.Register(mux, cfg.Authority, cfg.Logger)
+	freezer.Register(mux, cfg.Authority, cfg.Logger)
 	return &middleware{next: mux, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now}
 }
 
@@ -74,7 +76,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		level := slog.LevelInfo
-		if rec.status >= 500 {
+		if rec.status >= 500 && rec.status < 600 { // Freezer's 753 is a client error
 			level = slog.LevelError
 		}
 		m.log.LogAttrs(r.Context(), level, "request",
