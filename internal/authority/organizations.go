@@ -173,14 +173,28 @@ func (a *Authority) DeleteOrganization(ctx context.Context, c Caller, idOrSlug s
 		if err != nil {
 			return err
 		}
-		revoked, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindOrgToken, o.ID, a.clock.Now(), "organization deleted")
+		now := a.clock.Now()
+		revoked, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindOrgToken, o.ID, now, "organization deleted")
 		if err != nil {
 			return err
+		}
+		// PATs bound to the organization's workspaces die with it too.
+		workspaces, err := tx.ListWorkspaces(ctx, c.InstanceID, o.ID)
+		if err != nil {
+			return err
+		}
+		pats := 0
+		for _, w := range workspaces {
+			n, err := tx.RevokeMatching(ctx, CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindPAT, ParentID: w.ID}, now, "organization deleted")
+			if err != nil {
+				return err
+			}
+			pats += n
 		}
 		if err := tx.DeleteOrganization(ctx, c.InstanceID, o.ID); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "organization.delete", "organization", o.ID, map[string]int{"org_tokens_revoked": revoked})
+		return a.audit(ctx, tx, c, "organization.delete", "organization", o.ID, map[string]int{"org_tokens_revoked": revoked, "pats_revoked": pats})
 	})
 	a.invalidateAllAfter(err)
 	return err

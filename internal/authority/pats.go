@@ -313,6 +313,9 @@ func (a *Authority) ListPATs(ctx context.Context, c Caller, ref *WorkspaceRef) (
 	var out []PAT
 	err = a.store.View(ctx, func(tx Tx) error {
 		q := CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindPAT, Subject: user, Revoked: new(bool), Expired: new(bool), Now: a.clock.Now()}
+		if c.Kind == credential.KindPAT && c.WorkspaceID != "" {
+			q.ParentID = c.WorkspaceID // a bound token sees only its workspace
+		}
 		if ref != nil {
 			w, m, err := a.workspaceAccess(ctx, tx, c, user, *ref)
 			if err != nil {
@@ -365,6 +368,8 @@ func (a *Authority) patFor(ctx context.Context, tx Tx, c Caller, user, id string
 		return cred, tokenAttrs{}, notFound
 	case ref != nil && cred.ParentID != workspaceID:
 		return cred, tokenAttrs{}, notFound
+	case c.Kind == credential.KindPAT && c.WorkspaceID != "" && cred.ParentID != c.WorkspaceID:
+		return cred, tokenAttrs{}, notFound // a bound token acts only within its workspace
 	case cred.Subject != user && !mayActOnOthers:
 		return cred, tokenAttrs{}, notFound
 	}

@@ -522,11 +522,6 @@ func TestScopeCatalogue(t *testing.T) {
 }
 
 func TestDeletingAnOrganizationRevokesItsWorkspacesPATs(t *testing.T) {
-	// BUG (open): authority.DeleteOrganization revokes the org's org tokens
-	// and the store cascades its workspaces away, but PATs bound to those
-	// workspaces stay valid. The fix belongs in internal/authority/
-	// organizations.go (outside this change); remove the skip with it.
-	t.Skip("known bug: deleting an organization leaves its workspaces' PATs valid")
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
 		e := startWorkspaces(t, store)
 		e.call(t, "POST", "/v1/organizations/acme/workspaces", map[string]string{"slug": "eng", "name": "eng"}, http.StatusCreated)

@@ -880,3 +880,26 @@ func TestRevokedOrExpiredPATFailsItsNextVerify(t *testing.T) {
 		e.noLeaks(t)
 	})
 }
+
+func TestAWorkspaceBoundPATActsOnlyWithinItsWorkspace(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		e := start(t, store)
+		bound := e.create(t, wsPath("acme", "eng"), e.as(alice), map[string]any{"name": "bound", "scopes": []string{"read"}})
+		unbound := e.create(t, "/tokens", e.as(alice), map[string]any{"name": "unbound"})
+		ops := e.create(t, wsPath("acme", "ops"), e.as(alice), map[string]any{"name": "ops"})
+		boundH := pat(bound["token"].(string))
+		id := func(m map[string]any) string { return m["pat"].(map[string]any)["id"].(string) }
+
+		if got := ids(t, e.do(t, "GET", "/tokens", boundH, nil)); !cmp.Equal(got, []string{id(bound)}) {
+			t.Fatalf("a bound PAT lists %v on /tokens, want only its workspace's", got)
+		}
+		for _, other := range []map[string]any{unbound, ops} {
+			wantError(t, e.do(t, "PATCH", "/tokens/"+id(other), boundH, map[string]string{"name": "x"}), http.StatusNotFound, "not_found")
+			wantError(t, e.do(t, "DELETE", "/tokens/"+id(other), boundH, nil), http.StatusNotFound, "not_found")
+			if got := e.code(t, other["token"].(string)); got != "valid" {
+				t.Fatalf("a token outside the bound PAT's workspace was harmed: %s", got)
+			}
+		}
+		e.noLeaks(t)
+	})
+}
