@@ -272,3 +272,34 @@ type AuditFilter struct {
 type Limiter interface {
 	Take(ctx context.Context, key string, limit int, start, end time.Time) (admitted bool, count int, err error)
 }
+
+// Invalidation tells every node to drop cached credentials: the given
+// digests, or everything when All is set.
+type Invalidation struct {
+	Digests []credential.Digest `json:"digests,omitempty"`
+	All     bool                `json:"all,omitempty"`
+}
+
+// Bus carries invalidations between the nodes that share a store. A change
+// is published after it commits; every node (the publisher included)
+// receives it.
+type Bus interface {
+	Publish(ctx context.Context, inv Invalidation) error
+	// Subscribe delivers invalidations to deliver until ctx ends,
+	// reconnecting after failures. It calls connected(true) whenever a
+	// subscription is (re-)established and connected(false) when it is
+	// lost, so the caller can shorten cache lifetimes meanwhile. It returns
+	// when ctx ends.
+	Subscribe(ctx context.Context, deliver func(Invalidation), connected func(bool)) error
+}
+
+// Observer receives what the authority measures; the metrics adapter
+// implements it. Calls must be cheap and must not block.
+type Observer interface {
+	// Verified records one verification decision.
+	Verified(kind credential.Kind, reason Reason, took time.Duration)
+	// CacheLookup records a credential-cache lookup.
+	CacheLookup(hit bool)
+	// RateLimited records a call refused by a rate limit.
+	RateLimited(kind credential.Kind)
+}

@@ -20,27 +20,27 @@ type native struct {
 	publicURL string
 }
 
-func (n *native) register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+func (n *native) register(mux wire.Router) {
+	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", n.ready)
+	}))
+	mux.Handle("GET /readyz", http.HandlerFunc(n.ready))
 	mux.Handle("GET /v1/audit_events", n.authenticated(n.listAuditEvents))
 	mux.Handle("GET /v1/caller", n.authenticated(n.caller))
 	mux.Handle("POST /v1/verify", n.authenticated(n.verify))
-	mux.HandleFunc("POST /oauth/introspect", n.introspect)
-	mux.HandleFunc("GET /.well-known/jwks.json", n.jwks)
+	mux.Handle("POST /oauth/introspect", http.HandlerFunc(n.introspect))
+	mux.Handle("GET /.well-known/jwks.json", http.HandlerFunc(n.jwks))
 	mux.Handle("GET /v1/instance", n.authenticated(n.getInstance))
 	mux.Handle("PATCH /v1/instance", n.authenticated(n.updateInstance))
 	n.registerOrganizations(mux)
 	n.registerWorkspaces(mux)
-	mux.HandleFunc("POST /oauth/token", n.tokenExchange)
-	mux.HandleFunc("GET /v1/tickets/accept", n.previewTicket)
-	mux.HandleFunc("POST /v1/tickets/accept", n.acceptTicket)
+	mux.Handle("POST /oauth/token", http.HandlerFunc(n.tokenExchange))
+	mux.Handle("GET /v1/tickets/accept", http.HandlerFunc(n.previewTicket))
+	mux.Handle("POST /v1/tickets/accept", http.HandlerFunc(n.acceptTicket))
 	mux.Handle("POST /v1/impersonation_sessions/{id}/revoke", n.authenticated(n.revokeSession))
-	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
-	})
+	}))
 }
 
 func (n *native) ready(w http.ResponseWriter, r *http.Request) {

@@ -55,7 +55,7 @@ func toSitegroup(g credential.Sitegroup) sitegroupJSON {
 	return sitegroupJSON{ID: g.ID, OrgID: g.OrgID, Name: g.Name, SiteIDs: ids, CreatedAt: rfc3339(g.CreatedAt), UpdatedAt: rfc3339(g.UpdatedAt)}
 }
 
-func (n *native) registerOrganizations(mux *http.ServeMux) {
+func (n *native) registerOrganizations(mux wire.Router) {
 	const org = "/v1/organizations/{org}"
 	routes := map[string]func(http.ResponseWriter, *http.Request, authority.Caller){
 		"POST /v1/organizations":                    n.createOrganization,

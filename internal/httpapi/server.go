@@ -12,6 +12,7 @@ import (
 	"github.com/keyward/keyward/internal/httpapi/freezer"
 	"github.com/keyward/keyward/internal/httpapi/mist"
 	"github.com/keyward/keyward/internal/httpapi/spatio"
+	"github.com/keyward/keyward/internal/httpapi/wire"
 )
 
 // DefaultMaxBodyBytes bounds every request body.
@@ -39,14 +40,31 @@ func New(cfg Config) http.Handler {
 		cfg.Now = time.Now
 	}
 	mux := http.NewServeMux()
+	register(mux, cfg)
+	return &middleware{next: mux, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now}
+}
+
+// register mounts every surface and the native API on mux.
+func register(mux wire.Router, cfg Config) {
 	n := &native{auth: cfg.Authority, log: cfg.Logger, publicURL: cfg.PublicURL}
 	n.register(mux)
 	clerk.Register(mux, cfg.Authority, cfg.Logger, cfg.PublicURL)
 	mist.Register(mux, cfg.Authority, cfg.Logger, cfg.TrustedProxies)
 	spatio.Register(mux, cfg.Authority, cfg.Logger)
 	freezer.Register(mux, cfg.Authority, cfg.Logger)
-	return &middleware{next: mux, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now}
 }
+
+// Routes lists every registered route pattern ("METHOD /path", or a bare
+// path for catch-alls), in registration order.
+func Routes() []string {
+	var rec routeRecorder
+	register(&rec, Config{})
+	return rec
+}
+
+type routeRecorder []string
+
+func (r *routeRecorder) Handle(pattern string, _ http.Handler) { *r = append(*r, pattern) }
 
 type middleware struct {
 	next    http.Handler

@@ -5,6 +5,7 @@ import (
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/httpapi/wire"
 )
 
 // Native workspaces, members and the scope catalogue (admin key).
@@ -34,7 +35,7 @@ func toMember(m credential.Member) memberJSON {
 	return memberJSON{WorkspaceID: m.WorkspaceID, UserID: m.UserID, Role: m.Role, CreatedAt: rfc3339(m.CreatedAt), UpdatedAt: rfc3339(m.UpdatedAt)}
 }
 
-func (n *native) registerWorkspaces(mux *http.ServeMux) {
+func (n *native) registerWorkspaces(mux wire.Router) {
 	const ws = "/v1/organizations/{org}/workspaces"
 	routes := map[string]func(http.ResponseWriter, *http.Request, authority.Caller){
 		"POST " + ws:                               n.createWorkspace,

@@ -23,7 +23,7 @@ type surface struct {
 
 // Register mounts the Clerk surface on mux. publicURL is where keyward is
 // reached, for actor tokens' accept URLs.
-func Register(mux *http.ServeMux, a *authority.Authority, log *slog.Logger, publicURL string) {
+func Register(mux wire.Router, a *authority.Authority, log *slog.Logger, publicURL string) {
 	s := &surface{auth: a, log: log, publicURL: publicURL}
 	routes := []struct {
 		pattern string

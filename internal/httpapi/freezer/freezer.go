@@ -32,7 +32,7 @@ type surface struct {
 }
 
 // Register mounts the Freezer surface on mux.
-func Register(mux *http.ServeMux, a *authority.Authority, log *slog.Logger) {
+func Register(mux wire.Router, a *authority.Authority, log *slog.Logger) {
 	s := &surface{auth: a, log: log}
 	mux.Handle("GET "+Prefix+"/clients", s.authenticated(s.list))
 	mux.Handle("POST "+Prefix+"/clients", s.authenticated(s.create))

@@ -36,7 +36,7 @@ type surface struct {
 
 // Register mounts the Mist surface on mux. trusted are the proxies whose
 // X-Forwarded-For is believed when finding the caller's address.
-func Register(mux *http.ServeMux, a *authority.Authority, log *slog.Logger, trusted []netip.Prefix) {
+func Register(mux wire.Router, a *authority.Authority, log *slog.Logger, trusted []netip.Prefix) {
 	s := &surface{auth: a, log: log, trusted: trusted}
 	base := Prefix + "/api/v1/orgs/{org_id}/apitokens"
 	mux.Handle("GET "+base, s.authenticated(s.list))

@@ -25,7 +25,7 @@ type surface struct {
 }
 
 // Register mounts the Spatio surface on mux.
-func Register(mux *http.ServeMux, a *authority.Authority, log *slog.Logger) {
+func Register(mux wire.Router, a *authority.Authority, log *slog.Logger) {
 	s := &surface{auth: a, log: log}
 	ws := Prefix + "/organizations/{org}/workspaces/{workspace}/tokens"
 	routes := map[string]func(http.ResponseWriter, *http.Request, authority.Caller){

@@ -43,3 +43,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// Router is where surfaces register their routes: an *http.ServeMux, or
+// a recorder that lists them (for the OpenAPI document's test).
+type Router interface {
+	Handle(pattern string, handler http.Handler)
+}
