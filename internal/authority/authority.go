@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/keyring"
@@ -15,7 +16,10 @@ type Authority struct {
 	clock   Clock
 	issuer  string
 
-	limiter Limiter
+	limiter        Limiter
+	bus            Bus
+	observer       Observer
+	onPublishError func(error)
 
 	cache    *credentialCache
 	jwtKeys  *keyCache
@@ -32,6 +36,11 @@ type Config struct {
 	Issuer  string
 	// Limiter counts org token calls per clock hour (required).
 	Limiter Limiter
+	// Bus, when set, carries cache invalidations to the other nodes that
+	// share the store; run RunBus beside the authority.
+	Bus Bus
+	// Observer, when set, receives verification and cache measurements.
+	Observer Observer
 }
 
 // New returns an Authority. Call RunUsageFlusher beside it, or FlushUsage
@@ -46,10 +55,19 @@ func New(cfg Config) *Authority {
 	if cfg.Limiter == nil {
 		panic("authority: Config.Limiter is required")
 	}
-	return &Authority{
-		store: cfg.Store, keyring: cfg.Keyring, clock: cfg.Clock, issuer: cfg.Issuer, limiter: cfg.Limiter,
-		cache: newCredentialCache(), jwtKeys: newKeyCache(),
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
 	}
+	a := &Authority{
+		store: cfg.Store, keyring: cfg.Keyring, clock: cfg.Clock, issuer: cfg.Issuer, limiter: cfg.Limiter,
+		bus: cfg.Bus, observer: cfg.Observer, cache: newCredentialCache(), jwtKeys: newKeyCache(),
+	}
+	if a.bus != nil {
+		// Until the first subscription is confirmed, other nodes' changes
+		// may go unheard: keep cached credentials only briefly.
+		a.cache.setPositiveTTL(FallbackTTL)
+	}
+	return a
 }
 
 // Ready reports whether the store answers.
@@ -111,3 +129,9 @@ func (a *Authority) newCredential(id, instanceID string, kind credential.Kind, s
 		UpdatedAt:     now,
 	}
 }
+
+type noObserver struct{}
+
+func (noObserver) Verified(credential.Kind, Reason, time.Duration) {}
+func (noObserver) CacheLookup(bool)                                {}
+func (noObserver) RateLimited(credential.Kind)                     {}

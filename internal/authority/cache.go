@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -41,6 +42,7 @@ type cacheEntry struct {
 type credentialCache struct {
 	lru   *lru.Cache[credential.Digest, cacheEntry]
 	group singleflight.Group
+	ttl   atomic.Int64 // positive entries' lifetime, in nanoseconds
 
 	mu    sync.Mutex // orders fills against invalidations
 	epoch uint64
@@ -55,8 +57,12 @@ func newCredentialCache() *credentialCache {
 	if err != nil {
 		panic(err) // only for a non-positive size
 	}
-	return &credentialCache{lru: c}
+	cc := &credentialCache{lru: c}
+	cc.setPositiveTTL(positiveTTL)
+	return cc
 }
+
+func (c *credentialCache) setPositiveTTL(d time.Duration) { c.ttl.Store(int64(d)) }
 
 func (c *credentialCache) get(d credential.Digest, now time.Time) (cacheEntry, bool) {
 	e, ok := c.lru.Get(d)
@@ -100,8 +106,10 @@ func (c *credentialCache) invalidate(digests ...credential.Digest) {
 func (a *Authority) lookup(ctx context.Context, d credential.Digest) (cacheEntry, error) {
 	now := a.clock.Now()
 	if e, ok := a.cache.get(d, now); ok {
+		a.observer.CacheLookup(true)
 		return e, nil
 	}
+	a.observer.CacheLookup(false)
 	v, err, _ := a.cache.group.Do(string(d[:]), func() (any, error) {
 		epoch := a.cache.currentEpoch()
 		var cred credential.Credential
@@ -123,7 +131,7 @@ func (a *Authority) lookup(ctx context.Context, d credential.Digest) (cacheEntry
 			if err != nil {
 				return nil, err
 			}
-			e = cacheEntry{found: true, cred: cred, attrs: attrs, expires: now.Add(positiveTTL)}
+			e = cacheEntry{found: true, cred: cred, attrs: attrs, expires: now.Add(time.Duration(a.cache.ttl.Load()))}
 		}
 		if a.cache.beforeFill != nil {
 			a.cache.beforeFill()

@@ -352,7 +352,7 @@ func (a *Authority) RevokeM2MToken(ctx context.Context, c Caller, id string, rea
 	if err != nil {
 		return M2MToken{}, err
 	}
-	a.cache.invalidate(cred.Digest)
+	a.invalidate(ctx, cred.Digest)
 	attrs, err := parseTokenAttrs(cred)
 	return m2mView(cred, attrs, a.clock.Now()), err
 }

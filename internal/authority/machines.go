@@ -252,7 +252,7 @@ func (a *Authority) DeleteMachine(ctx context.Context, c Caller, id string) erro
 		}
 		return a.audit(ctx, tx, c, "machine.delete", "machine", id, map[string]int{"m2m_tokens_revoked": revoked})
 	})
-	a.invalidateAllAfter(err)
+	a.invalidateAllAfter(ctx, err)
 	return err
 }
 
@@ -337,7 +337,7 @@ func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id str
 		}
 		return a.audit(ctx, tx, c, "machine.secret_key.rotate", "machine", id, map[string]int64{"previous_token_ttl": *previousTTL})
 	})
-	a.invalidateAllAfter(err)
+	a.invalidateAllAfter(ctx, err)
 	if err != nil {
 		return credential.Secret{}, err
 	}
@@ -398,7 +398,7 @@ func (a *Authority) CreateMachineScope(ctx context.Context, c Caller, from, to s
 		}
 		return a.audit(ctx, tx, c, "machine.scope.create", "machine", from, map[string]string{"to_machine_id": to})
 	})
-	a.invalidateAllAfter(err)
+	a.invalidateAllAfter(ctx, err)
 	return s, err
 }
 
@@ -419,16 +419,16 @@ func (a *Authority) DeleteMachineScope(ctx context.Context, c Caller, from, to s
 		}
 		return a.audit(ctx, tx, c, "machine.scope.delete", "machine", from, map[string]string{"to_machine_id": to})
 	})
-	a.invalidateAllAfter(err)
+	a.invalidateAllAfter(ctx, err)
 	return err
 }
 
 // invalidateAllAfter drops every cached credential once a structural
 // change has committed (a delete, a rotation, a scope edit). Such changes
 // are rare, and dropping everything cannot miss a derived credential.
-func (a *Authority) invalidateAllAfter(err error) {
+func (a *Authority) invalidateAllAfter(ctx context.Context, err error) {
 	if err == nil {
-		a.cache.invalidate()
+		a.invalidate(ctx)
 	}
 }
 

@@ -196,7 +196,7 @@ func (a *Authority) DeleteOrganization(ctx context.Context, c Caller, idOrSlug s
 		}
 		return a.audit(ctx, tx, c, "organization.delete", "organization", o.ID, map[string]int{"org_tokens_revoked": revoked, "pats_revoked": pats})
 	})
-	a.invalidateAllAfter(err)
+	a.invalidateAllAfter(ctx, err)
 	return err
 }
 
@@ -311,7 +311,7 @@ func (a *Authority) DeleteSite(ctx context.Context, c Caller, org, id string) er
 		}
 		return a.audit(ctx, tx, c, "site.delete", "site", id, nil)
 	})
-	a.invalidateAllAfter(err)
+	a.invalidateAllAfter(ctx, err)
 	return err
 }
 
@@ -444,7 +444,7 @@ func (a *Authority) UpdateSitegroup(ctx context.Context, c Caller, org, id strin
 		}
 		return a.audit(ctx, tx, c, "sitegroup.update", "sitegroup", g.ID, map[string]any{"site_ids": g.SiteIDs})
 	})
-	a.invalidateAllAfter(err)
+	a.invalidateAllAfter(ctx, err)
 	return g, err
 }
 
@@ -463,6 +463,6 @@ func (a *Authority) DeleteSitegroup(ctx context.Context, c Caller, org, id strin
 		}
 		return a.audit(ctx, tx, c, "sitegroup.delete", "sitegroup", id, nil)
 	})
-	a.invalidateAllAfter(err)
+	a.invalidateAllAfter(ctx, err)
 	return err
 }

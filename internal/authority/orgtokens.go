@@ -297,7 +297,7 @@ func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id stri
 		return a.audit(ctx, tx, c, "org_token.update", "org_token", id, map[string]any{"name": stored.Name, "privileges": stored.Privileges})
 	})
 	if err == nil {
-		a.cache.invalidate(digest)
+		a.invalidate(ctx, digest)
 	}
 	return err
 }
@@ -324,7 +324,7 @@ func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id stri
 		return a.audit(ctx, tx, c, "org_token.delete", "org_token", id, map[string]string{"org_id": o.ID})
 	})
 	if err == nil {
-		a.cache.invalidate(digest)
+		a.invalidate(ctx, digest)
 	}
 	return err
 }
@@ -354,6 +354,7 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 		return Caller{}, RateLimit{}, err
 	}
 	if !admitted {
+		a.observer.RateLimited(credential.KindOrgToken)
 		return Caller{}, rl, credential.Errorf(credential.CodeRateLimited, "rate limit reached")
 	}
 	a.usage.record(e.cred.InstanceID, e.cred.ID, now)

@@ -449,7 +449,7 @@ func (a *Authority) RevokePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		return a.audit(ctx, tx, c, "pat.revoke", "pat", id, map[string]string{"user_id": cred.Subject, "by": user})
 	})
 	if err == nil {
-		a.cache.invalidate(digest)
+		a.invalidate(ctx, digest)
 	}
 	return err
 }

@@ -151,7 +151,7 @@ func (a *Authority) RevokeAdminKey(ctx context.Context, c Caller, id string) err
 		return a.audit(ctx, tx, c, "admin_key.revoke", "admin_key", id, nil)
 	})
 	if err == nil {
-		a.cache.invalidate(cred.Digest)
+		a.invalidate(ctx, cred.Digest)
 	}
 	return err
 }

@@ -79,6 +79,18 @@ var notFound = VerifyResult{Reason: ReasonNotFound}
 //
 // A valid use is recorded as last-used, coalesced in memory.
 func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
+	start := time.Now() // wall time: this measures work, not the authority's clock
+	r, err := a.verify(ctx, c, in)
+	if err == nil {
+		a.observer.Verified(r.Kind, r.Reason, time.Since(start))
+		if r.Reason == ReasonRateLimited {
+			a.observer.RateLimited(r.Kind)
+		}
+	}
+	return r, err
+}
+
+func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
 	if c.Kind != credential.KindAdminKey && c.Kind != credential.KindMachineKey {
 		return notFound, nil
 	}

@@ -144,7 +144,7 @@ func (a *Authority) DeleteWorkspace(ctx context.Context, c Caller, org, ws strin
 		}
 		return a.audit(ctx, tx, c, "workspace.delete", "workspace", w.ID, map[string]int{"pats_revoked": revoked})
 	})
-	a.invalidateAllAfter(err)
+	a.invalidateAllAfter(ctx, err)
 	return err
 }
 
@@ -250,6 +250,6 @@ func (a *Authority) RemoveMember(ctx context.Context, c Caller, org, ws, userID 
 		}
 		return a.audit(ctx, tx, c, "workspace.member.remove", "workspace", w.ID, map[string]any{"user_id": userID, "pats_revoked": revoked})
 	})
-	a.invalidateAllAfter(err)
+	a.invalidateAllAfter(ctx, err)
 	return err
 }
