@@ -25,6 +25,7 @@ func (n *native) register(mux wire.Router) {
 		wire.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
 	mux.Handle("GET /readyz", http.HandlerFunc(n.ready))
+	mux.Handle("GET /openapi.json", http.HandlerFunc(n.openapi))
 	mux.Handle("GET /v1/audit_events", n.authenticated(n.listAuditEvents))
 	mux.Handle("GET /v1/caller", n.authenticated(n.caller))
 	mux.Handle("POST /v1/verify", n.authenticated(n.verify))

@@ -15,6 +15,14 @@ import (
 	"github.com/keyward/keyward/internal/httpapi/wire"
 )
 
+// Metrics is what the HTTP layer reports to, and serves at /metrics.
+type Metrics interface {
+	// ObserveRequest records one request by its route pattern (never its
+	// path, so no id or secret reaches a label).
+	ObserveRequest(route, method string, status int, took time.Duration)
+	Handler() http.Handler
+}
+
 // DefaultMaxBodyBytes bounds every request body.
 const DefaultMaxBodyBytes = 1 << 20
 
@@ -24,6 +32,8 @@ type Config struct {
 	Logger       *slog.Logger
 	MaxBodyBytes int64            // 0 means DefaultMaxBodyBytes
 	Now          func() time.Time // for request ids and durations; defaults to time.Now
+	// Metrics, when set, observes every request and is served at /metrics.
+	Metrics Metrics
 	// PublicURL is where clients reach keyward (for ticket accept URLs).
 	PublicURL string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
@@ -41,7 +51,7 @@ func New(cfg Config) http.Handler {
 	}
 	mux := http.NewServeMux()
 	register(mux, cfg)
-	return &middleware{next: mux, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now}
+	return &middleware{next: mux, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now, metrics: cfg.Metrics}
 }
 
 // register mounts every surface and the native API on mux.
@@ -52,6 +62,13 @@ func register(mux wire.Router, cfg Config) {
 	mist.Register(mux, cfg.Authority, cfg.Logger, cfg.TrustedProxies)
 	spatio.Register(mux, cfg.Authority, cfg.Logger)
 	freezer.Register(mux, cfg.Authority, cfg.Logger)
+	mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Metrics == nil {
+			http.NotFound(w, r)
+			return
+		}
+		cfg.Metrics.Handler().ServeHTTP(w, r)
+	}))
 }
 
 // Routes lists every registered route pattern ("METHOD /path", or a bare
@@ -71,6 +88,7 @@ type middleware struct {
 	log     *slog.Logger
 	maxBody int64
 	now     func() time.Time
+	metrics Metrics
 }
 
 // ServeHTTP gives the request an id, bounds its body, recovers panics and
@@ -97,13 +115,17 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec.status >= 500 && rec.status < 600 { // Freezer's 753 is a client error
 			level = slog.LevelError
 		}
+		took := m.now().Sub(start)
+		if m.metrics != nil {
+			m.metrics.ObserveRequest(r.Pattern, r.Method, rec.statusOrOK(), took)
+		}
 		m.log.LogAttrs(r.Context(), level, "request",
 			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("route", r.Pattern),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.statusOrOK()),
-			slog.Duration("duration", m.now().Sub(start)),
+			slog.Duration("duration", took),
 		)
 	}()
 	m.next.ServeHTTP(rec, r)

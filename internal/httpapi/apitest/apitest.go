@@ -22,6 +22,7 @@ import (
 	"github.com/keyward/keyward/internal/inmem"
 	"github.com/keyward/keyward/internal/keyring"
 	"github.com/keyward/keyward/internal/logging"
+	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/testkit"
 )
 
@@ -42,6 +43,8 @@ type Env struct {
 // Options adjust the server Start runs.
 type Options struct {
 	TrustedProxies []netip.Prefix
+	// Metrics, when set, instruments the authority and serves /metrics.
+	Metrics *metrics.Metrics
 }
 
 // Start serves keyward over store with a fake clock and debug logging.
@@ -58,13 +61,18 @@ func StartWith(t testing.TB, store authority.Store, opts Options) *Env {
 		t.Fatal(err)
 	}
 	clock := testkit.NewClock()
-	auth := authority.New(authority.Config{Store: store, Keyring: keys, Clock: clock, Limiter: inmem.NewLimiter()})
+	cfg := authority.Config{Store: store, Keyring: keys, Clock: clock, Limiter: inmem.NewLimiter()}
+	var httpMetrics httpapi.Metrics
+	if opts.Metrics != nil {
+		cfg.Store, cfg.Observer, httpMetrics = opts.Metrics.Store(store), opts.Metrics, opts.Metrics
+	}
+	auth := authority.New(cfg)
 	logs := &Buffer{}
 	log, err := logging.New(logs, "json", slog.LevelDebug)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies, Metrics: httpMetrics}))
 	t.Cleanup(srv.Close)
 	e := &Env{URL: srv.URL, Clock: clock, Auth: auth, Store: store, Logs: logs}
 	e.InstanceID, e.AdminKey = e.NewInstance(t, "test")

@@ -1,0 +1,279 @@
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/credential"
+)
+
+const namespace = "keyward"
+
+// Histogram buckets, in seconds.
+var (
+	// verifyBuckets suit an in-memory verification (µs) up to a cold
+	// store read or an RSA signature check (ms): 25µs … 250ms.
+	verifyBuckets = []float64{
+		25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
+		1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3,
+	}
+	// httpBuckets cover 100µs … 10s.
+	httpBuckets = []float64{
+		100e-6, 250e-6, 500e-6,
+		1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3,
+		1, 2.5, 5, 10,
+	}
+	// storeBuckets cover 25µs … 5s (a busy SQLite writer can wait).
+	storeBuckets = []float64{
+		25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
+		1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3,
+		1, 2.5, 5,
+	}
+)
+
+// Metrics holds keyward's collectors and the registry they live in. The
+// zero value is not usable; call New. All methods are safe for concurrent
+// use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	verifyTotal    *prometheus.CounterVec
+	verifyDuration *prometheus.HistogramVec
+	cacheHit       prometheus.Counter
+	cacheMiss      prometheus.Counter
+	rateLimited    *prometheus.CounterVec
+
+	httpTotal    *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+
+	storeDuration *prometheus.HistogramVec
+
+	fallbackActive *prometheus.GaugeVec
+	fallbackTotal  *prometheus.CounterVec
+	fallbackMu     sync.Mutex
+	fallbackState  map[string]bool
+}
+
+var _ authority.Observer = (*Metrics)(nil)
+
+// New returns a Metrics with a fresh registry holding keyward's
+// collectors and the Go runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		verifyTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "verify_total",
+			Help: "Verification decisions by credential kind and outcome code.",
+		}, []string{"kind", "code"}),
+		verifyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "verify_duration_seconds",
+			Help:    "Time taken by one verification, by credential kind.",
+			Buckets: verifyBuckets,
+		}, []string{"kind"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "ratelimit_refusals_total",
+			Help: "Calls refused by a rate limit, by credential kind.",
+		}, []string{"kind"}),
+		httpTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_requests_total",
+			Help: "HTTP requests by route pattern, method and status.",
+		}, []string{"route", "method", "status"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "http_request_duration_seconds",
+			Help:    "HTTP request duration by route pattern.",
+			Buckets: httpBuckets,
+		}, []string{"route"}),
+		storeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "store_transaction_duration_seconds",
+			Help:    "Store transaction duration by mode (update, view) and outcome (ok, error).",
+			Buckets: storeBuckets,
+		}, []string{"mode", "outcome"}),
+		fallbackActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "fallback_active",
+			Help: "1 while a component runs on its single-node fallback, else 0.",
+		}, []string{"component"}),
+		fallbackTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "fallback_total",
+			Help: "Transitions of a component to its single-node fallback.",
+		}, []string{"component"}),
+		fallbackState: make(map[string]bool),
+	}
+	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "cache_lookups_total",
+		Help: "Credential-cache lookups by result (hit, miss).",
+	}, []string{"result"})
+	m.cacheHit = cache.WithLabelValues("hit")
+	m.cacheMiss = cache.WithLabelValues("miss")
+	// Expose the store series at zero from the start, so rates and
+	// error ratios exist before the first error.
+	for _, mode := range []string{"update", "view"} {
+		for _, outcome := range []string{"ok", "error"} {
+			m.storeDuration.WithLabelValues(mode, outcome)
+		}
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.verifyTotal, m.verifyDuration, cache, m.rateLimited,
+		m.httpTotal, m.httpDuration,
+		m.storeDuration,
+		m.fallbackActive, m.fallbackTotal,
+	)
+	return m
+}
+
+// Registry returns the registry behind Handler, for registering further
+// collectors (for example database/sql pool statistics).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus text exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
+// Verified records one verification decision (authority.Observer).
+func (m *Metrics) Verified(kind credential.Kind, reason authority.Reason, took time.Duration) {
+	k := kindLabel(kind)
+	m.verifyTotal.WithLabelValues(k, codeLabel(reason)).Inc()
+	m.verifyDuration.WithLabelValues(k).Observe(took.Seconds())
+}
+
+// CacheLookup records a credential-cache lookup (authority.Observer).
+func (m *Metrics) CacheLookup(hit bool) {
+	if hit {
+		m.cacheHit.Inc()
+	} else {
+		m.cacheMiss.Inc()
+	}
+}
+
+// RateLimited records a call refused by a rate limit (authority.Observer).
+func (m *Metrics) RateLimited(kind credential.Kind) {
+	m.rateLimited.WithLabelValues(kindLabel(kind)).Inc()
+}
+
+// ObserveRequest records one HTTP request. route must be the ServeMux
+// pattern that matched (http.Request.Pattern), never the request path; an
+// empty route is recorded as "unmatched".
+func (m *Metrics) ObserveRequest(route, method string, status int, took time.Duration) {
+	if route == "" {
+		route = "unmatched"
+	}
+	m.httpTotal.WithLabelValues(route, methodLabel(method), statusLabel(status)).Inc()
+	m.httpDuration.WithLabelValues(route).Observe(took.Seconds())
+}
+
+// Fallback records whether component (a constant such as "bus" or
+// "ratelimit") currently runs on its single-node fallback. The gauge
+// follows active; the counter counts transitions to active, so repeated
+// calls with the same state count once.
+func (m *Metrics) Fallback(component string, active bool) {
+	m.fallbackMu.Lock()
+	defer m.fallbackMu.Unlock()
+	was := m.fallbackState[component]
+	m.fallbackState[component] = active
+	if active {
+		m.fallbackActive.WithLabelValues(component).Set(1)
+		if !was {
+			m.fallbackTotal.WithLabelValues(component).Inc()
+		}
+	} else {
+		m.fallbackActive.WithLabelValues(component).Set(0)
+		// Expose the counter at zero for a component seen only healthy.
+		m.fallbackTotal.WithLabelValues(component)
+	}
+}
+
+// Store returns s with every Update and View timed into
+// keyward_store_transaction_duration_seconds. Ping and Close pass through.
+func (m *Metrics) Store(s authority.Store) authority.Store {
+	return &store{
+		next:     s,
+		updateOK: m.storeDuration.WithLabelValues("update", "ok"),
+		updateKO: m.storeDuration.WithLabelValues("update", "error"),
+		viewOK:   m.storeDuration.WithLabelValues("view", "ok"),
+		viewKO:   m.storeDuration.WithLabelValues("view", "error"),
+	}
+}
+
+type store struct {
+	next                               authority.Store
+	updateOK, updateKO, viewOK, viewKO prometheus.Observer
+}
+
+func (s *store) Update(ctx context.Context, fn func(authority.Tx) error) error {
+	start := time.Now()
+	err := s.next.Update(ctx, fn)
+	observe(s.updateOK, s.updateKO, err, time.Since(start))
+	return err
+}
+
+func (s *store) View(ctx context.Context, fn func(authority.Tx) error) error {
+	start := time.Now()
+	err := s.next.View(ctx, fn)
+	observe(s.viewOK, s.viewKO, err, time.Since(start))
+	return err
+}
+
+func (s *store) Ping(ctx context.Context) error { return s.next.Ping(ctx) }
+func (s *store) Close() error                   { return s.next.Close() }
+
+func observe(ok, ko prometheus.Observer, err error, took time.Duration) {
+	if err != nil {
+		ko.Observe(took.Seconds())
+		return
+	}
+	ok.Observe(took.Seconds())
+}
+
+// kindLabel bounds the kind label to the known credential kinds.
+func kindLabel(k credential.Kind) string {
+	switch k {
+	case credential.KindAdminKey, credential.KindMachineKey, credential.KindM2MToken,
+		credential.KindOrgToken, credential.KindPAT, credential.KindActorTicket:
+		return string(k)
+	}
+	return "unknown"
+}
+
+// codeLabel bounds the code label to the known reasons.
+func codeLabel(r authority.Reason) string {
+	switch r {
+	case authority.ReasonValid, authority.ReasonNotFound, authority.ReasonExpired,
+		authority.ReasonRevoked, authority.ReasonIPNotAllowed,
+		authority.ReasonInsufficientScope, authority.ReasonRateLimited:
+		return string(r)
+	}
+	return "other"
+}
+
+// methodLabel bounds the method label: a client can send any token as a
+// method, so only the standard ones are kept.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions,
+		http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
+}
+
+// statusLabel renders a status code, bounded to three digits (Freezer
+// uses non-standard codes such as 753).
+func statusLabel(status int) string {
+	if status < 100 || status > 999 {
+		return "other"
+	}
+	return strconv.Itoa(status)
+}
