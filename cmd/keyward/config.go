@@ -18,6 +18,9 @@ import (
 	"github.com/keyward/keyward/internal/inmem"
 	"github.com/keyward/keyward/internal/keyring"
 	"github.com/keyward/keyward/internal/logging"
+	"github.com/keyward/keyward/internal/metrics"
+	"github.com/keyward/keyward/internal/pgbus"
+	"github.com/keyward/keyward/internal/redisbus"
 	"github.com/keyward/keyward/internal/sqlstore"
 )
 
@@ -28,11 +31,13 @@ type storeConfig struct {
 	masterKey   string
 	logFormat   string
 	logLevel    string
+	redisURL    string
+	redisPolicy string
 	issuer      string // set by serve from --public-url
 }
 
 // secretFlags may also be read from a file named by KEYWARD_<NAME>_FILE.
-var secretFlags = map[string]bool{"master-key": true}
+var secretFlags = map[string]bool{"master-key": true, "redis-url": true, "database-url": true}
 
 func (c *storeConfig) addFlags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
@@ -41,6 +46,8 @@ func (c *storeConfig) addFlags(cmd *cobra.Command) {
 	f.StringVar(&c.masterKey, "master-key", "", "base64 of 32 random bytes (`keyward master-key generate`); default: generated into the data dir")
 	f.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&c.redisURL, "redis-url", "", "redis://host:port/db to share rate limits and invalidations between nodes through Redis")
+	f.StringVar(&c.redisPolicy, "ratelimit-on-redis-error", "local", "when Redis is unreachable: local (count per node), open (admit) or closed (refuse)")
 }
 
 // bindEnv fills every flag not given on the command line from
@@ -104,32 +111,106 @@ const (
 	masterKeyFile = "master.key"
 )
 
-// open opens the store and the keyring and returns an authority over them.
+// node is what one keyward process runs on: the authority over its store,
+// and, on a shared store, the bus and limiter that join it to the others.
+type node struct {
+	auth    *authority.Authority
+	store   *sqlstore.Store
+	closers []func()
+}
+
+// Close releases what the node opened, the store last.
+func (n *node) Close() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i]()
+	}
+}
+
+// nodeOptions are what serve adds to a node.
+type nodeOptions struct {
+	clock   authority.Clock
+	metrics *metrics.Metrics
+	log     *slog.Logger
+}
+
+// Channel names for invalidations on each bus.
+const (
+	redisChannel    = "keyward:invalidate"
+	postgresChannel = "keyward_invalidate"
+)
+
+// open opens the store and the keyring and returns a node over them.
 // With generate, a SQLite deployment without a master key gets a new one
 // written to the data dir (mode 0600); an existing database without its
 // master key is refused rather than silently re-keyed.
-func (c *storeConfig) open(ctx context.Context, generate bool, clock authority.Clock) (*authority.Authority, *sqlstore.Store, error) {
+//
+// Several nodes share state through Redis when --redis-url is set
+// (limits and invalidations), else through PostgreSQL (limits in a table,
+// invalidations by LISTEN/NOTIFY); a SQLite node keeps both in memory.
+func (c *storeConfig) open(ctx context.Context, generate bool, opts nodeOptions) (*node, error) {
 	if c.databaseURL != "" && !c.postgres() {
-		return nil, nil, fmt.Errorf("--database-url must start with postgres:// (leave it empty for SQLite)")
+		return nil, fmt.Errorf("--database-url must start with postgres:// (leave it empty for SQLite)")
 	}
 	master, err := c.resolveMasterKey(generate)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	keys, err := keyring.New(master)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var store *sqlstore.Store
+	policy, err := redisbus.ParsePolicy(c.redisPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("--ratelimit-on-redis-error: %w", err)
+	}
+	n := &node{}
 	if c.postgres() {
-		store, err = sqlstore.OpenPostgres(ctx, c.databaseURL)
+		n.store, err = sqlstore.OpenPostgres(ctx, c.databaseURL)
 	} else {
-		store, err = sqlstore.OpenSQLite(ctx, filepath.Join(c.dataDir, sqliteFile))
+		n.store, err = sqlstore.OpenSQLite(ctx, filepath.Join(c.dataDir, sqliteFile))
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %w", err)
 	}
-	return authority.New(authority.Config{Store: store, Keyring: keys, Clock: clock, Issuer: c.issuer, Limiter: inmem.NewLimiter()}), store, nil
+	n.closers = append(n.closers, func() { n.store.Close() })
+
+	cfg := authority.Config{Store: n.store, Keyring: keys, Clock: opts.clock, Issuer: c.issuer, Limiter: inmem.NewLimiter()}
+	fallback := func(component string) func(bool) {
+		return func(active bool) {
+			if opts.metrics != nil {
+				opts.metrics.Fallback(component, active)
+			}
+			if opts.log != nil && active {
+				opts.log.Warn(component+" unavailable; falling back", "component", component)
+			} else if opts.log != nil {
+				opts.log.Info(component+" available again", "component", component)
+			}
+		}
+	}
+	switch {
+	case c.redisURL != "":
+		rdb, err := redisbus.Open(ctx, c.redisURL)
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("--redis-url: %w", err)
+		}
+		n.closers = append(n.closers, func() { rdb.Close() })
+		cfg.Limiter = redisbus.NewLimiter(rdb, cfg.Limiter, policy, fallback("ratelimit"))
+		cfg.Bus = redisbus.NewBus(rdb, redisChannel)
+	case c.postgres():
+		cfg.Limiter = n.store.Limiter()
+		bus := pgbus.New(c.databaseURL, postgresChannel)
+		n.closers = append(n.closers, bus.Close)
+		cfg.Bus = bus
+	}
+	if opts.metrics != nil {
+		cfg.Store, cfg.Observer = opts.metrics.Store(n.store), opts.metrics
+	}
+	n.auth = authority.New(cfg)
+	if opts.log != nil {
+		n.auth.SetPublishErrorHandler(func(err error) { opts.log.Warn("publish invalidation", "error", err.Error()) })
+	}
+	return n, nil
 }
 
 func (c *storeConfig) resolveMasterKey(generate bool) ([]byte, error) {

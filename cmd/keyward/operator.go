@@ -23,11 +23,12 @@ func newInstanceCommand(cfg *storeConfig) *cobra.Command {
 		Example: "  keyward instance create staging",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			n, err := cfg.open(cmd.Context(), false, nodeOptions{})
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer n.Close()
+			auth := n.auth
 			in, key, err := auth.CreateInstance(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -40,11 +41,12 @@ func newInstanceCommand(cfg *storeConfig) *cobra.Command {
 		Short: "List instances",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			n, err := cfg.open(cmd.Context(), false, nodeOptions{})
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer n.Close()
+			auth := n.auth
 			ins, err := auth.ListInstances(cmd.Context())
 			if err != nil {
 				return err
@@ -74,11 +76,12 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 		Example: "  keyward admin-key create --instance ins_…",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			n, err := cfg.open(cmd.Context(), false, nodeOptions{})
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer n.Close()
+			auth := n.auth
 			cred, key, err := auth.CreateAdminKey(cmd.Context(), authority.Operator(instanceID))
 			if err != nil {
 				return err
@@ -91,11 +94,12 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 		Short: "List admin keys (ids and prefixes, never the keys)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			n, err := cfg.open(cmd.Context(), false, nodeOptions{})
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer n.Close()
+			auth := n.auth
 			keys, err := auth.ListAdminKeys(cmd.Context(), authority.Operator(instanceID))
 			if err != nil {
 				return err
@@ -117,11 +121,12 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 		Example: "  keyward admin-key revoke --instance ins_… key_…",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			n, err := cfg.open(cmd.Context(), false, nodeOptions{})
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer n.Close()
+			auth := n.auth
 			if err := auth.RevokeAdminKey(cmd.Context(), authority.Operator(instanceID), args[0]); err != nil {
 				return err
 			}
@@ -158,11 +163,12 @@ Running servers pick up the new key within a minute.`,
 		Example: "  keyward signing-key rotate --instance ins_…\n  keyward signing-key rotate --instance ins_… --algorithm EdDSA",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			n, err := cfg.open(cmd.Context(), false, nodeOptions{})
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer n.Close()
+			auth := n.auth
 			k, err := auth.RotateSigningKey(cmd.Context(), authority.Operator(instanceID), algorithm)
 			if err != nil {
 				return err
@@ -177,11 +183,12 @@ Running servers pick up the new key within a minute.`,
 		Short: "List signing keys (public information only)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			auth, store, err := cfg.open(cmd.Context(), false, nil)
+			n, err := cfg.open(cmd.Context(), false, nodeOptions{})
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer n.Close()
+			auth := n.auth
 			keys, err := auth.SigningKeys(cmd.Context(), authority.Operator(instanceID))
 			if err != nil {
 				return err

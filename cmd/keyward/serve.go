@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/httpapi/wire"
+	"github.com/keyward/keyward/internal/metrics"
 )
 
 type serveConfig struct {
@@ -77,11 +78,13 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		cfg.publicURL = "http://" + cfg.addr
 	}
 	cfg.issuer = strings.TrimRight(cfg.publicURL, "/")
-	auth, store, err := cfg.open(ctx, true, nil)
+	m := metrics.New()
+	n, err := cfg.open(ctx, true, nodeOptions{metrics: m, log: log})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer n.Close()
+	auth, store := n.auth, n.store
 
 	in, key, created, err := auth.Bootstrap(ctx, preset)
 	if err != nil {
@@ -99,7 +102,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer}),
+		Handler:           httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer, Metrics: m}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -123,6 +126,21 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	// Runs after Shutdown has drained the requests: the final flush loses
 	// no last-used time, then the store closes.
 	defer func() { stopFlusher(); <-flushed }()
+
+	busCtx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
+	busDone := make(chan struct{})
+	go func() {
+		defer close(busDone)
+		_ = auth.RunBus(busCtx, func(connected bool) {
+			m.Fallback("bus", !connected)
+			if connected {
+				log.Info("invalidation bus connected")
+			} else {
+				log.Warn("invalidation bus lost; cached credentials live at most " + authority.FallbackTTL.String() + " until it is back")
+			}
+		})
+	}()
+	defer func() { stopBus(); <-busDone }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
