@@ -206,7 +206,7 @@ func (n *native) getInstance(w http.ResponseWriter, r *http.Request, c authority
 // updateInstance changes the instance's settings:
 // {"org_token_hourly_limit": N (0 restores 5000), "impersonation_redirect_url": "https://…"}.
 func (n *native) updateInstance(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "org_token_hourly_limit", "impersonation_redirect_url")
+	f, err := wire.ReadForm(r, "org_token_hourly_limit", "impersonation_redirect_url")
 	var (
 		limit    *int64
 		redirect *string

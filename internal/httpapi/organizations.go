@@ -79,19 +79,6 @@ func (n *native) registerOrganizations(mux wire.Router) {
 	}
 }
 
-// form reads a strict JSON object allowing only the named fields.
-func form(r *http.Request, allowed ...string) (*wire.Form, error) {
-	body, err := wire.Body(r)
-	if err != nil {
-		return nil, err
-	}
-	f, err := wire.ParseForm(body)
-	if err != nil {
-		return nil, err
-	}
-	return f, f.Only(allowed...)
-}
-
 func (n *native) respond(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
 	if err != nil {
 		n.writeError(w, r, err)
@@ -105,7 +92,7 @@ func (n *native) respond(w http.ResponseWriter, r *http.Request, status int, v a
 }
 
 func orgInput(r *http.Request) (in authority.OrganizationInput, err error) {
-	f, err := form(r, "slug", "name")
+	f, err := wire.ReadForm(r, "slug", "name")
 	if err == nil {
 		in.Slug, err = f.String("slug")
 	}
@@ -157,7 +144,7 @@ func (n *native) deleteOrganization(w http.ResponseWriter, r *http.Request, c au
 }
 
 func siteInput(r *http.Request) (in authority.SiteInput, err error) {
-	f, err := form(r, "name")
+	f, err := wire.ReadForm(r, "name")
 	if err == nil {
 		in.Name, err = f.String("name")
 	}
@@ -201,7 +188,7 @@ func (n *native) deleteSite(w http.ResponseWriter, r *http.Request, c authority.
 }
 
 func sitegroupInput(r *http.Request) (in authority.SitegroupInput, err error) {
-	f, err := form(r, "name", "site_ids")
+	f, err := wire.ReadForm(r, "name", "site_ids")
 	if err == nil {
 		in.Name, err = f.String("name")
 	}

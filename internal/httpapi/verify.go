@@ -176,30 +176,23 @@ func requiredPrivilege(raw json.RawMessage) (*credential.Privilege, error) {
 	if err == nil {
 		err = f.Only("scope", "role", "site_id", "sitegroup_id")
 	}
-	var scope, role, site, group *string
+	var scope, role, site, group string
 	for _, field := range []struct {
 		name string
-		dst  **string
+		dst  *string
 	}{{"scope", &scope}, {"role", &role}, {"site_id", &site}, {"sitegroup_id", &group}} {
 		if err == nil {
-			*field.dst, err = f.String(field.name)
+			*field.dst, err = f.Text(field.name)
 		}
 	}
 	if err != nil {
 		e := credential.AsError(err)
 		return nil, credential.ParamError(credential.CodeInvalid, "required_privilege", e.Param+" "+e.Message)
 	}
-	p := credential.Privilege{Scope: credential.Scope(value(scope)), Role: credential.Role(value(role)), SiteID: value(site), SitegroupID: value(group)}
+	p := credential.Privilege{Scope: credential.Scope(scope), Role: credential.Role(role), SiteID: site, SitegroupID: group}
 	if err := credential.ValidatePrivileges([]credential.Privilege{p}); err != nil {
 		e := credential.AsError(err)
 		return nil, credential.ParamError(credential.CodeInvalid, "required_privilege", e.Message)
 	}
 	return &p, nil
-}
-
-func value(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

@@ -107,7 +107,7 @@ func (n *native) getMember(w http.ResponseWriter, r *http.Request, c authority.C
 
 // putMember adds a member or changes their role: {"role": "owner|admin|member"}.
 func (n *native) putMember(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "role")
+	f, err := wire.ReadForm(r, "role")
 	var role *string
 	if err == nil {
 		role, err = f.String("role")
@@ -137,7 +137,7 @@ func (n *native) getScopes(w http.ResponseWriter, r *http.Request, c authority.C
 
 // putScopes replaces the catalogue: {"scopes": [...]}.
 func (n *native) putScopes(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "scopes")
+	f, err := wire.ReadForm(r, "scopes")
 	var scopes []string
 	if err == nil {
 		scopes, err = f.Strings("scopes")

@@ -29,7 +29,7 @@ func toActorToken(t credential.ActorToken) actorTokenJSON {
 }
 
 func (s *surface) createActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "user_id", "actor", "expires_in_seconds", "session_max_duration_in_seconds")
+	f, err := wire.ReadForm(r, "user_id", "actor", "expires_in_seconds", "session_max_duration_in_seconds")
 	var in authority.CreateActorTokenInput
 	if err == nil {
 		in.UserID, err = f.String("user_id")

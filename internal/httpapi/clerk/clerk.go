@@ -70,20 +70,6 @@ func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, autho
 	})
 }
 
-// form reads and strictly decodes the JSON body, allowing only the named
-// parameters (Clerk's request schemas forbid additional properties).
-func form(r *http.Request, allowed ...string) (*wire.Form, error) {
-	body, err := wire.Body(r)
-	if err != nil {
-		return nil, err
-	}
-	f, err := wire.ParseForm(body)
-	if err != nil {
-		return nil, err
-	}
-	return f, f.Only(allowed...)
-}
-
 // queryInt reads an optional integer query parameter.
 func queryInt(r *http.Request, name string) (*int64, error) {
 	v := r.URL.Query().Get(name)

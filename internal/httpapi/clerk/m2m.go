@@ -62,7 +62,7 @@ func millis(ms int64, ok bool) *int64 {
 }
 
 func (s *surface) createM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "token_format", "seconds_until_expiration", "claims", "min_remaining_ttl_seconds")
+	f, err := wire.ReadForm(r, "token_format", "seconds_until_expiration", "claims", "min_remaining_ttl_seconds")
 	var in authority.CreateM2MTokenInput
 	if err == nil {
 		var format *string
@@ -127,7 +127,7 @@ func (s *surface) listM2MTokens(w http.ResponseWriter, r *http.Request, c author
 }
 
 func (s *surface) revokeM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "revocation_reason")
+	f, err := wire.ReadForm(r, "revocation_reason")
 	var reason *string
 	if err == nil {
 		reason, err = f.String("revocation_reason")
@@ -151,7 +151,7 @@ func (s *surface) revokeM2MToken(w http.ResponseWriter, r *http.Request, c autho
 // and the same 404 for every other outcome (invalid, revoked, expired,
 // unknown, or not scoped to the verifying machine).
 func (s *surface) verifyM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "token")
+	f, err := wire.ReadForm(r, "token")
 	var token *string
 	if err == nil {
 		token, err = f.String("token")

@@ -88,7 +88,7 @@ func (s *surface) createMachine(w http.ResponseWriter, r *http.Request, c author
 }
 
 func decodeCreateMachine(r *http.Request) (in authority.CreateMachineInput, err error) {
-	f, err := form(r, "name", "scoped_machines", "default_token_ttl")
+	f, err := wire.ReadForm(r, "name", "scoped_machines", "default_token_ttl")
 	if err != nil {
 		return in, err
 	}
@@ -112,7 +112,7 @@ func (s *surface) getMachine(w http.ResponseWriter, r *http.Request, c authority
 }
 
 func (s *surface) updateMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "name", "default_token_ttl")
+	f, err := wire.ReadForm(r, "name", "default_token_ttl")
 	var in authority.UpdateMachineInput
 	if err == nil {
 		in.Name, err = f.String("name")
@@ -156,7 +156,7 @@ func (s *surface) getSecretKey(w http.ResponseWriter, r *http.Request, c authori
 }
 
 func (s *surface) rotateSecretKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "previous_token_ttl")
+	f, err := wire.ReadForm(r, "previous_token_ttl")
 	var ttl *int64
 	if err == nil {
 		ttl, err = f.Int("previous_token_ttl")
@@ -174,7 +174,7 @@ func (s *surface) rotateSecretKey(w http.ResponseWriter, r *http.Request, c auth
 }
 
 func (s *surface) createScope(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "to_machine_id")
+	f, err := wire.ReadForm(r, "to_machine_id")
 	var to *string
 	if err == nil {
 		to, err = f.String("to_machine_id")

@@ -229,18 +229,18 @@ func decodePrivileges(raw json.RawMessage) ([]credential.Privilege, error) {
 			err = f.Only("scope", "role", "org_id", "site_id", "sitegroup_id", "views")
 		}
 		var p credential.Privilege
-		var scope, role, site, group *string
+		var scope, role string
 		if err == nil {
-			scope, err = f.String("scope")
+			scope, err = f.Text("scope")
 		}
 		if err == nil {
-			role, err = f.String("role")
+			role, err = f.Text("role")
 		}
 		if err == nil {
-			site, err = f.String("site_id")
+			p.SiteID, err = f.Text("site_id")
 		}
 		if err == nil {
-			group, err = f.String("sitegroup_id")
+			p.SitegroupID, err = f.Text("sitegroup_id")
 		}
 		if err == nil {
 			p.Views, err = f.Strings("views")
@@ -249,18 +249,10 @@ func decodePrivileges(raw json.RawMessage) ([]credential.Privilege, error) {
 			e := credential.AsError(err)
 			return nil, credential.ParamError(credential.CodeInvalid, "privileges", "privileges["+strconv.Itoa(i)+"]: "+e.Param+" "+e.Message)
 		}
-		p.Scope, p.Role = credential.Scope(deref(scope)), credential.Role(deref(role))
-		p.SiteID, p.SitegroupID = deref(site), deref(group)
+		p.Scope, p.Role = credential.Scope(scope), credential.Role(role)
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Caller) {

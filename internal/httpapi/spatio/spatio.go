@@ -157,20 +157,8 @@ func toPAT(p authority.PAT) patJSON {
 	return out
 }
 
-func form(r *http.Request, allowed ...string) (*wire.Form, error) {
-	body, err := wire.Body(r)
-	if err != nil {
-		return nil, err
-	}
-	f, err := wire.ParseForm(body)
-	if err != nil {
-		return nil, err
-	}
-	return f, f.Only(allowed...)
-}
-
 func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "name", "description", "scopes", "workspaceId", "expiresAt")
+	f, err := wire.ReadForm(r, "name", "description", "scopes", "workspaceId", "expiresAt")
 	var in authority.CreatePATInput
 	if err == nil {
 		in.Name, err = f.String("name")
@@ -239,7 +227,7 @@ func (s *surface) scopes(w http.ResponseWriter, r *http.Request, c authority.Cal
 }
 
 func (s *surface) update(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	f, err := form(r, "name", "description")
+	f, err := wire.ReadForm(r, "name", "description")
 	var in authority.UpdatePATInput
 	if err == nil {
 		in.Name, err = f.String("name")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net/http"
 	"strings"
 	"unicode/utf8"
 
@@ -43,6 +44,29 @@ func ParseForm(body []byte) (*Form, error) {
 		return nil, credential.Wrap(credential.CodeMalformed, err, "the request body is not valid JSON")
 	}
 	return &Form{fields: fields}, nil
+}
+
+// ReadForm reads the request body as a strict JSON object that may hold
+// only the allowed parameters (most vendor schemas forbid others).
+func ReadForm(r *http.Request, allowed ...string) (*Form, error) {
+	body, err := Body(r)
+	if err != nil {
+		return nil, err
+	}
+	f, err := ParseForm(body)
+	if err != nil {
+		return nil, err
+	}
+	return f, f.Only(allowed...)
+}
+
+// Text returns a string field, "" when absent or null.
+func (f *Form) Text(name string) (string, error) {
+	s, err := f.String(name)
+	if s == nil {
+		return "", err
+	}
+	return *s, err
 }
 
 // CheckJSON reports whether b is one well-formed JSON value in valid UTF-8,
