@@ -95,3 +95,18 @@ func requireAdmin(c Caller) error {
 	}
 	return nil
 }
+
+// AuthenticateUser resolves the caller of a user-scoped surface (Spatio,
+// Freezer): a PAT, which acts as its own user, or the admin key acting for
+// the user named by userHeader (X-User-ID, as Keystone's middleware
+// supplies it). Any other credential is unauthenticated there.
+func (a *Authority) AuthenticateUser(ctx context.Context, token, userHeader string) (Caller, error) {
+	c, err := a.Authenticate(ctx, token)
+	if err != nil {
+		return Caller{}, err
+	}
+	if c.Kind != credential.KindPAT && !c.IsAdmin() {
+		return Caller{}, errUnauthenticated
+	}
+	return c.ActingFor(userHeader), nil
+}

@@ -45,15 +45,12 @@ func Register(mux wire.Router, a *authority.Authority, log *slog.Logger) {
 
 func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.auth.Authenticate(r.Context(), wire.Credential(r, "Bearer"))
-		if err == nil && c.Kind != credential.KindPAT && !c.IsAdmin() {
-			err = credential.Errorf(credential.CodeUnauthenticated, "not an admin key or personal access token")
-		}
+		c, err := s.auth.AuthenticateUser(r.Context(), wire.Credential(r, "Bearer"), r.Header.Get("X-User-ID"))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		h(w, r, c.ActingFor(r.Header.Get("X-User-ID")))
+		h(w, r, c)
 	})
 }
 
