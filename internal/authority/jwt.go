@@ -310,15 +310,18 @@ type verifiedJWT struct {
 // keyward's issuer, and its machine must still exist. The signature check
 // runs once per token; the state rules run on every call.
 func (a *Authority) verifyJWT(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
-	if t, err := signing.Parse(in.Token); err == nil && t.Header.Type == sessionTokenType && t.Header.Category == "" {
-		return a.verifySession(ctx, c, t)
-	}
 	now := a.clock.Now()
 	sum := sha256.Sum256([]byte(in.Token))
 	v, ok := a.jwtKeys.verified.Get(sum)
 	if !ok || v.instanceID != c.InstanceID || !now.Before(v.expires) {
-		var err error
-		if v, ok, err = a.checkJWT(ctx, c.InstanceID, in.Token); err != nil || !ok {
+		t, err := signing.Parse(in.Token)
+		if err != nil {
+			return notFound, nil
+		}
+		if t.Header.Type == sessionTokenType && t.Header.Category == "" {
+			return a.verifySession(ctx, c, t)
+		}
+		if v, ok, err = a.checkJWT(ctx, c.InstanceID, t); err != nil || !ok {
 			return notFound, err
 		}
 		v.expires = now.Add(positiveTTL)
@@ -349,12 +352,10 @@ func (a *Authority) verifyJWT(ctx context.Context, c Caller, in VerifyInput) (Ve
 	return r, nil
 }
 
-// checkJWT parses a token and verifies its signature and structural
-// claims; ok is false for anything that is not a genuine M2M JWT of the
+// checkJWT verifies a parsed token's signature and structural claims; ok is false for anything that is not a genuine M2M JWT of the
 // instance.
-func (a *Authority) checkJWT(ctx context.Context, instanceID, token string) (verifiedJWT, bool, error) {
-	t, err := signing.Parse(token)
-	if err != nil || t.Header.Type != "JWT" || t.Header.Category != m2mCategory {
+func (a *Authority) checkJWT(ctx context.Context, instanceID string, t *signing.Token) (verifiedJWT, bool, error) {
+	if t.Header.Type != "JWT" || t.Header.Category != m2mCategory {
 		return verifiedJWT{}, false, nil
 	}
 	ver, err := a.verifier(ctx, instanceID, t.KeyID)
