@@ -43,7 +43,7 @@ func (c *storeConfig) addFlags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
 	f.StringVar(&c.dataDir, "data-dir", "./keyward-data", "directory for the SQLite database and the generated master key")
 	f.StringVar(&c.databaseURL, "database-url", "", "postgres://… to use PostgreSQL instead of SQLite (then --master-key is required)")
-	f.StringVar(&c.masterKey, "master-key", "", "base64 of 32 random bytes (`keyward master-key generate`); default: generated into the data dir")
+	f.StringVar(&c.masterKey, "master-key", "", "base64 of 32 random bytes (see: keyward master-key generate); default: generated into the data dir")
 	f.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&c.redisURL, "redis-url", "", "redis://host:port/db to share rate limits and invalidations between nodes through Redis")

@@ -23,7 +23,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "keyward:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -32,7 +32,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "keyward",
 		Short:         "A self-hosted credential authority for APIs",
-		Long:          "keyward issues, stores, verifies, rotates, scopes, rate-limits, audits and revokes API credentials.\nEvery flag can also be set as KEYWARD_<FLAG> (e.g. KEYWARD_DATA_DIR); secrets also as KEYWARD_<FLAG>_FILE.",
+		Long:          "keyward issues, stores, verifies, rotates, scopes, rate-limits, audits and revokes API credentials.\n\nServer and operator flags can also be set as KEYWARD_<FLAG> (e.g. KEYWARD_DATA_DIR); secrets also as\nKEYWARD_<FLAG>_FILE. Commands that talk to a server read KEYWARD_URL, KEYWARD_ADMIN_KEY[_FILE],\nKEYWARD_MACHINE_KEY[_FILE] and KEYWARD_OUTPUT.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -42,6 +42,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cfg.addFlags(root)
+	root.AddCommand(newRemoteCommands()...)
 	root.AddCommand(
 		newServeCommand(cfg),
 		newInstanceCommand(cfg),

@@ -1,0 +1,620 @@
+package main
+
+// Remote commands talk to a running keyward server over HTTP, through the
+// Go SDK (package client) where it covers the endpoint, and through the
+// protocol surfaces (Clerk, Mist, Spatio, Freezer) directly otherwise.
+//
+// Every remote command takes --server (KEYWARD_URL), --admin-key
+// (KEYWARD_ADMIN_KEY, KEYWARD_ADMIN_KEY_FILE) and -o/--output. Keys are read
+// from the environment at run time, never as flag defaults, so --help does
+// not show them; they are sent only in headers and never printed.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/keyward/keyward/client"
+)
+
+// Exit codes of the remote commands.
+const (
+	exitOK           = 0
+	exitFailure      = 1 // a server or network error
+	exitUsage        = 2 // bad usage, or a request the server refused as invalid
+	exitNotFound     = 3
+	exitUnauthorized = 4 // unauthorized or forbidden
+	exitConflict     = 5
+	exitNotValid     = 6 // verify: the credential is not valid
+)
+
+const defaultServer = "http://127.0.0.1:8080"
+
+// cliError is an error with the process exit code it stands for.
+type cliError struct {
+	code int
+	err  error
+	msg  string // replaces err's text when set
+}
+
+func (e *cliError) Error() string {
+	if e.msg != "" {
+		return e.msg
+	}
+	return e.err.Error()
+}
+func (e *cliError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, a ...any) error {
+	return &cliError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+// usageMessages start cobra's own usage errors, which carry no type.
+var usageMessages = []string{
+	"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument",
+	"invalid argument", "bad flag syntax", "required flag(s)", "accepts ", "requires at least",
+	"requires at most", "received ", "if any flags in the group", "none of the others can be",
+}
+
+// exitCode is the process exit status for err, the result of executing
+// the root command: 0 on success; 1 for a server or network error; 2 for
+// bad usage (or a 400/413/422 from the server); 3 not found; 4
+// unauthorized or forbidden; 5 conflict; 6 from verify for a credential
+// that is not valid.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, client.ErrUnauthorized), errors.Is(err, client.ErrForbidden):
+		return exitUnauthorized
+	case errors.Is(err, client.ErrConflict):
+		return exitConflict
+	case errors.Is(err, client.ErrInvalid):
+		return exitUsage
+	}
+	msg := err.Error()
+	for _, p := range usageMessages {
+		if strings.HasPrefix(msg, p) {
+			return exitUsage
+		}
+	}
+	return exitFailure
+}
+
+// remoteConfig is what every remote command shares: where the server is,
+// the admin key, and the output format.
+type remoteConfig struct {
+	server   string
+	adminKey string
+	output   string
+
+	httpClient *http.Client
+}
+
+// newRemoteCommands returns the commands that talk to a running server.
+func newRemoteCommands() []*cobra.Command {
+	rc := &remoteConfig{httpClient: &http.Client{Timeout: 30 * time.Second}}
+	cmds := []*cobra.Command{
+		newMachinesCommand(rc),
+		newM2MCommand(rc),
+		newOrgsCommand(rc),
+		newSitesCommand(rc),
+		newWorkspacesCommand(rc),
+		newMembersCommand(rc),
+		newOrgTokensCommand(rc),
+		newPATsCommand(rc),
+		newClientsCommand(rc),
+		newScopesCommand(rc),
+		newVerifyCommand(rc),
+		newAuditCommand(rc),
+		newWhoamiCommand(rc),
+	}
+	for _, c := range cmds {
+		rc.addFlags(c)
+		c.PersistentPreRunE = rc.prepare
+		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+			return &cliError{code: exitUsage, err: err}
+		})
+		c.SilenceUsage = true
+		c.SilenceErrors = true
+		c.SetHelpFunc(remoteHelp)
+		markGroups(c)
+		classifyErrors(c)
+	}
+	return cmds
+}
+
+// remoteHelp is the usual help without the root's store flags, which
+// remote commands do not use.
+func remoteHelp(cmd *cobra.Command, args []string) {
+	root := cmd.Root()
+	var hidden []*pflag.Flag
+	if root != cmd {
+		root.PersistentFlags().VisitAll(func(f *pflag.Flag) {
+			if !f.Hidden {
+				f.Hidden = true
+				hidden = append(hidden, f)
+			}
+		})
+	}
+	defer func() {
+		for _, f := range hidden {
+			f.Hidden = false
+		}
+	}()
+	// cobra's default help (a command without a help function of its own
+	// or a parent has it); the root's would lead back here.
+	(&cobra.Command{}).HelpFunc()(cmd, args)
+}
+
+// classifyErrors gives every error a command returns its exit code, and
+// drops the SDK's "keyward: " prefix (main adds its own).
+func classifyErrors(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		classifyErrors(c)
+	}
+	if cmd.RunE == nil {
+		return
+	}
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		err := run(c, args)
+		if err == nil {
+			return nil
+		}
+		var ce *cliError
+		if errors.As(err, &ce) {
+			return err
+		}
+		return &cliError{code: exitCode(err), err: err, msg: strings.TrimPrefix(err.Error(), "keyward: ")}
+	}
+}
+
+func (rc *remoteConfig) addFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&rc.server, "server", "", "keyward's base URL (env KEYWARD_URL; default "+defaultServer+")")
+	f.StringVar(&rc.adminKey, "admin-key", "", "the instance's admin key (env KEYWARD_ADMIN_KEY, or a file named by KEYWARD_ADMIN_KEY_FILE)")
+	f.StringVarP(&rc.output, "output", "o", "table", "output format: table or json (env KEYWARD_OUTPUT)")
+}
+
+// markGroups makes every command without its own action answer an
+// unknown subcommand with a usage error instead of its help.
+func markGroups(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		markGroups(c)
+	}
+	if cmd.Run != nil || cmd.RunE != nil || !cmd.HasSubCommands() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageErrorf("unknown command %q for %q; see %s --help", args[0], c.CommandPath(), c.CommandPath())
+		}
+		return c.Help()
+	}
+}
+
+// prepare resolves the settings from the environment. It also stands in
+// for the root command's hook, so remote commands' flags are not filled
+// from KEYWARD_<FLAG> wholesale: only the variables documented here apply.
+func (rc *remoteConfig) prepare(cmd *cobra.Command, _ []string) error {
+	if !flagChanged(cmd, "server") {
+		rc.server = defaultServer
+		if v := strings.TrimSpace(os.Getenv("KEYWARD_URL")); v != "" {
+			rc.server = v
+		}
+	}
+	if !flagChanged(cmd, "output") {
+		if v := strings.TrimSpace(os.Getenv("KEYWARD_OUTPUT")); v != "" {
+			rc.output = v
+		}
+	}
+	if !flagChanged(cmd, "admin-key") {
+		v, err := envSecretValue("KEYWARD_ADMIN_KEY")
+		if err != nil {
+			return &cliError{code: exitUsage, err: err}
+		}
+		rc.adminKey = v
+	}
+	rc.adminKey = strings.TrimSpace(rc.adminKey)
+	switch rc.output {
+	case "table", "json":
+	default:
+		return usageErrorf("--output must be table or json, not %q", rc.output)
+	}
+	u, err := url.Parse(rc.server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageErrorf("--server must be an http:// or https:// URL")
+	}
+	rc.server = strings.TrimRight(rc.server, "/")
+	return nil
+}
+
+// serverForDisplay is the server's URL without userinfo or query.
+func (rc *remoteConfig) serverForDisplay() string {
+	u, err := url.Parse(rc.server)
+	if err != nil {
+		return ""
+	}
+	u.User, u.RawQuery = nil, ""
+	return u.String()
+}
+
+func flagChanged(cmd *cobra.Command, name string) bool {
+	f := cmd.Flags().Lookup(name)
+	return f != nil && f.Changed
+}
+
+// envSecretValue reads a secret from NAME, or from the file named by
+// NAME_FILE.
+func envSecretValue(name string) (string, error) {
+	if v, ok := os.LookupEnv(name); ok {
+		return strings.TrimSpace(v), nil
+	}
+	if path, ok := os.LookupEnv(name + "_FILE"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("%s_FILE: cannot read the file", name)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", nil
+}
+
+// needAdminKey refuses to call the server without an admin key.
+func (rc *remoteConfig) needAdminKey() error {
+	if rc.adminKey == "" {
+		return usageErrorf("an admin key is required: pass --admin-key or set KEYWARD_ADMIN_KEY (or KEYWARD_ADMIN_KEY_FILE)")
+	}
+	return nil
+}
+
+// sdk returns an SDK client with the admin key.
+func (rc *remoteConfig) sdk() (*client.Client, error) {
+	if err := rc.needAdminKey(); err != nil {
+		return nil, err
+	}
+	return client.New(rc.server, rc.adminKey, client.WithHTTPClient(rc.httpClient), client.WithUserAgent("keyward-cli/"+version)), nil
+}
+
+func (rc *remoteConfig) json() bool { return rc.output == "json" }
+
+// call is one request to a protocol surface.
+type call struct {
+	method string
+	path   string // escaped, with query
+	scheme string // Authorization scheme: "Bearer" or "Token"
+	key    string
+	header map[string]string
+	body   any // nil, []byte (sent as is) or a value to encode as JSON
+}
+
+// surfaceError reads each surface's error envelope into a message.
+type surfaceError func(body []byte) (code, message string)
+
+// do sends c and returns the 2xx body; any other answer is a
+// *client.APIError (so errors.Is with the SDK's sentinels works).
+func (rc *remoteConfig) do(ctx context.Context, c call, parse surfaceError) ([]byte, error) {
+	var rd io.Reader
+	switch b := c.body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequestWithContext(ctx, c.method, rc.server+c.path, rd)
+	if err != nil {
+		return nil, &client.APIError{Code: "network_error", Message: redact(err.Error(), c.key)}
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "keyward-cli/"+version)
+	if c.key != "" {
+		req.Header.Set("Authorization", c.scheme+" "+c.key)
+	}
+	for k, v := range c.header {
+		req.Header.Set(k, v)
+	}
+	resp, err := rc.httpClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &client.APIError{Code: "network_error", Message: redactURLError(err, c.key)}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, &client.APIError{Status: resp.StatusCode, Code: "network_error", Message: redact(err.Error(), c.key)}
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return body, nil
+	}
+	e := &client.APIError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-ID")}
+	if parse != nil && len(bytes.TrimSpace(body)) > 0 {
+		e.Code, e.Message = parse(body)
+	}
+	if e.Code == "" {
+		e.Code = strings.ToLower(strings.ReplaceAll(http.StatusText(resp.StatusCode), " ", "_"))
+		if e.Code == "" {
+			e.Code = fmt.Sprintf("http_%d", resp.StatusCode)
+		}
+	}
+	e.Message = redact(e.Message, c.key)
+	if resp.StatusCode == 753 { // Freezer's malformed JSON
+		e.Status = http.StatusBadRequest
+	}
+	return nil, e
+}
+
+// redactURLError renders a transport error without the URL's userinfo or
+// query, and without the key.
+func redactURLError(err error, key string) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			u.User, u.RawQuery = nil, ""
+			return redact(fmt.Sprintf("%s %q: %v", ue.Op, u.String(), ue.Err), key)
+		}
+	}
+	return redact(err.Error(), key)
+}
+
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "[redacted]")
+}
+
+// Output helpers.
+
+// printJSON prints v (raw JSON bytes or any value) as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	var out bytes.Buffer
+	switch b := v.(type) {
+	case []byte:
+		if len(bytes.TrimSpace(b)) == 0 {
+			b = []byte("{}")
+		}
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			return fmt.Errorf("the server's answer is not JSON: %w", err)
+		}
+	case json.RawMessage:
+		return printJSON(w, []byte(b))
+	default:
+		j, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		out.Write(j)
+	}
+	out.WriteByte('\n')
+	_, err := w.Write(out.Bytes())
+	return err
+}
+
+// table writes rows under a header with tabwriter.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cells ...string) {
+	for i, c := range cells {
+		if c == "" {
+			cells[i] = "-"
+		}
+		cells[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(cells[i])
+	}
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+// printSecret prints a secret the server hands out, once, labelled.
+func printSecret(w io.Writer, label, secret, note string) {
+	fmt.Fprintf(w, "\n%s: %s\n", label, secret)
+	if note != "" {
+		fmt.Fprintf(w, "(%s)\n", note)
+	}
+}
+
+func rfc(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func millisTime(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return rfc(time.UnixMilli(ms))
+}
+
+func millisPtr(ms *int64) string {
+	if ms == nil {
+		return ""
+	}
+	return millisTime(*ms)
+}
+
+func secondsPtr(s *int64) string {
+	if s == nil || *s == 0 {
+		return ""
+	}
+	return rfc(time.Unix(*s, 0))
+}
+
+// rfcString re-renders an RFC 3339 string from the server in seconds.
+func rfcString(s *string) string {
+	if s == nil || *s == "" {
+		return ""
+	}
+	t, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil {
+		return *s
+	}
+	return rfc(t)
+}
+
+func joinOr(items []string, empty string) string {
+	if len(items) == 0 {
+		return empty
+	}
+	return strings.Join(items, ",")
+}
+
+// done prints the outcome of a call with no body of its own: a sentence
+// for tables, an object for JSON.
+func (rc *remoteConfig) done(cmd *cobra.Command, text string, obj map[string]any) error {
+	if rc.json() {
+		return printJSON(cmd.OutOrStdout(), obj)
+	}
+	_, err := fmt.Fprintln(cmd.OutOrStdout(), text)
+	return err
+}
+
+// intFlag reads an int flag only when it was given.
+func intFlag(fs *pflag.FlagSet, name string) (*int64, error) {
+	if !fs.Changed(name) {
+		return nil, nil
+	}
+	v, err := fs.GetInt64(name)
+	if err != nil {
+		return nil, usageErrorf("--%s: %v", name, err)
+	}
+	return &v, nil
+}
+
+// exactArgs and friends are cobra's validators with usage exit codes.
+func exactArgs(n int) cobra.PositionalArgs { return usageArgs(cobra.ExactArgs(n)) }
+
+func minArgs(n int) cobra.PositionalArgs { return usageArgs(cobra.MinimumNArgs(n)) }
+
+func noArgs() cobra.PositionalArgs { return usageArgs(cobra.NoArgs) }
+
+func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := v(cmd, args); err != nil {
+			return &cliError{code: exitUsage, err: err}
+		}
+		return nil
+	}
+}
+
+// nonEmpty refuses empty positional arguments.
+func nonEmpty(args []string, names ...string) error {
+	for i, a := range args {
+		if strings.TrimSpace(a) == "" {
+			name := "argument"
+			if i < len(names) {
+				name = names[i]
+			}
+			return usageErrorf("%s must not be empty", name)
+		}
+	}
+	return nil
+}
+
+// Error envelopes of the surfaces.
+
+func clerkError(body []byte) (string, string) {
+	var env struct {
+		Errors []struct {
+			Code        string `json:"code"`
+			Message     string `json:"message"`
+			LongMessage string `json:"long_message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(body, &env) != nil || len(env.Errors) == 0 {
+		return "", ""
+	}
+	e := env.Errors[0]
+	msg := e.LongMessage
+	if msg == "" {
+		msg = e.Message
+	}
+	return e.Code, msg
+}
+
+func mistError(body []byte) (string, string) {
+	var env struct {
+		Detail string `json:"detail"`
+	}
+	if json.Unmarshal(body, &env) != nil {
+		return "", ""
+	}
+	return "", env.Detail
+}
+
+func spatioError(body []byte) (string, string) {
+	var env struct {
+		Error string `json:"error"`
+		Code  string `json:"code"`
+	}
+	if json.Unmarshal(body, &env) != nil {
+		return "", ""
+	}
+	return env.Code, env.Error
+}
+
+func freezerError(body []byte) (string, string) {
+	var env struct {
+		Title       string `json:"title"`
+		Description string `json:"description"`
+	}
+	if json.Unmarshal(body, &env) != nil {
+		return "", ""
+	}
+	code := strings.ToLower(strings.ReplaceAll(env.Title, " ", "_"))
+	return code, env.Description
+}
+
+func nativeError(body []byte) (string, string) {
+	var env struct {
+		Error struct {
+			Code, Message, Param string
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &env) != nil {
+		return "", ""
+	}
+	msg := env.Error.Message
+	if env.Error.Param != "" {
+		msg += " (param " + env.Error.Param + ")"
+	}
+	return env.Error.Code, msg
+}

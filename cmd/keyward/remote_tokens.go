@@ -1,0 +1,377 @@
+package main
+
+import (
+	"encoding/json"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Personal access tokens over the Spatio surface and the client registry
+// over the Freezer surface; the admin key acts for the user named by
+// --user (sent as X-User-ID).
+
+func userFlag(cmd *cobra.Command, user *string) {
+	cmd.PersistentFlags().StringVar(user, "user", "", "the user the admin key acts for (X-User-ID; required)")
+}
+
+func (rc *remoteConfig) asUser(user string) (map[string]string, error) {
+	if strings.TrimSpace(user) == "" {
+		return nil, usageErrorf("--user is required: the admin key acts for that user")
+	}
+	if err := rc.needAdminKey(); err != nil {
+		return nil, err
+	}
+	return map[string]string{"X-User-ID": user}, nil
+}
+
+type patOut struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Scopes      []string `json:"scopes"`
+	WorkspaceID *string  `json:"workspaceId"`
+	CreatedAt   *string  `json:"createdAt"`
+	LastUsedAt  *string  `json:"lastUsedAt"`
+	ExpiresAt   *string  `json:"expiresAt"`
+	TokenPrefix string   `json:"tokenPrefix"`
+}
+
+func patTable(cmd *cobra.Command, pats []patOut) *table {
+	t := newTable(cmd.OutOrStdout(), "ID", "NAME", "SCOPES", "WORKSPACE", "PREFIX", "CREATED", "EXPIRES", "LAST_USED")
+	for _, p := range pats {
+		ws := ""
+		if p.WorkspaceID != nil {
+			ws = *p.WorkspaceID
+		}
+		prefix := ""
+		if p.TokenPrefix != "" {
+			prefix = p.TokenPrefix + "…"
+		}
+		t.row(p.ID, p.Name, joinOr(p.Scopes, ""), ws, prefix, rfcString(p.CreatedAt), rfcString(p.ExpiresAt), rfcString(p.LastUsedAt))
+	}
+	return t
+}
+
+func newPATsCommand(rc *remoteConfig) *cobra.Command {
+	var user string
+	cmd := &cobra.Command{
+		Use:     "pats",
+		Aliases: []string{"pat"},
+		Short:   "Manage a user's personal access tokens (Spatio) on a running server",
+		Example: "  keyward pats create ci --user user_42 --scope read\n  keyward pats list --user user_42",
+	}
+	userFlag(cmd, &user)
+	spatio := func(cmd *cobra.Command, method, path string, body any) ([]byte, error) {
+		h, err := rc.asUser(user)
+		if err != nil {
+			return nil, err
+		}
+		return rc.do(cmd.Context(), call{method: method, path: "/spatio/v1/tokens" + path, scheme: "Bearer", key: rc.adminKey, header: h, body: body}, spatioError)
+	}
+
+	list := &cobra.Command{
+		Use:     "list --user USER",
+		Short:   "List a user's tokens",
+		Example: "  keyward pats list --user user_42",
+		Args:    noArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			raw, err := spatio(cmd, "GET", "", nil)
+			if err != nil {
+				return err
+			}
+			if rc.json() {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
+			var out struct {
+				Tokens []patOut `json:"tokens"`
+			}
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return err
+			}
+			return patTable(cmd, out.Tokens).flush()
+		},
+	}
+
+	var scopes []string
+	var workspaceID, expires, description string
+	create := &cobra.Command{
+		Use:   "create NAME --user USER",
+		Short: "Create a personal access token for a user and print it once",
+		Example: "  keyward pats create ci --user user_42 --scope read --scope keyward:tokens\n" +
+			"  keyward pats create nightly --user user_42 --workspace-id ws_… --expires 2027-01-01T00:00:00Z",
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := nonEmpty(args, "NAME"); err != nil {
+				return err
+			}
+			body := map[string]any{"name": args[0]}
+			if description != "" {
+				body["description"] = description
+			}
+			if len(scopes) > 0 {
+				body["scopes"] = scopes
+			}
+			if workspaceID != "" {
+				body["workspaceId"] = workspaceID
+			}
+			if expires != "" {
+				t, err := time.Parse(time.RFC3339, expires)
+				if err != nil {
+					return usageErrorf("--expires must be an RFC 3339 time, e.g. 2027-01-01T00:00:00Z")
+				}
+				body["expiresAt"] = t.UTC().Format(time.RFC3339)
+			}
+			raw, err := spatio(cmd, "POST", "", body)
+			if err != nil {
+				return err
+			}
+			if rc.json() {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
+			var out struct {
+				Token string `json:"token"`
+				PAT   patOut `json:"pat"`
+			}
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return err
+			}
+			if err := patTable(cmd, []patOut{out.PAT}).flush(); err != nil {
+				return err
+			}
+			printSecret(cmd.OutOrStdout(), "token", out.Token, "shown once; keyward cannot show it again")
+			return nil
+		},
+	}
+	create.Flags().StringArrayVar(&scopes, "scope", nil, "a scope from the instance's catalogue (repeatable)")
+	create.Flags().StringVar(&workspaceID, "workspace-id", "", "bind the token to this workspace")
+	create.Flags().StringVar(&expires, "expires", "", "expiry, RFC 3339 (default: the instance's maximum lifetime)")
+	create.Flags().StringVar(&description, "description", "", "what the token is for")
+
+	revoke := &cobra.Command{
+		Use:     "revoke TOKEN_ID --user USER",
+		Short:   "Revoke a user's token; it stops working at once",
+		Example: "  keyward pats revoke pt_… --user user_42",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := nonEmpty(args, "TOKEN_ID"); err != nil {
+				return err
+			}
+			if _, err := spatio(cmd, "DELETE", "/"+url.PathEscape(args[0]), nil); err != nil {
+				return err
+			}
+			return rc.done(cmd, "revoked "+args[0], map[string]any{"id": args[0], "revoked": true})
+		},
+	}
+	cmd.AddCommand(list, create, revoke)
+	return cmd
+}
+
+// clientEntry is Freezer's {"client": {...}, "user_id": ...}.
+type clientEntry struct {
+	Client struct {
+		ClientID    string `json:"client_id"`
+		Hostname    string `json:"hostname"`
+		Description string `json:"description"`
+		UUID        string `json:"uuid"`
+	} `json:"client"`
+	UserID string `json:"user_id"`
+}
+
+func clientTable(cmd *cobra.Command, entries []clientEntry) *table {
+	t := newTable(cmd.OutOrStdout(), "CLIENT_ID", "HOSTNAME", "DESCRIPTION", "USER", "UUID")
+	for _, e := range entries {
+		t.row(e.Client.ClientID, e.Client.Hostname, e.Client.Description, e.UserID, e.Client.UUID)
+	}
+	return t
+}
+
+// matchPairs turns k=v (a string value) or k:=JSON (a JSON value) into
+// Freezer's [{k: v}, …].
+func matchPairs(flag string, in []string) ([]map[string]json.RawMessage, error) {
+	out := make([]map[string]json.RawMessage, 0, len(in))
+	for _, s := range in {
+		var key string
+		var val json.RawMessage
+		if k, v, ok := strings.Cut(s, ":="); ok && !strings.Contains(k, "=") {
+			if !json.Valid([]byte(v)) {
+				return nil, usageErrorf("%s %q: the value after := must be JSON", flag, s)
+			}
+			key, val = k, json.RawMessage(v)
+		} else if k, v, ok := strings.Cut(s, "="); ok {
+			b, _ := json.Marshal(v)
+			key, val = k, b
+		} else {
+			return nil, usageErrorf("%s %q: want key=value (or key:=JSON)", flag, s)
+		}
+		if key == "" {
+			return nil, usageErrorf("%s %q: the key is empty", flag, s)
+		}
+		out = append(out, map[string]json.RawMessage{key: val})
+	}
+	return out, nil
+}
+
+func newClientsCommand(rc *remoteConfig) *cobra.Command {
+	var user string
+	cmd := &cobra.Command{
+		Use:     "clients",
+		Aliases: []string{"client"},
+		Short:   "Manage a user's registered clients (Freezer) on a running server",
+		Example: "  keyward clients register proj_backup01 --user user_42 --hostname backup01.example.org\n  keyward clients list --user user_42 --search backup",
+	}
+	userFlag(cmd, &user)
+	freezer := func(cmd *cobra.Command, method, path string, body any) ([]byte, error) {
+		h, err := rc.asUser(user)
+		if err != nil {
+			return nil, err
+		}
+		return rc.do(cmd.Context(), call{method: method, path: "/freezer/v1/clients" + path, scheme: "Bearer", key: rc.adminKey, header: h, body: body}, freezerError)
+	}
+
+	var match, matchNot []string
+	var search string
+	var limit, offset int64
+	list := &cobra.Command{
+		Use:   "list --user USER",
+		Short: "List a user's clients, optionally searching them",
+		Example: "  keyward clients list --user user_42\n" +
+			"  keyward clients list --user user_42 --search backup --match-not env=test --limit 50",
+		Args: noArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := matchPairs("--match", match)
+			if err != nil {
+				return err
+			}
+			mn, err := matchPairs("--match-not", matchNot)
+			if err != nil {
+				return err
+			}
+			if search != "" {
+				b, _ := json.Marshal(search)
+				m = append(m, map[string]json.RawMessage{"_all": b})
+			}
+			var body any
+			if len(m) > 0 || len(mn) > 0 {
+				s := map[string]any{}
+				if len(m) > 0 {
+					s["match"] = m
+				}
+				if len(mn) > 0 {
+					s["match_not"] = mn
+				}
+				body = s
+			}
+			v := url.Values{}
+			if cmd.Flags().Changed("limit") {
+				v.Set("limit", strconv.FormatInt(limit, 10))
+			}
+			if cmd.Flags().Changed("offset") {
+				v.Set("offset", strconv.FormatInt(offset, 10))
+			}
+			path := ""
+			if len(v) > 0 {
+				path = "?" + v.Encode()
+			}
+			raw, err := freezer(cmd, "GET", path, body)
+			if err != nil {
+				return err
+			}
+			if rc.json() {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
+			var out struct {
+				Clients []clientEntry `json:"clients"`
+			}
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return err
+			}
+			return clientTable(cmd, out.Clients).flush()
+		},
+	}
+	list.Flags().StringArrayVar(&match, "match", nil, "only clients with key=value (or key:=JSON) (repeatable)")
+	list.Flags().StringArrayVar(&matchNot, "match-not", nil, "no clients with key=value (or key:=JSON) (repeatable)")
+	list.Flags().StringVar(&search, "search", "", "a case-insensitive substring of any text of the client")
+	list.Flags().Int64Var(&limit, "limit", 0, "page size (1..1000, default 10)")
+	list.Flags().Int64Var(&offset, "offset", 0, "page offset")
+
+	var hostname, description string
+	register := &cobra.Command{
+		Use:     "register CLIENT_ID --user USER",
+		Short:   "Register a client for a user",
+		Example: "  keyward clients register proj_backup01 --user user_42 --hostname backup01.example.org --description \"nightly backups\"",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := nonEmpty(args, "CLIENT_ID"); err != nil {
+				return err
+			}
+			body := map[string]any{"client_id": args[0]}
+			if hostname != "" {
+				body["hostname"] = hostname
+			}
+			if description != "" {
+				body["description"] = description
+			}
+			raw, err := freezer(cmd, "POST", "", body)
+			if err != nil {
+				return err
+			}
+			if rc.json() {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
+			var out struct {
+				ClientID string `json:"client_id"`
+			}
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return err
+			}
+			return rc.done(cmd, "registered "+out.ClientID, nil)
+		},
+	}
+	register.Flags().StringVar(&hostname, "hostname", "", "the client's host name")
+	register.Flags().StringVar(&description, "description", "", "what the client is")
+
+	get := &cobra.Command{
+		Use:     "get CLIENT_ID --user USER",
+		Short:   "Show a registered client",
+		Example: "  keyward clients get proj_backup01 --user user_42",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := nonEmpty(args, "CLIENT_ID"); err != nil {
+				return err
+			}
+			raw, err := freezer(cmd, "GET", "/"+url.PathEscape(args[0]), nil)
+			if err != nil {
+				return err
+			}
+			if rc.json() {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
+			var e clientEntry
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return err
+			}
+			return clientTable(cmd, []clientEntry{e}).flush()
+		},
+	}
+	del := &cobra.Command{
+		Use:     "delete CLIENT_ID --user USER",
+		Short:   "Delete a registered client",
+		Example: "  keyward clients delete proj_backup01 --user user_42",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := nonEmpty(args, "CLIENT_ID"); err != nil {
+				return err
+			}
+			if _, err := freezer(cmd, "DELETE", "/"+url.PathEscape(args[0]), nil); err != nil {
+				return err
+			}
+			return rc.done(cmd, "deleted "+args[0], map[string]any{"client_id": args[0], "deleted": true})
+		},
+	}
+	cmd.AddCommand(list, register, get, del)
+	return cmd
+}
