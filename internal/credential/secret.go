@@ -60,7 +60,14 @@ const base62Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 // marker; only Reveal gives the value, and only the paths a contract allows
 // (the create response, Clerk's get-secret-key, the first-start admin key)
 // call it.
-type Secret struct{ value string }
+//
+// Secrets cannot be compared with == (the zero-length func array makes the
+// type incomparable, so such code does not compile): a secret is only ever
+// matched through its HMAC digest and Digest.Equal, in constant time.
+type Secret struct {
+	value string
+	_     [0]func()
+}
 
 const redacted = "[REDACTED]"
 
