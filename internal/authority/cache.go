@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,8 +111,12 @@ func (a *Authority) lookup(ctx context.Context, d credential.Digest) (cacheEntry
 		return e, nil
 	}
 	a.observer.CacheLookup(false)
-	v, err, _ := a.cache.group.Do(string(d[:]), func() (any, error) {
-		epoch := a.cache.currentEpoch()
+	// The epoch is part of the flight's key: a lookup that starts after an
+	// invalidation must not join a store read that began before it (that
+	// read may have seen the row as it was before a revoke).
+	epoch := a.cache.currentEpoch()
+	key := string(d[:]) + strconv.FormatUint(epoch, 36)
+	v, err, _ := a.cache.group.Do(key, func() (any, error) {
 		var cred credential.Credential
 		err := a.store.View(ctx, func(tx Tx) error {
 			var err error

@@ -102,8 +102,8 @@ func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTo
 			return M2MToken{}, credential.ParamError(credential.CodeInvalid, "seconds_until_expiration", fmt.Sprintf("must be greater than 0 and at most %d", MaxTokenTTL))
 		}
 	}
-	if in.MinRemainingTTLSeconds != nil && *in.MinRemainingTTLSeconds < 0 {
-		return M2MToken{}, credential.ParamError(credential.CodeInvalid, "min_remaining_ttl_seconds", "must be greater than or equal to 0")
+	if in.MinRemainingTTLSeconds != nil && (*in.MinRemainingTTLSeconds < 0 || *in.MinRemainingTTLSeconds > MaxTokenTTL) {
+		return M2MToken{}, credential.ParamError(credential.CodeInvalid, "min_remaining_ttl_seconds", fmt.Sprintf("must be between 0 and %d", MaxTokenTTL))
 	}
 
 	var (

@@ -3,6 +3,7 @@ package authority_test
 import (
 	"bytes"
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,6 +103,51 @@ func TestARevokeLandingDuringACacheFillIsNotUndone(t *testing.T) {
 	if r.Reason != ReasonRevoked {
 		t.Fatalf("after the revoke: %s, want revoked (a stale fill resurrected the token)", r.Reason)
 	}
+}
+
+// TestAVerifyStartedAfterARevokeNeverJoinsAnOlderRead starts a
+// verification after a revoke has returned while a store read that began
+// before the revoke is still in flight: it must read again, not share the
+// stale row.
+func TestAVerifyStartedAfterARevokeNeverJoinsAnOlderRead(t *testing.T) {
+	m := newMachineEnv(t, testkit.OpenSQLite(t))
+	ctx := context.Background()
+	tok := m.mint(t, FormatOpaque)
+
+	readDone, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	SetBeforeCacheFill(m.a, func() {
+		held := false
+		once.Do(func() { held = true })
+		if held { // hold only the first, pre-revoke read
+			close(readDone)
+			<-release
+		}
+	})
+	first := make(chan Reason, 1)
+	go func() {
+		r, _ := m.a.Verify(ctx, m.admin, VerifyInput{Token: tok.Token})
+		first <- r.Reason
+	}()
+	<-readDone
+	if _, err := m.a.RevokeM2MToken(ctx, m.admin, tok.ID, "leaked"); err != nil {
+		t.Fatal(err)
+	}
+	after := make(chan Reason, 1)
+	go func() {
+		r, _ := m.a.Verify(ctx, m.admin, VerifyInput{Token: tok.Token})
+		after <- r.Reason
+	}()
+	select {
+	case got := <-after:
+		if got != ReasonRevoked {
+			t.Fatalf("a verification started after the revoke answered %s", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a verification started after the revoke waited on the older read")
+	}
+	close(release)
+	<-first
 }
 
 func TestUsageIsCoalescedAndKeepsTheLatestTime(t *testing.T) {

@@ -53,7 +53,7 @@ func (s *surface) createActorToken(w http.ResponseWriter, r *http.Request, c aut
 	out := toActorToken(t.ActorToken)
 	// The create response is the one place the ticket is handed out.
 	out.Token, out.URL = t.Token, t.URL
-	wire.WriteJSON(w, http.StatusOK, out)
+	wire.WriteSecretJSON(w, http.StatusOK, out)
 }
 
 func (s *surface) revokeActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {

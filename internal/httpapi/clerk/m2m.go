@@ -88,7 +88,7 @@ func (s *surface) createM2MToken(w http.ResponseWriter, r *http.Request, c autho
 	}
 	// The create response is the one place the token is handed out (a
 	// reused token included: it was minted for reuse).
-	wire.WriteJSON(w, http.StatusCreated, toM2MToken(tok))
+	wire.WriteSecretJSON(w, http.StatusCreated, toM2MToken(tok))
 }
 
 func (s *surface) listM2MTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) {

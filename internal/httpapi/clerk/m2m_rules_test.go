@@ -243,6 +243,7 @@ func TestM2MCreateRejectsBadInputAndWrongCallers(t *testing.T) {
 			{"claims not an object", f.minterKey, `{"claims":[1,2]}`, 422, "form_param_type_invalid", "claims"},
 			{"claims too large", f.minterKey, `{"claims":{"x":"` + strings.Repeat("y", 5000) + `"}}`, 422, "form_param_max_length_exceeded", "claims"},
 			{"a negative min_remaining_ttl_seconds", f.minterKey, `{"min_remaining_ttl_seconds":-1}`, 422, "form_param_value_invalid", "min_remaining_ttl_seconds"},
+			{"a min_remaining_ttl_seconds that would overflow", f.minterKey, `{"min_remaining_ttl_seconds":9223372037}`, 422, "form_param_value_invalid", "min_remaining_ttl_seconds"},
 			{"an unknown field", f.minterKey, `{"scopes":["x"]}`, 422, "form_param_unknown", "scopes"},
 			{"malformed JSON", f.minterKey, `{`, 400, "request_body_invalid", ""},
 		} {

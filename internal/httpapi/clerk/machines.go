@@ -84,7 +84,7 @@ func (s *surface) createMachine(w http.ResponseWriter, r *http.Request, c author
 	}
 	// The create response is one of the two places a machine secret is
 	// handed out.
-	wire.WriteJSON(w, http.StatusOK, machineCreatedJSON{machineWithScopesJSON: toMachineWithScopes(m), SecretKey: secret.Reveal()})
+	wire.WriteSecretJSON(w, http.StatusOK, machineCreatedJSON{machineWithScopesJSON: toMachineWithScopes(m), SecretKey: secret.Reveal()})
 }
 
 func decodeCreateMachine(r *http.Request) (in authority.CreateMachineInput, err error) {
@@ -152,7 +152,7 @@ func (s *surface) getSecretKey(w http.ResponseWriter, r *http.Request, c authori
 		s.writeError(w, r, err)
 		return
 	}
-	wire.WriteJSON(w, http.StatusOK, secretKeyJSON{Object: "machine_secret_key", Secret: secret.Reveal()})
+	wire.WriteSecretJSON(w, http.StatusOK, secretKeyJSON{Object: "machine_secret_key", Secret: secret.Reveal()})
 }
 
 func (s *surface) rotateSecretKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
@@ -170,7 +170,7 @@ func (s *surface) rotateSecretKey(w http.ResponseWriter, r *http.Request, c auth
 		s.writeError(w, r, err)
 		return
 	}
-	wire.WriteJSON(w, http.StatusOK, secretKeyJSON{Object: "machine_secret_key", Secret: secret.Reveal()})
+	wire.WriteSecretJSON(w, http.StatusOK, secretKeyJSON{Object: "machine_secret_key", Secret: secret.Reveal()})
 }
 
 func (s *surface) createScope(w http.ResponseWriter, r *http.Request, c authority.Caller) {

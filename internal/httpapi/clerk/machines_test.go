@@ -25,6 +25,9 @@ func createMachine(t *testing.T, e *apitest.Env, key string, body any) (string, 
 	if resp.Status != http.StatusOK {
 		t.Fatalf("create machine: %d %s", resp.Status, resp.Body)
 	}
+	if resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatal("a response that hands out a secret must be Cache-Control: no-store")
+	}
 	m := resp.JSON(t)
 	secret := m["secret_key"].(string)
 	e.Remember(secret)

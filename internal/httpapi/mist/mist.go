@@ -270,7 +270,7 @@ func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Cal
 		return
 	}
 	// The create response is the one place the key is shown in full.
-	wire.WriteJSON(w, http.StatusOK, toToken(t, t.Key))
+	wire.WriteSecretJSON(w, http.StatusOK, toToken(t, t.Key))
 }
 
 func (s *surface) update(w http.ResponseWriter, r *http.Request, c authority.Caller) {

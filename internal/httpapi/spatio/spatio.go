@@ -194,7 +194,7 @@ func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Cal
 		return
 	}
 	// The create response is the one place the token is handed out.
-	wire.WriteJSON(w, http.StatusCreated, map[string]any{"token": pat.Token, "pat": toPAT(pat)})
+	wire.WriteSecretJSON(w, http.StatusCreated, map[string]any{"token": pat.Token, "pat": toPAT(pat)})
 }
 
 func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Caller) {

@@ -37,6 +37,14 @@ func Body(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
+// WriteSecretJSON writes a response that hands out a secret: never to be
+// stored by a browser or a cache (RFC 6749 §5.1).
+func WriteSecretJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	WriteJSON(w, status, v)
+}
+
 // WriteJSON writes v as a JSON response with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
