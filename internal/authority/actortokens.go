@@ -352,7 +352,7 @@ func (a *Authority) RevokeImpersonationSession(ctx context.Context, c Caller, id
 // verifySession verifies an impersonation session JWT (typ at+jwt) of the
 // caller's instance: signature with the instance key, issuer, then the
 // session's state in the store.
-func (a *Authority) verifySession(ctx context.Context, c Caller, t *signing.Token) (VerifyResult, error) {
+func (a *Authority) verifySession(ctx context.Context, c Caller, t *signing.Token, in VerifyInput) (VerifyResult, error) {
 	if c.Kind != credential.KindAdminKey {
 		return notFound, nil
 	}
@@ -396,7 +396,7 @@ func (a *Authority) verifySession(ctx context.Context, c Caller, t *signing.Toke
 		Kind: KindImpersonationSession, ID: sess.ID, Subject: claims.Sub, Claims: act,
 		ExpiresAt: expiresAt, IssuedAt: time.Unix(claims.Iat, 0),
 	}
-	r.Reason = decide(!sess.RevokedAt.IsZero(), expiresAt, time.Time{}, a.clock.Now(), nil, nil)
+	r.Reason = decide(!sess.RevokedAt.IsZero(), expiresAt, time.Time{}, a.clock.Now(), nil, in, false)
 	r.Valid = r.Reason == ReasonValid
 	return r, nil
 }

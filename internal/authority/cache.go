@@ -22,6 +22,8 @@ const (
 	cacheSize   = 65536
 	positiveTTL = 30 * time.Second
 	negativeTTL = 2 * time.Second
+	// storeReadTimeout bounds a shared cache-miss read.
+	storeReadTimeout = 10 * time.Second
 )
 
 // cacheEntry is a credential as read from the store, or the fact that no
@@ -64,6 +66,10 @@ func newCredentialCache() *credentialCache {
 }
 
 func (c *credentialCache) setPositiveTTL(d time.Duration) { c.ttl.Store(int64(d)) }
+
+// positiveLifetime is how long anything read from the store may be
+// trusted now: 30 s, or FallbackTTL while invalidations may go unheard.
+func (c *credentialCache) positiveLifetime() time.Duration { return time.Duration(c.ttl.Load()) }
 
 func (c *credentialCache) get(d credential.Digest, now time.Time) (cacheEntry, bool) {
 	e, ok := c.lru.Get(d)
@@ -117,10 +123,14 @@ func (a *Authority) lookup(ctx context.Context, d credential.Digest) (cacheEntry
 	epoch := a.cache.currentEpoch()
 	key := string(d[:]) + strconv.FormatUint(epoch, 36)
 	v, err, _ := a.cache.group.Do(key, func() (any, error) {
+		// The read serves every caller that joins it, so it must not die
+		// with the first caller's request: it gets its own deadline.
+		readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeReadTimeout)
+		defer cancel()
 		var cred credential.Credential
-		err := a.store.View(ctx, func(tx Tx) error {
+		err := a.store.View(readCtx, func(tx Tx) error {
 			var err error
-			cred, err = tx.CredentialByDigest(ctx, d)
+			cred, err = tx.CredentialByDigest(readCtx, d)
 			return err
 		})
 		e := cacheEntry{expires: now.Add(negativeTTL)}
@@ -136,7 +146,7 @@ func (a *Authority) lookup(ctx context.Context, d credential.Digest) (cacheEntry
 			if err != nil {
 				return nil, err
 			}
-			e = cacheEntry{found: true, cred: cred, attrs: attrs, expires: now.Add(time.Duration(a.cache.ttl.Load()))}
+			e = cacheEntry{found: true, cred: cred, attrs: attrs, expires: now.Add(a.cache.positiveLifetime())}
 		}
 		if a.cache.beforeFill != nil {
 			a.cache.beforeFill()

@@ -319,7 +319,7 @@ func (a *Authority) verifyJWT(ctx context.Context, c Caller, in VerifyInput) (Ve
 			return notFound, nil
 		}
 		if t.Header.Type == sessionTokenType && t.Header.Category == "" {
-			return a.verifySession(ctx, c, t)
+			return a.verifySession(ctx, c, t, in)
 		}
 		if v, ok, err = a.checkJWT(ctx, c.InstanceID, t); err != nil || !ok {
 			return notFound, err
@@ -347,7 +347,7 @@ func (a *Authority) verifyJWT(ctx context.Context, c Caller, in VerifyInput) (Ve
 		Kind: credential.KindM2MToken, ID: v.claims.ID, Subject: v.claims.Subject, Scopes: v.scopes, Claims: v.custom,
 		ExpiresAt: expiresAt, IssuedAt: tok.CreatedAt, M2M: &tok,
 	}
-	r.Reason = decide(!exists, expiresAt, time.Unix(v.claims.NotBefore, 0), now, v.scopes, in.RequiredScopes)
+	r.Reason = decide(!exists, expiresAt, time.Unix(v.claims.NotBefore, 0), now, v.scopes, in, false)
 	r.Valid = r.Reason == ReasonValid
 	return r, nil
 }
@@ -431,7 +431,7 @@ func (a *Authority) machineExists(ctx context.Context, instanceID, id string) (b
 	if err != nil && !credential.IsCode(err, credential.CodeNotFound) {
 		return false, err
 	}
-	st = machineState{exists: err == nil, epoch: epoch, expires: now.Add(positiveTTL)}
+	st = machineState{exists: err == nil, epoch: epoch, expires: now.Add(a.cache.positiveLifetime())}
 	a.jwtKeys.mu.Lock()
 	a.jwtKeys.machines[cacheKey] = st
 	a.jwtKeys.mu.Unlock()

@@ -376,6 +376,7 @@ func (a *Authority) CreateSitegroup(ctx context.Context, c Caller, org string, i
 		}
 		return a.audit(ctx, tx, c, "sitegroup.create", "sitegroup", g.ID, map[string]any{"org_id": o.ID, "site_ids": ids})
 	})
+	a.invalidateAllAfter(ctx, err) // the org's cached topology gains a group
 	return g, err
 }
 

@@ -383,6 +383,7 @@ func (a *Authority) takeRate(ctx context.Context, cred credential.Credential, no
 // path does not read them per call.
 type settingsCache struct {
 	mu         sync.Mutex
+	gen        uint64 // bumped by every settings change on this node
 	limits     map[string]cachedLimit
 	topologies map[string]cachedTopology // by instance + "/" + org
 }
@@ -416,7 +417,7 @@ func (a *Authority) topology(ctx context.Context, instanceID, orgID string) (cre
 	if a.settings.topologies == nil {
 		a.settings.topologies = map[string]cachedTopology{}
 	}
-	a.settings.topologies[key] = cachedTopology{t: t, epoch: epoch, expires: now.Add(settingsTTL)}
+	a.settings.topologies[key] = cachedTopology{t: t, epoch: epoch, expires: now.Add(min(settingsTTL, a.cache.positiveLifetime()))}
 	a.settings.mu.Unlock()
 	return t, nil
 }
@@ -432,6 +433,7 @@ func (a *Authority) orgTokenLimit(ctx context.Context, instanceID string) (int, 
 	now := a.clock.Now()
 	a.settings.mu.Lock()
 	l, ok := a.settings.limits[instanceID]
+	gen := a.settings.gen
 	a.settings.mu.Unlock()
 	if ok && now.Before(l.expires) {
 		return l.limit, nil
@@ -453,7 +455,9 @@ func (a *Authority) orgTokenLimit(ctx context.Context, instanceID string) (int, 
 	if a.settings.limits == nil {
 		a.settings.limits = map[string]cachedLimit{}
 	}
-	a.settings.limits[instanceID] = l
+	if a.settings.gen == gen { // a change since the read must not be undone
+		a.settings.limits[instanceID] = l
+	}
 	a.settings.mu.Unlock()
 	return l.limit, nil
 }
@@ -481,6 +485,7 @@ func (a *Authority) SetOrgTokenHourlyLimit(ctx context.Context, c Caller, limit 
 	})
 	if err == nil {
 		a.settings.mu.Lock()
+		a.settings.gen++
 		delete(a.settings.limits, c.InstanceID)
 		a.settings.mu.Unlock()
 	}

@@ -54,6 +54,9 @@ func (a *Authority) FlushUsage(ctx context.Context) error {
 // UsageFlushInterval is how often RunUsageFlusher writes last-used times.
 const UsageFlushInterval = time.Second
 
+// finalFlushTimeout bounds the flush at shutdown.
+const finalFlushTimeout = 5 * time.Second
+
 // RunUsageFlusher flushes last-used times every interval until ctx ends,
 // then once more, so a graceful shutdown loses none. onError is told of
 // failed flushes (which are retried on the next tick).
@@ -67,9 +70,13 @@ func (a *Authority) RunUsageFlusher(ctx context.Context, interval time.Duration,
 				onError(err)
 			}
 		case <-ctx.Done():
-			if err := a.FlushUsage(context.WithoutCancel(ctx)); err != nil && onError != nil {
+			// The last flush must not hold shutdown hostage to an
+			// unreachable store.
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalFlushTimeout)
+			if err := a.FlushUsage(final); err != nil && onError != nil {
 				onError(err)
 			}
+			cancel()
 			return
 		}
 	}

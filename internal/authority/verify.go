@@ -129,7 +129,7 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 		IssuedAt:  e.cred.CreatedAt,
 		M2M:       &tok,
 	}
-	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, e.attrs.Scopes, in.RequiredScopes)
+	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, e.attrs.Scopes, in, false)
 	if r.Valid = r.Reason == ReasonValid; r.Valid {
 		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
 		tok.LastUsedAt = now
@@ -137,8 +137,12 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	return r, nil
 }
 
-// decide applies the state rules in their fixed order.
-func decide(revoked bool, expiresAt, notBefore, now time.Time, scopes, required []string) Reason {
+// decide applies the state rules in their fixed order, and the
+// resource's requirements: every required scope must be among scopes, and
+// a required privilege can only be met by a kind that holds privileges
+// (org tokens check theirs afterwards and pass privileged=true); any other
+// kind fails it rather than ignore it.
+func decide(revoked bool, expiresAt, notBefore, now time.Time, scopes []string, in VerifyInput, privileged bool) Reason {
 	switch {
 	case revoked:
 		return ReasonRevoked
@@ -146,8 +150,10 @@ func decide(revoked bool, expiresAt, notBefore, now time.Time, scopes, required 
 		return ReasonExpired
 	case !notBefore.IsZero() && now.Before(notBefore):
 		return ReasonNotFound // not yet valid: nothing to show yet
+	case in.RequiredPrivilege != nil && !privileged:
+		return ReasonInsufficientScope
 	}
-	for _, s := range required {
+	for _, s := range in.RequiredScopes {
 		if !slices.Contains(scopes, s) {
 			return ReasonInsufficientScope
 		}
@@ -172,7 +178,7 @@ func (a *Authority) verifyOrgToken(ctx context.Context, c Caller, e cacheEntry, 
 		Kind: credential.KindOrgToken, ID: e.cred.ID, Subject: e.cred.Subject,
 		Privileges: e.attrs.Privileges, IssuedAt: e.cred.CreatedAt, ExpiresAt: e.cred.ExpiresAt,
 	}
-	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, nil, in.RequiredScopes)
+	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, nil, in, true)
 	if r.Reason == ReasonValid && !e.attrs.allowlist.Empty() && !e.attrs.allowlist.Allows(in.ClientIP) {
 		r.Reason = ReasonIPNotAllowed
 	}
@@ -212,7 +218,7 @@ func (a *Authority) verifyPAT(c Caller, e cacheEntry, in VerifyInput) VerifyResu
 		Kind: credential.KindPAT, ID: e.cred.ID, Subject: e.cred.Subject, Scopes: e.attrs.Scopes,
 		WorkspaceID: e.cred.ParentID, ExpiresAt: e.cred.ExpiresAt, IssuedAt: e.cred.CreatedAt,
 	}
-	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, e.attrs.Scopes, in.RequiredScopes)
+	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, e.attrs.Scopes, in, false)
 	if r.Valid = r.Reason == ReasonValid; r.Valid {
 		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
 	}

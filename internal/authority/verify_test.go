@@ -150,6 +150,53 @@ func TestAVerifyStartedAfterARevokeNeverJoinsAnOlderRead(t *testing.T) {
 	<-first
 }
 
+// gatedStore holds every View until the gate opens, so a test can cancel
+// the caller that started a shared read while it is in flight.
+type gatedStore struct {
+	Store
+	gate chan struct{}
+}
+
+func (g gatedStore) View(ctx context.Context, fn func(Tx) error) error {
+	<-g.gate
+	return g.Store.View(ctx, fn)
+}
+
+// TestACanceledCallerDoesNotFailOthersSharingItsRead cancels the request
+// whose cache miss started a store read; another request waiting on the
+// same read must still get its answer.
+func TestACanceledCallerDoesNotFailOthersSharingItsRead(t *testing.T) {
+	store := testkit.OpenSQLite(t)
+	m := newMachineEnv(t, store)
+	tok := m.mint(t, FormatOpaque)
+	gate := make(chan struct{})
+	keys, _ := keyring.New(bytes.Repeat([]byte{9}, keyring.MasterKeySize))
+	a := New(Config{Store: gatedStore{Store: store, gate: gate}, Keyring: keys, Clock: m.clock, Limiter: inmem.NewLimiter()})
+
+	leaderCtx, cancelLeader := context.WithCancel(context.Background())
+	leader := make(chan error, 1)
+	go func() {
+		_, err := a.Verify(leaderCtx, m.admin, VerifyInput{Token: tok.Token})
+		leader <- err
+	}()
+	follower := make(chan VerifyResult, 1)
+	time.Sleep(50 * time.Millisecond) // let the leader start the read
+	go func() {
+		r, err := a.Verify(context.Background(), m.admin, VerifyInput{Token: tok.Token})
+		if err != nil {
+			t.Error(err)
+		}
+		follower <- r
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancelLeader()
+	close(gate)
+	if r := <-follower; r.Reason != ReasonValid {
+		t.Fatalf("the follower got %s after the leader was canceled", r.Reason)
+	}
+	<-leader
+}
+
 func TestUsageIsCoalescedAndKeepsTheLatestTime(t *testing.T) {
 	m := newMachineEnv(t, testkit.OpenSQLite(t))
 	ctx := context.Background()

@@ -210,6 +210,9 @@ func TestSessionTokenCarriesTheActorAndItsMaximumDuration(t *testing.T) {
 		if code := verifyCode(t, e, e.AdminKey, access); code != "valid" {
 			t.Fatalf("session verify: %s", code)
 		}
+		if code := verifyCode(t, e, e.AdminKey, access, "billing:write"); code != "insufficient_scope" {
+			t.Fatalf("a session asked for a scope it does not hold: %s", code)
+		}
 		sid := body["session_id"].(string)
 		if r := e.Do(t, "POST", "/v1/impersonation_sessions/"+sid+"/revoke", e.AdminKey, nil); r.Status != 200 {
 			t.Fatalf("revoke session: %d %s", r.Status, r.Body)

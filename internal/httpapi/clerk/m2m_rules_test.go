@@ -84,6 +84,11 @@ func TestVerifyReturnsEachCode(t *testing.T) {
 			})
 		}
 
+		// A privilege requirement is never ignored: M2M tokens hold none.
+		priv := e.Do(t, "POST", "/v1/verify", e.AdminKey, map[string]any{"token": live["token"], "required_privilege": map[string]string{"scope": "org", "role": "read"}})
+		if got := priv.JSON(t)["code"]; got != "insufficient_scope" {
+			t.Fatalf("an M2M token asked for a privilege: %v", got)
+		}
 		resp := e.Do(t, "POST", "/v1/verify", e.AdminKey, map[string]any{"token": live["token"]})
 		body := resp.JSON(t)
 		if body["kind"] != "m2m_token" || body["id"] != live["id"] || body["subject"] != f.minter || body["expires_at"] == nil {
