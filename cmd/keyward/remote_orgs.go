@@ -344,10 +344,7 @@ func newWorkspacesCommand(rc *remoteConfig) *cobra.Command {
 				return err
 			}
 			if rc.json() {
-				if wss == nil {
-					wss = []client.Workspace{}
-				}
-				return printJSON(cmd.OutOrStdout(), map[string]any{"data": wss})
+				return printData(cmd, wss)
 			}
 			return workspaceTable(cmd, wss).flush()
 		},
@@ -511,10 +508,7 @@ func newMembersCommand(rc *remoteConfig) *cobra.Command {
 				return err
 			}
 			if rc.json() {
-				if ms == nil {
-					ms = []client.Member{}
-				}
-				return printJSON(cmd.OutOrStdout(), map[string]any{"data": ms})
+				return printData(cmd, ms)
 			}
 			return memberTable(cmd, ms).flush()
 		},
@@ -766,4 +760,12 @@ func newOrgTokensCommand(rc *remoteConfig) *cobra.Command {
 	}
 	cmd.AddCommand(list, create, get, del)
 	return cmd
+}
+
+// printData prints a list as {"data": [...]}, never null.
+func printData[T any](cmd *cobra.Command, items []T) error {
+	if items == nil {
+		items = []T{}
+	}
+	return printJSON(cmd.OutOrStdout(), map[string]any{"data": items})
 }

@@ -200,6 +200,24 @@ func (a *Authority) DeleteOrganization(ctx context.Context, c Caller, idOrSlug s
 	return err
 }
 
+// readInOrg runs a read within one organization (given by id or slug) of
+// the admin caller's instance.
+func readInOrg[T any](ctx context.Context, a *Authority, c Caller, org string, read func(tx Tx, orgID string) (T, error)) (T, error) {
+	var out T
+	if err := requireAdmin(c); err != nil {
+		return out, err
+	}
+	err := a.store.View(ctx, func(tx Tx) error {
+		o, err := findOrganization(ctx, tx, c.InstanceID, org)
+		if err != nil {
+			return err
+		}
+		out, err = read(tx, o.ID)
+		return err
+	})
+	return out, err
+}
+
 // SiteInput creates or renames a site.
 type SiteInput struct{ Name *string }
 
@@ -232,36 +250,16 @@ func (a *Authority) CreateSite(ctx context.Context, c Caller, org string, in Sit
 
 // ListSites lists an organization's sites.
 func (a *Authority) ListSites(ctx context.Context, c Caller, org string) ([]credential.Site, error) {
-	if err := requireAdmin(c); err != nil {
-		return nil, err
-	}
-	var out []credential.Site
-	err := a.store.View(ctx, func(tx Tx) error {
-		o, err := findOrganization(ctx, tx, c.InstanceID, org)
-		if err != nil {
-			return err
-		}
-		out, err = tx.ListSites(ctx, c.InstanceID, o.ID)
-		return err
+	return readInOrg(ctx, a, c, org, func(tx Tx, orgID string) ([]credential.Site, error) {
+		return tx.ListSites(ctx, c.InstanceID, orgID)
 	})
-	return out, err
 }
 
 // GetSite returns one site of an organization.
 func (a *Authority) GetSite(ctx context.Context, c Caller, org, id string) (credential.Site, error) {
-	if err := requireAdmin(c); err != nil {
-		return credential.Site{}, err
-	}
-	var s credential.Site
-	err := a.store.View(ctx, func(tx Tx) error {
-		o, err := findOrganization(ctx, tx, c.InstanceID, org)
-		if err != nil {
-			return err
-		}
-		s, err = tx.GetSite(ctx, c.InstanceID, o.ID, id)
-		return err
+	return readInOrg(ctx, a, c, org, func(tx Tx, orgID string) (credential.Site, error) {
+		return tx.GetSite(ctx, c.InstanceID, orgID, id)
 	})
-	return s, err
 }
 
 // UpdateSite renames a site.
@@ -382,36 +380,16 @@ func (a *Authority) CreateSitegroup(ctx context.Context, c Caller, org string, i
 
 // ListSitegroups lists an organization's sitegroups.
 func (a *Authority) ListSitegroups(ctx context.Context, c Caller, org string) ([]credential.Sitegroup, error) {
-	if err := requireAdmin(c); err != nil {
-		return nil, err
-	}
-	var out []credential.Sitegroup
-	err := a.store.View(ctx, func(tx Tx) error {
-		o, err := findOrganization(ctx, tx, c.InstanceID, org)
-		if err != nil {
-			return err
-		}
-		out, err = tx.ListSitegroups(ctx, c.InstanceID, o.ID)
-		return err
+	return readInOrg(ctx, a, c, org, func(tx Tx, orgID string) ([]credential.Sitegroup, error) {
+		return tx.ListSitegroups(ctx, c.InstanceID, orgID)
 	})
-	return out, err
 }
 
 // GetSitegroup returns one sitegroup of an organization.
 func (a *Authority) GetSitegroup(ctx context.Context, c Caller, org, id string) (credential.Sitegroup, error) {
-	if err := requireAdmin(c); err != nil {
-		return credential.Sitegroup{}, err
-	}
-	var g credential.Sitegroup
-	err := a.store.View(ctx, func(tx Tx) error {
-		o, err := findOrganization(ctx, tx, c.InstanceID, org)
-		if err != nil {
-			return err
-		}
-		g, err = tx.GetSitegroup(ctx, c.InstanceID, o.ID, id)
-		return err
+	return readInOrg(ctx, a, c, org, func(tx Tx, orgID string) (credential.Sitegroup, error) {
+		return tx.GetSitegroup(ctx, c.InstanceID, orgID, id)
 	})
-	return g, err
 }
 
 // UpdateSitegroup renames a sitegroup or replaces its sites.

@@ -66,19 +66,9 @@ func (a *Authority) CreateWorkspace(ctx context.Context, c Caller, org string, i
 
 // ListWorkspaces lists an organization's workspaces.
 func (a *Authority) ListWorkspaces(ctx context.Context, c Caller, org string) ([]credential.Workspace, error) {
-	if err := requireAdmin(c); err != nil {
-		return nil, err
-	}
-	var out []credential.Workspace
-	err := a.store.View(ctx, func(tx Tx) error {
-		o, err := findOrganization(ctx, tx, c.InstanceID, org)
-		if err != nil {
-			return err
-		}
-		out, err = tx.ListWorkspaces(ctx, c.InstanceID, o.ID)
-		return err
+	return readInOrg(ctx, a, c, org, func(tx Tx, orgID string) ([]credential.Workspace, error) {
+		return tx.ListWorkspaces(ctx, c.InstanceID, orgID)
 	})
-	return out, err
 }
 
 // GetWorkspace returns one workspace.
