@@ -59,6 +59,9 @@ func surfaceTag(path string) string {
 	return "native"
 }
 
+// responseKey is what OpenAPI allows as a key of an operation's responses.
+var responseKey = regexp.MustCompile(`^([1-5]([0-9]{2}|XX)|default)$`)
+
 var pathParam = regexp.MustCompile(`\{([^}]*)\}`)
 
 // placeholders are the wildcard names of a path, as ServeMux reads them.
@@ -118,8 +121,16 @@ func TestOpenAPIRouteParity(t *testing.T) {
 			if want := surfaceTag(path); !slices.Equal(op.Tags, []string{want}) {
 				t.Errorf("%s: tags %v, want [%s]", route, op.Tags, want)
 			}
+			if op.Description == "" {
+				t.Errorf("%s: a description is required (the lint step warns without one)", route)
+			}
 			if op.Responses == nil || op.Responses.Len() == 0 {
 				t.Errorf("%s: no responses", route)
+			}
+			for code := range op.Responses.Map() {
+				if !responseKey.MatchString(code) {
+					t.Errorf("%s: response key %q is not 1XX-5XX or default; describe a non-standard status (Freezer's 753) in an x- extension", route, code)
+				}
 			}
 		}
 	}
