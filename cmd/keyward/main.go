@@ -14,9 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommand(os.Stdout, os.Stderr).ExecuteContext(ctx)
@@ -49,12 +46,13 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newAdminKeyCommand(cfg),
 		newSigningKeyCommand(cfg),
 		newMasterKeyCommand(),
+		newProbeCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
 			Args:  cobra.NoArgs,
 			Run: func(cmd *cobra.Command, args []string) {
-				fmt.Fprintln(cmd.OutOrStdout(), "keyward", version)
+				fmt.Fprintln(cmd.OutOrStdout(), "keyward", versionString())
 			},
 		},
 	)

@@ -294,7 +294,7 @@ func (rc *remoteConfig) sdk() (*client.Client, error) {
 	if err := rc.needAdminKey(); err != nil {
 		return nil, err
 	}
-	return client.New(rc.server, rc.adminKey, client.WithHTTPClient(rc.httpClient), client.WithUserAgent("keyward-cli/"+version)), nil
+	return client.New(rc.server, rc.adminKey, client.WithHTTPClient(rc.httpClient), client.WithUserAgent("keyward-cli/"+shortVersion())), nil
 }
 
 func (rc *remoteConfig) json() bool { return rc.output == "json" }
@@ -335,7 +335,7 @@ func (rc *remoteConfig) do(ctx context.Context, c call, parse surfaceError) ([]b
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "keyward-cli/"+version)
+	req.Header.Set("User-Agent", "keyward-cli/"+shortVersion())
 	if c.key != "" {
 		req.Header.Set("Authorization", c.scheme+" "+c.key)
 	}

@@ -61,7 +61,7 @@ to choose that key instead.`,
 
 const shutdownGrace = 15 * time.Second
 
-func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
+func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) {
 	log, err := cfg.logger(stderr)
 	if err != nil {
 		return err
@@ -86,6 +86,13 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	defer n.Close()
 	auth, store := n.auth, n.store
 
+	// Bind before the first-start key is made and shown: a port already in
+	// use must not cost the operator a key printed once.
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	in, key, created, err := auth.Bootstrap(ctx, preset)
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
@@ -93,13 +100,13 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	if created && preset == "" {
 		// The one time this key is ever shown.
 		fmt.Fprintf(stderr, "\nkeyward: created instance %s with this admin key (shown once; store it now):\n\n    %s\n\n", in.ID, key.Reveal())
+		defer func() {
+			if err != nil {
+				fmt.Fprintf(stderr, "keyward: the admin key printed above is stored and stays valid; keep it for the next start\n")
+			}
+		}()
 	} else if created {
 		fmt.Fprintf(stderr, "keyward: created instance %s with the admin key from KEYWARD_BOOTSTRAP_ADMIN_KEY\n", in.ID)
-	}
-
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return err
 	}
 	srv := &http.Server{
 		Handler:           httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer, Metrics: m}),
@@ -110,7 +117,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("keyward listening", "addr", ln.Addr().String(), "store", store.Dialect(), "version", version)
+	log.Info("keyward listening", "addr", ln.Addr().String(), "store", store.Dialect(), "version", versionString())
 	if ready, ok := ctx.Value(readyKey{}).(chan<- string); ok {
 		ready <- ln.Addr().String()
 	}
