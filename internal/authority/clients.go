@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -400,4 +401,41 @@ func ClientEntry(cl credential.Client) json.RawMessage {
 		UserID string          `json:"user_id"`
 	}{cl.Doc, cl.UserID})
 	return b
+}
+
+// ClientTokenLifetime is how long Freezer's client may reuse the answer of
+// a Keystone token check before it asks again. keyward checks the token on
+// every registry call regardless, so a revoked token stops at once.
+const ClientTokenLifetime = time.Hour
+
+// ClientIdentity is what a Keystone token check answers for the client
+// registry: the user the token acts as.
+type ClientIdentity struct {
+	Caller    Caller
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// errAdminKeyNeedsUser refuses the admin key where no X-User-ID can name
+// the user it acts for (Freezer's client never sends one).
+var errAdminKeyNeedsUser = credential.Errorf(credential.CodeUnauthenticated,
+	"the admin key acts only for the user named in X-User-ID, which freezer's client does not send; use a personal access token with the keyward:clients scope")
+
+// IdentifyClientUser answers the Keystone token check Freezer's client
+// makes before its calls. Only a credential that is its own user qualifies:
+// a PAT (its scopes are checked by each registry call, as Keystone leaves
+// authorization to the service). The admin key is refused with a clear
+// error, and anything else with the one unauthenticated answer.
+func (a *Authority) IdentifyClientUser(ctx context.Context, token string) (ClientIdentity, error) {
+	c, err := a.Authenticate(ctx, token)
+	switch {
+	case err != nil:
+		return ClientIdentity{}, err
+	case c.Kind == credential.KindAdminKey:
+		return ClientIdentity{}, errAdminKeyNeedsUser
+	case c.Kind != credential.KindPAT:
+		return ClientIdentity{}, errUnauthenticated
+	}
+	now := a.clock.Now()
+	return ClientIdentity{Caller: c, IssuedAt: now, ExpiresAt: now.Add(ClientTokenLifetime)}, nil
 }

@@ -61,7 +61,7 @@ func register(mux wire.Router, cfg Config) {
 	clerk.Register(mux, cfg.Authority, cfg.Logger, cfg.PublicURL)
 	mist.Register(mux, cfg.Authority, cfg.Logger, cfg.TrustedProxies)
 	spatio.Register(mux, cfg.Authority, cfg.Logger)
-	freezer.Register(mux, cfg.Authority, cfg.Logger)
+	freezer.Register(mux, cfg.Authority, cfg.Logger, cfg.PublicURL)
 	mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if cfg.Metrics == nil {
 			http.NotFound(w, r)

@@ -6,13 +6,18 @@
 // GET, malformed JSON is status 753, and errors are {"title",
 // "description"} — except a missing client on show, which is a bare 404.
 // Callers are the admin key acting for X-User-ID (as Keystone's middleware
-// supplies it) or a PAT with keyward:clients acting as its own user.
+// supplies it) or a PAT with keyward:clients acting as its own user. The
+// credential comes as Keystone's X-Auth-Token (what python-freezerclient
+// sends) or as a bearer token; the collection routes also answer at their
+// trailing-slash form (/v1/clients/, as the client calls them).
 package freezer
 
 import (
+	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
@@ -27,25 +32,63 @@ const Prefix = "/freezer/v1"
 const StatusMalformedJSON = 753
 
 type surface struct {
-	auth *authority.Authority
-	log  *slog.Logger
+	auth      *authority.Authority
+	log       *slog.Logger
+	publicURL string
 }
 
-// Register mounts the Freezer surface on mux.
-func Register(mux wire.Router, a *authority.Authority, log *slog.Logger) {
-	s := &surface{auth: a, log: log}
-	mux.Handle("GET "+Prefix+"/clients", s.authenticated(s.list))
-	mux.Handle("POST "+Prefix+"/clients", s.authenticated(s.create))
+// Register mounts the Freezer surface on mux. publicURL is where clients
+// reach keyward (for the Keystone catalogue); "" means the request's host.
+func Register(mux wire.Router, a *authority.Authority, log *slog.Logger, publicURL string) {
+	s := &surface{auth: a, log: log, publicURL: strings.TrimRight(publicURL, "/")}
+	for _, path := range []string{Prefix + "/clients", Prefix + "/clients/{$}"} {
+		mux.Handle("GET "+path, s.authenticated(s.list))
+		mux.Handle("POST "+path, s.authenticated(s.create))
+	}
 	mux.Handle("GET "+Prefix+"/clients/{client_id}", s.authenticated(s.show))
 	mux.Handle("DELETE "+Prefix+"/clients/{client_id}", s.authenticated(s.delete))
 	mux.Handle(Prefix+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, credential.Errorf(credential.CodeNotFound, "The requested resource could not be found."))
 	}))
+	s.registerIdentity(mux)
+}
+
+// errTwoCredentials refuses a request whose X-Auth-Token and bearer token
+// disagree: which one would act is ambiguous, so neither does.
+var errTwoCredentials = credential.Errorf(credential.CodeUnauthenticated,
+	"X-Auth-Token and the Authorization bearer token differ; send one credential")
+
+// presented is the request's credential: Keystone's X-Auth-Token, a bearer
+// token, or both when they are the same. More than one X-Auth-Token header
+// is refused like two different credentials.
+func presented(r *http.Request) (string, error) {
+	bearer := wire.Credential(r, "Bearer")
+	values := r.Header.Values("X-Auth-Token")
+	if len(values) > 1 {
+		return "", errTwoCredentials
+	}
+	token := ""
+	if len(values) == 1 {
+		token = strings.TrimSpace(values[0])
+	}
+	switch {
+	case token == "":
+		return bearer, nil
+	case bearer == "":
+		return token, nil
+	case subtle.ConstantTimeCompare([]byte(token), []byte(bearer)) != 1:
+		return "", errTwoCredentials
+	}
+	return token, nil
 }
 
 func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.auth.AuthenticateUser(r.Context(), wire.Credential(r, "Bearer"), r.Header.Get("X-User-ID"))
+		token, err := presented(r)
+		var c authority.Caller
+		if err == nil {
+			c, err = s.auth.AuthenticateUser(r.Context(), token, r.Header.Get("X-User-ID"))
+		}
 		if err != nil {
 			s.writeError(w, r, err)
 			return
