@@ -29,15 +29,15 @@ func (n *native) register(mux wire.Router) {
 	mux.Handle("GET /v1/audit_events", n.authenticated(n.listAuditEvents))
 	mux.Handle("GET /v1/caller", n.authenticated(n.caller))
 	mux.Handle("POST /v1/verify", n.authenticated(n.verify))
-	mux.Handle("POST /oauth/introspect", http.HandlerFunc(n.introspect))
+	mux.Handle("POST /oauth/introspect", n.checked(n.introspect))
 	mux.Handle("GET /.well-known/jwks.json", http.HandlerFunc(n.jwks))
 	mux.Handle("GET /v1/instance", n.authenticated(n.getInstance))
 	mux.Handle("PATCH /v1/instance", n.authenticated(n.updateInstance))
 	n.registerOrganizations(mux)
 	n.registerWorkspaces(mux)
-	mux.Handle("POST /oauth/token", http.HandlerFunc(n.tokenExchange))
-	mux.Handle("GET /v1/tickets/accept", http.HandlerFunc(n.previewTicket))
-	mux.Handle("POST /v1/tickets/accept", http.HandlerFunc(n.acceptTicket))
+	mux.Handle("POST /oauth/token", n.checked(n.tokenExchange))
+	mux.Handle("GET /v1/tickets/accept", n.checked(n.previewTicket))
+	mux.Handle("POST /v1/tickets/accept", n.checked(n.acceptTicket))
 	mux.Handle("POST /v1/impersonation_sessions/{id}/revoke", n.authenticated(n.revokeSession))
 	mux.Handle("/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
@@ -64,10 +64,22 @@ func (n *native) caller(w http.ResponseWriter, r *http.Request, c authority.Call
 	})
 }
 
+// checked refuses a request whose path values, query or X-User-ID are not
+// text a store keeps (wire.CheckRequest) before h reads them.
+func (n *native) checked(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := wire.CheckRequest(r); err != nil {
+			n.writeError(w, r, err)
+			return
+		}
+		h(w, r)
+	})
+}
+
 // authenticated resolves the bearer credential to a caller; each handler's
 // authority call decides what that caller may do.
 func (n *native) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return n.checked(func(w http.ResponseWriter, r *http.Request) {
 		caller, err := n.auth.Authenticate(r.Context(), wire.Credential(r, "Bearer"))
 		if err != nil {
 			n.writeError(w, r, err)

@@ -42,7 +42,11 @@ func readForm(r *http.Request) (url.Values, error) {
 	if err != nil {
 		return nil, err
 	}
-	return url.ParseQuery(string(body))
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, err
+	}
+	return form, wire.CheckValues(form)
 }
 
 // redemptionError answers a failed redemption in OAuth's shape.

@@ -110,6 +110,9 @@ func (n *native) introspect(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		form, err = url.ParseQuery(string(body))
 	}
+	if err == nil {
+		err = wire.CheckValues(form)
+	}
 	if err != nil || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") || len(form["token"]) != 1 {
 		wire.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "send one token as application/x-www-form-urlencoded"})
 		return

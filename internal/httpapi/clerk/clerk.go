@@ -61,6 +61,10 @@ func Register(mux wire.Router, a *authority.Authority, log *slog.Logger, publicU
 // 401 (one body for every failure).
 func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := wire.CheckRequest(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		caller, err := s.auth.Authenticate(r.Context(), wire.Credential(r, "Bearer"))
 		if err != nil {
 			s.writeError(w, r, err)

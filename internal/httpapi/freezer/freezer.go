@@ -84,6 +84,10 @@ func presented(r *http.Request) (string, error) {
 
 func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := wire.CheckRequest(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		token, err := presented(r)
 		var c authority.Caller
 		if err == nil {

@@ -54,6 +54,10 @@ func Register(mux wire.Router, a *authority.Authority, log *slog.Logger, trusted
 // reported in headers whatever the outcome.
 func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := wire.CheckRequest(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		token := wire.Credential(r, "Token", "Bearer")
 		if _, kind, err := credential.Parse(token); err == nil && kind == credential.KindOrgToken {
 			caller, rl, err := s.auth.AuthenticateOrgToken(r.Context(), token, wire.ClientIP(r, s.trusted))

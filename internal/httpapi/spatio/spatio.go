@@ -49,6 +49,10 @@ func Register(mux wire.Router, a *authority.Authority, log *slog.Logger) {
 
 func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := wire.CheckRequest(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		c, err := s.auth.AuthenticateUser(r.Context(), wire.Credential(r, "Bearer"), r.Header.Get("X-User-ID"))
 		if err != nil {
 			s.writeError(w, r, err)

@@ -71,9 +71,11 @@ func (f *Form) Text(name string) (string, error) {
 
 // CheckJSON reports whether b is one well-formed JSON value in valid UTF-8,
 // at most MaxDepth deep, without duplicate object keys and without trailing
-// data. encoding/json accepts all of those silently; a credential service
-// must not (two parsers reading one body two ways is how checks get
-// bypassed).
+// data (CodeMalformed otherwise). encoding/json accepts all of those
+// silently; a credential service must not (two parsers reading one body two
+// ways is how checks get bypassed). No string, key or value, at any depth,
+// may hold a NUL, sent as the escape \u0000 (see ValidText): that is
+// CodeInvalid naming the top-level key it is under.
 func CheckJSON(b []byte) error {
 	malformed := func(msg string) error { return credential.Errorf(credential.CodeMalformed, "%s", msg) }
 	if !utf8.Valid(b) {
@@ -88,6 +90,7 @@ func CheckJSON(b []byte) error {
 	}
 	var stack []frame
 	values := 0 // complete top-level values seen
+	param := "" // the top-level key being read, for errors
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
@@ -114,12 +117,23 @@ func CheckJSON(b []byte) error {
 			if top.keys[k] {
 				return malformed("the request body repeats the key " + quoteKey(k))
 			}
+			if len(stack) == 1 {
+				if strings.IndexByte(k, 0) >= 0 {
+					return credential.Errorf(credential.CodeInvalid, "a key of the request body holds a NUL character")
+				}
+				param = k
+			} else if strings.IndexByte(k, 0) >= 0 {
+				return nulIn(param)
+			}
 			top.keys[k] = true
 			top.key = false
 			continue
 		}
 		if top != nil && top.object {
 			top.key = true // this token is a value; the next is a key
+		}
+		if str, ok := tok.(string); ok && strings.IndexByte(str, 0) >= 0 {
+			return nulIn(param)
 		}
 		switch tok {
 		case json.Delim('{'):
@@ -137,6 +151,13 @@ func CheckJSON(b []byte) error {
 		return malformed("the request body is not valid JSON")
 	}
 	return nil
+}
+
+func nulIn(param string) error {
+	if param == "" {
+		return credential.Errorf(credential.CodeInvalid, "the request body holds a NUL character")
+	}
+	return credential.ParamError(credential.CodeInvalid, param, "must not hold a NUL character")
 }
 
 func quoteKey(k string) string {

@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -89,18 +91,46 @@ func TestParseFormRejectsNonObjects(t *testing.T) {
 }
 
 func FuzzCheckJSON(f *testing.F) {
-	for _, s := range []string{`{"a":1}`, `{"a":1,"a":2}`, `[[[]]]`, `{"a":{"b":[1,2,{"c":"d"}]}}`, `1 2`, "\"\xff\""} {
+	for _, s := range []string{`{"a":"\u0000"}`, `{"a":1}`, `{"a":1,"a":2}`, `[[[]]]`, `{"a":{"b":[1,2,{"c":"d"}]}}`, `1 2`, "\"\xff\""} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		err := CheckJSON(b)
-		if err != nil && credential.CodeOf(err) != credential.CodeMalformed {
-			t.Fatalf("CheckJSON: code %s", credential.CodeOf(err))
+		if code := credential.CodeOf(err); err != nil && code != credential.CodeMalformed && code != credential.CodeInvalid {
+			t.Fatalf("CheckJSON: code %s", code)
+		}
+		if credential.CodeOf(err) == credential.CodeInvalid && !bytes.Contains(b, []byte(`\u0000`)) {
+			t.Fatalf("CheckJSON refused %q as holding a NUL", b)
 		}
 		if err == nil {
+			var v any
+			if json.Unmarshal(b, &v) == nil && holdsNUL(v) {
+				t.Fatalf("CheckJSON accepted a NUL: %q", b)
+			}
 			if _, perr := ParseForm(b); perr != nil && b[0] == '{' {
 				t.Fatalf("CheckJSON accepted what ParseForm rejects: %q: %v", b, perr)
 			}
 		}
 	})
+}
+
+// holdsNUL reports whether a decoded JSON value holds a NUL in any string.
+func holdsNUL(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.ContainsRune(v, 0)
+	case []any:
+		for _, x := range v {
+			if holdsNUL(x) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, x := range v {
+			if strings.ContainsRune(k, 0) || holdsNUL(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
