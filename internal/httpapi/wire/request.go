@@ -13,8 +13,18 @@ import (
 // Credential returns the credential presented in the Authorization header
 // with one of the given schemes ("Bearer", and "Token" for Mist), or "".
 // Credentials are read from headers only, never from the query string.
+//
+// A request presenting more than one credential (two Authorization
+// headers) presents none, so it is refused as unauthenticated (401 in the
+// surface's envelope): which one wins is exactly what a proxy and keyward
+// could disagree on. Any other header that comes to carry a credential must
+// count towards the same rule.
 func Credential(r *http.Request, schemes ...string) string {
-	h := r.Header.Get("Authorization")
+	values := r.Header.Values("Authorization")
+	if len(values) != 1 {
+		return ""
+	}
+	h := values[0]
 	for _, scheme := range schemes {
 		if len(h) > len(scheme) && strings.EqualFold(h[:len(scheme)], scheme) && h[len(scheme)] == ' ' {
 			return strings.TrimSpace(h[len(scheme)+1:])
