@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi/wire"
@@ -194,7 +196,9 @@ func (s *surface) get(w http.ResponseWriter, r *http.Request, c authority.Caller
 // readOnly are OrgApitoken fields a client may echo back; they are ignored.
 var readOnly = []string{"id", "org_id", "key", "created_by", "created_time", "last_used"}
 
-func decodeToken(r *http.Request) (authority.OrgTokenInput, error) {
+// decodeToken reads an OrgApitoken body for the organization orgID (the
+// path's).
+func decodeToken(r *http.Request, orgID string) (authority.OrgTokenInput, error) {
 	var in authority.OrgTokenInput
 	body, err := wire.Body(r)
 	if err != nil {
@@ -214,14 +218,17 @@ func decodeToken(r *http.Request) (authority.OrgTokenInput, error) {
 		return in, err
 	}
 	if raw := f.Raw("privileges"); raw != nil {
-		if in.Privileges, err = decodePrivileges(raw); err != nil {
+		if in.Privileges, err = decodePrivileges(raw, orgID); err != nil {
 			return in, err
 		}
 	}
 	return in, nil
 }
 
-func decodePrivileges(raw json.RawMessage) ([]credential.Privilege, error) {
+// decodePrivileges reads PrivilegeOrg objects. A privilege's org_id is
+// redundant with the path, so it may only name the path's organization:
+// one naming another is refused, never silently rewritten.
+func decodePrivileges(raw json.RawMessage, orgID string) ([]credential.Privilege, error) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, credential.ParamError(credential.CodeWrongType, "privileges", "must be an array of privilege objects")
@@ -233,9 +240,15 @@ func decodePrivileges(raw json.RawMessage) ([]credential.Privilege, error) {
 			err = f.Only("scope", "role", "org_id", "site_id", "sitegroup_id", "views")
 		}
 		var p credential.Privilege
-		var scope, role string
+		var scope, role, privOrg string
 		if err == nil {
 			scope, err = f.Text("scope")
+		}
+		if err == nil {
+			privOrg, err = f.Text("org_id")
+		}
+		if err == nil && privOrg != "" && !sameUUID(privOrg, orgID) {
+			err = credential.ParamError(credential.CodeInvalid, "org_id", "must be the organization in the path ("+orgID+")")
 		}
 		if err == nil {
 			role, err = f.Text("role")
@@ -259,8 +272,15 @@ func decodePrivileges(raw json.RawMessage) ([]credential.Privilege, error) {
 	return out, nil
 }
 
+// sameUUID reports whether a and b are one UUID, however each is spelled.
+func sameUUID(a, b string) bool {
+	ua, errA := uuid.Parse(a)
+	ub, errB := uuid.Parse(b)
+	return errA == nil && errB == nil && ua == ub
+}
+
 func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	in, err := decodeToken(r)
+	in, err := decodeToken(r, r.PathValue("org_id"))
 	if err == nil && in.Privileges == nil {
 		in.Privileges = []credential.Privilege{}
 	}
@@ -278,7 +298,7 @@ func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Cal
 }
 
 func (s *surface) update(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	in, err := decodeToken(r)
+	in, err := decodeToken(r, r.PathValue("org_id"))
 	if err == nil {
 		err = s.auth.UpdateOrgToken(r.Context(), c, r.PathValue("org_id"), r.PathValue("apitoken_id"), in)
 	}
