@@ -39,6 +39,13 @@ func validateOrganization(in OrganizationInput, create bool) error {
 	if in.Slug != nil && !slugPattern.MatchString(*in.Slug) {
 		return credential.ParamError(credential.CodeInvalid, "slug", "must be 1 to 63 lowercase letters, digits or dashes, starting with a letter or digit")
 	}
+	// A path segment is read as an id when it parses as a UUID, so a slug
+	// that does would name another organization (or none) there.
+	if in.Slug != nil {
+		if _, err := uuid.Parse(*in.Slug); err == nil {
+			return credential.ParamError(credential.CodeInvalid, "slug", "must not be shaped like a UUID (ids and slugs must never be confusable)")
+		}
+	}
 	if in.Name != nil {
 		return validateName("name", *in.Name, OrgNameMax)
 	}
