@@ -135,7 +135,7 @@ type Instance struct {
 
 // InstanceSettings changes an instance; nil fields stay as they are.
 type InstanceSettings struct {
-	OrgTokenHourlyLimit      *int    `json:"org_token_hourly_limit,omitempty"` // 0 restores the default (5000)
+	OrgTokenHourlyLimit      *int    `json:"org_token_hourly_limit,omitempty"` // at least 1; 0 is refused (the default is 5000)
 	ImpersonationRedirectURL *string `json:"impersonation_redirect_url,omitempty"`
 }
 

@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -462,14 +463,24 @@ func (a *Authority) orgTokenLimit(ctx context.Context, instanceID string) (int, 
 	return l.limit, nil
 }
 
+// MaxOrgTokenHourlyLimit bounds the instance's org-token hourly limit.
+const MaxOrgTokenHourlyLimit = 1_000_000_000
+
 // SetOrgTokenHourlyLimit changes how many calls each org token of the
-// instance may make per clock hour (0 restores Mist's 5000).
-func (a *Authority) SetOrgTokenHourlyLimit(ctx context.Context, c Caller, limit int) (credential.Instance, error) {
+// instance may make per clock hour; nil restores Mist's 5000. Zero and
+// negative limits are refused rather than read as "the default": a caller
+// sending 0 may well mean "no calls".
+func (a *Authority) SetOrgTokenHourlyLimit(ctx context.Context, c Caller, limit *int64) (credential.Instance, error) {
 	if err := requireAdmin(c); err != nil {
 		return credential.Instance{}, err
 	}
-	if limit < 0 || limit > 1_000_000_000 {
-		return credential.Instance{}, credential.ParamError(credential.CodeInvalid, "org_token_hourly_limit", "must be between 0 and 1000000000")
+	stored := 0 // the default
+	if limit != nil {
+		if *limit < 1 || *limit > MaxOrgTokenHourlyLimit {
+			return credential.Instance{}, credential.ParamError(credential.CodeInvalid, "org_token_hourly_limit",
+				fmt.Sprintf("must be between 1 and %d; send null to restore the default (%d)", MaxOrgTokenHourlyLimit, credential.DefaultOrgTokenHourlyLimit))
+		}
+		stored = int(*limit)
 	}
 	var in credential.Instance
 	err := a.store.Update(ctx, func(tx Tx) error {
@@ -477,11 +488,11 @@ func (a *Authority) SetOrgTokenHourlyLimit(ctx context.Context, c Caller, limit 
 		if in, err = tx.GetInstance(ctx, c.InstanceID); err != nil {
 			return err
 		}
-		in.OrgTokenHourlyLimit = limit
+		in.OrgTokenHourlyLimit = stored
 		if err := tx.UpdateInstance(ctx, in); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "instance.update", "instance", in.ID, map[string]int{"org_token_hourly_limit": limit})
+		return a.audit(ctx, tx, c, "instance.update", "instance", in.ID, map[string]*int64{"org_token_hourly_limit": limit})
 	})
 	if err == nil {
 		a.settings.mu.Lock()

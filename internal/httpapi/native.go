@@ -216,25 +216,27 @@ func (n *native) getInstance(w http.ResponseWriter, r *http.Request, c authority
 }
 
 // updateInstance changes the instance's settings:
-// {"org_token_hourly_limit": N (0 restores 5000), "impersonation_redirect_url": "https://…"}.
+// {"org_token_hourly_limit": N ≥ 1 (null restores 5000), "impersonation_redirect_url": "https://…"}.
 func (n *native) updateInstance(w http.ResponseWriter, r *http.Request, c authority.Caller) {
 	f, err := wire.ReadForm(r, "org_token_hourly_limit", "impersonation_redirect_url")
 	var (
-		limit    *int64
-		redirect *string
-		in       credential.Instance
+		limit        *int64
+		restoreLimit bool
+		redirect     *string
+		in           credential.Instance
 	)
 	if err == nil {
 		limit, err = f.Int("org_token_hourly_limit")
+		restoreLimit = f.Null("org_token_hourly_limit")
 	}
 	if err == nil {
 		redirect, err = f.String("impersonation_redirect_url")
 	}
-	if err == nil && limit == nil && redirect == nil {
+	if err == nil && limit == nil && !restoreLimit && redirect == nil {
 		err = credential.Errorf(credential.CodeMissing, "send org_token_hourly_limit or impersonation_redirect_url")
 	}
-	if err == nil && limit != nil {
-		in, err = n.auth.SetOrgTokenHourlyLimit(r.Context(), c, int(*limit))
+	if err == nil && (limit != nil || restoreLimit) {
+		in, err = n.auth.SetOrgTokenHourlyLimit(r.Context(), c, limit)
 	}
 	if err == nil && redirect != nil {
 		in, err = n.auth.SetImpersonationRedirectURL(r.Context(), c, *redirect)

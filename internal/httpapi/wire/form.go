@@ -173,6 +173,13 @@ func (f *Form) Has(name string) bool {
 	return ok && string(raw) != "null"
 }
 
+// Null reports whether the field is present as an explicit JSON null (for
+// the few settings where null means "restore the default").
+func (f *Form) Null(name string) bool {
+	raw, ok := f.fields[name]
+	return ok && string(raw) == "null"
+}
+
 // Raw returns a field's JSON as sent, or nil when absent or null.
 func (f *Form) Raw(name string) json.RawMessage {
 	if !f.Has(name) {
