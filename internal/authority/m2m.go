@@ -105,6 +105,11 @@ func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTo
 	if in.MinRemainingTTLSeconds != nil && (*in.MinRemainingTTLSeconds < 0 || *in.MinRemainingTTLSeconds > MaxTokenTTL) {
 		return M2MToken{}, credential.ParamError(credential.CodeInvalid, "min_remaining_ttl_seconds", fmt.Sprintf("must be between 0 and %d", MaxTokenTTL))
 	}
+	if in.MinRemainingTTLSeconds != nil && format == FormatJWT {
+		// Reuse needs a stored token; a JWT is never stored, so the caller
+		// would silently get a fresh token where it asked for reuse.
+		return M2MToken{}, credential.ParamError(credential.CodeConstraint, "min_remaining_ttl_seconds", "applies to opaque tokens only: JWT tokens are never reused")
+	}
 
 	var (
 		machine credential.Machine

@@ -249,6 +249,8 @@ func TestM2MCreateRejectsBadInputAndWrongCallers(t *testing.T) {
 			{"claims too large", f.minterKey, `{"claims":{"x":"` + strings.Repeat("y", 5000) + `"}}`, 422, "form_param_max_length_exceeded", "claims"},
 			{"a negative min_remaining_ttl_seconds", f.minterKey, `{"min_remaining_ttl_seconds":-1}`, 422, "form_param_value_invalid", "min_remaining_ttl_seconds"},
 			{"a min_remaining_ttl_seconds that would overflow", f.minterKey, `{"min_remaining_ttl_seconds":9223372037}`, 422, "form_param_value_invalid", "min_remaining_ttl_seconds"},
+			{"min_remaining_ttl_seconds with a JWT", f.minterKey, `{"token_format":"jwt","min_remaining_ttl_seconds":60}`, 400, "form_param_value_invalid", "min_remaining_ttl_seconds"},
+			{"min_remaining_ttl_seconds 0 with a JWT", f.minterKey, `{"token_format":"jwt","seconds_until_expiration":600,"min_remaining_ttl_seconds":0}`, 400, "form_param_value_invalid", "min_remaining_ttl_seconds"},
 			{"an unknown field", f.minterKey, `{"scopes":["x"]}`, 422, "form_param_unknown", "scopes"},
 			{"malformed JSON", f.minterKey, `{`, 400, "request_body_invalid", ""},
 		} {
