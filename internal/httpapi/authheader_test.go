@@ -34,6 +34,7 @@ func TestTwoAuthorizationHeadersAre401Everywhere(t *testing.T) {
 			{"Mist", "GET", "/mist/api/v1/orgs/" + org + "/apitokens", "Token", nil, nil, "detail"},
 			{"Spatio", "GET", "/spatio/v1/tokens", "Bearer", nil, http.Header{"X-User-Id": {"alice"}}, "code"},
 			{"Freezer", "GET", "/freezer/v1/clients", "Bearer", nil, http.Header{"X-User-Id": {"alice"}}, "title"},
+			{"Freezer beside X-Auth-Token", "GET", "/freezer/v1/clients", "Bearer", nil, http.Header{"X-User-Id": {"alice"}, "X-Auth-Token": {e.AdminKey}}, "title"},
 		} {
 			t.Run(tc.surface, func(t *testing.T) {
 				send := func(values ...string) apitest.Response {

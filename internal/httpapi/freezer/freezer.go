@@ -59,12 +59,14 @@ var errTwoCredentials = credential.Errorf(credential.CodeUnauthenticated,
 	"X-Auth-Token and the Authorization bearer token differ; send one credential")
 
 // presented is the request's credential: Keystone's X-Auth-Token, a bearer
-// token, or both when they are the same. More than one X-Auth-Token header
-// is refused like two different credentials.
+// token, or both when they are the same. More than one X-Auth-Token or
+// Authorization header is refused like two different credentials (an
+// X-Auth-Token must not stand in for the Authorization headers
+// wire.Credential refused).
 func presented(r *http.Request) (string, error) {
 	bearer := wire.Credential(r, "Bearer")
 	values := r.Header.Values("X-Auth-Token")
-	if len(values) > 1 {
+	if len(values) > 1 || len(r.Header.Values("Authorization")) > 1 {
 		return "", errTwoCredentials
 	}
 	token := ""

@@ -88,6 +88,7 @@ func TestXAuthTokenFollowsTheBearerRules(t *testing.T) {
 			{"X-Auth-Token and a different bearer token", http.Header{"X-Auth-Token": {pat}, "Authorization": {"Bearer " + otherPAT}}, 401, "differ"},
 			{"X-Auth-Token with the admin key and a PAT bearer", http.Header{"X-Auth-Token": {e.AdminKey}, "Authorization": {"Bearer " + pat}, "X-User-ID": {"erin"}}, 401, "differ"},
 			{"two X-Auth-Token headers", http.Header{"X-Auth-Token": {pat, pat}}, 401, ""},
+			{"X-Auth-Token beside two Authorization headers", http.Header{"X-Auth-Token": {pat}, "Authorization": {"Bearer " + pat, "Bearer " + pat}}, 401, ""},
 		} {
 			t.Run("refused: "+tc.name, func(t *testing.T) {
 				resp := e.DoWith(t, "POST", clients+"/", doc, tc.header)
