@@ -31,6 +31,8 @@ func envelopeKeys(path string) []string {
 		return []string{"detail"}
 	case strings.HasPrefix(path, "/spatio/"):
 		return []string{"error", "code"}
+	case strings.HasPrefix(path, "/freezer/identity/"):
+		return []string{"error"} // Keystone's {"error":{"code","title","message"}}
 	case strings.HasPrefix(path, "/freezer/"):
 		return []string{"title", "description"}
 	}
@@ -104,7 +106,7 @@ func TestEveryRouteRefusesNULAndBadUTF8InQueryAndPath(t *testing.T) {
 			routes++
 			wildcards := placeholders(path)
 			fill := func(bad string) string {
-				p := path
+				p := strings.ReplaceAll(path, "{$}", "") // "/x/{$}" is "/x/" exactly
 				for _, name := range wildcards {
 					v := "x"
 					if name == bad {

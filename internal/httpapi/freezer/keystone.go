@@ -27,12 +27,25 @@ const (
 )
 
 func (s *surface) registerIdentity(mux wire.Router) {
-	mux.Handle("GET "+IdentityPrefix, http.HandlerFunc(s.identityVersion))
-	mux.Handle("GET "+IdentityPrefix+"/{$}", http.HandlerFunc(s.identityVersion))
-	mux.Handle("POST "+IdentityPrefix+"/auth/tokens", http.HandlerFunc(s.issueIdentityToken))
+	mux.Handle("GET "+IdentityPrefix, identityChecked(s.identityVersion))
+	mux.Handle("GET "+IdentityPrefix+"/{$}", identityChecked(s.identityVersion))
+	mux.Handle("POST "+IdentityPrefix+"/auth/tokens", identityChecked(s.issueIdentityToken))
 	mux.Handle(IdentityPrefix+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeIdentityError(w, http.StatusNotFound, "Not Found", "The resource could not be found.")
 	}))
+}
+
+// identityChecked refuses, in Keystone's envelope, a request whose query
+// or path is not text a store keeps (wire.CheckRequest), as every surface
+// does.
+func identityChecked(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := wire.CheckRequest(r); err != nil {
+			writeIdentityError(w, http.StatusBadRequest, "Bad Request", err.Error())
+			return
+		}
+		h(w, r)
+	})
 }
 
 // baseURL is where clients reach keyward: the configured public URL, or
@@ -78,6 +91,13 @@ func (s *surface) issueIdentityToken(w http.ResponseWriter, r *http.Request) {
 	body, err := wire.Body(r)
 	if credential.IsCode(err, credential.CodeTooLarge) {
 		writeIdentityError(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large", "Request is too large.")
+		return
+	}
+	if err == nil {
+		err = wire.CheckJSON(body)
+	}
+	if credential.IsCode(err, credential.CodeInvalid) { // a NUL: name where it is
+		writeIdentityError(w, http.StatusBadRequest, "Bad Request", err.Error())
 		return
 	}
 	var in identityRequest

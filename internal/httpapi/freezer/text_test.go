@@ -42,6 +42,14 @@ func TestNULIsFreezersBadRequestAndWritesNothing(t *testing.T) {
 				}
 			})
 		}
+		// Keystone's token request, which the unchanged client sends first.
+		for _, body := range []string{`{"auth":{"identity":{"methods":["token"],"token":{"id":"pat_\u0000"}}}}`, `{"auth":{"identity":{"methods":["token\u0000"]}}}`} {
+			resp := e.Do(t, "POST", "/freezer/identity/v3/auth/tokens", "", body)
+			errBody, _ := resp.JSON(t)["error"].(map[string]any)
+			if msg, _ := errBody["message"].(string); resp.Status != http.StatusBadRequest || !strings.HasPrefix(msg, "auth: ") {
+				t.Fatalf("Keystone token request with a NUL: %d %s, want 400 naming auth", resp.Status, resp.Body)
+			}
+		}
 		if got := ids(t, as(t, e, "alice", "GET", clients, nil)); len(got) != 1 || got[0] != "keep" {
 			t.Fatalf("refused requests changed the registry: %v", got)
 		}
