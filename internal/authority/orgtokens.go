@@ -466,6 +466,17 @@ func (a *Authority) orgTokenLimit(ctx context.Context, instanceID string) (int, 
 // MaxOrgTokenHourlyLimit bounds the instance's org-token hourly limit.
 const MaxOrgTokenHourlyLimit = 1_000_000_000
 
+// CheckOrgTokenHourlyLimit reports whether SetOrgTokenHourlyLimit would
+// refuse limit, so a request changing several settings can be refused
+// before any is written.
+func CheckOrgTokenHourlyLimit(limit *int64) error {
+	if limit != nil && (*limit < 1 || *limit > MaxOrgTokenHourlyLimit) {
+		return credential.ParamError(credential.CodeInvalid, "org_token_hourly_limit",
+			fmt.Sprintf("must be between 1 and %d; send null to restore the default (%d)", MaxOrgTokenHourlyLimit, credential.DefaultOrgTokenHourlyLimit))
+	}
+	return nil
+}
+
 // SetOrgTokenHourlyLimit changes how many calls each org token of the
 // instance may make per clock hour; nil restores Mist's 5000. Zero and
 // negative limits are refused rather than read as "the default": a caller
@@ -474,12 +485,11 @@ func (a *Authority) SetOrgTokenHourlyLimit(ctx context.Context, c Caller, limit 
 	if err := requireAdmin(c); err != nil {
 		return credential.Instance{}, err
 	}
+	if err := CheckOrgTokenHourlyLimit(limit); err != nil {
+		return credential.Instance{}, err
+	}
 	stored := 0 // the default
 	if limit != nil {
-		if *limit < 1 || *limit > MaxOrgTokenHourlyLimit {
-			return credential.Instance{}, credential.ParamError(credential.CodeInvalid, "org_token_hourly_limit",
-				fmt.Sprintf("must be between 1 and %d; send null to restore the default (%d)", MaxOrgTokenHourlyLimit, credential.DefaultOrgTokenHourlyLimit))
-		}
 		stored = int(*limit)
 	}
 	var in credential.Instance

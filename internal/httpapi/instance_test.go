@@ -40,6 +40,8 @@ func TestHourlyLimitZeroIsRefusedAndNullRestoresTheDefault(t *testing.T) {
 				t.Fatalf("%s: %v, want a 400 naming org_token_hourly_limit and how to restore the default", body, out)
 			}
 		}
+		// Both settings at once: a refused one leaves the other unwritten too.
+		e.call(t, "PATCH", "/v1/instance", `{"org_token_hourly_limit":7,"impersonation_redirect_url":"ftp://app.example/x"}`, http.StatusBadRequest)
 		got := e.call(t, "GET", "/v1/instance", nil, http.StatusOK)
 		if got["org_token_hourly_limit"] != float64(3) || got["impersonation_redirect_url"] != "" {
 			t.Fatalf("refused updates changed the instance: %v", got)

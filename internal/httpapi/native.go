@@ -235,11 +235,16 @@ func (n *native) updateInstance(w http.ResponseWriter, r *http.Request, c author
 	if err == nil && limit == nil && !restoreLimit && redirect == nil {
 		err = credential.Errorf(credential.CodeMissing, "send org_token_hourly_limit or impersonation_redirect_url")
 	}
-	if err == nil && (limit != nil || restoreLimit) {
-		in, err = n.auth.SetOrgTokenHourlyLimit(r.Context(), c, limit)
+	if err == nil {
+		err = authority.CheckOrgTokenHourlyLimit(limit)
 	}
+	// The redirect URL is checked before it is written and the limit is
+	// known good, so a refused request changes neither.
 	if err == nil && redirect != nil {
 		in, err = n.auth.SetImpersonationRedirectURL(r.Context(), c, *redirect)
+	}
+	if err == nil && (limit != nil || restoreLimit) {
+		in, err = n.auth.SetOrgTokenHourlyLimit(r.Context(), c, limit)
 	}
 	n.respond(w, r, http.StatusOK, toInstance(in), err)
 }
