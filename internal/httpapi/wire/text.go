@@ -26,8 +26,12 @@ func errNotText(param string) error {
 	return credential.ParamError(credential.CodeInvalid, printableName(param), "must be valid UTF-8 without NUL characters")
 }
 
-// printableName makes a parameter's name fit to be echoed in an error.
+// printableName makes a parameter's name fit to be echoed in an error:
+// bounded, NUL spelled out, valid UTF-8.
 func printableName(name string) string {
+	if len(name) > 64 {
+		name = name[:64] + "…"
+	}
 	return strings.ToValidUTF8(strings.ReplaceAll(name, "\x00", `\0`), "\uFFFD")
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/keyward/keyward/internal/credential"
@@ -55,6 +56,7 @@ func TestCheckValues(t *testing.T) {
 		{"refuses invalid UTF-8 in a value", "query=%FF", "query"},
 		{"refuses a NUL in a name", "a%00b=1", `a\0b`},
 		{"names the first bad parameter in name order", "z=%00&a=%00", "a"},
+		{"bounds a long bad name", strings.Repeat("n", 100) + "%00=1", strings.Repeat("n", 64) + "…"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
