@@ -129,3 +129,65 @@ func (a Allowlist) Allows(ip netip.Addr) bool {
 // Empty reports whether the allowlist has no entries (and so allows every
 // address).
 func (a Allowlist) Empty() bool { return len(a.prefixes) == 0 }
+
+// Within reports whether every address a allows, outer allows too: the
+// rule for a credential creating or changing another, whose allowlist may
+// narrow its creator's but never widen it. An empty outer allows every
+// address, so anything is within it; an empty a allows every address, so
+// it is within only an empty outer. A prefix may be covered by several of
+// outer's entries together (10.0.0.0/23 is within 10.0.0.0/24 and
+// 10.0.1.0/24).
+func (a Allowlist) Within(outer Allowlist) bool {
+	if outer.Empty() {
+		return true
+	}
+	if a.Empty() {
+		return false
+	}
+	for _, p := range a.prefixes {
+		if !coveredBy(p, outer.prefixes) {
+			return false
+		}
+	}
+	return true
+}
+
+// coveredBy reports whether the union of outer contains every address of
+// p. It splits p only where an entry of outer lies strictly inside it, so
+// the work is bounded by the entries times the address length.
+func coveredBy(p netip.Prefix, outer []netip.Prefix) bool {
+	overlapped := false
+	for _, q := range outer {
+		if !p.Overlaps(q) {
+			continue
+		}
+		if q.Bits() <= p.Bits() {
+			return true // q contains p
+		}
+		overlapped = true
+	}
+	if !overlapped || p.IsSingleIP() {
+		return false
+	}
+	lo, hi := halves(p)
+	return coveredBy(lo, outer) && coveredBy(hi, outer)
+}
+
+// halves splits a prefix into its two sub-prefixes one bit longer.
+func halves(p netip.Prefix) (netip.Prefix, netip.Prefix) {
+	bits := p.Bits() + 1
+	lo := netip.PrefixFrom(p.Addr(), bits)
+	b := p.Addr().AsSlice()
+	b[p.Bits()/8] |= 0x80 >> (p.Bits() % 8)
+	hiAddr, _ := netip.AddrFromSlice(b)
+	return lo, netip.PrefixFrom(hiAddr, bits)
+}
+
+// Strings returns the allowlist's entries in their stored form.
+func (a Allowlist) Strings() []string {
+	out := make([]string, len(a.prefixes))
+	for i, p := range a.prefixes {
+		out[i] = formatAllowEntry(p)
+	}
+	return out
+}
