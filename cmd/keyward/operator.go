@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -70,22 +71,46 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 		_ = c.MarkFlagRequired("instance")
 		return c
 	}
-	cmd.AddCommand(withInstance(&cobra.Command{
-		Use:     "create",
-		Short:   "Create an admin key and print it once",
-		Example: "  keyward admin-key create --instance ins_…",
-		Args:    cobra.NoArgs,
+	var (
+		name        string
+		permissions []string
+		expiresAt   string
+	)
+	create := withInstance(&cobra.Command{
+		Use:   "create",
+		Short: "Create an admin key and print it once",
+		Long: "Create an admin key holding the given permissions (every permission, *, by default).\n" +
+			"Permissions: " + strings.Join(permissionNames(), ", ") + ".",
+		Example: "  keyward admin-key create --instance ins_… --name protected-api --permission verify\n" +
+			"  keyward admin-key create --instance ins_… --name ci --permission machines:write --expires-at 2027-01-01T00:00:00Z",
+		Args: cobra.NoArgs,
 		RunE: cfg.withAuthority(func(cmd *cobra.Command, args []string, auth *authority.Authority) error {
-			cred, key, err := auth.CreateAdminKey(cmd.Context(), authority.Operator(instanceID))
+			in := authority.CreateAdminKeyInput{Name: &name, Permissions: permissions}
+			if expiresAt != "" {
+				t, err := time.Parse(time.RFC3339, expiresAt)
+				if err != nil {
+					return fmt.Errorf("--expires-at: %q is not an RFC 3339 time (2027-01-01T00:00:00Z)", expiresAt)
+				}
+				in.ExpiresAt = &t
+			}
+			k, key, err := auth.CreateAdminKey(cmd.Context(), authority.Operator(instanceID), in)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "id:        %s\nadmin key: %s\n", cred.ID, key.Reveal())
+			fmt.Fprintf(cmd.OutOrStdout(), "id:          %s\npermissions: %s\n", k.ID, joinPermissions(k.Permissions))
+			if !k.ExpiresAt.IsZero() {
+				fmt.Fprintf(cmd.OutOrStdout(), "expires:     %s\n", k.ExpiresAt.UTC().Format(time.RFC3339))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "admin key:   %s\n", key.Reveal())
 			return nil
 		}),
-	}), withInstance(&cobra.Command{
+	})
+	create.Flags().StringVar(&name, "name", "operator key", "what the key is for")
+	create.Flags().StringArrayVar(&permissions, "permission", []string{string(credential.PermAll)}, "a permission the key holds (repeat for several)")
+	create.Flags().StringVar(&expiresAt, "expires-at", "", "when the key stops working (RFC 3339); never by default")
+	cmd.AddCommand(create, withInstance(&cobra.Command{
 		Use:   "list",
-		Short: "List admin keys (ids and prefixes, never the keys)",
+		Short: "List admin keys (ids, prefixes and permissions, never the keys)",
 		Args:  cobra.NoArgs,
 		RunE: cfg.withAuthority(func(cmd *cobra.Command, args []string, auth *authority.Authority) error {
 			keys, err := auth.ListAdminKeys(cmd.Context(), authority.Operator(instanceID))
@@ -93,13 +118,17 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tPREFIX\tCREATED\tSTATUS")
+			fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tPERMISSIONS\tCREATED\tEXPIRES\tSTATUS")
 			for _, k := range keys {
-				status := "active"
-				if k.Revoked() {
+				status, expires := "active", "never"
+				if !k.ExpiresAt.IsZero() {
+					expires = k.ExpiresAt.UTC().Format(time.RFC3339)
+				}
+				if !k.RevokedAt.IsZero() {
 					status = "revoked " + k.RevokedAt.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\n", k.ID, k.DisplayPrefix, k.CreatedAt.UTC().Format(time.RFC3339), status)
+				fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.DisplayPrefix, joinPermissions(k.Permissions),
+					k.CreatedAt.UTC().Format(time.RFC3339), expires, status)
 			}
 			return tw.Flush()
 		}),
@@ -109,7 +138,7 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 		Example: "  keyward admin-key revoke --instance ins_… key_…",
 		Args:    cobra.ExactArgs(1),
 		RunE: cfg.withAuthority(func(cmd *cobra.Command, args []string, auth *authority.Authority) error {
-			if err := auth.RevokeAdminKey(cmd.Context(), authority.Operator(instanceID), args[0]); err != nil {
+			if _, err := auth.RevokeAdminKey(cmd.Context(), authority.Operator(instanceID), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", args[0])
@@ -194,4 +223,20 @@ func newMasterKeyCommand() *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+func permissionNames() []string {
+	var out []string
+	for _, p := range credential.AllPermissions() {
+		out = append(out, string(p))
+	}
+	return out
+}
+
+func joinPermissions(ps []credential.Permission) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	return strings.Join(out, ",")
 }

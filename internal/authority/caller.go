@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"time"
 
 	"github.com/keyward/keyward/internal/credential"
 )
@@ -19,6 +20,15 @@ type Caller struct {
 	UserID      string
 	Scopes      []string // set for PATs
 	WorkspaceID string   // set for PATs bound to a workspace
+	// Permissions are an admin key's permissions (the operator holds
+	// every permission without listing them).
+	Permissions []credential.Permission
+	// ExpiresAt is when the caller's credential expires (zero: never); a
+	// credential it creates may not outlive it.
+	ExpiresAt time.Time
+	// SrcIPs is the caller's source-IP allowlist (org tokens); a
+	// credential it creates must lie inside it.
+	SrcIPs credential.Allowlist
 }
 
 // ActingFor returns the admin caller acting for a user (the X-User-ID
@@ -35,7 +45,8 @@ func (c Caller) ActingFor(userID string) Caller {
 // store directly act as the operator of one instance.
 func Operator(instanceID string) Caller { return Caller{InstanceID: instanceID} }
 
-// IsAdmin reports whether the caller may do everything in its instance.
+// IsAdmin reports whether the caller is an admin key or the operator; what
+// it may do is decided by its permissions (see useCases).
 func (c Caller) IsAdmin() bool { return c.Kind == credential.KindAdminKey || c.Kind == "" }
 
 func (c Caller) actorKind() string {
@@ -79,21 +90,16 @@ func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, err
 		return Caller{}, errUnauthenticated
 	}
 	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
-	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID}
+	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID, ExpiresAt: e.cred.ExpiresAt}
 	switch e.cred.Kind {
+	case credential.KindAdminKey:
+		caller.Permissions = adminKeyPermissions(e.attrs)
 	case credential.KindMachineKey:
 		caller.MachineID = e.cred.Subject
 	case credential.KindPAT:
 		caller.UserID, caller.Scopes, caller.WorkspaceID = e.cred.Subject, e.attrs.Scopes, e.cred.ParentID
 	}
 	return caller, nil
-}
-
-func requireAdmin(c Caller) error {
-	if !c.IsAdmin() {
-		return errForbidden
-	}
-	return nil
 }
 
 // AuthenticateUser resolves the caller of a user-scoped surface (Spatio,

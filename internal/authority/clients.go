@@ -146,6 +146,9 @@ func clientUser(c Caller) (string, error) {
 // CreateClient registers a client for the acting user; the document is
 // kept as given (unknown fields included) plus a uuid.
 func (a *Authority) CreateClient(ctx context.Context, c Caller, body []byte) (string, error) {
+	if err := a.enter(ctx, c, "CreateClient"); err != nil {
+		return "", err
+	}
 	user, err := clientUser(c)
 	if err != nil {
 		return "", err
@@ -190,6 +193,9 @@ func (a *Authority) CreateClient(ctx context.Context, c Caller, body []byte) (st
 
 // GetClient returns one of the acting user's clients.
 func (a *Authority) GetClient(ctx context.Context, c Caller, clientID string) (credential.Client, error) {
+	if err := a.enter(ctx, c, "GetClient"); err != nil {
+		return credential.Client{}, err
+	}
 	user, err := clientUser(c)
 	if err != nil {
 		return credential.Client{}, err
@@ -205,6 +211,9 @@ func (a *Authority) GetClient(ctx context.Context, c Caller, clientID string) (c
 
 // DeleteClient removes one of the acting user's clients.
 func (a *Authority) DeleteClient(ctx context.Context, c Caller, clientID string) error {
+	if err := a.enter(ctx, c, "DeleteClient"); err != nil {
+		return err
+	}
 	user, err := clientUser(c)
 	if err != nil {
 		return err
@@ -355,6 +364,9 @@ func containsText(v any, needle string) bool {
 // search, in a stable order (registration time, then client_id). Paging
 // applies after the search.
 func (a *Authority) ListClients(ctx context.Context, c Caller, search ClientSearch, limit, offset *int64) ([]credential.Client, error) {
+	if err := a.enter(ctx, c, "ListClients"); err != nil {
+		return nil, err
+	}
 	user, err := clientUser(c)
 	if err != nil {
 		return nil, err

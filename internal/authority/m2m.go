@@ -83,8 +83,8 @@ var reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "
 // new one. Tokens minted without it are stored as digests only and are
 // never reused.
 func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTokenInput) (M2MToken, error) {
-	if c.Kind != credential.KindMachineKey {
-		return M2MToken{}, credential.Errorf(credential.CodeForbidden, "M2M tokens are created with a machine secret key")
+	if err := a.enter(ctx, c, "CreateM2MToken"); err != nil {
+		return M2MToken{}, err
 	}
 	format := in.Format
 	if format == "" {
@@ -266,6 +266,9 @@ type ListM2MTokensInput struct {
 // ListM2MTokens lists a machine's opaque tokens, newest first. A machine
 // caller may list only its own.
 func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MTokensInput) ([]M2MToken, int, error) {
+	if err := a.enter(ctx, c, "ListM2MTokens"); err != nil {
+		return nil, 0, err
+	}
 	if in.Subject == "" {
 		return nil, 0, credential.ParamError(credential.CodeMissing, "subject", "is missing")
 	}
@@ -274,11 +277,6 @@ func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MToken
 	}
 	if c.Kind == credential.KindMachineKey && in.Subject != c.MachineID {
 		return nil, 0, credential.Errorf(credential.CodeForbidden, "a machine can list only its own tokens")
-	}
-	if c.Kind != credential.KindMachineKey {
-		if err := requireAdmin(c); err != nil {
-			return nil, 0, err
-		}
 	}
 	limit, offset, err := page(in.Limit, in.Offset, M2MListLimitDefault, M2MListLimitMax)
 	if err != nil {
@@ -323,10 +321,8 @@ func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MToken
 // next call. Revoking a revoked token changes nothing and returns it as it
 // is, with its first reason. A machine caller may revoke only its own.
 func (a *Authority) RevokeM2MToken(ctx context.Context, c Caller, id string, reason string) (M2MToken, error) {
-	if c.Kind != credential.KindMachineKey {
-		if err := requireAdmin(c); err != nil {
-			return M2MToken{}, err
-		}
+	if err := a.enter(ctx, c, "RevokeM2MToken"); err != nil {
+		return M2MToken{}, err
 	}
 	if len(reason) > MaxRevocationReason {
 		return M2MToken{}, credential.ParamError(credential.CodeTooLong, "revocation_reason", fmt.Sprintf("must be at most %d characters", MaxRevocationReason))

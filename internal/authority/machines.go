@@ -47,7 +47,7 @@ type ListMachinesInput struct {
 // CreateMachine creates a machine, its scopes and its first secret key, and
 // returns the secret: the create response is where it is handed out.
 func (a *Authority) CreateMachine(ctx context.Context, c Caller, in CreateMachineInput) (credential.Machine, credential.Secret, error) {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "CreateMachine"); err != nil {
 		return credential.Machine{}, credential.Secret{}, err
 	}
 	if in.Name == nil {
@@ -129,7 +129,7 @@ func (a *Authority) newMachineKey(m credential.Machine, secret credential.Secret
 // GetMachine returns a machine of the caller's instance with its scoped
 // machines.
 func (a *Authority) GetMachine(ctx context.Context, c Caller, id string) (credential.Machine, error) {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "GetMachine"); err != nil {
 		return credential.Machine{}, err
 	}
 	var m credential.Machine
@@ -156,7 +156,7 @@ func (a *Authority) loadMachine(ctx context.Context, tx Tx, instanceID, id strin
 
 // ListMachines returns a page of the caller's machines and the total count.
 func (a *Authority) ListMachines(ctx context.Context, c Caller, in ListMachinesInput) ([]credential.Machine, int, error) {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "ListMachines"); err != nil {
 		return nil, 0, err
 	}
 	limit, offset, err := page(in.Limit, in.Offset, MachineListLimitDefault, MachineListLimitMax)
@@ -197,7 +197,7 @@ func (a *Authority) ListMachines(ctx context.Context, c Caller, in ListMachinesI
 // UpdateMachine changes a machine's name and default token TTL. Scopes do
 // not change here.
 func (a *Authority) UpdateMachine(ctx context.Context, c Caller, id string, in UpdateMachineInput) (credential.Machine, error) {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "UpdateMachine"); err != nil {
 		return credential.Machine{}, err
 	}
 	if in.Name != nil {
@@ -235,7 +235,7 @@ func (a *Authority) UpdateMachine(ctx context.Context, c Caller, id string, in U
 // DeleteMachine deletes a machine, every scope to and from it, and its
 // secret keys, which stop authenticating at once.
 func (a *Authority) DeleteMachine(ctx context.Context, c Caller, id string) error {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "DeleteMachine"); err != nil {
 		return err
 	}
 	err := a.store.Update(ctx, func(tx Tx) error {
@@ -259,7 +259,7 @@ func (a *Authority) DeleteMachine(ctx context.Context, c Caller, id string) erro
 // MachineSecretKey returns a machine's current secret key: the one
 // documented exception to "shown once" (Clerk's get-secret-key).
 func (a *Authority) MachineSecretKey(ctx context.Context, c Caller, id string) (credential.Secret, error) {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "MachineSecretKey"); err != nil {
 		return credential.Secret{}, err
 	}
 	var key credential.Credential
@@ -291,7 +291,7 @@ func (a *Authority) MachineSecretKey(ctx context.Context, c Caller, id string) (
 // window ends the older previous key at once, and the grace goes to the
 // key that was current until now.
 func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id string, previousTTL *int64) (credential.Secret, error) {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "RotateMachineSecretKey"); err != nil {
 		return credential.Secret{}, err
 	}
 	if previousTTL == nil {
@@ -361,7 +361,7 @@ func currentMachineKey(ctx context.Context, tx Tx, instanceID, machineID string)
 
 // CreateMachineScope lets machine from access machine to.
 func (a *Authority) CreateMachineScope(ctx context.Context, c Caller, from, to string) (credential.MachineScope, error) {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "CreateMachineScope"); err != nil {
 		return credential.MachineScope{}, err
 	}
 	if to == "" {
@@ -404,7 +404,7 @@ func (a *Authority) CreateMachineScope(ctx context.Context, c Caller, from, to s
 
 // DeleteMachineScope removes the scope from → to.
 func (a *Authority) DeleteMachineScope(ctx context.Context, c Caller, from, to string) error {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "DeleteMachineScope"); err != nil {
 		return err
 	}
 	err := a.store.Update(ctx, func(tx Tx) error {

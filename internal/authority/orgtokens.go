@@ -145,13 +145,16 @@ func orgRef(err error, msg string) error {
 // CreateOrgToken issues an org API token; the key is in the result this
 // once and masked everywhere after.
 func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, in OrgTokenInput) (OrgToken, error) {
+	if err := a.enter(ctx, c, "CreateOrgToken"); err != nil {
+		return OrgToken{}, err
+	}
 	if in.Name == nil {
 		return OrgToken{}, credential.ParamError(credential.CodeMissing, "name", "is required")
 	}
 	if err := validateName("name", *in.Name, OrgTokenNameMax); err != nil {
 		return OrgToken{}, err
 	}
-	_, srcIPs, err := credential.ParseAllowlist(in.SrcIPs)
+	allowlist, srcIPs, err := credential.ParseAllowlist(in.SrcIPs)
 	if err != nil {
 		return OrgToken{}, err
 	}
@@ -168,7 +171,13 @@ func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, 
 		if err := checkPrivileges(ctx, tx, c, o, t, in.Privileges); err != nil {
 			return err
 		}
+		if err := inheritsRestrictions(c, allowlist, c.ExpiresAt); err != nil {
+			return err
+		}
 		cred := a.newCredential(uuid.NewString(), c.InstanceID, credential.KindOrgToken, key, o.ID)
+		// Mist tokens carry no expiry of their own: one made by an expiring
+		// credential expires with it.
+		cred.ExpiresAt = c.ExpiresAt
 		attrs := orgTokenAttrs{Name: *in.Name, Privileges: in.Privileges, SrcIPs: srcIPs, CreatedBy: c.actorID(), Mask: maskKey(key.Reveal())}
 		if cred.Attrs, err = json.Marshal(attrs); err != nil {
 			return credential.Wrap(credential.CodeInternal, err, "encode org token")
@@ -190,6 +199,18 @@ func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, 
 	return tok, nil
 }
 
+// inheritsRestrictions refuses a credential, created or changed by c,
+// that would be usable from an address c is not, or after c expires.
+func inheritsRestrictions(c Caller, allowlist credential.Allowlist, expiresAt time.Time) error {
+	if !allowlist.Within(c.SrcIPs) {
+		if allowlist.Empty() {
+			return credential.Errorf(credential.CodeForbidden, "a token restricted to source IPs cannot create or change a token without src_ips; give it src_ips within %v", c.SrcIPs.Strings())
+		}
+		return credential.Errorf(credential.CodeForbidden, "src_ips must lie within the calling token's own src_ips %v", c.SrcIPs.Strings())
+	}
+	return outlivesNot(c, expiresAt)
+}
+
 // orgTokenOf loads one org token of the organization.
 func orgTokenOf(ctx context.Context, tx Tx, instanceID, orgID, id string) (credential.Credential, tokenAttrs, error) {
 	notFound := credential.Errorf(credential.CodeNotFound, "no such token")
@@ -206,6 +227,9 @@ func orgTokenOf(ctx context.Context, tx Tx, instanceID, orgID, id string) (crede
 
 // ListOrgTokens lists an organization's live tokens, masked.
 func (a *Authority) ListOrgTokens(ctx context.Context, c Caller, orgID string) ([]OrgToken, error) {
+	if err := a.enter(ctx, c, "ListOrgTokens"); err != nil {
+		return nil, err
+	}
 	var out []OrgToken
 	err := a.store.View(ctx, func(tx Tx) error {
 		o, _, err := a.authorizeOrg(ctx, tx, c, orgID)
@@ -231,6 +255,9 @@ func (a *Authority) ListOrgTokens(ctx context.Context, c Caller, orgID string) (
 
 // GetOrgToken returns one org token, masked.
 func (a *Authority) GetOrgToken(ctx context.Context, c Caller, orgID, id string) (OrgToken, error) {
+	if err := a.enter(ctx, c, "GetOrgToken"); err != nil {
+		return OrgToken{}, err
+	}
 	var tok OrgToken
 	err := a.store.View(ctx, func(tx Tx) error {
 		o, _, err := a.authorizeOrg(ctx, tx, c, orgID)
@@ -247,6 +274,9 @@ func (a *Authority) GetOrgToken(ctx context.Context, c Caller, orgID, id string)
 // UpdateOrgToken changes a token's name and privileges. src_ips cannot
 // change: sending a different list is refused.
 func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id string, in OrgTokenInput) error {
+	if err := a.enter(ctx, c, "UpdateOrgToken"); err != nil {
+		return err
+	}
 	if in.Name != nil {
 		if err := validateName("name", *in.Name, OrgTokenNameMax); err != nil {
 			return err
@@ -272,6 +302,9 @@ func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id stri
 		digest = cred.Digest
 		if in.SrcIPs != nil && !slices.Equal(srcIPs, attrs.SrcIPs) {
 			return credential.ParamError(credential.CodeInvalid, "src_ips", "src_ips cannot be changed after the token is created")
+		}
+		if err := inheritsRestrictions(c, attrs.allowlist, cred.ExpiresAt); err != nil {
+			return err
 		}
 		stored := orgTokenAttrs{Name: attrs.Name, Privileges: attrs.Privileges, SrcIPs: attrs.SrcIPs, CreatedBy: attrs.CreatedBy, Mask: attrs.Mask}
 		if in.Name != nil {
@@ -305,6 +338,9 @@ func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id stri
 
 // DeleteOrgToken deletes a token; it stops working at once.
 func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id string) error {
+	if err := a.enter(ctx, c, "DeleteOrgToken"); err != nil {
+		return err
+	}
 	var digest credential.Digest
 	err := a.store.Update(ctx, func(tx Tx) error {
 		o, t, err := a.authorizeOrg(ctx, tx, c, orgID)
@@ -361,7 +397,7 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
 	return Caller{
 		InstanceID: e.cred.InstanceID, Kind: credential.KindOrgToken, CredentialID: e.cred.ID,
-		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges,
+		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges, SrcIPs: e.attrs.allowlist, ExpiresAt: e.cred.ExpiresAt,
 	}, rl, nil
 }
 
@@ -482,7 +518,7 @@ func CheckOrgTokenHourlyLimit(limit *int64) error {
 // negative limits are refused rather than read as "the default": a caller
 // sending 0 may well mean "no calls".
 func (a *Authority) SetOrgTokenHourlyLimit(ctx context.Context, c Caller, limit *int64) (credential.Instance, error) {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "SetOrgTokenHourlyLimit"); err != nil {
 		return credential.Instance{}, err
 	}
 	if err := CheckOrgTokenHourlyLimit(limit); err != nil {

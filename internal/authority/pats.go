@@ -34,10 +34,17 @@ var scopePattern = regexp.MustCompile(`^[a-z][a-z0-9:._-]{0,63}$`)
 
 // Catalogue returns the instance's scope catalogue (without built-ins).
 func (a *Authority) Catalogue(ctx context.Context, c Caller) ([]string, error) {
+	if err := a.enter(ctx, c, "Catalogue"); err != nil {
+		return nil, err
+	}
+	return a.catalogue(ctx, c.InstanceID)
+}
+
+func (a *Authority) catalogue(ctx context.Context, instanceID string) ([]string, error) {
 	var in credential.Instance
 	err := a.store.View(ctx, func(tx Tx) error {
 		var err error
-		in, err = tx.GetInstance(ctx, c.InstanceID)
+		in, err = tx.GetInstance(ctx, instanceID)
 		return err
 	})
 	return catalogue(in), err
@@ -50,16 +57,20 @@ func catalogue(in credential.Instance) []string {
 	return slices.Clone(in.Scopes)
 }
 
-// AvailableScopes is the catalogue plus the built-in scopes.
+// AvailableScopes is the catalogue plus the built-in scopes: what a PAT
+// may be given.
 func (a *Authority) AvailableScopes(ctx context.Context, c Caller) ([]string, error) {
-	cat, err := a.Catalogue(ctx, c)
+	if err := a.enter(ctx, c, "AvailableScopes"); err != nil {
+		return nil, err
+	}
+	cat, err := a.catalogue(ctx, c.InstanceID)
 	return append(cat, BuiltinScopes...), err
 }
 
 // SetCatalogue replaces the instance's scope catalogue. Existing tokens
 // keep their scopes; only new tokens are checked against it.
 func (a *Authority) SetCatalogue(ctx context.Context, c Caller, scopes []string) ([]string, error) {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "SetCatalogue"); err != nil {
 		return nil, err
 	}
 	if scopes == nil {
@@ -178,6 +189,9 @@ func (a *Authority) workspaceAccess(ctx context.Context, tx Tx, c Caller, user s
 // caller needs keyward:tokens, can grant only scopes it holds, and binds
 // the new token to its own workspace (or none if it has none).
 func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, in CreatePATInput) (PAT, error) {
+	if err := a.enter(ctx, c, "CreatePAT"); err != nil {
+		return PAT{}, err
+	}
 	user, err := actingUser(c)
 	if err != nil {
 		return PAT{}, err
@@ -224,6 +238,14 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		now := a.clock.Now()
 		expiresAt, err := patExpiry(in.ExpiresAt, in2.PATMaxLifetime, now)
 		if err != nil {
+			return err
+		}
+		// A token made by an expiring credential expires with it by
+		// default, and may not be asked to outlive it.
+		if in.ExpiresAt == nil && !c.ExpiresAt.IsZero() && (expiresAt.IsZero() || expiresAt.After(c.ExpiresAt)) {
+			expiresAt = c.ExpiresAt
+		}
+		if err := outlivesNot(c, expiresAt); err != nil {
 			return err
 		}
 		workspaceID := ""
@@ -306,6 +328,9 @@ func patExpiry(requested *time.Time, maxLifetime int64, now time.Time) (time.Tim
 // own; on a workspace route a member's own tokens there, and every token
 // there for admins and owners.
 func (a *Authority) ListPATs(ctx context.Context, c Caller, ref *WorkspaceRef) ([]PAT, error) {
+	if err := a.enter(ctx, c, "ListPATs"); err != nil {
+		return nil, err
+	}
 	user, err := actingUser(c)
 	if err != nil {
 		return nil, err
@@ -386,6 +411,9 @@ type UpdatePATInput struct {
 
 // UpdatePAT changes one of the acting user's tokens.
 func (a *Authority) UpdatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, id string, in UpdatePATInput) (PAT, error) {
+	if err := a.enter(ctx, c, "UpdatePAT"); err != nil {
+		return PAT{}, err
+	}
 	user, err := actingUser(c)
 	if err != nil {
 		return PAT{}, err
@@ -432,6 +460,9 @@ func (a *Authority) UpdatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 
 // RevokePAT revokes a token; it fails verification on the next call.
 func (a *Authority) RevokePAT(ctx context.Context, c Caller, ref *WorkspaceRef, id string) error {
+	if err := a.enter(ctx, c, "RevokePAT"); err != nil {
+		return err
+	}
 	user, err := actingUser(c)
 	if err != nil {
 		return err

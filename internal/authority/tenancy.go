@@ -70,7 +70,7 @@ func (a *Authority) createInstance(ctx context.Context, tx Tx, name string, key 
 	if err := a.audit(ctx, tx, op, "instance.create", "instance", in.ID, map[string]string{"name": name}); err != nil {
 		return in, err
 	}
-	_, err := a.insertAdminKey(ctx, tx, op, key)
+	_, err := a.insertAdminKey(ctx, tx, op, key, AdminKeyInput{Name: "first key", Permissions: []credential.Permission{credential.PermAll}})
 	return in, err
 }
 
@@ -85,80 +85,9 @@ func (a *Authority) ListInstances(ctx context.Context) ([]credential.Instance, e
 	return out, err
 }
 
-// CreateAdminKey issues a new admin key for the caller's instance.
-func (a *Authority) CreateAdminKey(ctx context.Context, c Caller) (credential.Credential, credential.Secret, error) {
-	if err := requireAdmin(c); err != nil {
-		return credential.Credential{}, credential.Secret{}, err
-	}
-	key, err := credential.Generate(credential.KindAdminKey)
-	if err != nil {
-		return credential.Credential{}, credential.Secret{}, err
-	}
-	var cred credential.Credential
-	err = a.store.Update(ctx, func(tx Tx) error {
-		if _, err := tx.GetInstance(ctx, c.InstanceID); err != nil {
-			return err
-		}
-		cred, err = a.insertAdminKey(ctx, tx, c, key)
-		return err
-	})
-	if err != nil {
-		return credential.Credential{}, credential.Secret{}, err
-	}
-	return cred, key, nil
-}
-
-func (a *Authority) insertAdminKey(ctx context.Context, tx Tx, c Caller, key credential.Secret) (credential.Credential, error) {
-	cred := a.newCredential(credential.NewID(credential.PrefixAdminKey, a.clock.Now()), c.InstanceID, credential.KindAdminKey, key, c.InstanceID)
-	if err := tx.InsertCredential(ctx, cred); err != nil {
-		return cred, err
-	}
-	return cred, a.audit(ctx, tx, c, "admin_key.create", "admin_key", cred.ID, nil)
-}
-
-// ListAdminKeys returns the instance's admin keys (digests stay inside).
-func (a *Authority) ListAdminKeys(ctx context.Context, c Caller) ([]credential.Credential, error) {
-	if err := requireAdmin(c); err != nil {
-		return nil, err
-	}
-	var out []credential.Credential
-	err := a.store.View(ctx, func(tx Tx) error {
-		var err error
-		out, err = tx.ListCredentials(ctx, CredentialFilter{InstanceID: c.InstanceID, Kind: credential.KindAdminKey})
-		return err
-	})
-	return out, err
-}
-
-// RevokeAdminKey revokes one admin key of the caller's instance. Revoking a
-// revoked or unknown key is CodeNotFound.
-func (a *Authority) RevokeAdminKey(ctx context.Context, c Caller, id string) error {
-	if err := requireAdmin(c); err != nil {
-		return err
-	}
-	var cred credential.Credential
-	err := a.store.Update(ctx, func(tx Tx) error {
-		var err error
-		if cred, err = tx.GetCredential(ctx, c.InstanceID, id); err != nil {
-			return err
-		}
-		if cred.Kind != credential.KindAdminKey {
-			return credential.Errorf(credential.CodeNotFound, "no admin key %s", id)
-		}
-		if err := tx.RevokeCredential(ctx, c.InstanceID, id, a.clock.Now(), "revoked by operator"); err != nil {
-			return err
-		}
-		return a.audit(ctx, tx, c, "admin_key.revoke", "admin_key", id, nil)
-	})
-	if err == nil {
-		a.invalidate(ctx, cred.Digest)
-	}
-	return err
-}
-
 // Instance returns the caller's instance.
 func (a *Authority) Instance(ctx context.Context, c Caller) (credential.Instance, error) {
-	if err := requireAdmin(c); err != nil {
+	if err := a.enter(ctx, c, "Instance"); err != nil {
 		return credential.Instance{}, err
 	}
 	var in credential.Instance

@@ -79,6 +79,9 @@ var notFound = VerifyResult{Reason: ReasonNotFound}
 //
 // A valid use is recorded as last-used, coalesced in memory.
 func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
+	if err := a.enter(ctx, c, "Verify"); err != nil {
+		return VerifyResult{}, err
+	}
 	start := time.Now() // wall time: this measures work, not the authority's clock
 	r, err := a.verify(ctx, c, in)
 	if err == nil {
@@ -241,11 +244,19 @@ type tokenAttrs struct {
 
 	// PATs.
 	Description string `json:"description,omitempty"`
+
+	// Admin keys (and their name, above).
+	Permissions []credential.Permission `json:"permissions,omitempty"`
 }
 
 func parseTokenAttrs(c credential.Credential) (tokenAttrs, error) {
 	var a tokenAttrs
-	if (c.Kind != credential.KindM2MToken && c.Kind != credential.KindOrgToken && c.Kind != credential.KindPAT) || len(c.Attrs) == 0 {
+	switch c.Kind {
+	case credential.KindM2MToken, credential.KindOrgToken, credential.KindPAT, credential.KindAdminKey:
+	default:
+		return a, nil
+	}
+	if len(c.Attrs) == 0 {
 		return a, nil
 	}
 	if err := json.Unmarshal(c.Attrs, &a); err != nil {

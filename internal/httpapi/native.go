@@ -35,6 +35,7 @@ func (n *native) register(mux wire.Router) {
 	mux.Handle("PATCH /v1/instance", n.authenticated(n.updateInstance))
 	n.registerOrganizations(mux)
 	n.registerWorkspaces(mux)
+	n.registerAdminKeys(mux)
 	mux.Handle("POST /oauth/token", n.checked(n.tokenExchange))
 	mux.Handle("GET /v1/tickets/accept", n.checked(n.previewTicket))
 	mux.Handle("POST /v1/tickets/accept", n.checked(n.acceptTicket))
@@ -56,12 +57,17 @@ func (n *native) ready(w http.ResponseWriter, r *http.Request) {
 // caller tells an authenticated caller who keyward takes it for: the
 // quickest way to check that a key works.
 func (n *native) caller(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	wire.WriteJSON(w, http.StatusOK, map[string]string{
+	out := map[string]any{
 		"kind":          string(c.Kind),
 		"instance_id":   c.InstanceID,
 		"credential_id": c.CredentialID,
 		"machine_id":    c.MachineID,
-	})
+	}
+	if c.Kind == credential.KindAdminKey {
+		out["permissions"] = c.Permissions
+		out["expires_at"] = optionalTime(c.ExpiresAt)
+	}
+	wire.WriteJSON(w, http.StatusOK, out)
 }
 
 // checked refuses a request whose path values, query or X-User-ID are not

@@ -127,10 +127,6 @@ func (n *native) removeMember(w http.ResponseWriter, r *http.Request, c authorit
 }
 
 func (n *native) getScopes(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	if !c.IsAdmin() {
-		n.writeError(w, r, credential.Errorf(credential.CodeForbidden, "the scope catalogue is managed with the admin key"))
-		return
-	}
 	scopes, err := n.auth.Catalogue(r.Context(), c)
 	n.respond(w, r, http.StatusOK, map[string]any{"scopes": scopes, "builtin": authority.BuiltinScopes}, err)
 }

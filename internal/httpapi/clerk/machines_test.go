@@ -151,14 +151,25 @@ func TestUnauthenticatedCallsGetOneIdentical401(t *testing.T) {
 	e := apitest.Start(t, testkit.OpenSQLite(t))
 	ctx := context.Background()
 	op := authority.Operator(e.InstanceID)
-	cred, revoked, err := e.Auth.CreateAdminKey(ctx, op)
+	name := "soon gone"
+	cred, revoked, err := e.Auth.CreateAdminKey(ctx, op, authority.CreateAdminKeyInput{Name: &name, Permissions: []string{"*"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Remember(revoked.Reveal())
-	if err := e.Auth.RevokeAdminKey(ctx, op, cred.ID); err != nil {
+	if _, err := e.Auth.RevokeAdminKey(ctx, op, cred.ID); err != nil {
 		t.Fatal(err)
 	}
+	soon := e.Clock.Now().Add(time.Hour)
+	_, expired, err := e.Auth.CreateAdminKey(ctx, op, authority.CreateAdminKeyInput{Name: &name, Permissions: []string{"*"}, ExpiresAt: &soon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Remember(expired.Reveal())
+	if resp := e.Do(t, "GET", "/clerk/v1/machines", expired.Reveal(), nil); resp.Status != http.StatusOK {
+		t.Fatalf("an admin key before its expiry: status %d, want 200", resp.Status)
+	}
+	e.Clock.Advance(time.Hour)
 	good := e.AdminKey
 	typo := good[:12] + string(good[12]^1) + good[13:]
 	var bodies []string
@@ -168,6 +179,7 @@ func TestUnauthenticatedCallsGetOneIdentical401(t *testing.T) {
 		"typo":       typo,
 		"unknown":    credential.MustGenerate(credential.KindAdminKey).Reveal(),
 		"revoked":    revoked.Reveal(),
+		"expired":    expired.Reveal(),
 		"wrong kind": credential.MustGenerate(credential.KindPAT).Reveal(),
 	} {
 		resp := e.Do(t, "GET", "/clerk/v1/machines", key, nil)
