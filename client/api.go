@@ -115,6 +115,9 @@ type CallerInfo struct {
 	InstanceID   string `json:"instance_id"`
 	CredentialID string `json:"credential_id"`
 	MachineID    string `json:"machine_id"`
+	// Permissions and ExpiresAt are an admin key's.
+	Permissions []string   `json:"permissions,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 }
 
 // Caller tells who the client's key authenticates as (GET /v1/caller).

@@ -200,6 +200,28 @@ func TestOperatorCommandsManageInstancesAndAdminKeys(t *testing.T) {
 	if !strings.Contains(list, keyID) || strings.Contains(list, second) || strings.Contains(list, firstKey) {
 		t.Fatalf("admin-key list must show ids and never keys:\n%s", list)
 	}
+	if !strings.Contains(list, "operator key") || !strings.Contains(list, "  *  ") {
+		t.Fatalf("admin-key list must show an operator key's default name and permission *:\n%s", list)
+	}
+
+	// A restricted key: it holds verify only, and the server says so.
+	out = run(t, "--data-dir", dataDir, "admin-key", "create", "--instance", instanceID,
+		"--name", "protected-api", "--permission", "verify", "--permission", "machines:read", "--expires-at", "2099-01-01T00:00:00Z")
+	restricted := regexp.MustCompile(`sk_live_[0-9A-Za-z]+`).FindString(out)
+	if restricted == "" || !strings.Contains(out, "verify,machines:read") || !strings.Contains(out, "2099-01-01T00:00:00Z") {
+		t.Fatalf("admin-key create --permission printed %q", out)
+	}
+	if status := get(t, url+"/v1/audit_events", restricted); status != 403 {
+		t.Fatalf("a verify and machines:read key reading the audit log: %d, want 403", status)
+	}
+	if status := get(t, url+"/clerk/v1/machines", restricted); status != 200 {
+		t.Fatalf("a machines:read key listing machines: %d, want 200", status)
+	}
+	list = run(t, "--data-dir", dataDir, "admin-key", "list", "--instance", instanceID)
+	if !strings.Contains(list, "protected-api") || !strings.Contains(list, "verify,machines:read") || strings.Contains(list, restricted) {
+		t.Fatalf("admin-key list must show names and permissions, never keys:\n%s", list)
+	}
+
 	run(t, "--data-dir", dataDir, "admin-key", "revoke", "--instance", instanceID, keyID)
 	if status := get(t, url+"/v1/caller", second); status != 401 {
 		t.Fatalf("a revoked admin key still authenticates: %d", status)

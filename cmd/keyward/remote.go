@@ -127,6 +127,7 @@ func newRemoteCommands() []*cobra.Command {
 		newVerifyCommand(rc),
 		newAuditCommand(rc),
 		newWhoamiCommand(rc),
+		newAdminKeysCommand(rc),
 	}
 	for _, c := range cmds {
 		rc.addFlags(c)

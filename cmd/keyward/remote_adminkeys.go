@@ -1,0 +1,166 @@
+package main
+
+import (
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/client"
+)
+
+// Admin keys on a running server, through the SDK: the remote
+// counterpart of the operator's admin-key command.
+
+func timePtr(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return rfc(*t)
+}
+
+func adminKeyTable(cmd *cobra.Command, keys []client.AdminKey) *table {
+	t := newTable(cmd.OutOrStdout(), "ID", "NAME", "PREFIX", "PERMISSIONS", "CREATED", "EXPIRES", "LAST USED", "STATUS")
+	for _, k := range keys {
+		status := "active"
+		if k.Revoked {
+			status = "revoked " + timePtr(k.RevokedAt)
+		}
+		expires := timePtr(k.ExpiresAt)
+		if expires == "" {
+			expires = "never"
+		}
+		t.row(k.ID, k.Name, k.Prefix+"…", strings.Join(k.Permissions, ","), rfc(k.CreatedAt), expires, timePtr(k.LastUsedAt), status)
+	}
+	return t
+}
+
+func (rc *remoteConfig) printAdminKey(cmd *cobra.Command, k client.AdminKey) error {
+	if rc.json() {
+		return printJSON(cmd.OutOrStdout(), k)
+	}
+	return adminKeyTable(cmd, []client.AdminKey{k}).flush()
+}
+
+func newAdminKeysCommand(rc *remoteConfig) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "admin-keys",
+		Short: "Manage permission-scoped admin keys on a running server",
+		Example: "  keyward admin-keys create --name protected-api --permission verify\n" +
+			"  keyward admin-keys list",
+	}
+	var (
+		name        string
+		permissions []string
+		expiresAt   string
+	)
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create an admin key holding some of your key's permissions; prints its secret once",
+		Long: "Create an admin key. It may hold only permissions your own key holds, and may not\n" +
+			"outlive it. Permissions: *, verify, and <family>:read or <family>:write for machines,\n" +
+			"m2m_tokens, actor_tokens, organizations, workspaces, pats, clients, scopes, instance,\n" +
+			"audit and admin_keys (write implies read).",
+		Example: "  keyward admin-keys create --name protected-api --permission verify\n" +
+			"  keyward admin-keys create --name ci --permission machines:write --permission m2m_tokens:read --expires-at 2027-01-01T00:00:00Z",
+		Args: noArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(name) == "" {
+				return usageErrorf("--name is required")
+			}
+			if len(permissions) == 0 {
+				return usageErrorf("pass at least one --permission (e.g. --permission verify)")
+			}
+			in := client.AdminKeyParams{Name: name, Permissions: permissions}
+			if expiresAt != "" {
+				t, err := time.Parse(time.RFC3339, expiresAt)
+				if err != nil {
+					return usageErrorf("--expires-at must be an RFC 3339 time, e.g. 2027-01-01T00:00:00Z")
+				}
+				in.ExpiresAt = &t
+			}
+			c, err := rc.sdk()
+			if err != nil {
+				return err
+			}
+			k, err := c.CreateAdminKey(cmd.Context(), in)
+			if err != nil {
+				return err
+			}
+			if rc.json() {
+				return printJSON(cmd.OutOrStdout(), k)
+			}
+			if err := adminKeyTable(cmd, []client.AdminKey{k}).flush(); err != nil {
+				return err
+			}
+			printSecret(cmd.OutOrStdout(), "admin key", k.Secret, "shown once; keyward cannot show it again")
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "what the key is for (required)")
+	create.Flags().StringArrayVar(&permissions, "permission", nil, "a permission the key holds (repeatable)")
+	create.Flags().StringVar(&expiresAt, "expires-at", "", "when the key stops working (RFC 3339); never by default")
+
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List admin keys (never their secrets)",
+		Example: "  keyward admin-keys list\n  keyward admin-keys list -o json",
+		Args:    noArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := rc.sdk()
+			if err != nil {
+				return err
+			}
+			keys, err := c.ListAdminKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if rc.json() {
+				return printJSON(cmd.OutOrStdout(), keys)
+			}
+			return adminKeyTable(cmd, keys).flush()
+		},
+	}
+	get := &cobra.Command{
+		Use:     "get KEY_ID",
+		Short:   "Show an admin key",
+		Example: "  keyward admin-keys get key_…",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := nonEmpty(args, "KEY_ID"); err != nil {
+				return err
+			}
+			c, err := rc.sdk()
+			if err != nil {
+				return err
+			}
+			k, err := c.GetAdminKey(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return rc.printAdminKey(cmd, k)
+		},
+	}
+	revoke := &cobra.Command{
+		Use:     "revoke KEY_ID",
+		Short:   "Revoke an admin key; it stops authenticating at once",
+		Example: "  keyward admin-keys revoke key_…",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := nonEmpty(args, "KEY_ID"); err != nil {
+				return err
+			}
+			c, err := rc.sdk()
+			if err != nil {
+				return err
+			}
+			k, err := c.RevokeAdminKey(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return rc.printAdminKey(cmd, k)
+		},
+	}
+	cmd.AddCommand(create, list, get, revoke)
+	return cmd
+}
