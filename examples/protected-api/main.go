@@ -3,7 +3,10 @@
 // credential (M2M token, opaque or JWT; personal access token; org API
 // token) and refuses everything else.
 //
-//	KEYWARD_URL=http://127.0.0.1:8080 KEYWARD_ADMIN_KEY=sk_live_… go run ./examples/protected-api
+// It holds an admin key with only the verify permission:
+//
+//	keyward admin-keys create --name protected-api --permission verify
+//	KEYWARD_URL=http://127.0.0.1:8080 KEYWARD_VERIFY_KEY=sk_live_… go run ./examples/protected-api
 package main
 
 import (
@@ -24,13 +27,14 @@ import (
 func main() {
 	addr := flag.String("addr", envOr("ADDR", "127.0.0.1:8081"), "listen address (env ADDR)")
 	kwURL := flag.String("keyward-url", envOr("KEYWARD_URL", "http://127.0.0.1:8080"), "keyward's base URL (env KEYWARD_URL)")
-	adminKey := flag.String("keyward-admin-key", os.Getenv("KEYWARD_ADMIN_KEY"), "the key this API verifies credentials with (env KEYWARD_ADMIN_KEY)")
+	verifyKey := flag.String("keyward-verify-key", envOr("KEYWARD_VERIFY_KEY", os.Getenv("KEYWARD_ADMIN_KEY")),
+		"an admin key holding the verify permission, which this API verifies credentials with (env KEYWARD_VERIFY_KEY)")
 	flag.Parse()
-	if *adminKey == "" {
-		log.Fatal("set KEYWARD_ADMIN_KEY (or --keyward-admin-key) to keyward's admin key")
+	if *verifyKey == "" {
+		log.Fatal("set KEYWARD_VERIFY_KEY (or --keyward-verify-key) to an admin key holding the verify permission (keyward admin-keys create --name protected-api --permission verify)")
 	}
 
-	srv := &http.Server{Addr: *addr, Handler: Handler(client.New(*kwURL, *adminKey)), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: *addr, Handler: Handler(client.New(*kwURL, *verifyKey)), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
