@@ -141,6 +141,11 @@ func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTo
 		return M2MToken{}, credential.ParamError(credential.CodeConstraint, "min_remaining_ttl_seconds", "must be less than the token's lifetime")
 	}
 	expiresAt := now.Add(lifetime)
+	if !c.ExpiresAt.IsZero() && expiresAt.After(c.ExpiresAt) {
+		// A machine key in its rotation grace mints tokens that expire
+		// with it: no token outlives the credential that made it.
+		expiresAt = c.ExpiresAt
+	}
 	if format == FormatJWT {
 		return a.mintM2MJWT(ctx, c, claims, scopes, now, expiresAt)
 	}
