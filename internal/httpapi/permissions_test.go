@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -443,4 +444,46 @@ func TestEveryRouteRefusesAKeyWithoutItsPermission(t *testing.T) {
 		}
 		t.Logf("checked %d routes (of %d; %d public)", checked, len(routePermissions), publics)
 	})
+}
+
+// The documents list the vocabulary as it is: openapi.json's Permission
+// enum and the README's permission table name every permission.
+func TestDocumentsNameEveryPermission(t *testing.T) {
+	raw, err := os.ReadFile("openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Enum []string `json:"enum"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, p := range credential.AllPermissions() {
+		want = append(want, string(p))
+	}
+	if got := doc.Components.Schemas["Permission"].Enum; !slices.Equal(got, want) {
+		t.Errorf("openapi.json's Permission enum is %v, want %v", got, want)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "### Permissions")
+	table, _, _ = strings.Cut(table, "\n### ")
+	for _, f := range credential.Families() {
+		if row := "| `" + string(f.Read()) + "` / `" + string(f.Write()) + "` |"; !strings.Contains(table, row) {
+			t.Errorf("the README's permission table has no row %q", row)
+		}
+	}
+	for _, p := range []credential.Permission{credential.PermAll, credential.PermVerify} {
+		if !strings.Contains(table, "| `"+string(p)+"` |") {
+			t.Errorf("the README's permission table has no row for %s", p)
+		}
+	}
 }
