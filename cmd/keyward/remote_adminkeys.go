@@ -58,9 +58,7 @@ func newAdminKeysCommand(rc *remoteConfig) *cobra.Command {
 		Use:   "create",
 		Short: "Create an admin key holding some of your key's permissions; prints its secret once",
 		Long: "Create an admin key. It may hold only permissions your own key holds, and may not\n" +
-			"outlive it. Permissions: *, verify, and <family>:read or <family>:write for machines,\n" +
-			"m2m_tokens, actor_tokens, organizations, workspaces, pats, clients, scopes, instance,\n" +
-			"audit and admin_keys (write implies read).",
+			"outlive it (write implies read). Permissions: " + strings.Join(permissionNames(), ", ") + ".",
 		Example: "  keyward admin-keys create --name protected-api --permission verify\n" +
 			"  keyward admin-keys create --name ci --permission machines:write --permission m2m_tokens:read --expires-at 2027-01-01T00:00:00Z",
 		Args: noArgs(),
