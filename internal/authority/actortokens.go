@@ -102,6 +102,9 @@ func (a *Authority) CreateActorToken(ctx context.Context, c Caller, in CreateAct
 		Status: credential.ActorPending, Digest: a.keyring.Digest(ticket), ExpiresAt: now.Add(time.Duration(ttl) * time.Second),
 		SessionMaxDuration: session, CreatedAt: now, UpdatedAt: now,
 	}
+	if !c.ExpiresAt.IsZero() && t.ExpiresAt.After(c.ExpiresAt) {
+		t.ExpiresAt = c.ExpiresAt // a ticket is not redeemable after the key that made it expired
+	}
 	err = a.store.Update(ctx, func(tx Tx) error {
 		if err := tx.InsertActorToken(ctx, t); err != nil {
 			return err
