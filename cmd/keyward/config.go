@@ -37,7 +37,7 @@ type storeConfig struct {
 }
 
 // secretFlags may also be read from a file named by KEYWARD_<NAME>_FILE.
-var secretFlags = map[string]bool{"master-key": true, "redis-url": true, "database-url": true}
+var secretFlags = map[string]bool{"master-key": true, "new-master-key": true, "redis-url": true, "database-url": true}
 
 func (c *storeConfig) addFlags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
@@ -151,14 +151,16 @@ func (c *storeConfig) open(ctx context.Context, generate bool, opts nodeOptions)
 	if c.databaseURL != "" && !c.postgres() {
 		return nil, fmt.Errorf("--database-url must start with postgres:// (leave it empty for SQLite)")
 	}
-	master, err := c.resolveMasterKey(generate)
+	master, _, err := c.resolveMasterKey(generate)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := keyring.New(master)
-	if err != nil {
-		return nil, err
-	}
+	return c.openWith(ctx, master, opts)
+}
+
+// openWith is open with the master key already resolved. It refuses a
+// master key that does not match the store's key-check value.
+func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOptions) (*node, error) {
 	policy, err := redisbus.ParsePolicy(c.redisPolicy)
 	if err != nil {
 		return nil, fmt.Errorf("--ratelimit-on-redis-error: %w", err)
@@ -173,6 +175,14 @@ func (c *storeConfig) open(ctx context.Context, generate bool, opts nodeOptions)
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	n.closers = append(n.closers, func() { n.store.Close() })
+	keys, err := authority.UnlockKeyring(ctx, n.store, opts.clock, master)
+	if err != nil {
+		n.Close()
+		if errors.Is(err, authority.ErrWrongMasterKey) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("open keyring: %w", err)
+	}
 
 	cfg := authority.Config{Store: n.store, Keyring: keys, Clock: opts.clock, Issuer: c.issuer, Limiter: inmem.NewLimiter()}
 	fallback := func(component string) func(bool) {
@@ -213,44 +223,63 @@ func (c *storeConfig) open(ctx context.Context, generate bool, opts nodeOptions)
 	return n, nil
 }
 
-func (c *storeConfig) resolveMasterKey(generate bool) ([]byte, error) {
+// resolveMasterKey returns the master key and, when it was read from (or
+// generated into) the data dir, that file's path.
+func (c *storeConfig) resolveMasterKey(generate bool) ([]byte, string, error) {
 	if c.masterKey != "" {
-		return keyring.ParseMasterKey(c.masterKey)
+		k, err := keyring.ParseMasterKey(c.masterKey)
+		return k, "", err
 	}
 	if c.postgres() {
-		return nil, errors.New("--master-key (or KEYWARD_MASTER_KEY / KEYWARD_MASTER_KEY_FILE) is required with PostgreSQL, since every node must share it; create one with `keyward master-key generate`")
+		return nil, "", errors.New("--master-key (or KEYWARD_MASTER_KEY / KEYWARD_MASTER_KEY_FILE) is required with PostgreSQL, since every node must share it; create one with `keyward master-key generate`")
 	}
 	path := filepath.Join(c.dataDir, masterKeyFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		return keyring.ParseMasterKey(string(b))
+		k, err := keyring.ParseMasterKey(string(b))
+		return k, path, err
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read master key: %w", err)
+		return nil, "", fmt.Errorf("read master key: %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(c.dataDir, sqliteFile)); err == nil {
-		return nil, fmt.Errorf("%s exists but %s is missing: restore the master key or pass --master-key", filepath.Join(c.dataDir, sqliteFile), path)
+		return nil, "", fmt.Errorf("%s exists but %s is missing: restore the master key or pass --master-key", filepath.Join(c.dataDir, sqliteFile), path)
 	}
 	if !generate {
-		return nil, fmt.Errorf("no master key at %s: start `keyward serve` once, or pass --master-key", path)
+		return nil, "", fmt.Errorf("no master key at %s: start `keyward serve` once, or pass --master-key", path)
 	}
 	encoded, err := keyring.GenerateMasterKey()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+		return nil, "", fmt.Errorf("create data dir: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err := writeKeyFile(path, encoded, os.O_EXCL); err != nil {
+		return nil, "", err
+	}
+	k, err := keyring.ParseMasterKey(encoded)
+	return k, path, err
+}
+
+// writeKeyFile writes a master key to path, readable by its owner only,
+// and flushes it to disk. flag adds os.O_EXCL (never overwrite) or
+// os.O_TRUNC.
+func writeKeyFile(path, encoded string, flag int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("write master key: %w", err)
+		return fmt.Errorf("write master key: %w", err)
 	}
 	if _, err := f.WriteString(encoded + "\n"); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("write master key: %w", err)
+		return fmt.Errorf("write master key: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write master key: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("write master key: %w", err)
+		return fmt.Errorf("write master key: %w", err)
 	}
-	return keyring.ParseMasterKey(encoded)
+	return nil
 }

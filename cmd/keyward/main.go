@@ -45,7 +45,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newInstanceCommand(cfg),
 		newAdminKeyCommand(cfg),
 		newSigningKeyCommand(cfg),
-		newMasterKeyCommand(),
+		newMasterKeyCommand(cfg),
 		newProbeCommand(),
 		&cobra.Command{
 			Use:   "version",

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -207,8 +211,31 @@ Running servers pick up the new key within a minute.`,
 	return cmd
 }
 
-func newMasterKeyCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "master-key", Short: "Master key helpers"}
+func newMasterKeyCommand(cfg *storeConfig) *cobra.Command {
+	cmd := &cobra.Command{Use: "master-key", Short: "Generate or rotate the master key"}
+	var newKey string
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Re-wrap the data keys under a new master key",
+		Long: `Re-wrap the store's data keys (the digest pepper and the sealing key) under a new
+master key, in one transaction. No credential is re-hashed or re-sealed: every key and
+token keeps working. From then on only the new master key opens the store.
+
+The new key comes from --new-master-key (or KEYWARD_NEW_MASTER_KEY[_FILE]); without one a
+key is generated. When the current key is the generated <data-dir>/master.key, that file
+is replaced with the new key; otherwise a generated key is printed once to stdout.
+
+Running servers keep serving (they hold the data keys in memory); restart each of them
+with the new key. A server or command started with the old key is refused.`,
+		Example: `  keyward master-key rotate --data-dir /var/lib/keyward
+  KEYWARD_MASTER_KEY_FILE=/run/secrets/mk KEYWARD_NEW_MASTER_KEY_FILE=/run/secrets/mk.new \
+    keyward master-key rotate --database-url postgres://keyward@db/keyward`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return rotateMasterKey(cmd.Context(), cfg, newKey, cmd.OutOrStdout())
+		},
+	}
+	rotate.Flags().StringVar(&newKey, "new-master-key", "", "the new master key, base64 of 32 random bytes (default: generated)")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "generate",
 		Short: "Print a new master key (base64 of 32 random bytes)",
@@ -221,7 +248,7 @@ func newMasterKeyCommand() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), k)
 			return nil
 		},
-	})
+	}, rotate)
 	return cmd
 }
 
@@ -239,4 +266,62 @@ func joinPermissions(ps []credential.Permission) string {
 		out[i] = string(p)
 	}
 	return strings.Join(out, ",")
+}
+
+// rotateMasterKey re-wraps the data keys under a new master key. When the
+// current key lives in the data dir, the new one is written beside it
+// before the rotation commits and moved over it after, so at every moment
+// one of the two files opens the store.
+func rotateMasterKey(ctx context.Context, cfg *storeConfig, encoded string, stdout io.Writer) error {
+	current, file, err := cfg.resolveMasterKey(false)
+	if err != nil {
+		return err
+	}
+	generated := encoded == ""
+	if generated {
+		if encoded, err = keyring.GenerateMasterKey(); err != nil {
+			return err
+		}
+	}
+	next, err := keyring.ParseMasterKey(encoded)
+	if err != nil {
+		return fmt.Errorf("--new-master-key: %w", err)
+	}
+	n, err := cfg.openWith(ctx, current, nodeOptions{})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+
+	pending := ""
+	if file != "" {
+		pending = file + ".new"
+		if err := writeKeyFile(pending, encoded, os.O_TRUNC); err != nil {
+			return err
+		}
+	}
+	if err := n.auth.RotateMasterKey(ctx, current, next); err != nil {
+		if pending != "" {
+			os.Remove(pending)
+		}
+		return err
+	}
+	if pending != "" {
+		if err := os.Rename(pending, file); err != nil {
+			return fmt.Errorf("the data keys are now wrapped under the new master key, which is in %s: move it over %s before the next start: %w", pending, file, err)
+		}
+		if dir, err := os.Open(filepath.Dir(file)); err == nil {
+			dir.Sync() // make the rename durable
+			dir.Close()
+		}
+		fmt.Fprintf(stdout, "master key rotated; the new key replaced %s\nrestart keyward to use it (running servers keep serving until then)\n", file)
+		return nil
+	}
+	if generated {
+		// The one time this key is ever shown.
+		fmt.Fprintf(stdout, "master key rotated; the new master key (shown once; store it now):\n\n    %s\n\nrestart every node with it (running nodes keep serving until then)\n", encoded)
+		return nil
+	}
+	fmt.Fprintln(stdout, "master key rotated; restart every node with the new key (running nodes keep serving until then)")
+	return nil
 }

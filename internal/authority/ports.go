@@ -194,6 +194,16 @@ type Tx interface {
 	ListClients(ctx context.Context, instanceID, userID string) ([]credential.Client, error)
 	DeleteClient(ctx context.Context, instanceID, userID, clientID string) error
 
+	// Keyring: the store's one row of wrapped data keys.
+	// GetKeyring returns it; CodeNotFound before the first start.
+	GetKeyring(ctx context.Context) (StoredKeyring, error)
+	// InsertKeyring stores the first keyring; CodeConflict if there is one.
+	InsertKeyring(ctx context.Context, k StoredKeyring) error
+	// ReplaceKeyring overwrites the keyring whose key-check value is
+	// keyCheck; CodeNotFound when the stored one has another (a concurrent
+	// rotation came first).
+	ReplaceKeyring(ctx context.Context, keyCheck []byte, k StoredKeyring) error
+
 	// Audit.
 	InsertAuditEvent(ctx context.Context, e credential.AuditEvent) error
 	// ListAuditEvents returns one page, newest first, and the total count.

@@ -3,7 +3,10 @@ package keyring
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/keyward/keyward/internal/credential"
@@ -79,5 +82,148 @@ func TestParseMasterKey(t *testing.T) {
 	}
 	if _, err := New(make([]byte, 31)); err == nil {
 		t.Error("New accepted a 31-byte master key")
+	}
+}
+
+// Captured from the keyring before envelope keys: a store made then must
+// keep verifying its secrets and opening its sealed values once wrapped.
+const (
+	legacySecret = "pat_B2X4GjWVSxlmia4MRLv31yIv7xEmLAYdyx91Nq5uXeP3JMMHU"
+	legacyDigest = "bf183085592a1e4dddf313c30e77aafcc817ca47fc5750d92c5c34831bcd50b3"
+	legacySealed = "726aed32e47686db13e4ed8656b3de8e79a0af8395d7fc25c79448191bf3d8b0086c7c2ca0"
+)
+
+func TestDerivedDataKeysKeepTheDigestsAndSealsOfStoresMadeBeforeEnvelopeKeys(t *testing.T) {
+	master := bytes.Repeat([]byte{1}, MasterKeySize)
+	dk, err := DerivedDataKeys(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Through the envelope, as an upgraded store holds them.
+	w, err := Wrap(master, dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unwrapped, err := Unwrap(master, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, dk := range map[string]DataKeys{"derived": dk, "unwrapped": unwrapped} {
+		k, err := FromDataKeys(dk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _, err := credential.Parse(legacySecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := k.Digest(s)
+		if got := hex.EncodeToString(d[:]); got != legacyDigest {
+			t.Errorf("%s: digest = %s, want the pre-envelope %s", name, got, legacyDigest)
+		}
+		sealed, _ := hex.DecodeString(legacySealed)
+		if plain, err := k.Open(sealed, []byte("msk_1")); err != nil || string(plain) != "ak_golden" {
+			t.Errorf("%s: Open(pre-envelope sealed value) = %q, %v", name, plain, err)
+		}
+	}
+}
+
+func TestUnwrapRefusesAnotherMasterKeyAndAlteredKeys(t *testing.T) {
+	master, other := bytes.Repeat([]byte{1}, MasterKeySize), bytes.Repeat([]byte{2}, MasterKeySize)
+	dk, err := RandomDataKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Wrap(master, dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Unwrap(other, w); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("Unwrap with another master key: %v, want ErrWrongMasterKey", err)
+	}
+	altered := Wrapped{KeyCheck: w.KeyCheck, Keys: bytes.Clone(w.Keys)}
+	altered.Keys[len(altered.Keys)-1] ^= 1
+	if _, err := Unwrap(master, altered); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Unwrap of altered keys: %v, want ErrCorrupt", err)
+	}
+	if _, err := Unwrap(master, Wrapped{KeyCheck: w.KeyCheck, Keys: w.Keys[:10]}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Unwrap of truncated keys: %v, want ErrCorrupt", err)
+	}
+	for _, secret := range [][]byte{master, dk.pepper, dk.seal} {
+		if bytes.Contains(w.Keys, secret) || bytes.Contains(w.KeyCheck, secret) {
+			t.Fatal("the wrapped form holds a key in the clear")
+		}
+	}
+	if strings.Contains(fmt.Sprintf("%v %+v %#v %s", dk, dk, dk, dk), string(dk.pepper)) {
+		t.Fatal("DataKeys formatted its keys")
+	}
+}
+
+func TestRewrapKeepsTheDataKeysAndRetiresTheOldMasterKey(t *testing.T) {
+	oldMaster, newMaster := bytes.Repeat([]byte{1}, MasterKeySize), bytes.Repeat([]byte{2}, MasterKeySize)
+	dk, err := RandomDataKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := FromDataKeys(dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Wrap(oldMaster, dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewrapped, err := Rewrap(oldMaster, newMaster, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Unwrap(oldMaster, rewrapped); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("the old master key still unwraps: %v", err)
+	}
+	got, err := Unwrap(newMaster, rewrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := FromDataKeys(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := credential.MustGenerate(credential.KindM2MToken)
+	if !before.Digest(s).Equal(after.Digest(s)) {
+		t.Fatal("a rewrap changed the digests")
+	}
+	sealed, err := before.Seal([]byte("ak_x"), []byte("row"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := after.Open(sealed, []byte("row")); err != nil || string(plain) != "ak_x" {
+		t.Fatalf("a rewrap broke sealed values: %q %v", plain, err)
+	}
+	a1, _ := before.DeriveKey("test/v1", 32)
+	a2, _ := after.DeriveKey("test/v1", 32)
+	if !bytes.Equal(a1, a2) {
+		t.Fatal("a key derived from the data keys changed with the master key")
+	}
+	if _, err := Rewrap(newMaster, oldMaster, w); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("Rewrap with a wrong current key: %v", err)
+	}
+}
+
+func TestDeriveKeyIsPerPurposeAndIndependentOfThePepper(t *testing.T) {
+	k := newKeyring(t, 1)
+	a, err := k.DeriveKey("audit/v1", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := k.DeriveKey("audit/v1", 32)
+	b, _ := k.DeriveKey("other/v1", 32)
+	if !bytes.Equal(a, again) || bytes.Equal(a, b) || bytes.Equal(a, k.pepper) {
+		t.Fatal("DeriveKey must be stable per purpose, differ across purposes and never be the pepper")
+	}
+	if c, _ := newKeyring(t, 2).DeriveKey("audit/v1", 32); bytes.Equal(a, c) {
+		t.Fatal("two keyrings derived the same key")
+	}
+	if _, err := k.DeriveKey("", 32); err == nil {
+		t.Fatal("DeriveKey accepted an empty purpose")
 	}
 }
