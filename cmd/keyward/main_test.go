@@ -38,6 +38,14 @@ func (s *syncBuffer) String() string {
 // ends, and returns its base URL and stderr.
 func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
 	t.Helper()
+	url, stderr, _ := startStoppable(t, args...)
+	return url, stderr
+}
+
+// startStoppable is startServe that also returns a function stopping the
+// server before the test ends (a graceful shutdown, as on SIGTERM).
+func startStoppable(t *testing.T, args ...string) (string, *syncBuffer, func()) {
+	t.Helper()
 	stderr := &syncBuffer{}
 	ready := make(chan string, 1)
 	var readyOnly chan<- string = ready
@@ -46,21 +54,26 @@ func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
 	root.SetArgs(append([]string{"serve", "--addr", "127.0.0.1:0"}, args...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(withReady(ctx, readyOnly)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve exited with %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve exited with %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case addr := <-ready:
-		return "http://" + addr, stderr
+		return "http://" + addr, stderr, stop
 	case err := <-done:
+		done <- nil // for stop, which the failing test runs
 		t.Fatalf("serve exited before it was ready: %v\n%s", err, stderr)
 	case <-time.After(10 * time.Second):
 		t.Fatalf("serve not ready after 10 s\n%s", stderr)
 	}
-	return "", nil
+	return "", nil, nil
 }
 
 var adminKeyLine = regexp.MustCompile(`(?m)^\s+(sk_live_[0-9A-Za-z]+)\s*$`)

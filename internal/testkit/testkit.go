@@ -51,6 +51,25 @@ func OpenSQLiteAt(t testing.TB) (*sqlstore.Store, string) {
 // The schema is dropped when the test ends.
 func OpenPostgres(t testing.TB) *sqlstore.Store {
 	t.Helper()
+	u := PostgresURL(t)
+	s, err := sqlstore.OpenPostgres(context.Background(), u)
+	if err != nil {
+		t.Fatalf("open postgres store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close postgres store: %v", err)
+		}
+	})
+	return s
+}
+
+// PostgresURL returns the URL of a fresh, empty schema of the server named
+// by KEYWARD_TEST_DATABASE_URL (for tests that start keyward itself on
+// PostgreSQL), and skips the test when it is unset. The schema is dropped
+// when the test ends, after the cleanups registered later.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
 	base := os.Getenv(DatabaseURLEnv)
 	if base == "" {
 		t.Skip(DatabaseURLEnv + " is not set; skipping the PostgreSQL store")
@@ -77,20 +96,11 @@ func OpenPostgres(t testing.TB) *sqlstore.Store {
 	})
 
 	// pgx passes URL parameters it does not know to the server as runtime
-	// parameters, so every connection of the pool works in the schema.
+	// parameters, so every connection works in the schema.
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	s, err := sqlstore.OpenPostgres(ctx, u.String())
-	if err != nil {
-		t.Fatalf("open postgres store: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("close postgres store: %v", err)
-		}
-	})
-	return s
+	return u.String()
 }
 
 func randomHex(n int) string {
