@@ -11,8 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -28,6 +30,9 @@ type Store struct {
 	writer *sql.DB // Update
 	reader *sql.DB // View; the same pool as writer on PostgreSQL
 	d      *dialect
+	// callTimeout bounds each transaction when set (PostgreSQL). SQLite
+	// waits only for its own file lock, bounded by busy_timeout.
+	callTimeout time.Duration
 }
 
 var _ authority.Store = (*Store)(nil)
@@ -89,19 +94,39 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 // postgresMaxConns bounds one store's PostgreSQL connections.
 const postgresMaxConns = 16
 
+// Bounds on waiting for PostgreSQL, so a server that stops answering (a
+// partition, a hung host) turns requests into CodeUnavailable instead of
+// holding them, and their connections, for the minutes TCP takes to give
+// up. A restarted server is reached again by the next call: broken pool
+// connections are discarded as they are found.
+const (
+	// postgresConnectTimeout bounds one connection attempt, unless the URL
+	// sets connect_timeout.
+	postgresConnectTimeout = 5 * time.Second
+	// postgresCallTimeout bounds one Update or View, commit included.
+	postgresCallTimeout = 5 * time.Second
+	// pingTimeout bounds Ping, the readiness check.
+	pingTimeout = 2 * time.Second
+)
+
 // OpenPostgres opens the PostgreSQL database at url and applies pending
 // migrations. Runtime parameters such as search_path may be given in the
 // URL's query.
 func OpenPostgres(ctx context.Context, url string) (*Store, error) {
-	db, err := sql.Open("pgx", url)
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: open postgres: %w", err)
+		// pgx's message may quote the URL, password included.
+		return nil, errors.New("sqlstore: open postgres: the database URL does not parse")
 	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = postgresConnectTimeout
+	}
+	db := stdlib.OpenDB(*cfg)
 	// Bounded, so a burst of requests queues here instead of exhausting
 	// the server's connection slots (100 by default, shared by every node).
 	db.SetMaxOpenConns(postgresMaxConns)
 	db.SetMaxIdleConns(postgresMaxConns)
-	s := &Store{writer: db, reader: db, d: newPostgresDialect()}
+	s := &Store{writer: db, reader: db, d: newPostgresDialect(), callTimeout: postgresCallTimeout}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -160,6 +185,11 @@ func (s *Store) View(ctx context.Context, fn func(authority.Tx) error) error {
 }
 
 func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(authority.Tx) error) error {
+	if s.callTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.callTimeout)
+		defer cancel()
+	}
 	sqlTx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return translate(err, "transaction")
@@ -172,8 +202,10 @@ func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn fun
 	return translate(sqlTx.Commit(), "transaction")
 }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers, waiting at most two seconds.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
 	if err := s.writer.PingContext(ctx); err != nil {
 		return translate(err, "database")
 	}
