@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/inmem"
 	"github.com/keyward/keyward/internal/keyring"
+	"github.com/keyward/keyward/internal/sqlstore"
 	"github.com/keyward/keyward/internal/testkit"
 )
 
@@ -259,6 +262,69 @@ func TestMasterKeyRotateKeepsEveryCredentialAndRefusesTheOldKey(t *testing.T) {
 		}
 		if _, err := runErr(d.args(third, "instance", "list")...); err != nil {
 			t.Fatalf("the key given through KEYWARD_NEW_MASTER_KEY does not open the store: %v", err)
+		}
+	})
+}
+
+// TestServeUpgradesAStoreMadeBeforeEnvelopeKeys fills a store as keyward
+// did before envelope keys (data keys derived from the master key, no
+// keyring row) and checks that keyward serve adopts it: every credential
+// keeps working, and the store is then bound to that master key.
+func TestServeUpgradesAStoreMadeBeforeEnvelopeKeys(t *testing.T) {
+	eachDeployment(t, func(t *testing.T, d deployment) {
+		ctx := context.Background()
+		encoded := d.master
+		var store *sqlstore.Store
+		var err error
+		if d.engine == "sqlite" {
+			encoded = newMasterKey(t)
+			if err := os.WriteFile(filepath.Join(d.store[1], "master.key"), []byte(encoded+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			store, err = sqlstore.OpenSQLite(ctx, filepath.Join(d.store[1], "keyward.db"))
+		} else {
+			store, err = sqlstore.OpenPostgres(ctx, d.store[1])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		master, err := keyring.ParseMasterKey(encoded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		legacy, err := keyring.New(master)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := authority.New(authority.Config{Store: store, Keyring: legacy, Limiter: inmem.NewLimiter()})
+		_, adminKey, err := before.CreateInstance(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin, err := before.Authenticate(ctx, adminKey.Reveal())
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "worker"
+		m, machineKey, err := before.CreateMachine(ctx, admin, authority.CreateMachineInput{Name: &name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.Close()
+
+		url, _, stop := startStoppable(t, d.args(d.master)...)
+		if status := get(t, url+"/v1/caller", adminKey.Reveal()); status != 200 {
+			t.Fatalf("an admin key made before the upgrade: %d", status)
+		}
+		if status := get(t, url+"/v1/caller", machineKey.Reveal()); status != 200 {
+			t.Fatalf("a machine key made before the upgrade: %d", status)
+		}
+		if got := machineSecret(t, url, adminKey.Reveal(), m.ID); got != machineKey.Reveal() {
+			t.Fatal("a machine secret key sealed before the upgrade no longer opens")
+		}
+		stop()
+		if _, err := runErr(d.args(newMasterKey(t), "instance", "list")...); err == nil || !strings.Contains(err.Error(), mismatch) {
+			t.Fatalf("after the upgrade another master key: %v, want %q", err, mismatch)
 		}
 	})
 }
