@@ -178,7 +178,7 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 	keys, err := authority.UnlockKeyring(ctx, n.store, opts.clock, master)
 	if err != nil {
 		n.Close()
-		if errors.Is(err, authority.ErrWrongMasterKey) {
+		if errors.Is(err, authority.ErrWrongMasterKey) || errors.Is(err, authority.ErrKeyringLost) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("open keyring: %w", err)

@@ -86,6 +86,11 @@ func createKeyring(ctx context.Context, store Store, clock Clock, master []byte)
 		if err != nil {
 			return credential.Wrap(credential.CodeInternal, err, "create data keys")
 		}
+		if origin == KeysDerived {
+			if err := checkDerived(ctx, tx, dk); err != nil {
+				return err
+			}
+		}
 		w, err := keyring.Wrap(master, dk)
 		if err != nil {
 			return credential.Wrap(credential.CodeInternal, err, "wrap data keys")
@@ -96,6 +101,36 @@ func createKeyring(ctx context.Context, store Store, clock Clock, master []byte)
 		return nil, err
 	}
 	return fromDataKeys(dk)
+}
+
+// ErrKeyringLost is returned when a store holding data has no keyring and
+// the keys derived from the master key do not open its sealed values: the
+// master key is not this store's, or the keyring row was deleted (restore
+// it from a backup; random data keys cannot be derived again).
+var ErrKeyringLost = &credential.Error{Code: credential.CodeUnauthenticated, Message: "the master key does not match this data: " +
+	"the store has no keyring and the keys derived from this master key do not open its sealed secrets " +
+	"(use the key this store was created with, or restore the keyring table from a backup)"}
+
+// checkDerived adopts derived data keys only if they open a sealed value
+// of the store, when it holds any: a wrong master key on the first start
+// after the upgrade must not bind the store to the wrong keys. (A store
+// with no sealed value, only digests, cannot be checked.)
+func checkDerived(ctx context.Context, tx Tx, dk keyring.DataKeys) error {
+	rowID, sealed, err := tx.SampleSealed(ctx)
+	if credential.CodeOf(err) == credential.CodeNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	k, err := fromDataKeys(dk)
+	if err != nil {
+		return err
+	}
+	if _, err := k.Open(sealed, []byte(rowID)); err != nil {
+		return ErrKeyringLost
+	}
+	return nil
 }
 
 func unwrap(master []byte, stored StoredKeyring) (*keyring.Keyring, error) {

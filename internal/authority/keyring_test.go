@@ -267,3 +267,34 @@ func TestRotateMasterKeyKeepsEveryCredentialAndRetiresTheOldKey(t *testing.T) {
 		}
 	})
 }
+
+func TestTheFirstStartAfterTheUpgradeRefusesAMasterKeyThatDoesNotOpenTheSealedSecrets(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		legacy, err := keyring.New(masterA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := authorityWith(store, legacy)
+		_, adminKey, err := before.CreateInstance(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin, _ := before.Authenticate(ctx, adminKey.Reveal())
+		name := "worker"
+		if _, _, err := before.CreateMachine(ctx, admin, authority.CreateMachineInput{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+
+		if _, err := authority.UnlockKeyring(ctx, store, nil, masterB); !errors.Is(err, authority.ErrKeyringLost) {
+			t.Fatalf("the first start after the upgrade with another master key: %v, want ErrKeyringLost", err)
+		}
+		err = store.View(ctx, func(tx authority.Tx) error { _, err := tx.GetKeyring(ctx); return err })
+		if !credential.IsCode(err, credential.CodeNotFound) {
+			t.Fatalf("the refused start wrote a keyring: %v", err)
+		}
+		if _, err := authorityWith(store, unlock(t, store, masterA)).Authenticate(ctx, adminKey.Reveal()); err != nil {
+			t.Fatalf("the right master key after the refusal: %v", err)
+		}
+	})
+}

@@ -203,6 +203,10 @@ type Tx interface {
 	// keyCheck; CodeNotFound when the stored one has another (a concurrent
 	// rotation came first).
 	ReplaceKeyring(ctx context.Context, keyCheck []byte, k StoredKeyring) error
+	// SampleSealed returns one sealed value of any instance (a credential's
+	// or a signing key's) with the row id it is bound to; CodeNotFound if
+	// the store holds none.
+	SampleSealed(ctx context.Context) (rowID string, sealed []byte, err error)
 
 	// Audit.
 	InsertAuditEvent(ctx context.Context, e credential.AuditEvent) error

@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 
 	"github.com/keyward/keyward/internal/authority"
 )
@@ -29,4 +31,15 @@ func (t *tx) ReplaceKeyring(ctx context.Context, keyCheck []byte, k authority.St
 		SET key_check = ?, wrapped_keys = ?, origin = ?, created_at = ?, rotated_at = ?
 		WHERE id = 1 AND key_check = ?`,
 		k.Wrapped.KeyCheck, k.Wrapped.Keys, k.Origin, millis(k.CreatedAt), millis(k.RotatedAt), keyCheck)
+}
+
+// SampleSealed looks in credentials first, then signing keys.
+func (t *tx) SampleSealed(ctx context.Context) (string, []byte, error) {
+	var id string
+	var sealed []byte
+	err := t.queryRow(ctx, `SELECT id, sealed FROM credentials WHERE sealed IS NOT NULL LIMIT 1`).Scan(&id, &sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = t.queryRow(ctx, `SELECT id, sealed FROM signing_keys LIMIT 1`).Scan(&id, &sealed)
+	}
+	return id, sealed, translate(err, "sealed value")
 }

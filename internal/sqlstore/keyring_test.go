@@ -53,3 +53,28 @@ func TestKeyringIsOneRowReplacedOnlyFromItsKeyCheck(t *testing.T) {
 		}
 	})
 }
+
+func TestSampleSealedFindsASealedCredentialOrSigningKey(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		sample := func() (string, []byte, error) {
+			var id string
+			var sealed []byte
+			err := s.View(ctx, func(tx authority.Tx) error {
+				var err error
+				id, sealed, err = tx.SampleSealed(ctx)
+				return err
+			})
+			return id, sealed, err
+		}
+		in := newInstance(t, s, "acme")
+		if _, _, err := sample(); !credential.IsCode(err, credential.CodeNotFound) {
+			t.Fatalf("SampleSealed on a store without sealed values: %v, want not found", err)
+		}
+		k := signingKey(in.ID, "kid_1", at(1))
+		insertSigningKey(t, s, k)
+		if id, sealed, err := sample(); err != nil || id != k.ID || !bytes.Equal(sealed, k.Sealed) {
+			t.Fatalf("SampleSealed = %q %x %v, want the signing key", id, sealed, err)
+		}
+	})
+}
