@@ -227,3 +227,31 @@ func TestDeriveKeyIsPerPurposeAndIndependentOfThePepper(t *testing.T) {
 		t.Fatal("DeriveKey accepted an empty purpose")
 	}
 }
+
+// FuzzUnwrap feeds Unwrap stored rows it did not write: it must refuse
+// them with an error, never panic or hand out keys.
+func FuzzUnwrap(f *testing.F) {
+	master := bytes.Repeat([]byte{1}, MasterKeySize)
+	dk, err := RandomDataKeys()
+	if err != nil {
+		f.Fatal(err)
+	}
+	w, err := Wrap(master, dk)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(w.KeyCheck, w.Keys)
+	f.Add([]byte{}, []byte{})
+	f.Add(w.KeyCheck, w.Keys[:12])
+	f.Fuzz(func(t *testing.T, check, keys []byte) {
+		// Wrap's nonce is random, so only the key check is the same in
+		// every fuzzing process; a forged ciphertext must not authenticate.
+		_, err := Unwrap(master, Wrapped{KeyCheck: check, Keys: keys})
+		if err == nil && !bytes.Equal(check, w.KeyCheck) {
+			t.Fatal("Unwrap accepted another master key's key check")
+		}
+		if !bytes.Equal(check, w.KeyCheck) && !errors.Is(err, ErrWrongMasterKey) {
+			t.Fatalf("a wrong key check: %v, want ErrWrongMasterKey", err)
+		}
+	})
+}
