@@ -30,9 +30,9 @@ type Store struct {
 	writer *sql.DB // Update
 	reader *sql.DB // View; the same pool as writer on PostgreSQL
 	d      *dialect
-	// callTimeout bounds each transaction when set (PostgreSQL). SQLite
-	// waits only for its own file lock, bounded by busy_timeout.
-	callTimeout time.Duration
+	// watch cancels calls while PostgreSQL does not answer; nil on
+	// SQLite, which waits only for its own file lock (busy_timeout).
+	watch *outageWatch
 }
 
 var _ authority.Store = (*Store)(nil)
@@ -94,17 +94,13 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 // postgresMaxConns bounds one store's PostgreSQL connections.
 const postgresMaxConns = 16
 
-// Bounds on waiting for PostgreSQL, so a server that stops answering (a
-// partition, a hung host) turns requests into CodeUnavailable instead of
-// holding them, and their connections, for the minutes TCP takes to give
-// up. A restarted server is reached again by the next call: broken pool
-// connections are discarded as they are found.
+// Bounds on waiting for PostgreSQL (see also outage.go). A restarted
+// server is reached again by the next call: broken pool connections are
+// discarded as they are found.
 const (
 	// postgresConnectTimeout bounds one connection attempt, unless the URL
 	// sets connect_timeout.
-	postgresConnectTimeout = 5 * time.Second
-	// postgresCallTimeout bounds one Update or View, commit included.
-	postgresCallTimeout = 5 * time.Second
+	postgresConnectTimeout = 10 * time.Second
 	// pingTimeout bounds Ping, the readiness check.
 	pingTimeout = 2 * time.Second
 )
@@ -126,7 +122,7 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 	// the server's connection slots (100 by default, shared by every node).
 	db.SetMaxOpenConns(postgresMaxConns)
 	db.SetMaxIdleConns(postgresMaxConns)
-	s := &Store{writer: db, reader: db, d: newPostgresDialect(), callTimeout: postgresCallTimeout}
+	s := &Store{writer: db, reader: db, d: newPostgresDialect(), watch: startOutageWatch(stdlib.OpenDB(*cfg))}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -185,27 +181,59 @@ func (s *Store) View(ctx context.Context, fn func(authority.Tx) error) error {
 }
 
 func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(authority.Tx) error) error {
-	if s.callTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.callTimeout)
-		defer cancel()
+	if s.watch != nil {
+		bound, release, err := s.watch.bind(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+		ctx = bound
 	}
 	sqlTx, err := db.BeginTx(ctx, opts)
 	if err != nil {
-		return translate(err, "transaction")
+		return s.outageOr(ctx, translate(err, "transaction"))
 	}
+	s.sawAnswer() // BEGIN is a round trip
 	// Also releases the connection if fn panics; a no-op after Commit.
 	defer sqlTx.Rollback()
 	if err := fn(&tx{sqlTx: sqlTx, d: s.d}); err != nil {
-		return err
+		return s.outageOr(ctx, err)
 	}
-	return translate(sqlTx.Commit(), "transaction")
+	if err := sqlTx.Commit(); err != nil {
+		return s.outageOr(ctx, translate(err, "transaction"))
+	}
+	s.sawAnswer()
+	return nil
 }
 
-// Ping checks that the database answers, waiting at most two seconds.
+func (s *Store) sawAnswer() {
+	if s.watch != nil {
+		s.watch.sawAnswer()
+	}
+}
+
+// outageOr returns err, or CodeUnavailable when err came from a call the
+// outage watch cancelled (database/sql then reports a rolled-back
+// transaction or a canceled context, which say nothing of the cause).
+func (s *Store) outageOr(ctx context.Context, err error) error {
+	if err != nil && s.watch != nil && errors.Is(context.Cause(ctx), errNotAnswering) {
+		return errOutage
+	}
+	return err
+}
+
+// Ping checks that the database answers, waiting at most two seconds. On
+// PostgreSQL it asks on the outage watch's connections, so a pool busy
+// with a burst of calls does not make a node look unready.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
+	if s.watch != nil {
+		if s.watch.isDown() {
+			return errOutage
+		}
+		return translate(s.watch.probe.PingContext(ctx), "database")
+	}
 	if err := s.writer.PingContext(ctx); err != nil {
 		return translate(err, "database")
 	}
@@ -214,6 +242,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the store's pools.
 func (s *Store) Close() error {
+	if s.watch != nil {
+		s.watch.Close()
+	}
 	if s.reader == s.writer {
 		return s.writer.Close()
 	}
