@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -268,6 +269,20 @@ func joinPermissions(ps []credential.Permission) string {
 	return strings.Join(out, ",")
 }
 
+// keyOpens reports whether the store accepts master now; an error means
+// the store could not say.
+func (c *storeConfig) keyOpens(ctx context.Context, master []byte) (bool, error) {
+	n, err := c.openWith(ctx, master, nodeOptions{})
+	if err == nil {
+		n.Close()
+		return true, nil
+	}
+	if errors.Is(err, authority.ErrWrongMasterKey) {
+		return false, nil
+	}
+	return false, err
+}
+
 // rotateMasterKey re-wraps the data keys under a new master key. When the
 // current key lives in the data dir, the new one is written beside it
 // before the rotation commits and moved over it after, so at every moment
@@ -301,10 +316,26 @@ func rotateMasterKey(ctx context.Context, cfg *storeConfig, encoded string, stdo
 		}
 	}
 	if err := n.auth.RotateMasterKey(ctx, current, next); err != nil {
-		if pending != "" {
-			os.Remove(pending)
+		// A failed COMMIT may still have landed (a connection dropped while
+		// it ran): ask the store which key it answers to now before the
+		// only copy of the new key is thrown away.
+		adopted, checkErr := cfg.keyOpens(ctx, next)
+		switch {
+		case checkErr != nil:
+			if generated && pending == "" {
+				fmt.Fprintf(stdout, "the rotation failed and its outcome is unknown; if the store now refuses the old key, this is the new master key:\n\n    %s\n\n", encoded)
+			}
+			kept := ""
+			if pending != "" {
+				kept = "; the new key is kept in " + pending
+			}
+			return fmt.Errorf("rotate: %w; and checking whether it landed failed: %v%s", err, checkErr, kept)
+		case !adopted:
+			if pending != "" {
+				os.Remove(pending)
+			}
+			return err
 		}
-		return err
 	}
 	if pending != "" {
 		if err := os.Rename(pending, file); err != nil {

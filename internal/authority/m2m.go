@@ -239,6 +239,11 @@ func (a *Authority) reusableM2MToken(ctx context.Context, c Caller, claims json.
 		if !attrs.Reusable || cand.Sealed == nil || !slices.Equal(attrs.Scopes, scopes) || !sameJSON(attrs.Claims, claims) {
 			continue
 		}
+		if !c.ExpiresAt.IsZero() && cand.ExpiresAt.After(c.ExpiresAt) {
+			// A key in its rotation grace is handed no token that
+			// outlives it, minted or reused.
+			continue
+		}
 		plain, err := a.keyring.Open(cand.Sealed, []byte(cand.ID))
 		if err != nil {
 			return M2MToken{}, false, credential.Wrap(credential.CodeInternal, err, "open reusable token")

@@ -209,6 +209,14 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		return PAT{}, credential.ParamError(credential.CodeTooMany, "scopes", fmt.Sprintf("must hold at most %d scopes", MaxPATScopes))
 	}
 	scopes := dedupe(in.Scopes)
+	if c.Kind == credential.KindAdminKey {
+		// A PAT is a way into the surfaces its built-in scopes open: an
+		// admin key may grant keyward:clients only if it could use the
+		// client registry itself.
+		if slices.Contains(scopes, ScopeClients) && !credential.Holds(c.Permissions, credential.Clients.Write()) {
+			return PAT{}, credential.Errorf(credential.CodeForbidden, "granting %s needs the %s permission", ScopeClients, credential.Clients.Write())
+		}
+	}
 	if c.Kind == credential.KindPAT {
 		if !slices.Contains(c.Scopes, ScopeTokens) {
 			return PAT{}, credential.Errorf(credential.CodeForbidden, "creating tokens needs the keyward:tokens scope")

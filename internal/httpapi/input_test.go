@@ -180,6 +180,10 @@ func TestXUserIDMustBeText(t *testing.T) {
 			if resp.Status != http.StatusBadRequest || !namesParam(resp.Body, "X-User-ID") || resp.JSON(t)[keys[0]] == nil {
 				t.Fatalf("%s with X-User-ID not UTF-8: %d %s, want 400 naming X-User-ID", path, resp.Status, resp.Body)
 			}
+			twice := e.DoWith(t, "GET", path, nil, http.Header{"Authorization": {"Bearer " + e.AdminKey}, "X-User-Id": {"victim", "alice"}})
+			if twice.Status != http.StatusBadRequest || !namesParam(twice.Body, "X-User-ID") {
+				t.Fatalf("%s with two X-User-ID headers: %d %s, want 400 naming X-User-ID", path, twice.Status, twice.Body)
+			}
 			if ok := e.DoWith(t, "GET", path, nil, http.Header{"Authorization": {"Bearer " + e.AdminKey}, "X-User-Id": {"alice"}}); ok.Status != http.StatusOK {
 				t.Fatalf("%s as alice: %d %s", path, ok.Status, ok.Body)
 			}

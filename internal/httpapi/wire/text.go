@@ -75,6 +75,11 @@ func CheckRequest(r *http.Request) error {
 		return err
 	}
 	for _, name := range headerParams {
+		if len(r.Header.Values(name)) > 1 {
+			// Two of them would let a proxy and keyward disagree on whom a
+			// request acts for, as two Authorization headers would.
+			return credential.ParamError(credential.CodeInvalid, name, "must be sent once")
+		}
 		for _, v := range r.Header.Values(name) {
 			if !ValidText(v) {
 				return errNotText(name)
