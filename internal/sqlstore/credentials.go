@@ -231,6 +231,7 @@ func (t *tx) TouchCredentials(ctx context.Context, usages []authority.Usage) err
 	slices.SortFunc(sorted, func(a, b authority.Usage) int {
 		return cmp.Or(strings.Compare(a.InstanceID, b.InstanceID), strings.Compare(a.CredentialID, b.CredentialID))
 	})
+	ctx = t.stmtCtx(ctx)
 	stmt, err := t.sqlTx.PrepareContext(ctx, t.d.rebind(touchCredential))
 	if err != nil {
 		return translate(err, "credential")

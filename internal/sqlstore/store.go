@@ -33,6 +33,9 @@ type Store struct {
 	// watch cancels calls while PostgreSQL does not answer; nil on
 	// SQLite, which waits only for its own file lock (busy_timeout).
 	watch *outageWatch
+	// committer batches Updates on SQLite (group commit); nil on
+	// PostgreSQL, whose connections commit concurrently.
+	committer *groupCommitter
 }
 
 var _ authority.Store = (*Store)(nil)
@@ -88,6 +91,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.committer = newGroupCommitter(writer, s.d)
 	return s, nil
 }
 
@@ -171,7 +175,14 @@ func (s *Store) Dialect() string { return s.d.name }
 // Update runs fn in a read-write transaction and commits if fn returns nil.
 // fn's error is returned unchanged, so domain errors pass through. A failed
 // COMMIT is reported, never retried: the caller cannot know whether it took.
+// Update returns only after the COMMIT has returned. On SQLite, concurrent
+// Updates share one transaction and one fsync (see groupCommitter), each fn
+// under its own savepoint, which is equivalent to running them one after
+// another; fn must therefore not call Update itself.
 func (s *Store) Update(ctx context.Context, fn func(authority.Tx) error) error {
+	if s.committer != nil {
+		return s.committer.update(ctx, fn)
+	}
 	return s.run(ctx, s.writer, nil, fn)
 }
 
@@ -244,6 +255,9 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	if s.watch != nil {
 		s.watch.Close()
+	}
+	if s.committer != nil {
+		s.committer.close()
 	}
 	if s.reader == s.writer {
 		return s.writer.Close()

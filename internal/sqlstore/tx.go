@@ -15,20 +15,33 @@ import (
 type tx struct {
 	sqlTx *sql.Tx
 	d     *dialect
+	// detached: the transaction is a group commit's, shared by several
+	// callers, so a caller's cancellation must not reach the driver (on
+	// SQLite an interrupted statement may roll back the whole
+	// transaction, the other callers' writes with it).
+	detached bool
 }
 
 var _ authority.Tx = (*tx)(nil)
 
+// stmtCtx is the context statements run under.
+func (t *tx) stmtCtx(ctx context.Context) context.Context {
+	if t.detached {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.sqlTx.ExecContext(ctx, t.d.rebind(query), args...)
+	return t.sqlTx.ExecContext(t.stmtCtx(ctx), t.d.rebind(query), args...)
 }
 
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.sqlTx.QueryContext(ctx, t.d.rebind(query), args...)
+	return t.sqlTx.QueryContext(t.stmtCtx(ctx), t.d.rebind(query), args...)
 }
 
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.sqlTx.QueryRowContext(ctx, t.d.rebind(query), args...)
+	return t.sqlTx.QueryRowContext(t.stmtCtx(ctx), t.d.rebind(query), args...)
 }
 
 // execOne runs a statement that must touch a row, and reports CodeNotFound
