@@ -50,12 +50,13 @@ type commitResult struct {
 }
 
 type groupCommitter struct {
-	db      *sql.DB
-	d       *dialect
-	queue   chan *commitRequest
-	closing chan struct{}
-	stopped chan struct{}
-	once    sync.Once
+	db       *sql.DB
+	d        *dialect
+	prepared map[string]*sql.Stmt
+	queue    chan *commitRequest
+	closing  chan struct{}
+	stopped  chan struct{}
+	once     sync.Once
 	// waiting counts callers queued or in a batch, for tests.
 	waiting atomic.Int64
 	// batches and closures count committed transactions and the closures
@@ -63,9 +64,9 @@ type groupCommitter struct {
 	batches, closures atomic.Int64
 }
 
-func newGroupCommitter(db *sql.DB, d *dialect) *groupCommitter {
+func newGroupCommitter(db *sql.DB, d *dialect, prepared map[string]*sql.Stmt) *groupCommitter {
 	g := &groupCommitter{
-		db: db, d: d,
+		db: db, d: d, prepared: prepared,
 		queue:   make(chan *commitRequest),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -143,7 +144,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 		return
 	}
 	defer sqlTx.Rollback() // a no-op after Commit
-	t := &tx{sqlTx: sqlTx, d: g.d, detached: true}
+	t := &tx{sqlTx: sqlTx, d: g.d, detached: true, prepared: g.prepared}
 	ran := make([]*commitRequest, 0, len(batch))
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {

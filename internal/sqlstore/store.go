@@ -36,6 +36,32 @@ type Store struct {
 	// committer batches Updates on SQLite (group commit); nil on
 	// PostgreSQL, whose connections commit concurrently.
 	committer *groupCommitter
+	// writerStmts and readerStmts are the hot statements prepared on each
+	// SQLite pool (pgx caches prepared statements by itself).
+	writerStmts, readerStmts map[string]*sql.Stmt
+}
+
+// hotWrites and hotReads are the statements of token creation, of the
+// last-used flush and of the verify cache's miss path.
+var (
+	hotWrites = []string{insertCredential, insertAuditEvent, touchCredential}
+	hotReads  = []string{credentialByDigest, getMachine, scopedMachinesQuery(1)}
+)
+
+// prepareAll prepares queries on db.
+func prepareAll(ctx context.Context, db *sql.DB, queries []string) (map[string]*sql.Stmt, error) {
+	stmts := make(map[string]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range stmts {
+				st.Close()
+			}
+			return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+		}
+		stmts[q] = st
+	}
+	return stmts, nil
 }
 
 var _ authority.Store = (*Store)(nil)
@@ -91,7 +117,16 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	s.committer = newGroupCommitter(writer, s.d)
+	// Prepared after the migrations, which the statements' tables need.
+	if s.writerStmts, err = prepareAll(ctx, writer, hotWrites); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.readerStmts, err = prepareAll(ctx, reader, hotReads); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.committer = newGroupCommitter(writer, s.d, s.writerStmts)
 	return s, nil
 }
 
@@ -183,15 +218,15 @@ func (s *Store) Update(ctx context.Context, fn func(authority.Tx) error) error {
 	if s.committer != nil {
 		return s.committer.update(ctx, fn)
 	}
-	return s.run(ctx, s.writer, nil, fn)
+	return s.run(ctx, s.writer, nil, nil, fn)
 }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(ctx context.Context, fn func(authority.Tx) error) error {
-	return s.run(ctx, s.reader, &s.d.readTx, fn)
+	return s.run(ctx, s.reader, &s.d.readTx, s.readerStmts, fn)
 }
 
-func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(authority.Tx) error) error {
+func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, prepared map[string]*sql.Stmt, fn func(authority.Tx) error) error {
 	if s.watch != nil {
 		bound, release, err := s.watch.bind(ctx)
 		if err != nil {
@@ -207,7 +242,7 @@ func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn fun
 	s.sawAnswer() // BEGIN is a round trip
 	// Also releases the connection if fn panics; a no-op after Commit.
 	defer sqlTx.Rollback()
-	if err := fn(&tx{sqlTx: sqlTx, d: s.d}); err != nil {
+	if err := fn(&tx{sqlTx: sqlTx, d: s.d, prepared: prepared}); err != nil {
 		return s.outageOr(ctx, err)
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -258,6 +293,12 @@ func (s *Store) Close() error {
 	}
 	if s.committer != nil {
 		s.committer.close()
+	}
+	for _, st := range s.writerStmts {
+		st.Close()
+	}
+	for _, st := range s.readerStmts {
+		st.Close()
 	}
 	if s.reader == s.writer {
 		return s.writer.Close()
