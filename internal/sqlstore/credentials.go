@@ -72,6 +72,10 @@ func (t *tx) CredentialByDigest(ctx context.Context, d credential.Digest) (crede
 // pool with its prepared statement: the verify cache's miss path, which
 // must neither pay for BEGIN and COMMIT nor wait behind a writer.
 func (s *Store) CredentialByDigest(ctx context.Context, d credential.Digest) (credential.Credential, error) {
+	if err := s.readGate.enter(ctx); err != nil {
+		return credential.Credential{}, err
+	}
+	defer s.readGate.leave()
 	if s.watch != nil { // as in run: an unanswering PostgreSQL fails the read
 		bound, release, err := s.watch.bind(ctx)
 		if err != nil {
