@@ -21,8 +21,8 @@ import (
 // always garbage, but a fresh credential must never wait long.
 const (
 	// DefaultCacheBytes is the credential cache's default budget: about
-	// 50 000 credentials.
-	DefaultCacheBytes = 24 << 20
+	// 30 000 credentials.
+	DefaultCacheBytes = 16 << 20
 	// MinCacheBytes is the smallest budget New accepts; smaller ones are
 	// raised to it.
 	MinCacheBytes = 1 << 20

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -265,5 +266,21 @@ func BenchmarkCacheMemory(b *testing.B) {
 		}
 		b.ReportMetric(valid-base, "valid-heap-MiB")
 		b.ReportMetric(heap()-base, "flood-heap-MiB")
+		b.ReportMetric(rssMiB(), "RSS-MiB")
 	}
+}
+
+// rssMiB is the process's resident set, from /proc (0 elsewhere).
+func rssMiB() float64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
 }
