@@ -21,7 +21,7 @@ import (
 // always garbage, but a fresh credential must never wait long.
 const (
 	// DefaultCacheBytes is the credential cache's default budget: about
-	// 30 000 credentials.
+	// 20 000 credentials.
 	DefaultCacheBytes = 16 << 20
 	// MinCacheBytes is the smallest budget New accepts; smaller ones are
 	// raised to it.
@@ -41,7 +41,7 @@ const (
 // cacheEntry is a credential as read from the store, or the fact that no
 // credential has a digest. Only what verification uses is set: the
 // credential has no digest, display prefix, sealed secret or attribute
-// JSON (attrs holds them decoded).
+// JSON (attrs holds the attributes decoded).
 type cacheEntry struct {
 	found bool
 	cred  credential.Credential
@@ -49,17 +49,17 @@ type cacheEntry struct {
 }
 
 // cachedCredential is the compact form a positive entry is kept in: the
-// fields verification reads, times as Unix milliseconds (as stored), and
-// the decoded attributes verification needs.
+// credential's fields verification reads, times as Unix milliseconds (as
+// stored), and its attributes decoded once. It never holds the attribute
+// JSON, the sealed secret, the digest (the key) or the display prefix.
+// The decoded attributes are kept whole, so an attribute added later (an
+// admin key's permissions, say) cannot be dropped by the cache.
 type cachedCredential struct {
 	id, instanceID, subject, parentID, revocationReason string
 	kind                                                credential.Kind
 	expiresAt, revokedAt, lastUsedAt, createdAt         int64
 	updatedAt                                           int64
-	claims                                              []byte
-	scopes                                              []string
-	privileges                                          []credential.Privilege
-	allowlist                                           credential.Allowlist
+	attrs                                               tokenAttrs
 	expires                                             int64 // of the entry, in Unix nanoseconds
 	size                                                int   // what the entry is charged against the budget
 }
@@ -93,29 +93,42 @@ var (
 // free slots a Go map keeps.
 const mapSlotBytes = (len(credential.Digest{}) + 8 + 1) * 8 / 7
 
-func compactCredential(c credential.Credential, a tokenAttrs, srcIPs int, expires time.Time) cachedCredential {
+func compactCredential(c credential.Credential, a tokenAttrs, expires time.Time) cachedCredential {
 	cc := cachedCredential{
 		id: c.ID, instanceID: c.InstanceID, subject: c.Subject, parentID: c.ParentID,
 		revocationReason: c.RevocationReason, kind: c.Kind,
 		expiresAt: compactTime(c.ExpiresAt), revokedAt: compactTime(c.RevokedAt),
 		lastUsedAt: compactTime(c.LastUsedAt), createdAt: compactTime(c.CreatedAt),
 		updatedAt: compactTime(c.UpdatedAt),
-		claims:    a.Claims, scopes: a.Scopes, privileges: a.Privileges, allowlist: a.allowlist,
-		expires: expires.UnixNano(),
+		attrs:     a,
+		expires:   expires.UnixNano(),
 	}
-	size := positiveOverhead + len(cc.id) + len(cc.instanceID) + len(cc.subject) + len(cc.parentID) +
-		len(cc.revocationReason) + len(cc.kind) + cap(cc.claims) + srcIPs*int(unsafe.Sizeof(netipPrefix{}))
-	for _, s := range cc.scopes {
-		size += int(unsafe.Sizeof(s)) + len(s)
-	}
-	for _, p := range cc.privileges {
-		size += int(unsafe.Sizeof(p)) + len(p.Scope) + len(p.Role) + len(p.SiteID) + len(p.SitegroupID)
-		for _, v := range p.Views {
-			size += int(unsafe.Sizeof(v)) + len(v)
-		}
-	}
-	cc.size = size
+	cc.size = positiveOverhead + len(cc.id) + len(cc.instanceID) + len(cc.subject) + len(cc.parentID) +
+		len(cc.revocationReason) + len(cc.kind) + attrsBytes(a)
 	return cc
+}
+
+// attrsBytes is what the decoded attributes hold beyond their struct
+// (which positiveOverhead counts): strings, slices and what they point to.
+func attrsBytes(a tokenAttrs) int {
+	n := cap(a.Claims) + len(a.Name) + len(a.CreatedBy) + len(a.Mask) + len(a.Description) +
+		len(a.SrcIPs)*int(unsafe.Sizeof(netipPrefix{})) // the parsed allowlist
+	n += stringsBytes(a.Scopes) + stringsBytes(a.SrcIPs)
+	for _, p := range a.Privileges {
+		n += int(unsafe.Sizeof(p)) + len(p.Scope) + len(p.Role) + len(p.SiteID) + len(p.SitegroupID) + stringsBytes(p.Views)
+	}
+	for _, p := range a.Permissions {
+		n += int(unsafe.Sizeof(p)) + len(p)
+	}
+	return n
+}
+
+func stringsBytes(ss []string) int {
+	n := 0
+	for _, s := range ss {
+		n += int(unsafe.Sizeof(s)) + len(s)
+	}
+	return n
 }
 
 // netipPrefix has the size of a netip.Prefix (an address and a length).
@@ -133,11 +146,7 @@ func (cc *cachedCredential) entry() cacheEntry {
 			RevocationReason: cc.revocationReason, LastUsedAt: expandTime(cc.lastUsedAt),
 			CreatedAt: expandTime(cc.createdAt), UpdatedAt: expandTime(cc.updatedAt),
 		},
-		attrs: tokenAttrs{
-			Claims: cc.claims, Scopes: cc.scopes,
-			orgTokenAttrs: orgTokenAttrs{Privileges: cc.privileges},
-			allowlist:     cc.allowlist,
-		},
+		attrs: cc.attrs,
 	}
 }
 
@@ -304,7 +313,7 @@ func (a *Authority) lookup(ctx context.Context, d credential.Digest) (cacheEntry
 				return nil, err
 			}
 			found = true
-			cc = compactCredential(cred, attrs, len(attrs.SrcIPs), now.Add(a.cache.positiveLifetime()))
+			cc = compactCredential(cred, attrs, now.Add(a.cache.positiveLifetime()))
 		}
 		if a.cache.beforeFill != nil {
 			a.cache.beforeFill()
