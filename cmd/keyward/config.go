@@ -128,9 +128,10 @@ func (n *node) Close() {
 
 // nodeOptions are what serve adds to a node.
 type nodeOptions struct {
-	clock   authority.Clock
-	metrics *metrics.Metrics
-	log     *slog.Logger
+	clock      authority.Clock
+	metrics    *metrics.Metrics
+	log        *slog.Logger
+	cacheBytes int // 0: the default budget
 }
 
 // Channel names for invalidations on each bus.
@@ -184,7 +185,7 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 		return nil, fmt.Errorf("open keyring: %w", err)
 	}
 
-	cfg := authority.Config{Store: n.store, Keyring: keys, Clock: opts.clock, Issuer: c.issuer, Limiter: inmem.NewLimiter()}
+	cfg := authority.Config{Store: n.store, Keyring: keys, Clock: opts.clock, Issuer: c.issuer, Limiter: inmem.NewLimiter(), CacheBytes: opts.cacheBytes}
 	fallback := func(component string) func(bool) {
 		return func(active bool) {
 			if opts.metrics != nil {

@@ -160,6 +160,7 @@ func TestServeRefusesUnsafeConfigurations(t *testing.T) {
 		"a malformed master key":        {args: []string{"--master-key", "c2hvcnQ="}, want: "master key"},
 		"a malformed bootstrap key":     {env: map[string]string{"KEYWARD_BOOTSTRAP_ADMIN_KEY": "sk_live_nope"}, want: "bootstrap"},
 		"a non-postgres database url":   {args: []string{"--database-url", "mysql://x"}, want: "postgres://"},
+		"a cache budget under 1 MiB":    {args: []string{"--cache-bytes", "4096"}, want: "--cache-bytes"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -24,6 +24,7 @@ type serveConfig struct {
 	addr           string
 	publicURL      string
 	trustedProxies string
+	cacheBytes     int
 }
 
 type readyKey struct{}
@@ -56,6 +57,7 @@ to choose that key instead.`,
 	cmd.Flags().StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	cmd.Flags().StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed (none by default)")
 	cmd.Flags().StringVar(&cfg.publicURL, "public-url", "", "the URL clients reach keyward at; the iss of its JWTs (default http://<addr>)")
+	cmd.Flags().IntVar(&cfg.cacheBytes, "cache-bytes", authority.DefaultCacheBytes, "memory budget of the verify cache, in bytes (at least 1 MiB; about 650 bytes per cached credential)")
 	return cmd
 }
 
@@ -78,8 +80,11 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 		cfg.publicURL = "http://" + cfg.addr
 	}
 	cfg.issuer = strings.TrimRight(cfg.publicURL, "/")
+	if cfg.cacheBytes < authority.MinCacheBytes {
+		return fmt.Errorf("--cache-bytes: must be at least %d (1 MiB)", authority.MinCacheBytes)
+	}
 	m := metrics.New()
-	n, err := cfg.open(ctx, true, nodeOptions{metrics: m, log: log})
+	n, err := cfg.open(ctx, true, nodeOptions{metrics: m, log: log, cacheBytes: cfg.cacheBytes})
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,9 @@ type Config struct {
 	Bus Bus
 	// Observer, when set, receives verification and cache measurements.
 	Observer Observer
+	// CacheBytes is the credential cache's memory budget (0 means
+	// DefaultCacheBytes; at least MinCacheBytes).
+	CacheBytes int
 }
 
 // New returns an Authority. Call RunUsageFlusher beside it, or FlushUsage
@@ -60,7 +63,7 @@ func New(cfg Config) *Authority {
 	}
 	a := &Authority{
 		store: cfg.Store, keyring: cfg.Keyring, clock: cfg.Clock, issuer: cfg.Issuer, limiter: cfg.Limiter,
-		bus: cfg.Bus, observer: cfg.Observer, cache: newCredentialCache(), jwtKeys: newKeyCache(),
+		bus: cfg.Bus, observer: cfg.Observer, cache: newCredentialCache(cfg.CacheBytes), jwtKeys: newKeyCache(),
 	}
 	if a.bus != nil {
 		// Until the first subscription is confirmed, other nodes' changes

@@ -14,3 +14,9 @@ func DropCache(a *Authority) { a.cache.invalidate() }
 
 // DropVerifiedJWTs forgets every checked JWT signature.
 func DropVerifiedJWTs(a *Authority) { a.jwtKeys.verified.Purge() }
+
+// CacheUsage reports the credential cache's charged bytes and entries,
+// positive and negative.
+func CacheUsage(a *Authority) (positiveBytes, positiveEntries, negativeBytes, negativeEntries int) {
+	return a.cache.usage()
+}

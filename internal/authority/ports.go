@@ -33,6 +33,15 @@ type Store interface {
 	Close() error
 }
 
+// DigestReader is implemented by a Store that reads one credential by its
+// digest in a single statement, outside any explicit transaction: the
+// credential cache's miss path, the one read on the verify path. It
+// answers as Tx.CredentialByDigest does. A Store without it is read with
+// View.
+type DigestReader interface {
+	CredentialByDigest(ctx context.Context, d credential.Digest) (credential.Credential, error)
+}
+
 // Tx is the set of operations available inside a transaction. Every
 // method that reads or writes tenant data takes the instance id and bounds
 // its SQL by it: a row of another instance is CodeNotFound.

@@ -35,20 +35,30 @@ func (u *usageRecorder) take() []Usage {
 	return out
 }
 
-// FlushUsage writes the last-used times recorded since the previous flush.
-// On failure they are kept for the next flush.
+// usageFlushChunk bounds the usages written in one transaction. A flush
+// after a burst of distinct credentials holds thousands; in one
+// transaction they would hold the single SQLite writer (and the creates
+// queued behind it) for as long as they all take. In chunks, a create
+// waits behind one chunk at most, and, group-committed, shares its fsync.
+const usageFlushChunk = 256
+
+// FlushUsage writes the last-used times recorded since the previous flush,
+// in transactions of at most usageFlushChunk. Those not written, on
+// failure, are kept for the next flush.
 func (a *Authority) FlushUsage(ctx context.Context) error {
-	batch := a.usage.take()
-	if len(batch) == 0 {
-		return nil
-	}
-	err := a.store.Update(ctx, func(tx Tx) error { return tx.TouchCredentials(ctx, batch) })
-	if err != nil {
-		for _, p := range batch {
-			a.usage.record(p.InstanceID, p.CredentialID, p.At)
+	pending := a.usage.take()
+	for len(pending) > 0 {
+		chunk := pending[:min(len(pending), usageFlushChunk)]
+		err := a.store.Update(ctx, func(tx Tx) error { return tx.TouchCredentials(ctx, chunk) })
+		if err != nil {
+			for _, p := range pending {
+				a.usage.record(p.InstanceID, p.CredentialID, p.At)
+			}
+			return err
 		}
+		pending = pending[len(chunk):]
 	}
-	return err
+	return nil
 }
 
 // UsageFlushInterval is how often RunUsageFlusher writes last-used times.

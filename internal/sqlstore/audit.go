@@ -22,9 +22,11 @@ func scanAuditEvent(s scanner) (credential.AuditEvent, error) {
 	return e, err
 }
 
+const insertAuditEvent = `INSERT INTO audit_events (` + auditColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 func (t *tx) InsertAuditEvent(ctx context.Context, e credential.AuditEvent) error {
-	_, err := t.exec(ctx, `INSERT INTO audit_events (`+auditColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := t.exec(ctx, insertAuditEvent,
 		e.ID, e.InstanceID, millis(e.At), e.ActorKind, e.ActorID, e.Action, e.TargetKind, e.TargetID,
 		e.RequestID, e.Outcome, jsonText(e.Detail))
 	return translate(err, "audit event")

@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -45,21 +47,54 @@ func jsonText(doc json.RawMessage) string {
 	return string(doc)
 }
 
+const insertCredential = `INSERT INTO credentials (` + credentialColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 func (t *tx) InsertCredential(ctx context.Context, c credential.Credential) error {
-	_, err := t.exec(ctx, `INSERT INTO credentials (`+credentialColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := t.exec(ctx, insertCredential,
 		c.ID, c.InstanceID, c.Kind, c.Digest[:], c.DisplayPrefix, c.Subject, c.ParentID,
 		millis(c.ExpiresAt), millis(c.RevokedAt), c.RevocationReason, millis(c.LastUsedAt),
 		millis(c.CreatedAt), millis(c.UpdatedAt), c.Sealed, jsonText(c.Attrs))
 	return translate(err, "credential")
 }
 
+const credentialByDigest = `SELECT ` + credentialColumns + ` FROM credentials WHERE digest = ?`
+
 // CredentialByDigest is the one query not bounded by an instance: digests
 // are unique across instances, and the caller checks the instance.
 func (t *tx) CredentialByDigest(ctx context.Context, d credential.Digest) (credential.Credential, error) {
-	c, err := scanCredential(t.queryRow(ctx,
-		`SELECT `+credentialColumns+` FROM credentials WHERE digest = ?`, d[:]))
+	c, err := scanCredential(t.queryRow(ctx, credentialByDigest, d[:]))
 	return c, translate(err, "credential")
+}
+
+// CredentialByDigest is tx.CredentialByDigest in one statement outside any
+// explicit transaction (one SELECT reads one snapshot anyway), on the read
+// pool with its prepared statement: the verify cache's miss path, which
+// must neither pay for BEGIN and COMMIT nor wait behind a writer.
+func (s *Store) CredentialByDigest(ctx context.Context, d credential.Digest) (credential.Credential, error) {
+	if err := s.readGate.enter(ctx); err != nil {
+		return credential.Credential{}, err
+	}
+	defer s.readGate.leave()
+	if s.watch != nil { // as in run: an unanswering PostgreSQL fails the read
+		bound, release, err := s.watch.bind(ctx)
+		if err != nil {
+			return credential.Credential{}, err
+		}
+		defer release()
+		ctx = bound
+	}
+	var row *sql.Row
+	if st := s.readerStmts[credentialByDigest]; st != nil {
+		row = st.QueryRowContext(ctx, d[:])
+	} else {
+		row = s.reader.QueryRowContext(ctx, s.d.rebind(credentialByDigest), d[:])
+	}
+	c, err := scanCredential(row)
+	if err == nil || errors.Is(err, sql.ErrNoRows) {
+		s.sawAnswer()
+	}
+	return c, s.outageOr(ctx, translate(err, "credential"))
 }
 
 func (t *tx) GetCredential(ctx context.Context, instanceID, id string) (credential.Credential, error) {
@@ -214,7 +249,7 @@ func (t *tx) PageCredentials(ctx context.Context, q authority.CredentialQuery) (
 const touchCredential = `UPDATE credentials SET last_used_at = ?
 	WHERE instance_id = ? AND id = ? AND (last_used_at IS NULL OR last_used_at < ?)`
 
-// TouchCredentials prepares its statement once and runs it per usage, in
+// TouchCredentials runs one prepared statement per usage, in
 // (instance, id) order whatever the order of usages: on PostgreSQL,
 // concurrent batches then lock their rows in one order and cannot deadlock
 // on each other. Usages with a zero time are skipped.
@@ -231,7 +266,8 @@ func (t *tx) TouchCredentials(ctx context.Context, usages []authority.Usage) err
 	slices.SortFunc(sorted, func(a, b authority.Usage) int {
 		return cmp.Or(strings.Compare(a.InstanceID, b.InstanceID), strings.Compare(a.CredentialID, b.CredentialID))
 	})
-	stmt, err := t.sqlTx.PrepareContext(ctx, t.d.rebind(touchCredential))
+	ctx = t.stmtCtx(ctx)
+	stmt, err := t.prepare(ctx, touchCredential)
 	if err != nil {
 		return translate(err, "credential")
 	}

@@ -1,6 +1,10 @@
 package sqlstore
 
-import "context"
+import (
+	"context"
+
+	"github.com/keyward/keyward/internal/authority"
+)
 
 // RowCount counts every row of table, whatever its instance, so tests can
 // see what a cascade left behind where no Tx method reads.
@@ -8,4 +12,29 @@ func RowCount(ctx context.Context, s *Store, table string) (int, error) {
 	var n int
 	err := s.reader.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n)
 	return n, err
+}
+
+// CommitStats returns how many group-commit transactions committed and
+// how many Update closures they carried (zero on PostgreSQL).
+func CommitStats(s *Store) (batches, closures int64) {
+	if s.committer == nil {
+		return 0, 0
+	}
+	return s.committer.batches.Load(), s.committer.closures.Load()
+}
+
+// WaitingUpdates returns how many Update calls are queued or running in
+// the group committer.
+func WaitingUpdates(s *Store) int64 {
+	if s.committer == nil {
+		return 0
+	}
+	return s.committer.waiting.Load()
+}
+
+// ExecInTx runs raw SQL inside an Update closure's transaction, for tests
+// that need what no Tx method does (a deferred constraint).
+func ExecInTx(ctx context.Context, t authority.Tx, query string, args ...any) error {
+	_, err := t.(*tx).exec(ctx, query, args...)
+	return err
 }

@@ -21,9 +21,10 @@ func (t *tx) InsertMachine(ctx context.Context, m credential.Machine) error {
 	return translate(err, "machine")
 }
 
+const getMachine = `SELECT ` + machineColumns + ` FROM machines WHERE instance_id = ? AND id = ?`
+
 func (t *tx) GetMachine(ctx context.Context, instanceID, id string) (credential.Machine, error) {
-	m, err := scanMachine(t.queryRow(ctx,
-		`SELECT `+machineColumns+` FROM machines WHERE instance_id = ? AND id = ?`, instanceID, id))
+	m, err := scanMachine(t.queryRow(ctx, getMachine, instanceID, id))
 	return m, translate(err, "machine")
 }
 
@@ -120,6 +121,14 @@ func (t *tx) CountMachineScopes(ctx context.Context, instanceID, fromID string) 
 		`SELECT COUNT(*) FROM machine_scopes WHERE instance_id = ? AND from_machine_id = ?`, instanceID, fromID)
 }
 
+// scopedMachinesQuery reads the scoped machines of n machines.
+func scopedMachinesQuery(n int) string {
+	return `SELECT s.from_machine_id, m.id, m.instance_id, m.name, m.default_token_ttl, m.created_at, m.updated_at
+		FROM machine_scopes s JOIN machines m ON m.id = s.to_machine_id
+		WHERE s.instance_id = ? AND m.instance_id = ? AND s.from_machine_id IN (` + placeholders(n) + `)
+		ORDER BY s.created_at, m.id`
+}
+
 // ScopedMachines reads the scopes of every fromID in one query. A fromID
 // without scopes has no key in the result.
 func (t *tx) ScopedMachines(ctx context.Context, instanceID string, fromIDs []string) (map[string][]credential.Machine, error) {
@@ -136,11 +145,7 @@ func (t *tx) ScopedMachines(ctx context.Context, instanceID string, fromIDs []st
 		err := s.Scan(&sm.from, &sm.m.ID, &sm.m.InstanceID, &sm.m.Name, &sm.m.DefaultTokenTTL,
 			scanTime(&sm.m.CreatedAt), scanTime(&sm.m.UpdatedAt))
 		return sm, err
-	}, `SELECT s.from_machine_id, m.id, m.instance_id, m.name, m.default_token_ttl, m.created_at, m.updated_at
-		FROM machine_scopes s JOIN machines m ON m.id = s.to_machine_id
-		WHERE s.instance_id = ? AND m.instance_id = ? AND s.from_machine_id IN (`+placeholders(len(fromIDs))+`)
-		ORDER BY s.created_at, m.id`,
-		append([]any{instanceID, instanceID}, stringArgs(fromIDs)...)...)
+	}, scopedMachinesQuery(len(fromIDs)), append([]any{instanceID, instanceID}, stringArgs(fromIDs)...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,56 @@ type Store struct {
 	// watch cancels calls while PostgreSQL does not answer; nil on
 	// SQLite, which waits only for its own file lock (busy_timeout).
 	watch *outageWatch
+	// committer batches Updates on SQLite (group commit); nil on
+	// PostgreSQL, whose connections commit concurrently.
+	committer *groupCommitter
+	// writerStmts and readerStmts are the hot statements prepared on each
+	// SQLite pool (pgx caches prepared statements by itself).
+	writerStmts, readerStmts map[string]*sql.Stmt
+	// readGate admits View and CredentialByDigest to the read pool, and on
+	// PostgreSQL also Update (one pool), first come first served.
+	readGate fifoGate
+}
+
+// fifoGate admits at most cap(g) holders at once, in arrival order. It
+// sits in front of a pool of as many connections: database/sql hands a
+// freed connection to a random waiter, so under load some requests wait
+// round after round, which put a tail of tens of milliseconds on cache
+// misses; Go serves blocked channel senders in order.
+type fifoGate chan struct{}
+
+func (g fifoGate) enter(ctx context.Context) error {
+	select {
+	case g <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return translate(ctx.Err(), "transaction")
+	}
+}
+
+func (g fifoGate) leave() { <-g }
+
+// hotWrites and hotReads are the statements of token creation, of the
+// last-used flush and of the verify cache's miss path.
+var (
+	hotWrites = []string{insertCredential, insertAuditEvent, touchCredential}
+	hotReads  = []string{credentialByDigest, getMachine, scopedMachinesQuery(1)}
+)
+
+// prepareAll prepares queries on db.
+func prepareAll(ctx context.Context, db *sql.DB, queries []string) (map[string]*sql.Stmt, error) {
+	stmts := make(map[string]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range stmts {
+				st.Close()
+			}
+			return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+		}
+		stmts[q] = st
+	}
+	return stmts, nil
 }
 
 var _ authority.Store = (*Store)(nil)
@@ -80,16 +130,31 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
 	}
-	reader.SetMaxOpenConns(4)
-	reader.SetMaxIdleConns(4)
+	reader.SetMaxOpenConns(sqliteReaders)
+	reader.SetMaxIdleConns(sqliteReaders)
 
-	s := &Store{writer: writer, reader: reader, d: newSQLiteDialect()}
+	s := &Store{writer: writer, reader: reader, d: newSQLiteDialect(), readGate: make(fifoGate, sqliteReaders)}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
+	// Prepared after the migrations, which the statements' tables need.
+	if s.writerStmts, err = prepareAll(ctx, writer, hotWrites); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.readerStmts, err = prepareAll(ctx, reader, hotReads); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.committer = newGroupCommitter(writer, s.d, s.writerStmts)
 	return s, nil
 }
+
+// sqliteReaders is the size of the SQLite read pool: WAL readers run
+// beside the writer and each other, and more connections than cores only
+// add page caches.
+const sqliteReaders = 4
 
 // postgresMaxConns bounds one store's PostgreSQL connections.
 const postgresMaxConns = 16
@@ -122,7 +187,7 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 	// the server's connection slots (100 by default, shared by every node).
 	db.SetMaxOpenConns(postgresMaxConns)
 	db.SetMaxIdleConns(postgresMaxConns)
-	s := &Store{writer: db, reader: db, d: newPostgresDialect(), watch: startOutageWatch(stdlib.OpenDB(*cfg))}
+	s := &Store{writer: db, reader: db, d: newPostgresDialect(), watch: startOutageWatch(stdlib.OpenDB(*cfg)), readGate: make(fifoGate, postgresMaxConns)}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -171,16 +236,31 @@ func (s *Store) Dialect() string { return s.d.name }
 // Update runs fn in a read-write transaction and commits if fn returns nil.
 // fn's error is returned unchanged, so domain errors pass through. A failed
 // COMMIT is reported, never retried: the caller cannot know whether it took.
+// Update returns only after the COMMIT has returned. On SQLite, concurrent
+// Updates share one transaction and one fsync (see groupCommitter), each fn
+// under its own savepoint, which is equivalent to running them one after
+// another; fn must therefore not call Update itself.
 func (s *Store) Update(ctx context.Context, fn func(authority.Tx) error) error {
-	return s.run(ctx, s.writer, nil, fn)
+	if s.committer != nil {
+		return s.committer.update(ctx, fn)
+	}
+	if err := s.readGate.enter(ctx); err != nil {
+		return err
+	}
+	defer s.readGate.leave()
+	return s.run(ctx, s.writer, nil, nil, fn)
 }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(ctx context.Context, fn func(authority.Tx) error) error {
-	return s.run(ctx, s.reader, &s.d.readTx, fn)
+	if err := s.readGate.enter(ctx); err != nil {
+		return err
+	}
+	defer s.readGate.leave()
+	return s.run(ctx, s.reader, &s.d.readTx, s.readerStmts, fn)
 }
 
-func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(authority.Tx) error) error {
+func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, prepared map[string]*sql.Stmt, fn func(authority.Tx) error) error {
 	if s.watch != nil {
 		bound, release, err := s.watch.bind(ctx)
 		if err != nil {
@@ -196,7 +276,7 @@ func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn fun
 	s.sawAnswer() // BEGIN is a round trip
 	// Also releases the connection if fn panics; a no-op after Commit.
 	defer sqlTx.Rollback()
-	if err := fn(&tx{sqlTx: sqlTx, d: s.d}); err != nil {
+	if err := fn(&tx{sqlTx: sqlTx, d: s.d, prepared: prepared}); err != nil {
 		return s.outageOr(ctx, err)
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -244,6 +324,15 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	if s.watch != nil {
 		s.watch.Close()
+	}
+	if s.committer != nil {
+		s.committer.close()
+	}
+	for _, st := range s.writerStmts {
+		st.Close()
+	}
+	for _, st := range s.readerStmts {
+		st.Close()
 	}
 	if s.reader == s.writer {
 		return s.writer.Close()

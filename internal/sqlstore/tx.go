@@ -15,20 +15,62 @@ import (
 type tx struct {
 	sqlTx *sql.Tx
 	d     *dialect
+	// detached: the transaction is a group commit's, shared by several
+	// callers, so a caller's cancellation must not reach the driver (on
+	// SQLite an interrupted statement may roll back the whole
+	// transaction, the other callers' writes with it).
+	detached bool
+	// prepared holds the statements prepared once on the transaction's
+	// pool (SQLite only), by query text.
+	prepared map[string]*sql.Stmt
 }
 
 var _ authority.Tx = (*tx)(nil)
 
+// stmtCtx is the context statements run under.
+func (t *tx) stmtCtx(ctx context.Context) context.Context {
+	if t.detached {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
+// SQLite parses a statement in about as long as it runs a small one, so
+// the hot statements are prepared once per connection and reused: a
+// statement prepared on the pool is bound to the transaction's connection
+// by Tx.StmtContext, which prepares it there only the first time.
+
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = t.stmtCtx(ctx)
+	if st, ok := t.prepared[query]; ok {
+		return t.sqlTx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
 	return t.sqlTx.ExecContext(ctx, t.d.rebind(query), args...)
 }
 
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = t.stmtCtx(ctx)
+	if st, ok := t.prepared[query]; ok {
+		return t.sqlTx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
 	return t.sqlTx.QueryContext(ctx, t.d.rebind(query), args...)
 }
 
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = t.stmtCtx(ctx)
+	if st, ok := t.prepared[query]; ok {
+		return t.sqlTx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
 	return t.sqlTx.QueryRowContext(ctx, t.d.rebind(query), args...)
+}
+
+// prepare returns query as a statement of the transaction, reusing the
+// connection's prepared one when there is one. Close it after use.
+func (t *tx) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := t.prepared[query]; ok {
+		return t.sqlTx.StmtContext(ctx, st), nil
+	}
+	return t.sqlTx.PrepareContext(ctx, t.d.rebind(query))
 }
 
 // execOne runs a statement that must touch a row, and reports CodeNotFound

@@ -1,0 +1,277 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/sqlstore"
+	"github.com/keyward/keyward/internal/testkit"
+)
+
+// holdWriter starts an Update that blocks until the returned release is
+// called, so the Updates started meanwhile queue up behind it and, on
+// SQLite, form one batch.
+func holdWriter(t *testing.T, s *sqlstore.Store) (release func()) {
+	t.Helper()
+	entered, gate, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.Update(context.Background(), func(authority.Tx) error {
+			close(entered)
+			<-gate
+			return nil
+		})
+	}()
+	<-entered
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			close(gate)
+			if err := <-done; err != nil {
+				t.Errorf("the holding Update: %v", err)
+			}
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// waitQueued waits until n Updates are queued or running in the SQLite
+// committer; on PostgreSQL, which has none, it only yields.
+func waitQueued(s *sqlstore.Store, n int64) {
+	if s.Dialect() != "sqlite" {
+		runtime.Gosched()
+		return
+	}
+	for sqlstore.WaitingUpdates(s) < n {
+		runtime.Gosched()
+	}
+}
+
+func auditEvent(id string) credential.AuditEvent {
+	return credential.AuditEvent{ID: id, InstanceID: "ins_batch", At: t0, Outcome: credential.OutcomeSuccess}
+}
+
+func committedEvents(t *testing.T, s *sqlstore.Store) map[string]bool {
+	t.Helper()
+	events, _ := listAudit(t, s, authority.AuditFilter{InstanceID: "ins_batch"})
+	got := make(map[string]bool, len(events))
+	for _, e := range events {
+		got[e.ID] = true
+	}
+	return got
+}
+
+func TestConcurrentUpdatesShareOneCommitOnSQLite(t *testing.T) {
+	s := testkit.OpenSQLite(t)
+	ctx := context.Background()
+	release := holdWriter(t, s)
+	batches0, closures0 := sqlstore.CommitStats(s)
+	const writers = 30
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			errs[i] = s.Update(ctx, func(tx authority.Tx) error {
+				return tx.InsertAuditEvent(ctx, auditEvent(fmt.Sprintf("aud_%02d", i)))
+			})
+		})
+	}
+	waitQueued(s, writers+1)
+	release()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("writer %d: %v", i, err)
+		}
+	}
+	batches, closures := sqlstore.CommitStats(s)
+	// The holding Update's batch, then one batch for the 30 queued behind it.
+	if batches-batches0 != 2 || closures-closures0 != writers+1 {
+		t.Errorf("%d commits carried %d closures; want 2 commits for %d", batches-batches0, closures-closures0, writers+1)
+	}
+	if got := committedEvents(t, s); len(got) != writers {
+		t.Errorf("%d events committed, want %d", len(got), writers)
+	}
+}
+
+func TestAFailingUpdateRollsBackAloneAndKeepsItsOwnError(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		release := holdWriter(t, s)
+		const writers = 30
+		var wg sync.WaitGroup
+		errs := make([]error, writers)
+		mine := make([]error, writers)
+		panics := make([]any, writers)
+		for i := range writers {
+			mine[i] = fmt.Errorf("closure %d refuses", i)
+			wg.Go(func() {
+				defer func() { panics[i] = recover() }()
+				errs[i] = s.Update(ctx, func(tx authority.Tx) error {
+					if err := tx.InsertAuditEvent(ctx, auditEvent(fmt.Sprintf("aud_%02d", i))); err != nil {
+						return err
+					}
+					switch {
+					case i == 7:
+						panic("closure 7 panics")
+					case i%3 == 0:
+						return mine[i] // after writing: the write must go
+					}
+					return nil
+				})
+			})
+		}
+		waitQueued(s, writers+1)
+		release()
+		wg.Wait()
+
+		got := committedEvents(t, s)
+		for i := range writers {
+			id := fmt.Sprintf("aud_%02d", i)
+			switch {
+			case i == 7:
+				if panics[i] != "closure 7 panics" {
+					t.Errorf("the panicking closure's caller recovered %v, want its panic", panics[i])
+				}
+				if got[id] {
+					t.Errorf("the panicking closure's write was committed")
+				}
+			case i%3 == 0:
+				if errs[i] != mine[i] {
+					t.Errorf("writer %d got %v, want its own error", i, errs[i])
+				}
+				if got[id] {
+					t.Errorf("writer %d failed but its write was committed", i)
+				}
+			default:
+				if errs[i] != nil || panics[i] != nil {
+					t.Errorf("writer %d got %v (panic %v), want success: another closure's failure leaked", i, errs[i], panics[i])
+				}
+				if !got[id] {
+					t.Errorf("writer %d was acknowledged but its write is missing", i)
+				}
+			}
+		}
+	})
+}
+
+func TestAFailedCommitFailsEveryCallerOfTheBatch(t *testing.T) {
+	s := testkit.OpenSQLite(t)
+	ctx := context.Background()
+	release := holdWriter(t, s)
+	const writers = 10
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			errs[i] = s.Update(ctx, func(tx authority.Tx) error {
+				if i == 4 {
+					// A foreign key checked only at COMMIT, and broken: the
+					// batch's COMMIT fails, so no caller may be told it took.
+					if err := sqlstore.ExecInTx(ctx, tx, "PRAGMA defer_foreign_keys = ON"); err != nil {
+						return err
+					}
+					c := machineKey("ins_missing", "m")
+					if err := tx.InsertCredential(ctx, c); err != nil {
+						return err
+					}
+				}
+				return tx.InsertAuditEvent(ctx, auditEvent(fmt.Sprintf("aud_%02d", i)))
+			})
+		})
+	}
+	waitQueued(s, writers+1)
+	release()
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("writer %d was acknowledged although its batch's COMMIT failed", i)
+		}
+	}
+	if got := committedEvents(t, s); len(got) != 0 {
+		t.Errorf("%d writes of the failed batch are in the database", len(got))
+	}
+	// The writer is usable again, and the deferral ended with the batch.
+	update(t, s, func(tx authority.Tx) error { return tx.InsertAuditEvent(ctx, auditEvent("aud_after")) })
+	err := s.Update(ctx, func(tx authority.Tx) error { return tx.InsertCredential(ctx, machineKey("ins_missing", "m")) })
+	wantCode(t, err, credential.CodeNotFound)
+}
+
+func TestACancelledCallerDoesNotUndoTheOthers(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		release := holdWriter(t, s)
+		queuedCtx, cancelQueued := context.WithCancel(ctx)
+		const writers = 12
+		var wg sync.WaitGroup
+		errs := make([]error, writers)
+		for i := range writers {
+			wg.Go(func() {
+				switch i {
+				case 3: // cancelled while it waits its turn: never runs
+					errs[i] = s.Update(queuedCtx, func(tx authority.Tx) error {
+						return tx.InsertAuditEvent(ctx, auditEvent(fmt.Sprintf("aud_%02d", i)))
+					})
+				case 5: // cancelled while its closure runs, between two writes
+					own, cancel := context.WithCancel(ctx)
+					errs[i] = s.Update(own, func(tx authority.Tx) error {
+						if err := tx.InsertAuditEvent(own, auditEvent(fmt.Sprintf("aud_%02d", i))); err != nil {
+							return err
+						}
+						cancel()
+						return tx.InsertAuditEvent(own, auditEvent(fmt.Sprintf("aud_%02d_b", i)))
+					})
+				default:
+					errs[i] = s.Update(ctx, func(tx authority.Tx) error {
+						return tx.InsertAuditEvent(ctx, auditEvent(fmt.Sprintf("aud_%02d", i)))
+					})
+				}
+			})
+		}
+		waitQueued(s, writers+1)
+		cancelQueued()
+		release()
+		wg.Wait()
+		got := committedEvents(t, s)
+		for i := range writers {
+			id := fmt.Sprintf("aud_%02d", i)
+			switch {
+			case i == 3 && s.Dialect() == "sqlite":
+				// Only the committer's queue makes "cancelled while queued"
+				// deterministic.
+				if errs[i] == nil || got[id] {
+					t.Errorf("the caller cancelled in the queue got %v and its write committed: %v", errs[i], got[id])
+				}
+			case i == 3:
+			case i == 5:
+				// Either outcome is honest, as long as the answer matches
+				// the database: both writes or neither.
+				if (errs[i] == nil) != (got[id] && got[id+"_b"]) || got[id] != got[id+"_b"] {
+					t.Errorf("the caller cancelled mid-closure got %v, but its writes committed: %v, %v", errs[i], got[id], got[id+"_b"])
+				}
+			default:
+				if errs[i] != nil || !got[id] {
+					t.Errorf("writer %d: %v, committed %v; another caller's cancellation reached it", i, errs[i], got[id])
+				}
+			}
+		}
+	})
+}
+
+func TestUpdateAfterCloseIsRefused(t *testing.T) {
+	s, err := sqlstore.OpenSQLite(context.Background(), t.TempDir()+"/k.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(context.Background(), func(authority.Tx) error { return errors.New("ran") })
+	wantCode(t, err, credential.CodeUnavailable)
+}
