@@ -254,7 +254,7 @@ func suggest(name string, known map[string]bool) string {
 		}
 	}
 	longest := max(len(strings.TrimPrefix(name, "KEYWARD_")), len(strings.TrimPrefix(best, "KEYWARD_")))
-	if best == "" || bestDist*2 > longest {
+	if best == "" || bestDist*3 > longest*2 {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %s?)", best)
