@@ -58,10 +58,16 @@ func newServeCommand(store *storeConfig) *cobra.Command {
 With no flags it listens on 127.0.0.1:8080 and keeps everything in ./keyward-data
 (SQLite plus a generated master key). On first start it creates the default
 instance and prints its admin key once to stderr; set KEYWARD_BOOTSTRAP_ADMIN_KEY
-to choose that key instead.`,
+to choose that key instead.
+
+Settings come from flags, then KEYWARD_<FLAG> variables, then the --config
+YAML file, then the defaults. With --tls-cert and --tls-key it serves HTTPS
+(TLS 1.2+). SIGHUP rereads the config file, the log level and the TLS files
+(a bad new certificate keeps the old one) and never stops the server.`,
 		Example: `  keyward serve
   keyward serve --addr 0.0.0.0:8080 --data-dir /var/lib/keyward
-  KEYWARD_MASTER_KEY_FILE=/run/secrets/mk keyward serve --database-url postgres://keyward@db/keyward`,
+  KEYWARD_MASTER_KEY_FILE=/run/secrets/mk keyward serve --database-url postgres://keyward@db/keyward
+  keyward serve --config /etc/keyward/keyward.yaml --tls-cert tls.crt --tls-key tls.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.reloadSettings = func() ([]string, []string, error) { return store.settings.reload(cmd) }
