@@ -210,7 +210,10 @@ wait:
 		case <-hup:
 			err := cfg.reload(log, certs)
 			if reloaded != nil {
-				reloaded <- err
+				select {
+				case reloaded <- err:
+				case <-ctx.Done():
+				}
 			}
 		case <-ctx.Done():
 			break wait
