@@ -30,6 +30,7 @@ var envOnly = []string{
 	"KEYWARD_ADMIN_KEY", "KEYWARD_ADMIN_KEY_FILE",
 	"KEYWARD_MACHINE_KEY", "KEYWARD_MACHINE_KEY_FILE",
 	"KEYWARD_TEST_DATABASE_URL", // the PostgreSQL test runs
+	"KEYWARD_TEST_MAIN_ARGS",    // cmd/keyward's tests running their binary as keyward
 	"KEYWARD_VERIFY_KEY",        // examples/protected-api, often exported in the same shell
 }
 
