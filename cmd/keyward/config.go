@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/inmem"
@@ -34,6 +33,9 @@ type storeConfig struct {
 	redisURL    string
 	redisPolicy string
 	issuer      string // set by serve from --public-url
+
+	settings *settings
+	level    *slog.LevelVar // the logger's level, changed by a reload
 }
 
 // secretFlags may also be read from a file named by KEYWARD_<NAME>_FILE.
@@ -48,34 +50,6 @@ func (c *storeConfig) addFlags(cmd *cobra.Command) {
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&c.redisURL, "redis-url", "", "redis://host:port/db to share rate limits and invalidations between nodes through Redis")
 	f.StringVar(&c.redisPolicy, "ratelimit-on-redis-error", "local", "when Redis is unreachable: local (count per node), open (admit) or closed (refuse)")
-}
-
-// bindEnv fills every flag not given on the command line from
-// KEYWARD_<NAME> (dashes as underscores), and secret flags also from the
-// file named by KEYWARD_<NAME>_FILE.
-func bindEnv(cmd *cobra.Command) error {
-	var errs []error
-	visit := func(fl *pflag.Flag) {
-		if fl.Changed {
-			return
-		}
-		env := "KEYWARD_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok {
-			errs = append(errs, fl.Value.Set(v))
-			return
-		}
-		if path, ok := os.LookupEnv(env + "_FILE"); ok && secretFlags[fl.Name] {
-			b, err := os.ReadFile(path)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s_FILE: %w", env, err))
-				return
-			}
-			errs = append(errs, fl.Value.Set(strings.TrimSpace(string(b))))
-		}
-	}
-	cmd.Flags().VisitAll(visit)
-	cmd.InheritedFlags().VisitAll(visit)
-	return errors.Join(errs...)
 }
 
 // envSecret reads a secret given only through the environment (NAME or the
@@ -99,7 +73,9 @@ func (c *storeConfig) logger(w io.Writer) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	return logging.New(w, c.logFormat, level)
+	c.level = new(slog.LevelVar)
+	c.level.Set(level)
+	return logging.New(w, c.logFormat, c.level)
 }
 
 func (c *storeConfig) postgres() bool {

@@ -25,20 +25,21 @@ func main() {
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
-	cfg := &storeConfig{}
+	cfg := &storeConfig{settings: &settings{}}
 	root := &cobra.Command{
 		Use:           "keyward",
 		Short:         "A self-hosted credential authority for APIs",
-		Long:          "keyward issues, stores, verifies, rotates, scopes, rate-limits, audits and revokes API credentials.\n\nServer and operator flags can also be set as KEYWARD_<FLAG> (e.g. KEYWARD_DATA_DIR); secrets also as\nKEYWARD_<FLAG>_FILE. Commands that talk to a server read KEYWARD_URL, KEYWARD_ADMIN_KEY[_FILE],\nKEYWARD_MACHINE_KEY[_FILE] and KEYWARD_OUTPUT.",
+		Long:          "keyward issues, stores, verifies, rotates, scopes, rate-limits, audits and revokes API credentials.\n\nServer and operator flags can also be set as KEYWARD_<FLAG> (e.g. KEYWARD_DATA_DIR); secrets also as\nKEYWARD_<FLAG>_FILE, and in a YAML file named by --config (flag > env > file > default). Commands that talk to a server read KEYWARD_URL, KEYWARD_ADMIN_KEY[_FILE],\nKEYWARD_MACHINE_KEY[_FILE] and KEYWARD_OUTPUT.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return bindEnv(cmd)
+			return cfg.settings.resolve(cmd)
 		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cfg.addFlags(root)
+	root.PersistentFlags().StringVar(&cfg.settings.configPath, configFlag, "", "a YAML file of settings keyed by flag name (env KEYWARD_CONFIG); flags and KEYWARD_* variables override it")
 	root.AddCommand(newRemoteCommands()...)
 	root.AddCommand(
 		newServeCommand(cfg),

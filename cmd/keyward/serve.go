@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,9 +28,20 @@ type serveConfig struct {
 	publicURL      string
 	trustedProxies string
 	cacheBytes     int
+	tls            tlsFiles
+	// reloadSettings reads the config file again (see settings.reload).
+	reloadSettings func() (applied, restart []string, err error)
 }
 
 type readyKey struct{}
+
+type reloadedKey struct{}
+
+// withReloaded returns a context under which serve sends the outcome of
+// each SIGHUP reload to reloaded (tests wait for it).
+func withReloaded(ctx context.Context, reloaded chan<- error) context.Context {
+	return context.WithValue(ctx, reloadedKey{}, reloaded)
+}
 
 // withReady returns a context under which serve sends its listening address
 // to ready once it accepts connections (tests listen on port 0).
@@ -45,19 +59,29 @@ func newServeCommand(store *storeConfig) *cobra.Command {
 With no flags it listens on 127.0.0.1:8080 and keeps everything in ./keyward-data
 (SQLite plus a generated master key). On first start it creates the default
 instance and prints its admin key once to stderr; set KEYWARD_BOOTSTRAP_ADMIN_KEY
-to choose that key instead.`,
+to choose that key instead.
+
+Settings come from flags, then KEYWARD_<FLAG> variables, then the --config
+YAML file, then the defaults. With --tls-cert and --tls-key it serves HTTPS
+(TLS 1.2+). SIGHUP rereads the config file, the log level and the TLS files
+(a bad new certificate keeps the old one) and never stops the server.`,
 		Example: `  keyward serve
   keyward serve --addr 0.0.0.0:8080 --data-dir /var/lib/keyward
-  KEYWARD_MASTER_KEY_FILE=/run/secrets/mk keyward serve --database-url postgres://keyward@db/keyward`,
+  KEYWARD_MASTER_KEY_FILE=/run/secrets/mk keyward serve --database-url postgres://keyward@db/keyward
+  keyward serve --config /etc/keyward/keyward.yaml --tls-cert tls.crt --tls-key tls.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.reloadSettings = func() ([]string, []string, error) { return store.settings.reload(cmd) }
 			return serve(cmd.Context(), cfg, cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	cmd.Flags().StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed (none by default)")
-	cmd.Flags().StringVar(&cfg.publicURL, "public-url", "", "the URL clients reach keyward at; the iss of its JWTs (default http://<addr>)")
 	cmd.Flags().IntVar(&cfg.cacheBytes, "cache-bytes", authority.DefaultCacheBytes, "memory budget of the verify cache, in bytes (at least 1 MiB; about 650 bytes per cached credential)")
+	cmd.Flags().StringVar(&cfg.publicURL, "public-url", "", "the URL clients reach keyward at; the iss of its JWTs (default http://<addr>, https:// with --tls-cert)")
+	cmd.Flags().StringVar(&cfg.tls.cert, "tls-cert", "", "PEM certificate chain to serve HTTPS with (TLS 1.2+); reread on SIGHUP")
+	cmd.Flags().StringVar(&cfg.tls.key, "tls-key", "", "PEM private key of --tls-cert; reread on SIGHUP")
+	cmd.Flags().StringVar(&cfg.tls.clientCA, "tls-client-ca", "", "PEM CA whose client certificates the native API (/v1/) requires; reread on SIGHUP")
 	return cmd
 }
 
@@ -76,8 +100,21 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	if err != nil {
 		return err
 	}
+	// Registered first: from here on a SIGHUP reloads instead of killing.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var certs *certReloader
+	if cfg.tls != (tlsFiles{}) {
+		if certs, err = newCertReloader(cfg.tls); err != nil {
+			return err
+		}
+	}
 	if cfg.publicURL == "" {
 		cfg.publicURL = "http://" + cfg.addr
+		if certs != nil {
+			cfg.publicURL = "https://" + cfg.addr
+		}
 	}
 	cfg.issuer = strings.TrimRight(cfg.publicURL, "/")
 	if cfg.cacheBytes < authority.MinCacheBytes {
@@ -113,8 +150,12 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	} else if created {
 		fmt.Fprintf(stderr, "keyward: created instance %s with the admin key from KEYWARD_BOOTSTRAP_ADMIN_KEY\n", in.ID)
 	}
+	api := httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer, Metrics: m}
+	if certs != nil {
+		api.ClientCertRequired = certs.clientCertRequired
+	}
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer, Metrics: m}),
+		Handler:           httpapi.New(api),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -122,7 +163,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("keyward listening", "addr", ln.Addr().String(), "store", store.Dialect(), "version", versionString())
+	if certs != nil {
+		srv.TLSConfig = certs.config()
+	}
+	log.Info("keyward listening", "addr", ln.Addr().String(), "store", store.Dialect(), "tls", certs != nil, "version", versionString())
 	if ready, ok := ctx.Value(readyKey{}).(chan<- string); ok {
 		ready <- ln.Addr().String()
 	}
@@ -155,11 +199,30 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	defer func() { stopBus(); <-busDone }()
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	go func() {
+		if certs != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	reloaded, _ := ctx.Value(reloadedKey{}).(chan<- error)
+wait:
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			err := cfg.reload(log, certs)
+			if reloaded != nil {
+				select {
+				case reloaded <- err:
+				case <-ctx.Done():
+				}
+			}
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
@@ -173,5 +236,45 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return nil
+}
+
+// reload is what a SIGHUP does: read the config file again, apply the new
+// log level, and serve the certificate files as they are now. Whatever
+// fails is logged and leaves the old setting in force; the process goes on.
+func (cfg *serveConfig) reload(log *slog.Logger, certs *certReloader) error {
+	oldLevel, oldTLS := cfg.logLevel, cfg.tls // serveConfig shares its storeConfig: copy the values
+	var errs []error
+	applied, restart, err := cfg.reloadSettings()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range restart {
+		log.Warn("setting changed in the config file; restart needed to apply it", "setting", name)
+	}
+	if cfg.logLevel != oldLevel {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+			errs = append(errs, fmt.Errorf("log-level: %w", err))
+			cfg.logLevel = oldLevel
+		} else {
+			cfg.level.Set(level)
+		}
+	}
+	switch {
+	case certs == nil && cfg.tls != (tlsFiles{}), certs != nil && (cfg.tls.cert == "" || cfg.tls.key == ""):
+		log.Warn("setting changed in the config file; restart needed to apply it", "setting", "tls-cert")
+		cfg.tls = oldTLS
+	case certs != nil:
+		if err := certs.reload(cfg.tls); err != nil {
+			errs = append(errs, fmt.Errorf("%w; still serving %s", err, certs.current().cert))
+			cfg.tls = certs.current()
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		log.Error("reload failed; the previous settings stay in force", "error", err.Error())
+		return err
+	}
+	log.Info("reloaded", "applied", strings.Join(applied, ","), "level", cfg.level.Level().String(), "tls", certs != nil)
 	return nil
 }

@@ -39,6 +39,9 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a caller's address (none by default).
 	TrustedProxies []netip.Prefix
+	// ClientCertRequired, when set and true, makes the native API (/v1/)
+	// refuse requests without a verified TLS client certificate.
+	ClientCertRequired func() bool
 }
 
 // New returns the handler for every surface.
@@ -51,7 +54,11 @@ func New(cfg Config) http.Handler {
 	}
 	mux := http.NewServeMux()
 	register(mux, cfg)
-	return &middleware{next: mux, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now, metrics: cfg.Metrics}
+	var next http.Handler = mux
+	if cfg.ClientCertRequired != nil {
+		next = requireClientCert(mux, cfg.ClientCertRequired, &native{log: cfg.Logger})
+	}
+	return &middleware{next: next, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now, metrics: cfg.Metrics}
 }
 
 // register mounts every surface and the native API on mux.

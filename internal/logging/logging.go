@@ -11,8 +11,8 @@ import (
 )
 
 // New returns a logger writing to w in the given format ("text" or "json")
-// at the given level.
-func New(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+// at the given level (a *slog.LevelVar lets the level change while it runs).
+func New(w io.Writer, format string, level slog.Leveler) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact}
 	switch format {
 	case "", "text":
