@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/httpapi/wire"
+	"github.com/keyward/keyward/internal/logging"
 	"github.com/keyward/keyward/internal/metrics"
 )
 
@@ -61,11 +62,22 @@ to choose that key instead.`,
 
 const shutdownGrace = 15 * time.Second
 
+// logFlushInterval bounds how long a log line waits in memory: the access
+// log is written in batches, not one write(2) per request.
+const logFlushInterval = 100 * time.Millisecond
+
 func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) {
-	log, err := cfg.logger(stderr)
+	logOut := logging.NewBuffered(stderr)
+	log, err := cfg.logger(logOut)
 	if err != nil {
 		return err
 	}
+	// Registered first, so it runs last: every line, the shutdown's
+	// included, is written before serve returns.
+	logCtx, stopLog := context.WithCancel(context.WithoutCancel(ctx))
+	logDone := make(chan struct{})
+	go func() { defer close(logDone); logOut.Run(logCtx, logFlushInterval) }()
+	defer func() { stopLog(); <-logDone }()
 	trusted, err := wire.ParseTrustedProxies(cfg.trustedProxies)
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)

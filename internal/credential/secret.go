@@ -2,9 +2,9 @@ package credential
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"hash/crc32"
 	"log/slog"
-	"math/big"
 	"strings"
 )
 
@@ -165,15 +165,34 @@ func isBase62(c byte) bool {
 // since the alphabet is in ASCII order, keeps byte order and string order
 // the same.
 func encodeBase62(b []byte, width int) string {
-	n := new(big.Int).SetBytes(b)
-	out := make([]byte, width)
-	base := big.NewInt(62)
-	mod := new(big.Int)
-	for i := width - 1; i >= 0; i-- {
-		n.DivMod(n, base, mod)
-		out[i] = base62Alphabet[mod.Int64()]
+	return string(appendBase62(make([]byte, 0, width), b, width))
+}
+
+// appendBase62 is encodeBase62 appending to dst, by schoolbook division of
+// 32-bit limbs (no big.Int: it runs for every request id). A 32-byte number
+// at most; wider ones keep their low 32 bytes.
+func appendBase62(dst, b []byte, width int) []byte {
+	var limbs [8]uint32 // big-endian
+	if len(b) > 4*len(limbs) {
+		b = b[len(b)-4*len(limbs):]
 	}
-	return string(out)
+	var padded [32]byte
+	copy(padded[len(padded)-len(b):], b)
+	for i := range limbs {
+		limbs[i] = binary.BigEndian.Uint32(padded[4*i:])
+	}
+	start := len(dst)
+	dst = append(dst, make([]byte, width)...)
+	for i := width - 1; i >= 0; i-- {
+		var rem uint64
+		for j := range limbs {
+			cur := rem<<32 | uint64(limbs[j])
+			limbs[j] = uint32(cur / 62)
+			rem = cur % 62
+		}
+		dst[start+i] = base62Alphabet[rem]
+	}
+	return dst
 }
 
 func encodeUint(v uint64, width int) string {

@@ -97,7 +97,7 @@ type middleware struct {
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := m.now()
 	id := credential.NewID(credential.PrefixRequest, start)
-	w.Header().Set("X-Request-Id", id)
+	w.Header()["X-Request-Id"] = []string{id}
 	r = r.WithContext(authority.WithRequestID(r.Context(), id))
 	r.Body = http.MaxBytesReader(w, r.Body, m.maxBody)
 	rec := &statusRecorder{ResponseWriter: w}
@@ -119,16 +119,28 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.metrics != nil {
 			m.metrics.ObserveRequest(r.Pattern, r.Method, rec.statusOrOK(), took)
 		}
-		m.log.LogAttrs(r.Context(), level, "request",
-			slog.String("request_id", id),
-			slog.String("method", r.Method),
-			slog.String("route", r.Pattern),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", rec.statusOrOK()),
-			slog.Duration("duration", took),
-		)
+		m.accessLog(r, level, id, rec.statusOrOK(), took)
 	}()
 	m.next.ServeHTTP(rec, r)
+}
+
+// accessLog writes the request line straight to the handler: no caller
+// lookup (runtime.Callers) and no Logger plumbing, the same record.
+func (m *middleware) accessLog(r *http.Request, level slog.Level, id string, status int, took time.Duration) {
+	h := m.log.Handler()
+	if !h.Enabled(r.Context(), level) {
+		return
+	}
+	rec := slog.NewRecord(time.Now(), level, "request", 0)
+	rec.AddAttrs(
+		slog.String("request_id", id),
+		slog.String("method", r.Method),
+		slog.String("route", r.Pattern),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Duration("duration", took),
+	)
+	_ = h.Handle(r.Context(), rec)
 }
 
 type statusRecorder struct {

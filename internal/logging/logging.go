@@ -28,7 +28,18 @@ const Redacted = "[REDACTED]"
 
 var sensitive = []string{"authorization", "token", "secret", "password", "cookie", "key", "ticket"}
 
+// plainKeys are attribute names known to carry no credential (every one
+// the access log writes), so the hot path skips the substring scan. A
+// test checks each against sensitive.
+var plainKeys = map[string]bool{
+	slog.TimeKey: true, slog.LevelKey: true, slog.MessageKey: true,
+	"request_id": true, "method": true, "route": true, "path": true, "status": true, "duration": true,
+}
+
 func redact(_ []string, a slog.Attr) slog.Attr {
+	if plainKeys[a.Key] {
+		return a
+	}
 	name := strings.ToLower(a.Key)
 	for _, s := range sensitive {
 		if strings.Contains(name, s) {
