@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -25,6 +27,7 @@ type serveConfig struct {
 	addr           string
 	publicURL      string
 	trustedProxies string
+	pprofAddr      string
 }
 
 type readyKey struct{}
@@ -56,6 +59,7 @@ to choose that key instead.`,
 	}
 	cmd.Flags().StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	cmd.Flags().StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed (none by default)")
+	cmd.Flags().StringVar(&cfg.pprofAddr, "pprof-addr", "", "serve net/http/pprof on this loopback address (127.0.0.1:6060); off by default")
 	cmd.Flags().StringVar(&cfg.publicURL, "public-url", "", "the URL clients reach keyward at; the iss of its JWTs (default http://<addr>)")
 	return cmd
 }
@@ -78,6 +82,16 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	logDone := make(chan struct{})
 	go func() { defer close(logDone); logOut.Run(logCtx, logFlushInterval) }()
 	defer func() { stopLog(); <-logDone }()
+	pprofLn, err := listenPprof(cfg.pprofAddr)
+	if err != nil {
+		return err
+	}
+	if pprofLn != nil {
+		pprofSrv := &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go pprofSrv.Serve(pprofLn)
+		defer pprofSrv.Close()
+		log.Info("pprof listening", "addr", pprofLn.Addr().String())
+	}
 	trusted, err := wire.ParseTrustedProxies(cfg.trustedProxies)
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
@@ -181,4 +195,38 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 		return err
 	}
 	return nil
+}
+
+// listenPprof listens for the profiler on addr, which must be a loopback
+// address: profiles show request paths and timings and cost CPU on demand,
+// so they are never exposed beyond the machine. "" is off.
+func listenPprof(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-addr: %w", err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if host != "localhost" && (err != nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--pprof-addr must be a loopback address (127.0.0.1:6060, [::1]:6060), not %q", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-addr: %w", err)
+	}
+	return ln, nil
+}
+
+// pprofHandler serves net/http/pprof's pages on their usual paths, on a mux
+// of its own (never the API's, nor http.DefaultServeMux).
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
