@@ -135,7 +135,9 @@ func Parse(s string) (Secret, Kind, error) {
 		}
 	}
 	body, sum := rest[:bodyLen], rest[bodyLen:]
-	if checksum(prefix+body) != sum {
+	var want [checksumLen]byte // on the stack: Parse runs for every presented secret
+	appendUint(want[:0], uint64(crc32String(crc32String(0, prefix), body)), checksumLen)
+	if string(want[:]) != sum {
 		return Secret{}, "", errMalformedSecret
 	}
 	return Secret{value: s}, kind, nil
@@ -153,7 +155,18 @@ func splitPrefix(s string) (Kind, string, bool) {
 }
 
 func checksum(s string) string {
-	return encodeUint(uint64(crc32.ChecksumIEEE([]byte(s))), checksumLen)
+	return string(appendUint(nil, uint64(crc32String(0, s)), checksumLen))
+}
+
+// crc32String is crc32.Update(crc, crc32.IEEETable, []byte(s)) without
+// converting s, which would allocate (the digest escapes through an
+// indirect call).
+func crc32String(crc uint32, s string) uint32 {
+	crc = ^crc
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ crc>>8
+	}
+	return ^crc
 }
 
 func isBase62(c byte) bool {
@@ -195,11 +208,12 @@ func appendBase62(dst, b []byte, width int) []byte {
 	return dst
 }
 
-func encodeUint(v uint64, width int) string {
-	out := make([]byte, width)
+func appendUint(dst []byte, v uint64, width int) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, width)...)
 	for i := width - 1; i >= 0; i-- {
-		out[i] = base62Alphabet[v%62]
+		dst[start+i] = base62Alphabet[v%62]
 		v /= 62
 	}
-	return string(out)
+	return dst
 }

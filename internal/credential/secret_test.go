@@ -3,6 +3,7 @@ package credential
 import (
 	"bytes"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"math/big"
 	"strings"
@@ -163,6 +164,16 @@ func FuzzEncodeBase62MatchesBigInt(f *testing.F) {
 		}
 		if got, want := encodeBase62(b, width), base62BigInt(b, width); got != want {
 			t.Fatalf("encodeBase62(%x, %d) = %s, math/big gives %s", b, width, got, want)
+		}
+	})
+}
+
+func FuzzCRC32StringMatchesHashCRC32(f *testing.F) {
+	f.Add("kw_m2m_", "abc")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if got, want := crc32String(crc32String(0, a), b), crc32.ChecksumIEEE([]byte(a+b)); got != want {
+			t.Fatalf("crc32String(%q then %q) = %x, hash/crc32 gives %x", a, b, got, want)
 		}
 	})
 }
