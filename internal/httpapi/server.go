@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -124,10 +125,20 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.next.ServeHTTP(rec, r)
 }
 
-// accessLog writes the request line straight to the handler: no caller
-// lookup (runtime.Callers) and no Logger plumbing, the same record.
+// requestLogger is a handler with a fast path for the access log line
+// (logging.New's handlers have one).
+type requestLogger interface {
+	LogRequest(ctx context.Context, level slog.Level, id, method, route, path string, status int, took time.Duration)
+}
+
+// accessLog writes the request line: through the handler's fast path when
+// it has one, else as a record straight to the handler (no caller lookup).
 func (m *middleware) accessLog(r *http.Request, level slog.Level, id string, status int, took time.Duration) {
 	h := m.log.Handler()
+	if fast, ok := h.(requestLogger); ok {
+		fast.LogRequest(r.Context(), level, id, r.Method, r.Pattern, r.URL.Path, status, took)
+		return
+	}
 	if !h.Enabled(r.Context(), level) {
 		return
 	}

@@ -14,11 +14,12 @@ import (
 // at the given level.
 func New(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact}
+	lw := &lockedWriter{w: w}
 	switch format {
 	case "", "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(&handler{Handler: slog.NewTextHandler(lw, opts), w: lw, text: true}), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(&handler{Handler: slog.NewJSONHandler(lw, opts), w: lw}), nil
 	}
 	return nil, fmt.Errorf("unknown log format %q (want text or json)", format)
 }
