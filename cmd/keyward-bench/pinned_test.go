@@ -115,3 +115,37 @@ func TestWrkSeconds(t *testing.T) {
 		}
 	}
 }
+
+func TestWritePinnedShowsMediansAndRatiosPerRound(t *testing.T) {
+	rows := []pinnedRow{{name: "bare"}, {name: "opaque"}, {name: "jwt"}}
+	results := [][]wrkResult{
+		{{rps: 10000, cpuUsPerReq: 20}, {rps: 20000, cpuUsPerReq: 20}, {rps: 30000, cpuUsPerReq: 20}},
+		{{rps: 6000, cpuUsPerReq: 40}, {rps: 10000, cpuUsPerReq: 50}, {rps: 12000, cpuUsPerReq: 25} /* ratios .6 .5 .4 */},
+		{{rps: 6000, p99Ms: 3}, {rps: 9000, p99Ms: 1}, {rps: 12000, p99Ms: 2}},
+	}
+	var out strings.Builder
+	if err := writePinned(&out, config{serverCPU: "1", loadCPU: "0", pinnedConcurrency: 16, duration: 10 * time.Second, rounds: 3}, rows, results); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	var opaque, jwt string
+	for _, l := range lines {
+		switch f := strings.Fields(l); {
+		case len(f) > 0 && f[0] == "opaque":
+			opaque = l
+		case len(f) > 0 && f[0] == "jwt":
+			jwt = l
+		}
+	}
+	// opaque: median 10000 req/s, 40 µs; ÷ bare median of .6 .5 .4; by CPU median of .5 .4 .8
+	if f := strings.Fields(opaque); len(f) != 9 || f[1] != "10000" || f[4] != "40.0" || f[6] != "0.50" || f[7] != "1.00" || f[8] != "0.50" {
+		t.Errorf("opaque row: %q", opaque)
+	}
+	// jwt: ÷ opaque per round 1.0 .9 1.0 → 1.00; p99 median 2
+	if f := strings.Fields(jwt); len(f) != 9 || f[3] != "2.000" || f[7] != "1.00" {
+		t.Errorf("jwt row: %q", jwt)
+	}
+	if !strings.Contains(out.String(), "3 interleaved rounds") {
+		t.Errorf("header: %s", lines[0])
+	}
+}
