@@ -194,16 +194,22 @@ func appendBase62(dst, b []byte, width int) []byte {
 	for i := range limbs {
 		limbs[i] = binary.BigEndian.Uint32(padded[4*i:])
 	}
+	// Divide by 62⁵ (< 2³²) per pass: five digits from each remainder.
+	const chunk = 62 * 62 * 62 * 62 * 62
 	start := len(dst)
 	dst = append(dst, make([]byte, width)...)
-	for i := width - 1; i >= 0; i-- {
+	for i := width - 1; i >= 0; {
 		var rem uint64
 		for j := range limbs {
 			cur := rem<<32 | uint64(limbs[j])
-			limbs[j] = uint32(cur / 62)
-			rem = cur % 62
+			limbs[j] = uint32(cur / chunk)
+			rem = cur % chunk
 		}
-		dst[start+i] = base62Alphabet[rem]
+		for k := 0; k < 5 && i >= 0; k++ {
+			dst[start+i] = base62Alphabet[rem%62]
+			rem /= 62
+			i--
+		}
 	}
 	return dst
 }
