@@ -128,8 +128,15 @@ func runPinned(ctx context.Context, cfg config, stdout, progress io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(progress, "stored them in %s\n", time.Since(started).Round(time.Millisecond))
-	rows = append(rows, pinnedRow{name: fmt.Sprintf("cache-miss verify, %d stored tokens", cfg.missTokens), server: server, path: "/v1/verify",
-		auth: "Bearer " + kw.adminKey, bodies: missFile, bodyCount: cfg.missTokens, wantStatus: http.StatusOK})
+	miss := pinnedRow{name: fmt.Sprintf("cache-miss verify, %d stored tokens", cfg.missTokens), server: server, path: "/v1/verify",
+		auth: "Bearer " + kw.adminKey, bodies: missFile, bodyCount: cfg.missTokens, wantStatus: http.StatusOK}
+	// A stored token must verify as valid: wrk sees only statuses.
+	if last, err := lastLine(missFile); err != nil {
+		return err
+	} else if err := checkRow(ctx, client, pinnedRow{name: miss.name, server: server, path: miss.path, auth: miss.auth, body: last, wantStatus: http.StatusOK}); err != nil {
+		return err
+	}
+	rows = append(rows, miss)
 	machineKey, err := newMachine(ctx, client, kw.url, kw.adminKey, "bench-creates")
 	if err != nil {
 		return err
@@ -361,10 +368,6 @@ func seedTokens(ctx context.Context, masterKey, sqlitePath string, kw *keywardPr
 	if err != nil {
 		return err
 	}
-	keys, err := keyring.New(master)
-	if err != nil {
-		return err
-	}
 	// The running server's own file: SQLite takes a second process's
 	// writes (WAL), and the server reads the rows on its misses.
 	store, err := sqlstore.OpenSQLite(ctx, sqlitePath)
@@ -372,6 +375,11 @@ func seedTokens(ctx context.Context, masterKey, sqlitePath string, kw *keywardPr
 		return err
 	}
 	defer store.Close()
+	// The server's own data keys, unwrapped with the master key.
+	keys, err := authority.UnlockKeyring(ctx, store, authority.SystemClock{}, master)
+	if err != nil {
+		return err
+	}
 	auth := authority.New(authority.Config{Store: store, Keyring: keys, Clock: authority.SystemClock{}, Limiter: inmem.NewLimiter()})
 	caller, err := auth.Authenticate(ctx, machineKey)
 	if err != nil {
@@ -394,6 +402,15 @@ func seedTokens(ctx context.Context, masterKey, sqlitePath string, kw *keywardPr
 		return err
 	}
 	return f.Close()
+}
+
+func lastLine(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1], nil
 }
 
 // runWrk runs one wrk measurement of row and reads the server's CPU time
