@@ -373,8 +373,8 @@ func (a *Authority) RevokeM2MToken(ctx context.Context, c Caller, id string, rea
 // event as CreateM2MToken writes it. It is the bulk path load tests
 // (keyward-bench) use to store many tokens without n HTTP calls.
 func (a *Authority) SeedM2MTokens(ctx context.Context, c Caller, n int, lifetime time.Duration) ([]credential.Secret, error) {
-	if c.Kind != credential.KindMachineKey {
-		return nil, credential.Errorf(credential.CodeForbidden, "M2M tokens are created with a machine secret key")
+	if err := a.enter(ctx, c, "SeedM2MTokens"); err != nil {
+		return nil, err
 	}
 	if lifetime <= 0 || lifetime > MaxTokenTTL*time.Second {
 		return nil, credential.ParamError(credential.CodeInvalid, "lifetime", fmt.Sprintf("must be greater than 0 and at most %d s", MaxTokenTTL))
