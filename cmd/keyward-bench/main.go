@@ -29,6 +29,15 @@ type config struct {
 	concurrency            []int
 	warmup, duration       time.Duration
 	jsonOutput             bool
+
+	// --pinned: wrk against a pinned server (pinned.go)
+	pinned             bool
+	serverCPU, loadCPU string
+	rounds             int
+	missTokens         int
+	pinnedConcurrency  int
+	pprofAddr          string
+	serveBaseline      string // internal: serve the bare baseline here and nothing else
 }
 
 func main() {
@@ -68,6 +77,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured warm-up before each run")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "measured time of each run")
 	fs.BoolVar(&cfg.jsonOutput, "json", false, "print the report as one JSON object instead of a table")
+	fs.BoolVar(&cfg.pinned, "pinned", false, "measure like a peer: wrk pinned to --load-cpu against keyward and a bare net/http server pinned to --server-cpu, every row of issue 14's table (--duration defaults to 10s)")
+	fs.StringVar(&cfg.serverCPU, "server-cpu", "1", "with --pinned: the CPU list (taskset -c) of the servers")
+	fs.StringVar(&cfg.loadCPU, "load-cpu", "0", "with --pinned: the CPU list (taskset -c) of wrk")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "with --pinned: interleaved rounds; the table shows medians")
+	fs.IntVar(&cfg.missTokens, "miss-tokens", 200000, "with --pinned: tokens stored (in bulk) for the cache-miss row, each request a distinct one")
+	fs.IntVar(&cfg.pinnedConcurrency, "connections", 16, "with --pinned: wrk connections (-c)")
+	fs.StringVar(&cfg.pprofAddr, "pprof-addr", "", "with --pinned: start keyward with --pprof-addr (loopback), to profile it during the runs")
+	fs.StringVar(&cfg.serveBaseline, "serve-baseline", "", "")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: keyward-bench [flags]
 
@@ -88,6 +105,11 @@ Flags:
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	durationSet := false
+	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
+	if cfg.pinned && !durationSet {
+		cfg.duration = 10 * time.Second
 	}
 	err := cfg.validate(concurrency, fs.NArg())
 	if err != nil {
@@ -116,6 +138,10 @@ func (cfg *config) validate(concurrency string, extraArgs int) error {
 		return fmt.Errorf("--format must be opaque or jwt, not %q", cfg.format)
 	case cfg.duration <= 0 || cfg.warmup < 0:
 		return errors.New("--duration must be positive and --warmup not negative")
+	case cfg.pinned && cfg.url != "":
+		return errors.New("--pinned starts its own servers; it does not take --url")
+	case cfg.pinned && (cfg.rounds < 1 || cfg.missTokens < 1 || cfg.pinnedConcurrency < 1):
+		return errors.New("--rounds, --miss-tokens and --connections must be at least 1")
 	}
 	return nil
 }
@@ -136,6 +162,12 @@ func parseConcurrency(s string) ([]int, error) {
 // resource it starts is released by a defer, so the started server is stopped
 // on errors and on Ctrl-C as well.
 func run(ctx context.Context, cfg config, stdout, progress io.Writer) error {
+	if cfg.serveBaseline != "" {
+		return serveBaseline(ctx, cfg.serveBaseline)
+	}
+	if cfg.pinned {
+		return runPinned(ctx, cfg, stdout, progress)
+	}
 	client := newClient(slices.Max(cfg.concurrency))
 	rep := report{
 		Date:        time.Now().UTC().Format(time.RFC3339),

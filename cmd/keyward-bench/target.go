@@ -61,9 +61,19 @@ func startKeyward(ctx context.Context, cfg config, dir string, client *http.Clie
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--addr", addr, "--data-dir", filepath.Join(dir, "data"), "--log-level", "warn"}
+	logLevel := "warn"
+	if cfg.pinned {
+		logLevel = "info" // the default: the access log is part of what is measured
+	}
+	args := []string{"serve", "--addr", addr, "--data-dir", filepath.Join(dir, "data"), "--log-level", logLevel}
 	if cfg.databaseURL != "" {
-		args = append(args, "--database-url", cfg.databaseURL, "--master-key", cfg.masterKey)
+		args = append(args, "--database-url", cfg.databaseURL)
+	}
+	if cfg.masterKey != "" {
+		args = append(args, "--master-key", cfg.masterKey)
+	}
+	if cfg.pprofAddr != "" {
+		args = append(args, "--pprof-addr", cfg.pprofAddr)
 	}
 	logPath := filepath.Join(dir, "keyward.log")
 	logFile, err := os.Create(logPath)
@@ -72,6 +82,9 @@ func startKeyward(ctx context.Context, cfg config, dir string, client *http.Clie
 	}
 	defer logFile.Close() // the child has its own descriptor
 	cmd := exec.Command(bin, args...)
+	if cfg.pinned && cfg.serverCPU != "" { // taskset execs keyward: the pid stays keyward's
+		cmd = exec.Command("taskset", append([]string{"-c", cfg.serverCPU, bin}, args...)...)
+	}
 	cmd.Env = append(environWithoutKeyward(), "KEYWARD_BOOTSTRAP_ADMIN_KEY="+adminKey)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {

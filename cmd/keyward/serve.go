@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/httpapi/wire"
+	"github.com/keyward/keyward/internal/logging"
 	"github.com/keyward/keyward/internal/metrics"
 )
 
@@ -28,6 +31,7 @@ type serveConfig struct {
 	publicURL      string
 	trustedProxies string
 	cacheBytes     int
+	pprofAddr      string
 	tls            tlsFiles
 	// reloadSettings reads the config file again (see settings.reload).
 	reloadSettings func() (applied, restart []string, err error)
@@ -82,15 +86,37 @@ YAML file, then the defaults. With --tls-cert and --tls-key it serves HTTPS
 	cmd.Flags().StringVar(&cfg.tls.cert, "tls-cert", "", "PEM certificate chain to serve HTTPS with (TLS 1.2+); reread on SIGHUP")
 	cmd.Flags().StringVar(&cfg.tls.key, "tls-key", "", "PEM private key of --tls-cert; reread on SIGHUP")
 	cmd.Flags().StringVar(&cfg.tls.clientCA, "tls-client-ca", "", "PEM CA whose client certificates the native API (/v1/) requires; reread on SIGHUP")
+	cmd.Flags().StringVar(&cfg.pprofAddr, "pprof-addr", "", "serve net/http/pprof on this loopback address (127.0.0.1:6060); off by default")
 	return cmd
 }
 
 const shutdownGrace = 15 * time.Second
 
+// logFlushInterval bounds how long a log line waits in memory: the access
+// log is written in batches, not one write(2) per request.
+const logFlushInterval = 100 * time.Millisecond
+
 func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) {
-	log, err := cfg.logger(stderr)
+	logOut := logging.NewBuffered(stderr)
+	log, err := cfg.logger(logOut)
 	if err != nil {
 		return err
+	}
+	// Registered first, so it runs last: every line, the shutdown's
+	// included, is written before serve returns.
+	logCtx, stopLog := context.WithCancel(context.WithoutCancel(ctx))
+	logDone := make(chan struct{})
+	go func() { defer close(logDone); logOut.Run(logCtx, logFlushInterval) }()
+	defer func() { stopLog(); <-logDone }()
+	pprofLn, err := listenPprof(cfg.pprofAddr)
+	if err != nil {
+		return err
+	}
+	if pprofLn != nil {
+		pprofSrv := &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go pprofSrv.Serve(pprofLn)
+		defer pprofSrv.Close()
+		log.Info("pprof listening", "addr", pprofLn.Addr().String())
 	}
 	trusted, err := wire.ParseTrustedProxies(cfg.trustedProxies)
 	if err != nil {
@@ -277,4 +303,38 @@ func (cfg *serveConfig) reload(log *slog.Logger, certs *certReloader) error {
 	}
 	log.Info("reloaded", "applied", strings.Join(applied, ","), "level", cfg.level.Level().String(), "tls", certs != nil)
 	return nil
+}
+
+// listenPprof listens for the profiler on addr, which must be a loopback
+// address: profiles show request paths and timings and cost CPU on demand,
+// so they are never exposed beyond the machine. "" is off.
+func listenPprof(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-addr: %w", err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if host != "localhost" && (err != nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--pprof-addr must be a loopback address (127.0.0.1:6060, [::1]:6060), not %q", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-addr: %w", err)
+	}
+	return ln, nil
+}
+
+// pprofHandler serves net/http/pprof's pages on their usual paths, on a mux
+// of its own (never the API's, nor http.DefaultServeMux).
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

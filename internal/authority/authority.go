@@ -81,13 +81,29 @@ type requestIDKey struct{}
 // WithRequestID returns a context that carries the request id recorded in
 // audit events.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return &requestIDContext{Context: ctx, id: id}
+}
+
+// requestIDContext carries the id in one allocation (context.WithValue
+// takes two: its node and the boxed string), for every request.
+type requestIDContext struct {
+	context.Context
+	id string
+}
+
+func (c *requestIDContext) Value(key any) any {
+	if key == (requestIDKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
 }
 
 // RequestID returns the request id carried by ctx, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if c, ok := ctx.Value(requestIDKey{}).(*requestIDContext); ok {
+		return c.id
+	}
+	return ""
 }
 
 // audit writes one event inside tx. The mutation fails if it cannot be

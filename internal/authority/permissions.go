@@ -46,6 +46,7 @@ var useCases = map[useCase]rule{
 	// M2M tokens: minted by machines only; listed and revoked by their
 	// machine or an admin key.
 	"CreateM2MToken": {kinds: machineKey},
+	"SeedM2MTokens":  {kinds: machineKey}, // the bulk path of keyward-bench
 	"ListM2MTokens":  {perm: credential.M2MTokens.Read(), kinds: machineKey},
 	"RevokeM2MToken": {perm: credential.M2MTokens.Write(), kinds: machineKey},
 

@@ -40,7 +40,8 @@ func NewID(prefix string, now time.Time) string {
 	binary.BigEndian.PutUint32(b[2:6], uint32(ms))
 	idState.ms, idState.last = ms, b
 	idState.Unlock()
-	return prefix + encodeBase62(b[:], 27)
+	var out [64]byte // one allocation: the string
+	return string(appendBase62(append(out[:0], prefix...), b[:], 27))
 }
 
 var idState struct {

@@ -2,9 +2,9 @@ package credential
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"hash/crc32"
 	"log/slog"
-	"math/big"
 	"strings"
 )
 
@@ -135,7 +135,9 @@ func Parse(s string) (Secret, Kind, error) {
 		}
 	}
 	body, sum := rest[:bodyLen], rest[bodyLen:]
-	if checksum(prefix+body) != sum {
+	var want [checksumLen]byte // on the stack: Parse runs for every presented secret
+	appendUint(want[:0], uint64(crc32String(crc32String(0, prefix), body)), checksumLen)
+	if string(want[:]) != sum {
 		return Secret{}, "", errMalformedSecret
 	}
 	return Secret{value: s}, kind, nil
@@ -153,7 +155,18 @@ func splitPrefix(s string) (Kind, string, bool) {
 }
 
 func checksum(s string) string {
-	return encodeUint(uint64(crc32.ChecksumIEEE([]byte(s))), checksumLen)
+	return string(appendUint(nil, uint64(crc32String(0, s)), checksumLen))
+}
+
+// crc32String is crc32.Update(crc, crc32.IEEETable, []byte(s)) without
+// converting s, which would allocate (the digest escapes through an
+// indirect call).
+func crc32String(crc uint32, s string) uint32 {
+	crc = ^crc
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ crc>>8
+	}
+	return ^crc
 }
 
 func isBase62(c byte) bool {
@@ -165,22 +178,48 @@ func isBase62(c byte) bool {
 // since the alphabet is in ASCII order, keeps byte order and string order
 // the same.
 func encodeBase62(b []byte, width int) string {
-	n := new(big.Int).SetBytes(b)
-	out := make([]byte, width)
-	base := big.NewInt(62)
-	mod := new(big.Int)
-	for i := width - 1; i >= 0; i-- {
-		n.DivMod(n, base, mod)
-		out[i] = base62Alphabet[mod.Int64()]
-	}
-	return string(out)
+	return string(appendBase62(make([]byte, 0, width), b, width))
 }
 
-func encodeUint(v uint64, width int) string {
-	out := make([]byte, width)
+// appendBase62 is encodeBase62 appending to dst, by schoolbook division of
+// 32-bit limbs (no big.Int: it runs for every request id). A 32-byte number
+// at most; wider ones keep their low 32 bytes.
+func appendBase62(dst, b []byte, width int) []byte {
+	var limbs [8]uint32 // big-endian
+	if len(b) > 4*len(limbs) {
+		b = b[len(b)-4*len(limbs):]
+	}
+	var padded [32]byte
+	copy(padded[len(padded)-len(b):], b)
+	for i := range limbs {
+		limbs[i] = binary.BigEndian.Uint32(padded[4*i:])
+	}
+	// Divide by 62⁵ (< 2³²) per pass: five digits from each remainder.
+	const chunk = 62 * 62 * 62 * 62 * 62
+	start := len(dst)
+	dst = append(dst, make([]byte, width)...)
+	for i := width - 1; i >= 0; {
+		var rem uint64
+		for j := range limbs {
+			cur := rem<<32 | uint64(limbs[j])
+			limbs[j] = uint32(cur / chunk)
+			rem = cur % chunk
+		}
+		for k := 0; k < 5 && i >= 0; k++ {
+			dst[start+i] = base62Alphabet[rem%62]
+			rem /= 62
+			i--
+		}
+	}
+	return dst
+}
+
+func appendUint(dst []byte, v uint64, width int) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, width)...)
 	for i := width - 1; i >= 0; i-- {
-		out[i] = base62Alphabet[v%62]
+		dst[start+i] = base62Alphabet[v%62]
 		v /= 62
 	}
-	return string(out)
+	return dst
 }

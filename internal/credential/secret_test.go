@@ -3,7 +3,9 @@ package credential
 import (
 	"bytes"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +137,43 @@ func FuzzParse(f *testing.F) {
 		body := s[len(kind.Prefix()) : len(s)-checksumLen]
 		if checksum(kind.Prefix()+body) != s[len(s)-checksumLen:] {
 			t.Fatalf("Parse accepted a bad checksum: %q", s)
+		}
+	})
+}
+
+// base62BigInt is encodeBase62 as it was written with math/big; the limb
+// division must give the same digits.
+func base62BigInt(b []byte, width int) string {
+	n := new(big.Int).SetBytes(b)
+	out := make([]byte, width)
+	base, mod := big.NewInt(62), new(big.Int)
+	for i := width - 1; i >= 0; i-- {
+		n.DivMod(n, base, mod)
+		out[i] = base62Alphabet[mod.Int64()]
+	}
+	return string(out)
+}
+
+func FuzzEncodeBase62MatchesBigInt(f *testing.F) {
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 27)
+	f.Add([]byte{}, 5)
+	f.Add([]byte{1, 2, 3}, 2) // wider than width: the low digits
+	f.Fuzz(func(t *testing.T, b []byte, width int) {
+		if len(b) > 32 || width < 0 || width > 64 {
+			return
+		}
+		if got, want := encodeBase62(b, width), base62BigInt(b, width); got != want {
+			t.Fatalf("encodeBase62(%x, %d) = %s, math/big gives %s", b, width, got, want)
+		}
+	})
+}
+
+func FuzzCRC32StringMatchesHashCRC32(f *testing.F) {
+	f.Add("kw_m2m_", "abc")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if got, want := crc32String(crc32String(0, a), b), crc32.ChecksumIEEE([]byte(a+b)); got != want {
+			t.Fatalf("crc32String(%q then %q) = %x, hash/crc32 gives %x", a, b, got, want)
 		}
 	})
 }

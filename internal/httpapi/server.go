@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -104,7 +105,7 @@ type middleware struct {
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := m.now()
 	id := credential.NewID(credential.PrefixRequest, start)
-	w.Header().Set("X-Request-Id", id)
+	w.Header()["X-Request-Id"] = []string{id}
 	r = r.WithContext(authority.WithRequestID(r.Context(), id))
 	r.Body = http.MaxBytesReader(w, r.Body, m.maxBody)
 	rec := &statusRecorder{ResponseWriter: w}
@@ -126,16 +127,38 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.metrics != nil {
 			m.metrics.ObserveRequest(r.Pattern, r.Method, rec.statusOrOK(), took)
 		}
-		m.log.LogAttrs(r.Context(), level, "request",
-			slog.String("request_id", id),
-			slog.String("method", r.Method),
-			slog.String("route", r.Pattern),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", rec.statusOrOK()),
-			slog.Duration("duration", took),
-		)
+		m.accessLog(r, level, id, rec.statusOrOK(), took)
 	}()
 	m.next.ServeHTTP(rec, r)
+}
+
+// requestLogger is a handler with a fast path for the access log line
+// (logging.New's handlers have one).
+type requestLogger interface {
+	LogRequest(ctx context.Context, level slog.Level, id, method, route, path string, status int, took time.Duration)
+}
+
+// accessLog writes the request line: through the handler's fast path when
+// it has one, else as a record straight to the handler (no caller lookup).
+func (m *middleware) accessLog(r *http.Request, level slog.Level, id string, status int, took time.Duration) {
+	h := m.log.Handler()
+	if fast, ok := h.(requestLogger); ok {
+		fast.LogRequest(r.Context(), level, id, r.Method, r.Pattern, r.URL.Path, status, took)
+		return
+	}
+	if !h.Enabled(r.Context(), level) {
+		return
+	}
+	rec := slog.NewRecord(time.Now(), level, "request", 0)
+	rec.AddAttrs(
+		slog.String("request_id", id),
+		slog.String("method", r.Method),
+		slog.String("route", r.Pattern),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Duration("duration", took),
+	)
+	_ = h.Handle(r.Context(), rec)
 }
 
 type statusRecorder struct {

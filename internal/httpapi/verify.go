@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,7 +89,101 @@ func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Call
 			out.ExpiresAt = &t
 		}
 	}
-	wire.WriteJSON(w, http.StatusOK, out)
+	writeVerifyResponse(w, out)
+}
+
+// writeVerifyResponse writes out as json.Encoder would, without reflection.
+func writeVerifyResponse(w http.ResponseWriter, out verifyResponse) {
+	buf := wire.AnswerBuffer()
+	b, ok := appendVerifyResponse(*buf, &out)
+	if !ok {
+		wire.WriteJSON(w, http.StatusOK, out)
+		return
+	}
+	*buf = b
+	wire.WriteJSONBytes(w, http.StatusOK, buf)
+}
+
+// appendVerifyResponse appends out and a newline, byte for byte what
+// json.Encoder writes for it; ok is false only for claims that are not
+// valid JSON.
+func appendVerifyResponse(b []byte, out *verifyResponse) (_ []byte, ok bool) {
+	b = append(b, `{"valid":`...)
+	b = strconv.AppendBool(b, out.Valid)
+	b = append(b, `,"code":`...)
+	b = wire.AppendString(b, out.Code)
+	for _, f := range [...]struct{ name, value string }{{`,"kind":`, out.Kind}, {`,"id":`, out.ID}, {`,"subject":`, out.Subject}} {
+		if f.value != "" {
+			b = append(b, f.name...)
+			b = wire.AppendString(b, f.value)
+		}
+	}
+	if len(out.Scopes) > 0 {
+		b = append(b, `,"scopes":`...)
+		b = appendStrings(b, out.Scopes)
+	}
+	if len(out.Privileges) > 0 {
+		b = append(b, `,"privileges":[`...)
+		for i, p := range out.Privileges {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"scope":`...)
+			b = wire.AppendString(b, string(p.Scope))
+			b = append(b, `,"role":`...)
+			b = wire.AppendString(b, string(p.Role))
+			if p.SiteID != "" {
+				b = append(b, `,"site_id":`...)
+				b = wire.AppendString(b, p.SiteID)
+			}
+			if p.SitegroupID != "" {
+				b = append(b, `,"sitegroup_id":`...)
+				b = wire.AppendString(b, p.SitegroupID)
+			}
+			if len(p.Views) > 0 {
+				b = append(b, `,"views":`...)
+				b = appendStrings(b, p.Views)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if out.WorkspaceID != "" {
+		b = append(b, `,"workspace_id":`...)
+		b = wire.AppendString(b, out.WorkspaceID)
+	}
+	if len(out.Claims) > 0 {
+		b = append(b, `,"claims":`...)
+		if b, ok = wire.AppendRaw(b, out.Claims); !ok {
+			return b, false
+		}
+	}
+	if out.ExpiresAt != nil {
+		b = append(b, `,"expires_at":`...)
+		b = wire.AppendString(b, *out.ExpiresAt)
+	}
+	if rl := out.RateLimit; rl != nil {
+		b = append(b, `,"ratelimit":{"limit":`...)
+		b = strconv.AppendInt(b, int64(rl.Limit), 10)
+		b = append(b, `,"remaining":`...)
+		b = strconv.AppendInt(b, int64(rl.Remaining), 10)
+		b = append(b, `,"reset_at":`...)
+		b = wire.AppendString(b, rl.ResetAt)
+		b = append(b, '}')
+	}
+	return append(b, "}\n"...), true
+}
+
+// appendStrings appends a non-nil []string as a JSON array.
+func appendStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = wire.AppendString(b, s)
+	}
+	return append(b, ']')
 }
 
 // introspect is RFC 7662 token introspection. Anything not valid gets
@@ -122,28 +217,40 @@ func (n *native) introspect(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
+	buf := wire.AnswerBuffer()
+	*buf = appendIntrospection(*buf, res)
+	wire.WriteJSONBytes(w, http.StatusOK, buf)
+}
+
+// appendIntrospection appends the RFC 7662 answer for res and a newline:
+// {"active":false} for anything not valid, else the members in the sorted
+// order json.Encoder gave the map this answer used to be.
+func appendIntrospection(b []byte, res authority.VerifyResult) []byte {
 	if !res.Valid {
-		wire.WriteJSON(w, http.StatusOK, map[string]bool{"active": false})
-		return
+		return append(b, "{\"active\":false}\n"...)
 	}
-	out := map[string]any{
-		"active":     true,
-		"token_type": "Bearer",
-		"kind":       res.Kind,
-		"sub":        res.Subject,
-		"jti":        res.ID,
-		"iat":        res.IssuedAt.Unix(),
-	}
+	b = append(b, `{"active":true`...)
 	if res.Kind == credential.KindM2MToken {
-		out["client_id"] = res.Subject
-	}
-	if len(res.Scopes) > 0 {
-		out["scope"] = strings.Join(res.Scopes, " ")
+		b = append(b, `,"client_id":`...)
+		b = wire.AppendString(b, res.Subject)
 	}
 	if !res.ExpiresAt.IsZero() {
-		out["exp"] = res.ExpiresAt.Unix()
+		b = append(b, `,"exp":`...)
+		b = strconv.AppendInt(b, res.ExpiresAt.Unix(), 10)
 	}
-	wire.WriteJSON(w, http.StatusOK, out)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, res.IssuedAt.Unix(), 10)
+	b = append(b, `,"jti":`...)
+	b = wire.AppendString(b, res.ID)
+	b = append(b, `,"kind":`...)
+	b = wire.AppendString(b, string(res.Kind))
+	if len(res.Scopes) > 0 {
+		b = append(b, `,"scope":`...)
+		b = wire.AppendString(b, strings.Join(res.Scopes, " "))
+	}
+	b = append(b, `,"sub":`...)
+	b = wire.AppendString(b, res.Subject)
+	return append(b, `,"token_type":"Bearer"}`+"\n"...)
 }
 
 // jwks serves the public keys of every instance: what an offline verifier

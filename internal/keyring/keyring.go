@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"strings"
 	"sync"
 
@@ -122,7 +121,7 @@ func FromDataKeys(dk DataKeys) (*Keyring, error) {
 		return nil, fmt.Errorf("sealing cipher: %w", err)
 	}
 	k := &Keyring{pepper: dk.pepper, aead: aead}
-	k.macs.New = func() any { return hmac.New(sha256.New, k.pepper) }
+	k.macs.New = func() any { return &digester{mac: hmac.New(sha256.New, k.pepper)} }
 	return k, nil
 }
 
@@ -144,13 +143,23 @@ func (k *Keyring) DeriveKey(purpose string, n int) ([]byte, error) {
 // Digest returns HMAC-SHA256(pepper, secret): what the store keeps and
 // looks secrets up by.
 func (k *Keyring) Digest(s credential.Secret) credential.Digest {
-	m := k.macs.Get().(hash.Hash)
-	m.Reset()
-	io.WriteString(m, s.Reveal())
+	m := k.macs.Get().(*digester)
+	m.mac.Reset()
+	m.in = append(m.in[:0], s.Reveal()...)
+	m.mac.Write(m.in)
 	var d credential.Digest
-	m.Sum(d[:0])
+	copy(d[:], m.mac.Sum(m.sum[:0]))
+	clear(m.in) // the secret does not outlive the call in the pool
 	k.macs.Put(m)
 	return d
+}
+
+// digester is one pooled HMAC with scratch space for its input and sum,
+// so a Digest (two per verify) allocates nothing.
+type digester struct {
+	mac hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
 }
 
 // Seal encrypts plaintext with AES-256-GCM under a random nonce, binding it

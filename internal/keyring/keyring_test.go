@@ -2,11 +2,14 @@ package keyring
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/keyward/keyward/internal/credential"
@@ -254,4 +257,25 @@ func FuzzUnwrap(f *testing.F) {
 			t.Fatalf("a wrong key check: %v, want ErrWrongMasterKey", err)
 		}
 	})
+}
+
+// TestDigestIsHMACOfTheSecretUnderConcurrentReuse checks the pooled
+// digesters against a fresh HMAC: no state or input leaks between calls.
+func TestDigestIsHMACOfTheSecretUnderConcurrentReuse(t *testing.T) {
+	k := newKeyring(t, 3)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				s := credential.MustGenerate(credential.KindM2MToken)
+				mac := hmac.New(sha256.New, k.pepper)
+				mac.Write([]byte(s.Reveal()))
+				if got := k.Digest(s); !bytes.Equal(got[:], mac.Sum(nil)) {
+					t.Error("Digest differs from HMAC-SHA256(pepper, secret)")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -56,6 +56,13 @@ type Metrics struct {
 
 	storeDuration *prometheus.HistogramVec
 
+	// series caches the resolved children of the labelled vectors, so a
+	// request looks its series up in one map read instead of hashing label
+	// values and allocating their slice (bounded: the labels are).
+	seriesMu      sync.RWMutex
+	requestSeries map[requestKey]requestChildren
+	verifySeries  map[verifyKey]verifyChildren
+
 	fallbackActive *prometheus.GaugeVec
 	fallbackTotal  *prometheus.CounterVec
 	fallbackMu     sync.Mutex
@@ -105,6 +112,8 @@ func New() *Metrics {
 			Help: "Transitions of a component to its single-node fallback.",
 		}, []string{"component"}),
 		fallbackState: make(map[string]bool),
+		requestSeries: make(map[requestKey]requestChildren),
+		verifySeries:  make(map[verifyKey]verifyChildren),
 	}
 	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "cache_lookups_total",
@@ -143,9 +152,25 @@ func (m *Metrics) Handler() http.Handler {
 
 // Verified records one verification decision (authority.Observer).
 func (m *Metrics) Verified(kind credential.Kind, reason authority.Reason, took time.Duration) {
-	k := kindLabel(kind)
-	m.verifyTotal.WithLabelValues(k, codeLabel(reason)).Inc()
-	m.verifyDuration.WithLabelValues(k).Observe(took.Seconds())
+	key := verifyKey{kindLabel(kind), codeLabel(reason)}
+	m.seriesMu.RLock()
+	c, ok := m.verifySeries[key]
+	m.seriesMu.RUnlock()
+	if !ok {
+		c = verifyChildren{m.verifyTotal.WithLabelValues(key.kind, key.code), m.verifyDuration.WithLabelValues(key.kind)}
+		m.seriesMu.Lock()
+		m.verifySeries[key] = c
+		m.seriesMu.Unlock()
+	}
+	c.total.Inc()
+	c.duration.Observe(took.Seconds())
+}
+
+type verifyKey struct{ kind, code string }
+
+type verifyChildren struct {
+	total    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // CacheLookup records a credential-cache lookup (authority.Observer).
@@ -169,8 +194,31 @@ func (m *Metrics) ObserveRequest(route, method string, status int, took time.Dur
 	if route == "" {
 		route = "unmatched"
 	}
-	m.httpTotal.WithLabelValues(route, methodLabel(method), statusLabel(status)).Inc()
-	m.httpDuration.WithLabelValues(route).Observe(took.Seconds())
+	if status < 100 || status > 999 {
+		status = 0 // statusLabel's "other"
+	}
+	key := requestKey{route, methodLabel(method), status}
+	m.seriesMu.RLock()
+	c, ok := m.requestSeries[key]
+	m.seriesMu.RUnlock()
+	if !ok {
+		c = requestChildren{m.httpTotal.WithLabelValues(key.route, key.method, statusLabel(status)), m.httpDuration.WithLabelValues(route)}
+		m.seriesMu.Lock()
+		m.requestSeries[key] = c
+		m.seriesMu.Unlock()
+	}
+	c.total.Inc()
+	c.duration.Observe(took.Seconds())
+}
+
+type requestKey struct {
+	route, method string
+	status        int
+}
+
+type requestChildren struct {
+	total    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // Fallback records whether component (a constant such as "bus" or

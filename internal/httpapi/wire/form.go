@@ -28,10 +28,18 @@ type Form struct {
 // empty object. The body must be valid UTF-8, nest at most MaxDepth deep,
 // hold no duplicate keys and nothing after the object; anything else is
 // CodeMalformed.
+//
+// It reads the body once (scanObject); only a body it rejects is walked
+// again by CheckJSON, so that the error says exactly what CheckJSON says.
 func ParseForm(body []byte) (*Form, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || string(body) == "null" {
 		return &Form{fields: map[string]json.RawMessage{}}, nil
+	}
+	if body[0] == '{' {
+		if fields, ok := scanObject(body); ok {
+			return &Form{fields: fields}, nil
+		}
 	}
 	if err := CheckJSON(body); err != nil {
 		return nil, err
@@ -39,11 +47,8 @@ func ParseForm(body []byte) (*Form, error) {
 	if body[0] != '{' {
 		return nil, credential.Errorf(credential.CodeMalformed, "the request body must be a JSON object")
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, credential.Wrap(credential.CodeMalformed, err, "the request body is not valid JSON")
-	}
-	return &Form{fields: fields}, nil
+	// scanObject and CheckJSON disagree; refuse rather than guess.
+	return nil, credential.Errorf(credential.CodeMalformed, "the request body is not valid JSON")
 }
 
 // ReadForm reads the request body as a strict JSON object that may hold
@@ -211,8 +216,15 @@ func (f *Form) String(name string) (*string, error) {
 	if !f.Has(name) {
 		return nil, nil
 	}
+	raw := f.fields[name]
+	// Most strings hold no escape: their bytes are the value (ParseForm
+	// has checked the UTF-8 and the control characters).
+	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		s := string(raw[1 : len(raw)-1])
+		return &s, nil
+	}
 	var s string
-	if err := json.Unmarshal(f.fields[name], &s); err != nil {
+	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, wrongType(name, "a string")
 	}
 	return &s, nil

@@ -134,3 +134,100 @@ func holdsNUL(v any) bool {
 	}
 	return false
 }
+
+// parseFormTwoPass is ParseForm as it was before the one-pass scanner:
+// CheckJSON, then json.Unmarshal. The new one must agree with it on every
+// body, error message included.
+func parseFormTwoPass(body []byte) (map[string]json.RawMessage, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || string(body) == "null" {
+		return map[string]json.RawMessage{}, nil
+	}
+	if err := CheckJSON(body); err != nil {
+		return nil, err
+	}
+	if body[0] != '{' {
+		return nil, credential.Errorf(credential.CodeMalformed, "the request body must be a JSON object")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, credential.Wrap(credential.CodeMalformed, err, "the request body is not valid JSON")
+	}
+	return fields, nil
+}
+
+// sameAsTwoPass fails t unless ParseForm and the two-pass parse agree on b.
+func sameAsTwoPass(t *testing.T, b []byte) {
+	t.Helper()
+	want, wantErr := parseFormTwoPass(b)
+	got, err := ParseForm(b)
+	if (err == nil) != (wantErr == nil) {
+		t.Fatalf("ParseForm(%q) error = %v, two-pass error = %v", b, err, wantErr)
+	}
+	if err != nil {
+		if e, w := credential.AsError(err), credential.AsError(wantErr); e.Code != w.Code || e.Message != w.Message || e.Param != w.Param {
+			t.Fatalf("ParseForm(%q) = %s %s %q, two-pass = %s %s %q", b, e.Code, e.Param, e.Message, w.Code, w.Param, w.Message)
+		}
+		return
+	}
+	if len(got.fields) != len(want) {
+		t.Fatalf("ParseForm(%q) fields %q, two-pass %q", b, got.fields, want)
+	}
+	for k, v := range want {
+		if !bytes.Equal(got.fields[k], v) {
+			t.Fatalf("ParseForm(%q)[%q] = %q, two-pass %q", b, k, got.fields[k], v)
+		}
+	}
+}
+
+func TestParseFormMatchesTwoPassParse(t *testing.T) {
+	for _, body := range []string{
+		`{"token":"kw_abc","required_scopes":["a","b"],"n":-1.5e+3,"o":{"x":[true,false,null]}}`,
+		`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"a":{"x":1,"x":2}}`, `{"a":[{"x":1},{"x":1}]}`,
+		`{"a":"\ud800"}`, `{"\ud800":1,"\udc00":2}`, "{\"a\":\"\xff\"}", "{\"a\":\"\x01\"}", `{"a":"\x"}`,
+		`{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":-}`, `{"a":1e}`, `{"a":tru}`, `{"a":1,}`, `{,}`, `{"a" 1}`,
+		`{"a":1} x`, `{"a":1} {}`, `{"a":1} 1`, `{"a":1`, `{"a":[1,2}`, `{"a":"é ☃ 𝄞"}`,
+		"{\"a\":1}\n", " \t{\"a\" : [ 1 , 2 ] }\r\n",
+		`{"a":` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `}`,
+		`{"a":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`,
+		`{"a":` + strings.Repeat(`{"b":`, MaxDepth) + `1` + strings.Repeat("}", MaxDepth) + `}`,
+		`[]`, `"x"`, `1`, `{`, ``, `null`, `{}`, `{"token":"a\"b"}`,
+		`{"token":"a\u0000b"}`, `{"a\u0000":1}`, `{"o":{"k\u0000":1}}`, `{"o":["x","\u0000"]}`, `{"a":"\u00000"}`, `{"a":"\u0001"}`,
+	} {
+		sameAsTwoPass(t, []byte(body))
+	}
+}
+
+func TestStringReadsEscapes(t *testing.T) {
+	f, err := ParseForm([]byte(`{"plain":"kw_abc","esc":"a\"b\u00e9\n","bad":"\ud800"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"plain": "kw_abc", "esc": "a\"bé\n", "bad": "\ufffd"} {
+		if s, err := f.String(name); err != nil || *s != want {
+			t.Errorf("String(%s) = %q, %v; want %q", name, *s, err, want)
+		}
+	}
+}
+
+func FuzzParseForm(f *testing.F) {
+	for _, s := range []string{`{"token":"kw_x","client_ip":"::1"}`, `{"a":1,"a":2}`, `{"a":{"b":[1,2,{"c":"d"}]}}`,
+		`{"a":"\u0061\ud800"}`, `{"a":"\u0000"}`, `{"a":-0.5E-7}`, "{\"a\":\"\xff\"}", `{"a":1} 2`, `[1]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sameAsTwoPass(t, b)
+		form, err := ParseForm(b)
+		if err != nil {
+			return
+		}
+		for name, raw := range form.fields {
+			var want string
+			wantErr := json.Unmarshal(raw, &want)
+			got, err := form.String(name)
+			if (err == nil) != (wantErr == nil) || (got != nil && *got != want) {
+				t.Fatalf("String(%q) of %q = %v, %v; json.Unmarshal gives %q, %v", name, raw, got, err, want, wantErr)
+			}
+		}
+	})
+}

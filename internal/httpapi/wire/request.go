@@ -57,7 +57,7 @@ func WriteSecretJSON(w http.ResponseWriter, status int, v any) {
 
 // WriteJSON writes v as a JSON response with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType // shared, never appended to in place (len == cap)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const wrkOutput = `Running 10s test @ http://127.0.0.1:4000/v1/verify
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.02ms    2.10ms  45.00ms   97.00%
+    Req/Sec    15.10k     1.20k   17.00k    80.00%
+  Latency Distribution
+     50%  512.00us
+     75%  800.00us
+     90%    1.50ms
+     99%    2.10s
+  150321 requests in 10.00s, 40.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 7
+Requests/sec:  15032.10
+Transfer/sec:      4.00MB
+`
+
+func TestParseWrk(t *testing.T) {
+	r, err := parseWrk(wrkOutput)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.requests != 150321 || r.rps != 15032.10 || r.p50Ms != 0.512 || r.p99Ms != 2100 || r.bad != 10 {
+		t.Fatalf("parseWrk = %+v", r)
+	}
+	if _, err := parseWrk("unable to connect to 127.0.0.1:4000 Connection refused\n"); err == nil {
+		t.Fatal("output without results was accepted")
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	// The command name may hold spaces and parentheses.
+	stat := "4242 (key ward) (x)) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 567 0 0 20 0 9 0 100 2000000 3000 18446744073709551615\n"
+	if ticks, err := parseProcStat(stat); err != nil || ticks != 1234+567 {
+		t.Fatalf("parseProcStat = %d, %v; want %d", ticks, err, 1234+567)
+	}
+	if _, err := parseProcStat("4242 (keyward) S 1 2"); err == nil {
+		t.Fatal("a short stat line was accepted")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{{[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}, {[]float64{7}, 7}, {nil, 0}} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestWrkScriptSendsEachBodyInTurn runs the Lua script under wrk against
+// the baseline when wrk is installed (CI installs it for --pinned).
+func TestWrkScriptSendsEachBodyInTurn(t *testing.T) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		t.Skip("wrk is not installed")
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen[r.Header.Get("Authorization")+" "+string(b)]++
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	url := srv.URL
+	dir := t.TempDir()
+	script := filepath.Join(dir, "post.lua")
+	bodies := filepath.Join(dir, "bodies.txt")
+	if err := os.WriteFile(script, []byte(wrkScript), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bodies, []byte("{\"token\":\"a\"}\n{\"token\":\"b\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("wrk", "-t1", "-c1", "-d1s", "--latency", "-s", script, url+"/v1/verify")
+	cmd.Env = append(os.Environ(), "KWB_AUTH=Bearer x", "KWB_BODIES="+bodies, "KWB_OFFSET=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("wrk: %v\n%s", err, out)
+	}
+	r, err := parseWrk(string(out))
+	if err != nil || r.requests == 0 || r.bad != 0 || !strings.Contains(string(out), "Latency Distribution") {
+		t.Fatalf("wrk run: %+v, %v\n%s", r, err, out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	a, b := seen[`Bearer x {"token":"a"}`], seen[`Bearer x {"token":"b"}`]
+	if len(seen) != 2 || a == 0 || a-b > 1 || b-a > 1 {
+		t.Fatalf("bodies sent: %v; want both in turn", seen)
+	}
+}
+
+func TestWrkSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]string{10 * time.Second: "10s", 1500 * time.Millisecond: "2s", 0: "1s", time.Minute: "60s"} {
+		if got := wrkSeconds(d); got != want {
+			t.Errorf("wrkSeconds(%v) = %s, want %s", d, got, want)
+		}
+	}
+}
+
+func TestWritePinnedShowsMediansAndRatiosPerRound(t *testing.T) {
+	rows := []pinnedRow{{name: "bare"}, {name: "opaque"}, {name: "jwt"}}
+	results := [][]wrkResult{
+		{{rps: 10000, cpuUsPerReq: 20}, {rps: 20000, cpuUsPerReq: 20}, {rps: 30000, cpuUsPerReq: 20}},
+		{{rps: 6000, cpuUsPerReq: 40}, {rps: 10000, cpuUsPerReq: 50}, {rps: 12000, cpuUsPerReq: 25} /* ratios .6 .5 .4 */},
+		{{rps: 6000, p99Ms: 3}, {rps: 9000, p99Ms: 1}, {rps: 12000, p99Ms: 2}},
+	}
+	var out strings.Builder
+	if err := writePinned(&out, config{serverCPU: "1", loadCPU: "0", pinnedConcurrency: 16, duration: 10 * time.Second, rounds: 3}, rows, results); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	var opaque, jwt string
+	for _, l := range lines {
+		switch f := strings.Fields(l); {
+		case len(f) > 0 && f[0] == "opaque":
+			opaque = l
+		case len(f) > 0 && f[0] == "jwt":
+			jwt = l
+		}
+	}
+	// opaque: median 10000 req/s, 40 µs; ÷ bare median of .6 .5 .4; by CPU median of .5 .4 .8
+	if f := strings.Fields(opaque); len(f) != 9 || f[1] != "10000" || f[4] != "40.0" || f[6] != "0.50" || f[7] != "1.00" || f[8] != "0.50" {
+		t.Errorf("opaque row: %q", opaque)
+	}
+	// jwt: ÷ opaque per round 1.0 .9 1.0 → 1.00; p99 median 2
+	if f := strings.Fields(jwt); len(f) != 9 || f[3] != "2.000" || f[7] != "1.00" {
+		t.Errorf("jwt row: %q", jwt)
+	}
+	if !strings.Contains(out.String(), "3 interleaved rounds") {
+		t.Errorf("header: %s", lines[0])
+	}
+}
