@@ -19,13 +19,21 @@ const (
 	KindOrgToken    Kind = "org_token"    // an organization API token
 	KindPAT         Kind = "pat"          // a personal access token
 	KindActorTicket Kind = "actor_ticket" // a one-time impersonation ticket
+	KindAPIKey      Kind = "api_key"      // a Clerk API key, owned by a user or an organization
 )
 
 // Secret layout: <prefix><body><checksum>. The body is 32 random bytes in
 // base62 (43 characters, fixed width); the checksum is the CRC32 of
-// prefix+body in base62 (6 characters, fixed width). The checksum lets the
-// verify path and secret scanners reject typos and garbage without a store
-// read; it is not a security property.
+// domain+prefix+body in base62 (6 characters, fixed width). The checksum
+// lets the verify path and secret scanners reject typos and garbage
+// without a store read; it is not a security property.
+//
+// Two kinds may share a prefix when the vendor's SDKs route on it (Clerk
+// sends machine secret keys and API keys both as ak_…): they then differ in
+// their checksum domain, so Parse still checks every secret offline and
+// tells the kinds apart. The first kind of a prefix has the empty domain,
+// which keeps secrets issued before a second kind was added parsing as they
+// did.
 const (
 	bodyBytes   = 32
 	bodyLen     = 43
@@ -35,13 +43,15 @@ const (
 var prefixes = []struct {
 	kind   Kind
 	prefix string
+	domain string // mixed into the checksum; "" for the first kind of a prefix
 }{
-	{KindAdminKey, "sk_live_"},
-	{KindMachineKey, "ak_"},
-	{KindM2MToken, "mt_"},
-	{KindOrgToken, "otk_"},
-	{KindPAT, "pat_"},
-	{KindActorTicket, "tkt_"},
+	{KindAdminKey, "sk_live_", ""},
+	{KindMachineKey, "ak_", ""},
+	{KindAPIKey, "ak_", "api_key:"},
+	{KindM2MToken, "mt_", ""},
+	{KindOrgToken, "otk_", ""},
+	{KindPAT, "pat_", ""},
+	{KindActorTicket, "tkt_", ""},
 }
 
 // Prefix returns the secret prefix of a kind, or "" for an unknown kind.
@@ -96,16 +106,32 @@ func (s Secret) DisplayPrefix() string {
 // Generate returns a new secret of the given kind with a 256-bit body from
 // crypto/rand.
 func Generate(kind Kind) (Secret, error) {
-	prefix := kind.Prefix()
+	prefix, domain := kind.Prefix(), kind.domain()
 	if prefix == "" {
 		return Secret{}, Errorf(CodeInternal, "no secret prefix for kind %q", kind)
 	}
-	var raw [bodyBytes]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return Secret{}, Wrap(CodeInternal, err, "read random bytes")
+	for {
+		var raw [bodyBytes]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return Secret{}, Wrap(CodeInternal, err, "read random bytes")
+		}
+		body := encodeBase62(raw[:], bodyLen)
+		sum := checksum(domain + prefix + body)
+		// A body whose checksum is also right for another kind of the same
+		// prefix would be ambiguous; such bodies (one in 2^32) are skipped.
+		if len(kindsOf(prefix+body+sum)) == 1 {
+			return Secret{value: prefix + body + sum}, nil
+		}
 	}
-	body := encodeBase62(raw[:], bodyLen)
-	return Secret{value: prefix + body + checksum(prefix+body)}, nil
+}
+
+func (k Kind) domain() string {
+	for _, p := range prefixes {
+		if p.kind == k {
+			return p.domain
+		}
+	}
+	return ""
 }
 
 // MustGenerate is Generate for callers that cannot continue without a secret.
@@ -121,27 +147,43 @@ func MustGenerate(kind Kind) Secret {
 // base62 body, matching checksum) and returns it with its kind. It reads no
 // store: a malformed secret is rejected here, before any lookup.
 func Parse(s string) (Secret, Kind, error) {
-	kind, prefix, ok := splitPrefix(s)
-	if !ok {
+	kinds := kindsOf(s)
+	if len(kinds) != 1 {
 		return Secret{}, "", errMalformedSecret
 	}
-	rest := s[len(prefix):]
-	if len(rest) != bodyLen+checksumLen {
-		return Secret{}, "", errMalformedSecret
-	}
-	for i := 0; i < len(rest); i++ {
-		if !isBase62(rest[i]) {
-			return Secret{}, "", errMalformedSecret
-		}
-	}
-	body, sum := rest[:bodyLen], rest[bodyLen:]
-	if checksum(prefix+body) != sum {
-		return Secret{}, "", errMalformedSecret
-	}
-	return Secret{value: s}, kind, nil
+	return Secret{value: s}, kinds[0], nil
 }
 
 var errMalformedSecret = Errorf(CodeMalformed, "malformed secret")
+
+// kindsOf returns the kinds whose prefix, length, alphabet and checksum s
+// satisfies: one for a well-formed secret, none for garbage.
+func kindsOf(s string) []Kind {
+	var kinds []Kind
+	for _, p := range prefixes {
+		if !strings.HasPrefix(s, p.prefix) {
+			continue
+		}
+		rest := s[len(p.prefix):]
+		if len(rest) != bodyLen+checksumLen || !allBase62(rest) {
+			return nil
+		}
+		body, sum := rest[:bodyLen], rest[bodyLen:]
+		if checksum(p.domain+p.prefix+body) == sum {
+			kinds = append(kinds, p.kind)
+		}
+	}
+	return kinds
+}
+
+func allBase62(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isBase62(s[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 func splitPrefix(s string) (Kind, string, bool) {
 	for _, p := range prefixes {

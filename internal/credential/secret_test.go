@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-var allKinds = []Kind{KindAdminKey, KindMachineKey, KindM2MToken, KindOrgToken, KindPAT, KindActorTicket}
+var allKinds = []Kind{KindAdminKey, KindMachineKey, KindAPIKey, KindM2MToken, KindOrgToken, KindPAT, KindActorTicket}
 
 func TestGenerateParsesBackToItsKind(t *testing.T) {
 	for _, kind := range allKinds {
@@ -63,6 +63,40 @@ func TestParseRejectsMalformedSecrets(t *testing.T) {
 				t.Fatalf("Parse(%q) error = %v, want CodeMalformed", s, err)
 			}
 		})
+	}
+}
+
+// legacyMachineKey was made by the layout before API keys existed (CRC32
+// of prefix+body): machine keys already handed out must keep parsing as
+// machine keys.
+const legacyMachineKey = "ak_7kQ2mZp9XvB4nR8sT1wY6cF3hJ5dL0gA2eK9uN4xM7q3ZDLDZ"
+
+func TestMachineKeysAndAPIKeysShareAkButParseApart(t *testing.T) {
+	if _, kind, err := Parse(legacyMachineKey); err != nil || kind != KindMachineKey {
+		t.Fatalf("a machine key issued before API keys: kind %q, err %v; want machine_key", kind, err)
+	}
+	for range 1000 {
+		m, a := MustGenerate(KindMachineKey).Reveal(), MustGenerate(KindAPIKey).Reveal()
+		if m[:3] != "ak_" || a[:3] != "ak_" {
+			t.Fatalf("both kinds must start ak_ as Clerk's do: %q %q", m[:3], a[:3])
+		}
+		if _, kind, _ := Parse(m); kind != KindMachineKey {
+			t.Fatalf("machine key parsed as %q", kind)
+		}
+		if _, kind, _ := Parse(a); kind != KindAPIKey {
+			t.Fatalf("API key parsed as %q", kind)
+		}
+	}
+	// The body of one kind under the other's checksum is garbage to both
+	// readings but its own: swapping checksums never yields the other kind.
+	a := MustGenerate(KindAPIKey).Reveal()
+	body := a[3 : 3+bodyLen]
+	asMachine := "ak_" + body + checksum("ak_"+body)
+	if _, kind, err := Parse(asMachine); err != nil || kind != KindMachineKey {
+		t.Fatalf("the same body with the machine checksum: %q %v", kind, err)
+	}
+	if _, _, err := Parse("ak_" + body + "000000"); CodeOf(err) != CodeMalformed {
+		t.Fatalf("an ak_ secret with neither checksum parsed: %v", err)
 	}
 }
 
@@ -133,7 +167,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q) = %q, %s", s, secret.Reveal(), kind)
 		}
 		body := s[len(kind.Prefix()) : len(s)-checksumLen]
-		if checksum(kind.Prefix()+body) != s[len(s)-checksumLen:] {
+		if checksum(kind.domain()+kind.Prefix()+body) != s[len(s)-checksumLen:] {
 			t.Fatalf("Parse accepted a bad checksum: %q", s)
 		}
 	})
