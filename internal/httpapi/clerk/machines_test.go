@@ -65,7 +65,7 @@ func rotate(t *testing.T, e *apitest.Env, id string, previousTTL int) string {
 
 func TestRotateSecretKeyKeepsThePreviousKeyForItsGraceOnly(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		id, first := createMachine(t, e, e.AdminKey, map[string]string{"name": "worker"})
 		if !authenticates(t, e, first) {
 			t.Fatal("a fresh machine key does not authenticate")
@@ -102,7 +102,7 @@ func TestRotateSecretKeyKeepsThePreviousKeyForItsGraceOnly(t *testing.T) {
 
 func TestSecondRotationInsideTheGraceEndsTheOlderPreviousKey(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		id, first := createMachine(t, e, e.AdminKey, map[string]string{"name": "worker"})
 		second := rotate(t, e, id, 3600)
 		e.Clock.Advance(10 * time.Second)
@@ -123,7 +123,7 @@ func TestSecondRotationInsideTheGraceEndsTheOlderPreviousKey(t *testing.T) {
 
 func TestDeletedMachineKeysStopAuthenticatingAtOnce(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		id, key := createMachine(t, e, e.AdminKey, map[string]string{"name": "worker"})
 		previous := key
 		key = rotate(t, e, id, 3600)
@@ -137,7 +137,7 @@ func TestDeletedMachineKeysStopAuthenticatingAtOnce(t *testing.T) {
 }
 
 func TestMachineKeyCannotManageMachines(t *testing.T) {
-	e := apitest.Start(t, testkit.OpenSQLite(t))
+	e := start(t, testkit.OpenSQLite(t))
 	_, key := createMachine(t, e, e.AdminKey, map[string]string{"name": "worker"})
 	resp := e.Do(t, "POST", "/clerk/v1/machines", key, map[string]string{"name": "x"})
 	if resp.Status != http.StatusForbidden || clerkCode(t, resp) != "authorization_invalid" {
@@ -148,7 +148,7 @@ func TestMachineKeyCannotManageMachines(t *testing.T) {
 // TestUnauthenticatedCallsGetOneIdentical401 checks that a caller cannot
 // tell a missing, malformed, unknown or revoked key apart.
 func TestUnauthenticatedCallsGetOneIdentical401(t *testing.T) {
-	e := apitest.Start(t, testkit.OpenSQLite(t))
+	e := start(t, testkit.OpenSQLite(t))
 	ctx := context.Background()
 	op := authority.Operator(e.InstanceID)
 	name := "soon gone"
@@ -199,7 +199,7 @@ func TestUnauthenticatedCallsGetOneIdentical401(t *testing.T) {
 
 func TestAnotherInstancesMachineIsNotFound(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		_, keyB := e.NewInstance(t, "other")
 		idA, _ := createMachine(t, e, e.AdminKey, map[string]string{"name": "a-machine"})
 		idB, _ := createMachine(t, e, keyB, map[string]string{"name": "b-machine"})
@@ -288,7 +288,7 @@ func snapshot(t *testing.T, e *apitest.Env) storeState {
 
 func TestInvalidInputGetsClerksErrorAndChangesNothing(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		m1, _ := createMachine(t, e, e.AdminKey, map[string]string{"name": "one"})
 		m2, _ := createMachine(t, e, e.AdminKey, map[string]any{"name": "two", "scoped_machines": []string{m1}})
 		unknown := credential.NewID(credential.PrefixMachine, time.Now())
@@ -388,7 +388,7 @@ func TestInvalidInputGetsClerksErrorAndChangesNothing(t *testing.T) {
 // files for every secret handed out.
 func TestSecretsAppearOnlyWhereTheContractHandsThemOut(t *testing.T) {
 	store, path := testkit.OpenSQLiteAt(t)
-	e := apitest.Start(t, store)
+	e := start(t, store)
 	id, first := createMachine(t, e, e.AdminKey, map[string]any{"name": "one"})
 	other, _ := createMachine(t, e, e.AdminKey, map[string]any{"name": "two", "scoped_machines": []string{id}})
 	second := rotate(t, e, id, 3600)

@@ -1,0 +1,146 @@
+package clerk_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/httpapi/apitest"
+)
+
+// clerkSpec is Clerk's published Backend API for the machine-auth family
+// (machines, M2M tokens, API keys, actor tokens), copied from
+// shared/reference/specs so the tests do not depend on that path.
+const clerkSpec = "testdata/clerk-bapi-machine-auth.yml"
+
+var (
+	specOnce   sync.Once
+	specRouter routers.Router
+	specErr    error
+)
+
+func loadSpecRouter() (routers.Router, error) {
+	specOnce.Do(func() {
+		doc, err := openapi3.NewLoader().LoadFromFile(clerkSpec)
+		if err != nil {
+			specErr = err
+			return
+		}
+		if err = doc.Validate(context.Background()); err != nil {
+			specErr = err
+			return
+		}
+		doc.Servers = openapi3.Servers{{URL: "http://clerk.test"}}
+		specRouter, specErr = legacy.NewRouter(doc)
+	})
+	return specRouter, specErr
+}
+
+// start is apitest.Start with every response of the Clerk surface checked
+// against Clerk's spec: a response that does not match fails the test.
+// Operations the spec does not describe (keyward's additions, such as
+// listing actor tokens) and paths outside /clerk are not checked.
+func start(t *testing.T, store authority.Store) *apitest.Env {
+	t.Helper()
+	router, err := loadSpecRouter()
+	if err != nil {
+		t.Fatalf("load %s: %v", clerkSpec, err)
+	}
+	return apitest.StartWith(t, store, apitest.Options{Wrap: func(next http.Handler) http.Handler {
+		return specValidator(t.Errorf, router, next)
+	}})
+}
+
+// clerkPath returns the spec path of a request to the Clerk surface, with
+// the /clerk/v1 or unversioned /clerk prefix removed.
+func clerkPath(p string) (string, bool) {
+	for _, prefix := range []string{"/clerk/v1/", "/clerk/"} {
+		if rest, ok := strings.CutPrefix(p, prefix); ok {
+			return "/" + rest, true
+		}
+	}
+	return "", false
+}
+
+func specValidator(report func(format string, args ...any), router routers.Router, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqBody, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(reqBody))
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+
+		path, ok := clerkPath(r.URL.Path)
+		if !ok {
+			return
+		}
+		specReq := r.Clone(context.Background())
+		specReq.URL.Scheme, specReq.URL.Host, specReq.Host, specReq.URL.Path = "http", "clerk.test", "clerk.test", path
+		specReq.URL.RawPath = ""
+		specReq.Body = io.NopCloser(bytes.NewReader(reqBody))
+		route, params, err := router.FindRoute(specReq)
+		if err != nil {
+			return // not an operation Clerk's spec describes
+		}
+		in := &openapi3filter.RequestValidationInput{Request: specReq, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+		err = openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: in,
+			Status:                 rec.Code,
+			Header:                 rec.Header(),
+			Body:                   io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
+			Options:                &openapi3filter.Options{MultiError: true},
+		})
+		if err != nil {
+			report("%s %s → %d does not match Clerk's spec (%s %s): %v\nbody: %s",
+				r.Method, r.URL.Path, rec.Code, strings.ToUpper(route.Method), route.Path, err, rec.Body.Bytes())
+		}
+	})
+}
+
+// TestSpecValidatorCatchesMismatches keeps the check honest: a response
+// that breaks Clerk's schema is reported, one that keeps it is not, and
+// both the versioned and the unversioned paths are checked.
+func TestSpecValidatorCatchesMismatches(t *testing.T) {
+	router, err := loadSpecRouter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path, body string
+		reports          int
+	}{
+		{"a machine without its required fields", "/clerk/v1/machines/mch_2xhFjEI5X2qWRvtV13BzSj8H6Dk", `{"object":"machine"}`, 1},
+		{"an API key with a field Clerk forbids", "/clerk/api_keys/ak_3beecc9c60adb5f9b850e91a8ee1e992", `{"object":"api_key","id":"ak_3beecc9c60adb5f9b850e91a8ee1e992","type":"api_key","subject":"user_2xhFjEI5X2qWRvtV13BzSj8H6Dk","name":"key","claims":null,"scopes":[],"revoked":false,"revocation_reason":null,"expired":false,"expiration":null,"created_by":null,"last_used_at":null,"created_at":1,"updated_at":1,"extra":1}`, 1},
+		{"a well-formed API key", "/clerk/api_keys/ak_3beecc9c60adb5f9b850e91a8ee1e992", `{"object":"api_key","id":"ak_3beecc9c60adb5f9b850e91a8ee1e992","type":"api_key","subject":"user_2xhFjEI5X2qWRvtV13BzSj8H6Dk","name":"key","claims":null,"scopes":[],"revoked":false,"revocation_reason":null,"expired":false,"expiration":null,"created_by":null,"last_used_at":null,"created_at":1,"updated_at":1}`, 0},
+		{"a path outside the spec", "/clerk/v1/actor_tokens", `{"nonsense":true}`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reports []string
+			h := specValidator(func(format string, args ...any) { reports = append(reports, format) }, router,
+				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", "application/json")
+					_, _ = io.WriteString(w, tc.body)
+				}))
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", tc.path, nil))
+			if len(reports) != tc.reports {
+				t.Fatalf("%d reports, want %d", len(reports), tc.reports)
+			}
+		})
+	}
+}
