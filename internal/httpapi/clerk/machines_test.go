@@ -392,6 +392,8 @@ func TestSecretsAppearOnlyWhereTheContractHandsThemOut(t *testing.T) {
 	id, first := createMachine(t, e, e.AdminKey, map[string]any{"name": "one"})
 	other, _ := createMachine(t, e, e.AdminKey, map[string]any{"name": "two", "scoped_machines": []string{id}})
 	second := rotate(t, e, id, 3600)
+	key := createAPIKey(t, e, "/clerk", map[string]any{"name": "scanned", "subject": alice})
+	keyID, keySecret := key["id"].(string), key["secret"].(string)
 
 	reads := []struct {
 		method, path string
@@ -403,6 +405,13 @@ func TestSecretsAppearOnlyWhereTheContractHandsThemOut(t *testing.T) {
 		{"PATCH", "/clerk/v1/machines/" + id, map[string]string{"name": "renamed"}},
 		{"POST", "/clerk/v1/machines/" + id + "/scopes", map[string]string{"to_machine_id": other}},
 		{"DELETE", "/clerk/v1/machines/" + id + "/scopes/" + other, nil},
+		{"GET", "/clerk/api_keys/" + keyID, nil},
+		{"GET", "/clerk/api_keys?include_invalid=true&subject=" + alice, nil},
+		{"PATCH", "/clerk/api_keys/" + keyID, map[string]any{"scopes": []string{"read"}}},
+		{"POST", "/clerk/api_keys/verify", map[string]string{"secret": keySecret}},
+		{"POST", "/v1/verify", map[string]string{"token": keySecret}},
+		{"POST", "/clerk/api_keys", `{"name":"` + keySecret + `","subject":"x"}`}, // a secret echoed back in a bad request
+		{"POST", "/clerk/api_keys/" + keyID + "/revoke", map[string]any{}},
 		{"GET", "/v1/audit_events?limit=200", nil},
 		{"GET", "/v1/caller", nil},
 		{"POST", "/clerk/v1/machines", `{"name":"` + first + `","bad":1}`}, // a secret echoed back in a bad request
@@ -417,6 +426,9 @@ func TestSecretsAppearOnlyWhereTheContractHandsThemOut(t *testing.T) {
 	}
 	if got := e.Do(t, "GET", "/clerk/v1/machines/"+id+"/secret_key", e.AdminKey, nil).JSON(t)["secret"]; got != second {
 		t.Fatalf("get secret key = %v, want the current key", got)
+	}
+	if got := e.Do(t, "GET", "/clerk/api_keys/"+keyID+"/secret", e.AdminKey, nil).JSON(t)["secret"]; got != keySecret {
+		t.Fatalf("get API key secret = %v, want the create response's", got)
 	}
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
