@@ -77,7 +77,10 @@ func TestAPIKeyMutationsAreAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	steps := []func() error{
-		func() error { _, err := a.UpdateAPIKey(ctx, admin, k.ID, UpdateAPIKeyInput{Scopes: []string{"x"}}); return err },
+		func() error {
+			_, err := a.UpdateAPIKey(ctx, admin, k.ID, UpdateAPIKeyInput{Scopes: []string{"x"}})
+			return err
+		},
 		func() error { _, err := a.APIKeySecret(ctx, admin, k.ID); return err },
 		func() error { _, err := a.RevokeAPIKey(ctx, admin, k.ID, "done"); return err },
 		func() error { _, err := a.DeleteAPIKey(ctx, admin, k.ID); return err },
