@@ -401,3 +401,24 @@ func TestUnversionedPathsServeWhatTheJSSDKCallsThere(t *testing.T) {
 		t.Fatalf("GET /clerk/v1/jwks: %d %s", resp.Status, resp.Body)
 	}
 }
+
+func TestAMachinesAPIKeysAreRevokedWithIt(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		e := start(t, store)
+		machine, _ := createMachine(t, e, e.AdminKey, map[string]any{"name": "owner"})
+		k := createAPIKey(t, e, "/clerk/v1", map[string]any{"name": "machine key", "subject": machine})
+		if resp := e.Do(t, "POST", "/clerk/v1/api_keys/verify", e.AdminKey, map[string]any{"secret": k["secret"]}); resp.Status != 200 {
+			t.Fatalf("verify before the delete: %d %s", resp.Status, resp.Body)
+		}
+		if resp := e.Do(t, "DELETE", "/clerk/v1/machines/"+machine, e.AdminKey, nil); resp.Status != 200 {
+			t.Fatalf("delete machine: %d %s", resp.Status, resp.Body)
+		}
+		if resp := e.Do(t, "POST", "/clerk/v1/api_keys/verify", e.AdminKey, map[string]any{"secret": k["secret"]}); resp.Status != 404 {
+			t.Fatalf("verify after the machine's delete: %d %s, want 404", resp.Status, resp.Body)
+		}
+		got := e.Do(t, "GET", "/clerk/v1/api_keys/"+k["id"].(string), e.AdminKey, nil).JSON(t)
+		if got["revoked"] != true || got["revocation_reason"] != "machine deleted" {
+			t.Fatalf("the key after its machine's delete: %v", got)
+		}
+	})
+}
