@@ -3,6 +3,8 @@ package clerk_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -106,11 +108,35 @@ func specValidator(report func(format string, args ...any), router routers.Route
 			Body:                   io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
 			Options:                &openapi3filter.Options{MultiError: true},
 		})
+		if err == nil && rec.Code >= 400 && route.Operation.Responses.Status(rec.Code) == nil {
+			// A status Clerk's spec does not list for the operation still
+			// owes Clerk's error envelope.
+			err = clerkErrorEnvelope(rec.Body.Bytes())
+		}
 		if err != nil {
 			report("%s %s → %d does not match Clerk's spec (%s %s): %v\nbody: %s",
 				r.Method, r.URL.Path, rec.Code, strings.ToUpper(route.Method), route.Path, err, rec.Body.Bytes())
 		}
 	})
+}
+
+// clerkErrorEnvelope checks body against Clerk's ClerkErrors schema:
+// {"errors":[{"message","long_message","code",...}],...}.
+func clerkErrorEnvelope(body []byte) error {
+	var env struct {
+		Errors []map[string]any `json:"errors"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil || len(env.Errors) == 0 {
+		return fmt.Errorf("not Clerk's error envelope (errors is required)")
+	}
+	for _, e := range env.Errors {
+		for _, field := range []string{"message", "long_message", "code"} {
+			if _, ok := e[field].(string); !ok {
+				return fmt.Errorf("error item without a string %s", field)
+			}
+		}
+	}
+	return nil
 }
 
 // TestSpecValidatorCatchesMismatches keeps the check honest: a response
@@ -129,12 +155,17 @@ func TestSpecValidatorCatchesMismatches(t *testing.T) {
 		{"an API key with a field Clerk forbids", "/clerk/api_keys/ak_3beecc9c60adb5f9b850e91a8ee1e992", `{"object":"api_key","id":"ak_3beecc9c60adb5f9b850e91a8ee1e992","type":"api_key","subject":"user_2xhFjEI5X2qWRvtV13BzSj8H6Dk","name":"key","claims":null,"scopes":[],"revoked":false,"revocation_reason":null,"expired":false,"expiration":null,"created_by":null,"last_used_at":null,"created_at":1,"updated_at":1,"extra":1}`, 1},
 		{"a well-formed API key", "/clerk/api_keys/ak_3beecc9c60adb5f9b850e91a8ee1e992", `{"object":"api_key","id":"ak_3beecc9c60adb5f9b850e91a8ee1e992","type":"api_key","subject":"user_2xhFjEI5X2qWRvtV13BzSj8H6Dk","name":"key","claims":null,"scopes":[],"revoked":false,"revocation_reason":null,"expired":false,"expiration":null,"created_by":null,"last_used_at":null,"created_at":1,"updated_at":1}`, 0},
 		{"a path outside the spec", "/clerk/v1/actor_tokens", `{"nonsense":true}`, 0},
+		{"an unlisted error status without Clerk's envelope", "/clerk/api_keys/ak_3beecc9c60adb5f9b850e91a8ee1e992?status=418", `{"error":"teapot"}`, 1},
+		{"an unlisted error status in Clerk's envelope", "/clerk/api_keys/ak_3beecc9c60adb5f9b850e91a8ee1e992?status=418", `{"errors":[{"code":"x","message":"m","long_message":"l"}]}`, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var reports []string
 			h := specValidator(func(format string, args ...any) { reports = append(reports, format) }, router,
 				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					w.Header().Set("Content-Type", "application/json")
+					if r.URL.Query().Get("status") == "418" {
+						w.WriteHeader(http.StatusTeapot)
+					}
 					_, _ = io.WriteString(w, tc.body)
 				}))
 			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", tc.path, nil))
