@@ -116,10 +116,10 @@ func Generate(kind Kind) (Secret, error) {
 			return Secret{}, Wrap(CodeInternal, err, "read random bytes")
 		}
 		body := encodeBase62(raw[:], bodyLen)
-		sum := checksum(domain + prefix + body)
+		sum := checksumOf(domain, prefix, body)
 		// A body whose checksum is also right for another kind of the same
 		// prefix would be ambiguous; such bodies (one in 2^32) are skipped.
-		if len(kindsOf(prefix+body+sum)) == 1 {
+		if _, n := kindOf(prefix + body + sum); n == 1 {
 			return Secret{value: prefix + body + sum}, nil
 		}
 	}
@@ -147,33 +147,36 @@ func MustGenerate(kind Kind) Secret {
 // base62 body, matching checksum) and returns it with its kind. It reads no
 // store: a malformed secret is rejected here, before any lookup.
 func Parse(s string) (Secret, Kind, error) {
-	kinds := kindsOf(s)
-	if len(kinds) != 1 {
+	kind, n := kindOf(s)
+	if n != 1 {
 		return Secret{}, "", errMalformedSecret
 	}
-	return Secret{value: s}, kinds[0], nil
+	return Secret{value: s}, kind, nil
 }
 
 var errMalformedSecret = Errorf(CodeMalformed, "malformed secret")
 
-// kindsOf returns the kinds whose prefix, length, alphabet and checksum s
-// satisfies: one for a well-formed secret, none for garbage.
-func kindsOf(s string) []Kind {
-	var kinds []Kind
+// kindOf returns the kind whose prefix, length, alphabet and checksum s
+// satisfies, and how many kinds do: one for a well-formed secret, none for
+// garbage. It allocates nothing (it runs on every verification).
+func kindOf(s string) (Kind, int) {
+	var (
+		kind Kind
+		n    int
+	)
 	for _, p := range prefixes {
 		if !strings.HasPrefix(s, p.prefix) {
 			continue
 		}
 		rest := s[len(p.prefix):]
 		if len(rest) != bodyLen+checksumLen || !allBase62(rest) {
-			return nil
+			return "", 0
 		}
-		body, sum := rest[:bodyLen], rest[bodyLen:]
-		if checksum(p.domain+p.prefix+body) == sum {
-			kinds = append(kinds, p.kind)
+		if sumOf(p.domain, p.prefix, rest[:bodyLen]) == decodeUint(rest[bodyLen:]) {
+			kind, n = p.kind, n+1
 		}
 	}
-	return kinds
+	return kind, n
 }
 
 func allBase62(s string) bool {
@@ -196,6 +199,44 @@ func splitPrefix(s string) (Kind, string, bool) {
 
 func checksum(s string) string {
 	return encodeUint(uint64(crc32.ChecksumIEEE([]byte(s))), checksumLen)
+}
+
+// checksumOf is the checksum of domain+prefix+body, in base62.
+func checksumOf(domain, prefix, body string) string {
+	return encodeUint(sumOf(domain, prefix, body), checksumLen)
+}
+
+// sumOf is the CRC32 (IEEE) of domain+prefix+body, computed over the
+// strings in place with the standard table so the verify path allocates
+// nothing for it (crc32.ChecksumIEEE takes a []byte, which would).
+func sumOf(domain, prefix, body string) uint64 {
+	crc := ^uint32(0)
+	for _, part := range [...]string{domain, prefix, body} {
+		for i := 0; i < len(part); i++ {
+			crc = crc32.IEEETable[byte(crc)^part[i]] ^ (crc >> 8)
+		}
+	}
+	return uint64(^crc)
+}
+
+// decodeUint reads fixed-width base62 digits (all already checked to be
+// base62) as encodeUint wrote them.
+func decodeUint(s string) uint64 {
+	var v uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var d byte
+		switch {
+		case c <= '9':
+			d = c - '0'
+		case c <= 'Z':
+			d = c - 'A' + 10
+		default:
+			d = c - 'a' + 36
+		}
+		v = v*62 + uint64(d)
+	}
+	return v
 }
 
 func isBase62(c byte) bool {

@@ -172,3 +172,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseDoesNotAllocate: Parse runs on every verification, and an ak_
+// secret is checked under two checksum domains.
+func TestParseDoesNotAllocate(t *testing.T) {
+	for _, kind := range allKinds {
+		good := MustGenerate(kind).Reveal()
+		if n := testing.AllocsPerRun(100, func() { _, _, _ = Parse(good) }); n != 0 {
+			t.Errorf("%s: Parse allocates %v times per call, want 0", kind, n)
+		}
+	}
+}
