@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,22 +20,31 @@ import (
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/httpapi/apitest"
+	"github.com/keyward/keyward/internal/testkit"
 )
 
 // clerkSpec is Clerk's published Backend API for the machine-auth family
-// (machines, M2M tokens, API keys, actor tokens), copied from
-// shared/reference/specs so the tests do not depend on that path.
-const clerkSpec = "testdata/clerk-bapi-machine-auth.yml"
+// (machines, M2M tokens, API keys, actor tokens), read from the project's
+// shared reference folder (never copied into the repository).
+const clerkSpec = "clerk-bapi-machine-auth.yml"
 
 var (
 	specOnce   sync.Once
-	specRouter routers.Router
+	specRouter routers.Router // nil when the document is not beside the repository
 	specErr    error
 )
 
 func loadSpecRouter() (routers.Router, error) {
 	specOnce.Do(func() {
-		doc, err := openapi3.NewLoader().LoadFromFile(clerkSpec)
+		path, ok, err := testkit.VendorSpec(clerkSpec)
+		if err != nil || !ok {
+			specErr = err
+			if err == nil {
+				fmt.Fprintf(os.Stderr, "clerk: %s not found beside the repository (../shared/reference/specs); responses are not validated against it\n", clerkSpec)
+			}
+			return
+		}
+		doc, err := openapi3.NewLoader().LoadFromFile(path)
 		if err != nil {
 			specErr = err
 			return
@@ -58,6 +68,9 @@ func start(t *testing.T, store authority.Store) *apitest.Env {
 	router, err := loadSpecRouter()
 	if err != nil {
 		t.Fatalf("load %s: %v", clerkSpec, err)
+	}
+	if router == nil {
+		return apitest.Start(t, store)
 	}
 	return apitest.StartWith(t, store, apitest.Options{Wrap: func(next http.Handler) http.Handler {
 		return specValidator(t.Errorf, router, next)
@@ -146,6 +159,9 @@ func TestSpecValidatorCatchesMismatches(t *testing.T) {
 	router, err := loadSpecRouter()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if router == nil {
+		t.Skip(clerkSpec + " not found beside the repository")
 	}
 	for _, tc := range []struct {
 		name, path, body string
