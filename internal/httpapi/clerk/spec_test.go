@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +32,7 @@ const clerkSpec = "clerk-bapi-machine-auth.yml"
 
 var (
 	specOnce   sync.Once
+	specPath   string
 	specRouter routers.Router // nil when the document is not beside the repository
 	specErr    error
 )
@@ -44,6 +47,7 @@ func loadSpecRouter() (routers.Router, error) {
 			}
 			return
 		}
+		specPath = path
 		doc, err := openapi3.NewLoader().LoadFromFile(path)
 		if err != nil {
 			specErr = err
@@ -57,6 +61,40 @@ func loadSpecRouter() (routers.Router, error) {
 		specRouter, specErr = legacy.NewRouter(doc)
 	})
 	return specRouter, specErr
+}
+
+// validated records each operation of Clerk's document that some test's
+// response was checked against ("POST /api_keys"), for TestMain.
+var validated sync.Map
+
+// TestMain fails a full run of the package in which some operation of
+// Clerk's document never had a response checked: every one is served by
+// keyward, so every one must be exercised.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	router, _ := loadSpecRouter()
+	if code != 0 || router == nil || testing.Short() || flag.Lookup("test.run").Value.String() != "" {
+		os.Exit(code)
+	}
+	doc, err := openapi3.NewLoader().LoadFromFile(specPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var missing []string
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			if _, ok := validated.Load(method + " " + path); !ok {
+				missing = append(missing, method+" "+path)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		fmt.Fprintf(os.Stderr, "operations of %s no test response was checked against: %v\n", clerkSpec, missing)
+		os.Exit(1)
+	}
+	os.Exit(code)
 }
 
 // start is apitest.Start with every response of the Clerk surface checked
@@ -73,7 +111,7 @@ func start(t *testing.T, store authority.Store) *apitest.Env {
 		return apitest.Start(t, store)
 	}
 	return apitest.StartWith(t, store, apitest.Options{Wrap: func(next http.Handler) http.Handler {
-		return specValidator(t.Errorf, router, next)
+		return specValidator(t.Errorf, func(op string) { validated.Store(op, true) }, router, next)
 	}})
 }
 
@@ -88,7 +126,7 @@ func clerkPath(p string) (string, bool) {
 	return "", false
 }
 
-func specValidator(report func(format string, args ...any), router routers.Router, next http.Handler) http.Handler {
+func specValidator(report func(format string, args ...any), record func(operation string), router routers.Router, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqBody, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(reqBody))
@@ -125,6 +163,9 @@ func specValidator(report func(format string, args ...any), router routers.Route
 			// A status Clerk's spec does not list for the operation still
 			// owes Clerk's error envelope.
 			err = clerkErrorEnvelope(rec.Body.Bytes())
+		}
+		if err == nil {
+			record(strings.ToUpper(route.Method) + " " + route.Path)
 		}
 		if err != nil {
 			report("%s %s → %d does not match Clerk's spec (%s %s): %v\nbody: %s",
@@ -176,7 +217,7 @@ func TestSpecValidatorCatchesMismatches(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var reports []string
-			h := specValidator(func(format string, args ...any) { reports = append(reports, format) }, router,
+			h := specValidator(func(format string, args ...any) { reports = append(reports, format) }, func(string) {}, router,
 				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					w.Header().Set("Content-Type", "application/json")
 					if r.URL.Query().Get("status") == "418" {
