@@ -233,7 +233,8 @@ func (a *Authority) UpdateMachine(ctx context.Context, c Caller, id string, in U
 }
 
 // DeleteMachine deletes a machine, every scope to and from it, and its
-// secret keys, which stop authenticating at once.
+// secret keys, which stop authenticating at once; its M2M tokens and the
+// API keys it owns are revoked.
 func (a *Authority) DeleteMachine(ctx context.Context, c Caller, id string) error {
 	if err := a.enter(ctx, c, "DeleteMachine"); err != nil {
 		return err
@@ -245,12 +246,16 @@ func (a *Authority) DeleteMachine(ctx context.Context, c Caller, id string) erro
 		if _, err := tx.DeleteCredentials(ctx, c.InstanceID, credential.KindMachineKey, id); err != nil {
 			return err
 		}
-		// What the machine minted dies with it.
+		// What the machine minted, and the API keys it owns, die with it.
 		revoked, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindM2MToken, id, a.clock.Now(), "machine deleted")
 		if err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "machine.delete", "machine", id, map[string]int{"m2m_tokens_revoked": revoked})
+		keys, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindAPIKey, id, a.clock.Now(), "machine deleted")
+		if err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "machine.delete", "machine", id, map[string]int{"m2m_tokens_revoked": revoked, "api_keys_revoked": keys})
 	})
 	a.invalidateAllAfter(ctx, err)
 	return err

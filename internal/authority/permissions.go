@@ -50,6 +50,15 @@ var useCases = map[useCase]rule{
 	"ListM2MTokens":  {perm: credential.M2MTokens.Read(), kinds: machineKey},
 	"RevokeM2MToken": {perm: credential.M2MTokens.Write(), kinds: machineKey},
 
+	// Clerk API keys. Reading a secret is a write, as for machines.
+	"CreateAPIKey": {perm: credential.APIKeys.Write()},
+	"ListAPIKeys":  {perm: credential.APIKeys.Read()},
+	"GetAPIKey":    {perm: credential.APIKeys.Read()},
+	"UpdateAPIKey": {perm: credential.APIKeys.Write()},
+	"DeleteAPIKey": {perm: credential.APIKeys.Write()},
+	"RevokeAPIKey": {perm: credential.APIKeys.Write()},
+	"APIKeySecret": {perm: credential.APIKeys.Write()},
+
 	"CreateActorToken":           {perm: credential.ActorTokens.Write()},
 	"GetActorToken":              {perm: credential.ActorTokens.Read()},
 	"ListActorTokens":            {perm: credential.ActorTokens.Read()},

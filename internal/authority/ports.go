@@ -66,6 +66,9 @@ type Tx interface {
 	RevokeCredential(ctx context.Context, instanceID, id string, at time.Time, reason string) error
 	// SetCredentialExpiry sets expires_at (and updated_at to at).
 	SetCredentialExpiry(ctx context.Context, instanceID, id string, expiresAt, at time.Time) error
+	// SetCredentialSubject moves a credential to another subject (and sets
+	// updated_at to at); CodeNotFound if there is none.
+	SetCredentialSubject(ctx context.Context, instanceID, id, subject string, at time.Time) error
 	// DeleteCredentials deletes every credential of kind whose subject is
 	// subject, returning how many went.
 	DeleteCredentials(ctx context.Context, instanceID string, kind credential.Kind, subject string) (int, error)

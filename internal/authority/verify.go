@@ -60,6 +60,8 @@ type VerifyResult struct {
 	RateLimit *RateLimit
 	// M2M is the token as Clerk shows it, for M2M tokens.
 	M2M *M2MToken
+	// APIKey is the key as Clerk shows it, for API keys.
+	APIKey *APIKey
 }
 
 var notFound = VerifyResult{Reason: ReasonNotFound}
@@ -101,7 +103,7 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 		return a.verifyJWT(ctx, c, in)
 	}
 	secret, kind, err := credential.Parse(in.Token)
-	if err != nil || (kind != credential.KindM2MToken && kind != credential.KindOrgToken && kind != credential.KindPAT) {
+	if err != nil || (kind != credential.KindM2MToken && kind != credential.KindOrgToken && kind != credential.KindPAT && kind != credential.KindAPIKey) {
 		return notFound, nil
 	}
 	e, err := a.lookup(ctx, a.keyring.Digest(secret))
@@ -116,6 +118,8 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 		return a.verifyOrgToken(ctx, c, e, in)
 	case credential.KindPAT:
 		return a.verifyPAT(c, e, in), nil
+	case credential.KindAPIKey:
+		return a.verifyAPIKey(c, e, in), nil
 	}
 	if c.Kind == credential.KindMachineKey && !slices.Contains(e.attrs.Scopes, c.MachineID) {
 		return notFound, nil
@@ -242,7 +246,7 @@ type tokenAttrs struct {
 	orgTokenAttrs
 	allowlist credential.Allowlist
 
-	// PATs.
+	// PATs and API keys.
 	Description string `json:"description,omitempty"`
 
 	// Admin keys (and their name, above).
@@ -252,7 +256,7 @@ type tokenAttrs struct {
 func parseTokenAttrs(c credential.Credential) (tokenAttrs, error) {
 	var a tokenAttrs
 	switch c.Kind {
-	case credential.KindM2MToken, credential.KindOrgToken, credential.KindPAT, credential.KindAdminKey:
+	case credential.KindM2MToken, credential.KindOrgToken, credential.KindPAT, credential.KindAdminKey, credential.KindAPIKey:
 	default:
 		return a, nil
 	}

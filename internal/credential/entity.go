@@ -111,15 +111,16 @@ type Credential struct {
 	Digest           Digest
 	DisplayPrefix    string
 	Subject          string // whom the credential speaks for: a machine id, a user id, an org id
-	ParentID         string // what it is bound within, if anything: a PAT's workspace
+	ParentID         string // what it is bound within, if anything: a PAT's workspace, an API key's type
 	ExpiresAt        time.Time
 	RevokedAt        time.Time
 	RevocationReason string
 	LastUsedAt       time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
-	// Sealed is the AES-256-GCM ciphertext of the secret, for the one kind
-	// that must stay retrievable (machine secret keys). Nil for the rest.
+	// Sealed is the AES-256-GCM ciphertext of the secret, for the kinds
+	// that must stay retrievable (machine secret keys, API keys, M2M tokens
+	// minted for reuse). Nil for the rest.
 	Sealed []byte
 	// Attrs holds kind-specific attributes as JSON.
 	Attrs json.RawMessage

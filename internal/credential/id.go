@@ -9,12 +9,14 @@ import (
 )
 
 // ID prefixes. IDs never share a secret's shape: a secret is prefix + 49
-// characters, an ID prefix + 27 (or 32 hex for M2M tokens, as Clerk's are).
+// characters, an ID prefix + 27 (or 32 hex for M2M tokens and API keys, as
+// Clerk's are).
 const (
 	PrefixInstance   = "ins_"
 	PrefixMachine    = "mch_"
 	PrefixAdminKey   = "key_" // the id of an admin key credential
 	PrefixMachineKey = "msk_" // the id of a machine secret key credential
+	PrefixAPIKey     = "ak_"  // a Clerk API key's id: ak_ + 32 hex, as Clerk's are
 	PrefixAudit      = "aud_"
 	PrefixRequest    = "req_"
 )
@@ -78,6 +80,21 @@ func ValidID(prefix, s string) bool {
 	}
 	for i := len(prefix); i < len(s); i++ {
 		if !isBase62(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidHexID reports whether s is prefix followed by exactly 32 lowercase
+// or uppercase hex characters, the shape NewHexID produces.
+func ValidHexID(prefix, s string) bool {
+	if len(s) != len(prefix)+32 || s[:len(prefix)] != prefix {
+		return false
+	}
+	for i := len(prefix); i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
 			return false
 		}
 	}

@@ -28,6 +28,7 @@ type Family string
 var (
 	Machines      = family("machines")      // Clerk machines, their scopes and secret keys
 	M2MTokens     = family("m2m_tokens")    // Clerk M2M tokens (list, revoke)
+	APIKeys       = family("api_keys")      // Clerk API keys (reading a secret is a write)
 	ActorTokens   = family("actor_tokens")  // Clerk actor tokens and impersonation sessions
 	Organizations = family("organizations") // organizations, sites, sitegroups and Mist org tokens
 	Workspaces    = family("workspaces")    // workspaces and their members

@@ -15,6 +15,7 @@ func TestPermissionSpelling(t *testing.T) {
 		t.Errorf("AdminKeys.Write() = %q", got)
 	}
 	want := []Permission{"*", "verify", "machines:read", "machines:write", "m2m_tokens:read", "m2m_tokens:write",
+		"api_keys:read", "api_keys:write",
 		"actor_tokens:read", "actor_tokens:write", "organizations:read", "organizations:write",
 		"workspaces:read", "workspaces:write", "pats:read", "pats:write", "clients:read", "clients:write",
 		"scopes:read", "scopes:write", "instance:read", "instance:write", "audit:read", "audit:write",

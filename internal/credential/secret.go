@@ -2,9 +2,9 @@ package credential
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"hash/crc32"
 	"log/slog"
+	"math/big"
 	"strings"
 )
 
@@ -19,13 +19,21 @@ const (
 	KindOrgToken    Kind = "org_token"    // an organization API token
 	KindPAT         Kind = "pat"          // a personal access token
 	KindActorTicket Kind = "actor_ticket" // a one-time impersonation ticket
+	KindAPIKey      Kind = "api_key"      // a Clerk API key, owned by a user or an organization
 )
 
 // Secret layout: <prefix><body><checksum>. The body is 32 random bytes in
 // base62 (43 characters, fixed width); the checksum is the CRC32 of
-// prefix+body in base62 (6 characters, fixed width). The checksum lets the
-// verify path and secret scanners reject typos and garbage without a store
-// read; it is not a security property.
+// domain+prefix+body in base62 (6 characters, fixed width). The checksum
+// lets the verify path and secret scanners reject typos and garbage
+// without a store read; it is not a security property.
+//
+// Two kinds may share a prefix when the vendor's SDKs route on it (Clerk
+// sends machine secret keys and API keys both as ak_…): they then differ in
+// their checksum domain, so Parse still checks every secret offline and
+// tells the kinds apart. The first kind of a prefix has the empty domain,
+// which keeps secrets issued before a second kind was added parsing as they
+// did.
 const (
 	bodyBytes   = 32
 	bodyLen     = 43
@@ -35,13 +43,15 @@ const (
 var prefixes = []struct {
 	kind   Kind
 	prefix string
+	domain string // mixed into the checksum; "" for the first kind of a prefix
 }{
-	{KindAdminKey, "sk_live_"},
-	{KindMachineKey, "ak_"},
-	{KindM2MToken, "mt_"},
-	{KindOrgToken, "otk_"},
-	{KindPAT, "pat_"},
-	{KindActorTicket, "tkt_"},
+	{KindAdminKey, "sk_live_", ""},
+	{KindMachineKey, "ak_", ""},
+	{KindAPIKey, "ak_", "api_key:"},
+	{KindM2MToken, "mt_", ""},
+	{KindOrgToken, "otk_", ""},
+	{KindPAT, "pat_", ""},
+	{KindActorTicket, "tkt_", ""},
 }
 
 // Prefix returns the secret prefix of a kind, or "" for an unknown kind.
@@ -96,16 +106,32 @@ func (s Secret) DisplayPrefix() string {
 // Generate returns a new secret of the given kind with a 256-bit body from
 // crypto/rand.
 func Generate(kind Kind) (Secret, error) {
-	prefix := kind.Prefix()
+	prefix, domain := kind.Prefix(), kind.domain()
 	if prefix == "" {
 		return Secret{}, Errorf(CodeInternal, "no secret prefix for kind %q", kind)
 	}
-	var raw [bodyBytes]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return Secret{}, Wrap(CodeInternal, err, "read random bytes")
+	for {
+		var raw [bodyBytes]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return Secret{}, Wrap(CodeInternal, err, "read random bytes")
+		}
+		body := encodeBase62(raw[:], bodyLen)
+		sum := checksumOf(domain, prefix, body)
+		// A body whose checksum is also right for another kind of the same
+		// prefix would be ambiguous; such bodies (one in 2^32) are skipped.
+		if _, n := kindOf(prefix + body + sum); n == 1 {
+			return Secret{value: prefix + body + sum}, nil
+		}
 	}
-	body := encodeBase62(raw[:], bodyLen)
-	return Secret{value: prefix + body + checksum(prefix+body)}, nil
+}
+
+func (k Kind) domain() string {
+	for _, p := range prefixes {
+		if p.kind == k {
+			return p.domain
+		}
+	}
+	return ""
 }
 
 // MustGenerate is Generate for callers that cannot continue without a secret.
@@ -121,29 +147,46 @@ func MustGenerate(kind Kind) Secret {
 // base62 body, matching checksum) and returns it with its kind. It reads no
 // store: a malformed secret is rejected here, before any lookup.
 func Parse(s string) (Secret, Kind, error) {
-	kind, prefix, ok := splitPrefix(s)
-	if !ok {
-		return Secret{}, "", errMalformedSecret
-	}
-	rest := s[len(prefix):]
-	if len(rest) != bodyLen+checksumLen {
-		return Secret{}, "", errMalformedSecret
-	}
-	for i := 0; i < len(rest); i++ {
-		if !isBase62(rest[i]) {
-			return Secret{}, "", errMalformedSecret
-		}
-	}
-	body, sum := rest[:bodyLen], rest[bodyLen:]
-	var want [checksumLen]byte // on the stack: Parse runs for every presented secret
-	appendUint(want[:0], uint64(crc32String(crc32String(0, prefix), body)), checksumLen)
-	if string(want[:]) != sum {
+	kind, n := kindOf(s)
+	if n != 1 {
 		return Secret{}, "", errMalformedSecret
 	}
 	return Secret{value: s}, kind, nil
 }
 
 var errMalformedSecret = Errorf(CodeMalformed, "malformed secret")
+
+// kindOf returns the kind whose prefix, length, alphabet and checksum s
+// satisfies, and how many kinds do: one for a well-formed secret, none for
+// garbage. It allocates nothing (it runs on every verification).
+func kindOf(s string) (Kind, int) {
+	var (
+		kind Kind
+		n    int
+	)
+	for _, p := range prefixes {
+		if !strings.HasPrefix(s, p.prefix) {
+			continue
+		}
+		rest := s[len(p.prefix):]
+		if len(rest) != bodyLen+checksumLen || !allBase62(rest) {
+			return "", 0
+		}
+		if sumOf(p.domain, p.prefix, rest[:bodyLen]) == decodeUint(rest[bodyLen:]) {
+			kind, n = p.kind, n+1
+		}
+	}
+	return kind, n
+}
+
+func allBase62(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isBase62(s[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 func splitPrefix(s string) (Kind, string, bool) {
 	for _, p := range prefixes {
@@ -155,18 +198,45 @@ func splitPrefix(s string) (Kind, string, bool) {
 }
 
 func checksum(s string) string {
-	return string(appendUint(nil, uint64(crc32String(0, s)), checksumLen))
+	return encodeUint(uint64(crc32.ChecksumIEEE([]byte(s))), checksumLen)
 }
 
-// crc32String is crc32.Update(crc, crc32.IEEETable, []byte(s)) without
-// converting s, which would allocate (the digest escapes through an
-// indirect call).
-func crc32String(crc uint32, s string) uint32 {
-	crc = ^crc
-	for i := 0; i < len(s); i++ {
-		crc = crc32.IEEETable[byte(crc)^s[i]] ^ crc>>8
+// checksumOf is the checksum of domain+prefix+body, in base62.
+func checksumOf(domain, prefix, body string) string {
+	return encodeUint(sumOf(domain, prefix, body), checksumLen)
+}
+
+// sumOf is the CRC32 (IEEE) of domain+prefix+body, computed over the
+// strings in place with the standard table so the verify path allocates
+// nothing for it (crc32.ChecksumIEEE takes a []byte, which would).
+func sumOf(domain, prefix, body string) uint64 {
+	crc := ^uint32(0)
+	for _, part := range [...]string{domain, prefix, body} {
+		for i := 0; i < len(part); i++ {
+			crc = crc32.IEEETable[byte(crc)^part[i]] ^ (crc >> 8)
+		}
 	}
-	return ^crc
+	return uint64(^crc)
+}
+
+// decodeUint reads fixed-width base62 digits (all already checked to be
+// base62) as encodeUint wrote them.
+func decodeUint(s string) uint64 {
+	var v uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var d byte
+		switch {
+		case c <= '9':
+			d = c - '0'
+		case c <= 'Z':
+			d = c - 'A' + 10
+		default:
+			d = c - 'a' + 36
+		}
+		v = v*62 + uint64(d)
+	}
+	return v
 }
 
 func isBase62(c byte) bool {
@@ -178,48 +248,22 @@ func isBase62(c byte) bool {
 // since the alphabet is in ASCII order, keeps byte order and string order
 // the same.
 func encodeBase62(b []byte, width int) string {
-	return string(appendBase62(make([]byte, 0, width), b, width))
-}
-
-// appendBase62 is encodeBase62 appending to dst, by schoolbook division of
-// 32-bit limbs (no big.Int: it runs for every request id). A 32-byte number
-// at most; wider ones keep their low 32 bytes.
-func appendBase62(dst, b []byte, width int) []byte {
-	var limbs [8]uint32 // big-endian
-	if len(b) > 4*len(limbs) {
-		b = b[len(b)-4*len(limbs):]
-	}
-	var padded [32]byte
-	copy(padded[len(padded)-len(b):], b)
-	for i := range limbs {
-		limbs[i] = binary.BigEndian.Uint32(padded[4*i:])
-	}
-	// Divide by 62⁵ (< 2³²) per pass: five digits from each remainder.
-	const chunk = 62 * 62 * 62 * 62 * 62
-	start := len(dst)
-	dst = append(dst, make([]byte, width)...)
-	for i := width - 1; i >= 0; {
-		var rem uint64
-		for j := range limbs {
-			cur := rem<<32 | uint64(limbs[j])
-			limbs[j] = uint32(cur / chunk)
-			rem = cur % chunk
-		}
-		for k := 0; k < 5 && i >= 0; k++ {
-			dst[start+i] = base62Alphabet[rem%62]
-			rem /= 62
-			i--
-		}
-	}
-	return dst
-}
-
-func appendUint(dst []byte, v uint64, width int) []byte {
-	start := len(dst)
-	dst = append(dst, make([]byte, width)...)
+	n := new(big.Int).SetBytes(b)
+	out := make([]byte, width)
+	base := big.NewInt(62)
+	mod := new(big.Int)
 	for i := width - 1; i >= 0; i-- {
-		dst[start+i] = base62Alphabet[v%62]
+		n.DivMod(n, base, mod)
+		out[i] = base62Alphabet[mod.Int64()]
+	}
+	return string(out)
+}
+
+func encodeUint(v uint64, width int) string {
+	out := make([]byte, width)
+	for i := width - 1; i >= 0; i-- {
+		out[i] = base62Alphabet[v%62]
 		v /= 62
 	}
-	return dst
+	return string(out)
 }

@@ -51,7 +51,7 @@ func TestOpenAPIDocumentValidates(t *testing.T) {
 
 // surfaceTag is the tag an operation on path must carry.
 func surfaceTag(path string) string {
-	for prefix, tag := range map[string]string{"/clerk/v1/": "clerk", "/mist/": "mist", "/spatio/v1/": "spatio", "/freezer/": "freezer"} {
+	for prefix, tag := range map[string]string{"/clerk/": "clerk", "/mist/": "mist", "/spatio/v1/": "spatio", "/freezer/": "freezer"} {
 		if strings.HasPrefix(path, prefix) {
 			return tag
 		}

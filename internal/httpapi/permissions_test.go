@@ -39,6 +39,7 @@ var routePermissions = map[string]string{
 	"GET /metrics":               public,
 	"/v1/":                       public,
 	"/clerk/v1/":                 public,
+	"/clerk/":                    public,
 	"/mist/":                     public,
 	"/spatio/v1/":                public,
 	"/freezer/v1/":               public,
@@ -51,10 +52,14 @@ var routePermissions = map[string]string{
 	"GET /v1/caller":                        anyKey,
 	"GET /clerk/v1/jwks":                    anyKey,
 	"POST /clerk/v1/m2m_tokens":             machineOnly,
+	"POST /clerk/m2m_tokens":                machineOnly,
 
 	"POST /v1/verify":                  "verify",
 	"POST /oauth/introspect":           "verify",
 	"POST /clerk/v1/m2m_tokens/verify": "verify",
+	"POST /clerk/m2m_tokens/verify":    "verify",
+	"POST /clerk/v1/api_keys/verify":   "verify",
+	"POST /clerk/api_keys/verify":      "verify",
 
 	"GET /v1/audit_events": "audit:read",
 	"GET /v1/instance":     "instance:read",
@@ -110,6 +115,24 @@ var routePermissions = map[string]string{
 	"DELETE /clerk/v1/machines/{machine_id}/scopes/{other_machine_id}": "machines:write",
 	"GET /clerk/v1/m2m_tokens":                                         "m2m_tokens:read",
 	"POST /clerk/v1/m2m_tokens/{m2m_token_id}/revoke":                  "m2m_tokens:write",
+	"GET /clerk/m2m_tokens":                                            "m2m_tokens:read",
+	"POST /clerk/m2m_tokens/{m2m_token_id}/revoke":                     "m2m_tokens:write",
+
+	// API keys, at /clerk/v1 and unversioned. Reading a secret is a write.
+	"POST /clerk/v1/api_keys":                     "api_keys:write",
+	"GET /clerk/v1/api_keys":                      "api_keys:read",
+	"GET /clerk/v1/api_keys/{api_key_id}":         "api_keys:read",
+	"PATCH /clerk/v1/api_keys/{api_key_id}":       "api_keys:write",
+	"DELETE /clerk/v1/api_keys/{api_key_id}":      "api_keys:write",
+	"GET /clerk/v1/api_keys/{api_key_id}/secret":  "api_keys:write",
+	"POST /clerk/v1/api_keys/{api_key_id}/revoke": "api_keys:write",
+	"POST /clerk/api_keys":                        "api_keys:write",
+	"GET /clerk/api_keys":                         "api_keys:read",
+	"GET /clerk/api_keys/{api_key_id}":            "api_keys:read",
+	"PATCH /clerk/api_keys/{api_key_id}":          "api_keys:write",
+	"DELETE /clerk/api_keys/{api_key_id}":         "api_keys:write",
+	"GET /clerk/api_keys/{api_key_id}/secret":     "api_keys:write",
+	"POST /clerk/api_keys/{api_key_id}/revoke":    "api_keys:write",
 
 	"POST /spatio/v1/tokens":        "pats:write",
 	"GET /spatio/v1/tokens":         "pats:read",
@@ -156,10 +179,14 @@ type fixtures struct {
 	params   map[string]string // path parameter → value
 	user     string
 	m2mToken string
+	apiKey   string
 	ticket   string
 }
 
-const permUser = "user_alice"
+const (
+	permUser          = "user_alice"
+	permAPIKeySubject = "user_2xhFjEI5X2qWRvtV13BzSj8H6Dk"
+)
 
 func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 	t.Helper()
@@ -216,6 +243,9 @@ func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 	clientID := "752d8cd43d654e7a840bbfd277ce41af_host01"
 	_, err = e.Auth.CreateClient(ctx, user, []byte(`{"client_id":"`+clientID+`","hostname":"host01.example.org"}`))
 	must(err)
+	ak, err := e.Auth.CreateAPIKey(ctx, op, authority.CreateAPIKeyInput{Name: ptr("reports"), Subject: ptr(permAPIKeySubject)})
+	must(err)
+	e.Remember(ak.Secret)
 	// A key a holder of admin_keys:write alone may revoke.
 	target, targetSecret, err := e.Auth.CreateAdminKey(ctx, op, authority.CreateAdminKeyInput{Name: ptr("target"), Permissions: []string{"admin_keys:read"}})
 	must(err)
@@ -225,10 +255,12 @@ func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 			"org": o.ID, "site": site.ID, "sitegroup": group.ID, "ws": w.ID, "workspace": w.Slug, "user_id": permUser,
 			"machine_id": m.ID, "other_machine_id": other.ID, "m2m_token_id": tok.ID, "actor_token_id": actor.ID,
 			"org_id": o.ID, "apitoken_id": ot.ID, "client_id": clientID, "id": "", "$": "",
-			"id:admin": target.ID, "id:pat": p.ID, "id:wspat": wp.ID, "id:session": session.Session.ID, "third": third.ID,
+			"api_key_id": ak.ID,
+			"id:admin":   target.ID, "id:pat": p.ID, "id:wspat": wp.ID, "id:session": session.Session.ID, "third": third.ID,
 		},
 		user:     permUser,
 		m2mToken: tok.Token,
+		apiKey:   ak.Secret,
 	}
 }
 
@@ -256,7 +288,21 @@ func (f fixtures) request(route string) (method, path string, body any, header h
 	if strings.HasPrefix(pattern, "/spatio/") || strings.HasPrefix(pattern, "/freezer/") {
 		header.Set("X-User-ID", f.user)
 	}
+	// The unversioned Clerk routes take what their /clerk/v1 twins take.
+	if rest, ok := strings.CutPrefix(pattern, "/clerk/"); ok && !strings.HasPrefix(rest, "v1/") {
+		route = method + " /clerk/v1/" + rest
+	}
 	switch route {
+	case "POST /clerk/v1/api_keys":
+		body = map[string]any{"name": "new key", "subject": permAPIKeySubject}
+	case "GET /clerk/v1/api_keys":
+		path += "?subject=" + permAPIKeySubject
+	case "PATCH /clerk/v1/api_keys/{api_key_id}":
+		body = map[string]any{"scopes": []string{"read"}}
+	case "POST /clerk/v1/api_keys/{api_key_id}/revoke":
+		body = map[string]any{}
+	case "POST /clerk/v1/api_keys/verify":
+		body = map[string]any{"secret": f.apiKey}
 	case "POST /v1/verify", "POST /clerk/v1/m2m_tokens/verify":
 		body = map[string]any{"token": f.m2mToken}
 	case "POST /oauth/introspect":

@@ -131,6 +131,12 @@ func (t *tx) SetCredentialExpiry(ctx context.Context, instanceID, id string, exp
 		millis(expiresAt), millis(at), instanceID, id)
 }
 
+func (t *tx) SetCredentialSubject(ctx context.Context, instanceID, id, subject string, at time.Time) error {
+	return t.execOne(ctx, "credential",
+		`UPDATE credentials SET subject = ?, updated_at = ? WHERE instance_id = ? AND id = ?`,
+		subject, millis(at), instanceID, id)
+}
+
 func (t *tx) DeleteCredentials(ctx context.Context, instanceID string, kind credential.Kind, subject string) (int, error) {
 	res, err := t.exec(ctx, `DELETE FROM credentials WHERE instance_id = ? AND kind = ? AND subject = ?`,
 		instanceID, kind, subject)

@@ -289,3 +289,41 @@ func TestTouchCredentials(t *testing.T) {
 		})
 	})
 }
+
+func TestSetCredentialSubject(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		in := newInstance(t, s, "acme")
+		other := newInstance(t, s, "other")
+		c := storedKey(in.ID, "ak_1", "user_a", at(1), time.Time{}, time.Time{})
+		c.Kind = credential.KindAPIKey
+		insertCredential(t, s, c)
+
+		if err := s.Update(ctx, func(tx authority.Tx) error {
+			return tx.SetCredentialSubject(ctx, in.ID, c.ID, "org_b", at(5))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got := view(t, s, func(tx authority.Tx) (credential.Credential, error) { return tx.GetCredential(ctx, in.ID, c.ID) })
+		if got.Subject != "org_b" || !got.UpdatedAt.Equal(at(5)) || !got.CreatedAt.Equal(c.CreatedAt) {
+			t.Fatalf("after the move: subject %q, updated %v", got.Subject, got.UpdatedAt)
+		}
+		if page, total := pageCredentials(t, s, authority.CredentialQuery{InstanceID: in.ID, Kind: credential.KindAPIKey, Subject: "org_b"}); total != 1 || page[0].ID != c.ID {
+			t.Fatalf("the new subject lists %v", page)
+		}
+		for name, instanceID := range map[string]string{"an unknown id": in.ID, "another instance's credential": other.ID} {
+			t.Run(name, func(t *testing.T) {
+				id := c.ID
+				if instanceID == in.ID {
+					id = "ak_none"
+				}
+				wantCode(t, s.Update(ctx, func(tx authority.Tx) error {
+					return tx.SetCredentialSubject(ctx, instanceID, id, "user_x", at(6))
+				}), credential.CodeNotFound)
+			})
+		}
+		if got := view(t, s, func(tx authority.Tx) (credential.Credential, error) { return tx.GetCredential(ctx, in.ID, c.ID) }); got.Subject != "org_b" {
+			t.Fatalf("a refused move changed the subject to %q", got.Subject)
+		}
+	})
+}

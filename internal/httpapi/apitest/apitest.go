@@ -45,6 +45,9 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Metrics, when set, instruments the authority and serves /metrics.
 	Metrics *metrics.Metrics
+	// Wrap, when set, wraps the server's handler: a surface's tests check
+	// every response against the vendor's spec this way.
+	Wrap func(http.Handler) http.Handler
 }
 
 // Start serves keyward over store with a fake clock and debug logging.
@@ -72,7 +75,11 @@ func StartWith(t testing.TB, store authority.Store, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies, Metrics: httpMetrics}))
+	handler := httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies, Metrics: httpMetrics})
+	if opts.Wrap != nil {
+		handler = opts.Wrap(handler)
+	}
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	e := &Env{URL: srv.URL, Clock: clock, Auth: auth, Store: store, Logs: logs}
 	e.InstanceID, e.AdminKey = e.NewInstance(t, "test")

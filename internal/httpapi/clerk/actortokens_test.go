@@ -68,7 +68,7 @@ func createActorToken(t *testing.T, e *apitest.Env, body any) map[string]any {
 
 func TestClerkSDKCreatesAndRevokesActorTokens(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		client := actortoken.NewClient(sdkConfig(e, e.AdminKey))
 		ctx := context.Background()
 		actor := json.RawMessage(`{"sub":"user_support_1","name":"Ada"}`)
@@ -115,7 +115,7 @@ func TestClerkSDKCreatesAndRevokesActorTokens(t *testing.T) {
 }
 
 func TestActorTokenCreateValidation(t *testing.T) {
-	e := apitest.Start(t, testkit.OpenSQLite(t))
+	e := start(t, testkit.OpenSQLite(t))
 	for _, tc := range []struct {
 		name, body  string
 		status      int
@@ -142,7 +142,7 @@ func TestActorTokenCreateValidation(t *testing.T) {
 // ticket: one wins, 99 learn it was used.
 func TestATicketIsRedeemedExactlyOnce(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		ticket := createActorToken(t, e, map[string]any{"user_id": "u1", "actor": map[string]string{"sub": "admin_1"}})["token"].(string)
 		var (
 			wg       sync.WaitGroup
@@ -180,7 +180,7 @@ func TestATicketIsRedeemedExactlyOnce(t *testing.T) {
 
 func TestSessionTokenCarriesTheActorAndItsMaximumDuration(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		tok := createActorToken(t, e, map[string]any{"user_id": "user_9", "actor": map[string]string{"sub": "support_1", "email": "s@example.com"}, "session_max_duration_in_seconds": 900})
 		e.Clock.Advance(90 * time.Second)
 		redeemedAt := e.Clock.Now()
@@ -241,7 +241,7 @@ func TestSessionTokenCarriesTheActorAndItsMaximumDuration(t *testing.T) {
 
 func TestAcceptURLPreviewsWithoutConsumingAndConfirmRedeems(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		tok := createActorToken(t, e, map[string]any{"user_id": "u1", "actor": map[string]string{"sub": "admin_1"}})
 		accept, err := url.Parse(tok["url"].(string))
 		if err != nil {
@@ -290,7 +290,7 @@ func TestAcceptURLPreviewsWithoutConsumingAndConfirmRedeems(t *testing.T) {
 
 func TestExpiredAndRevokedTicketsCannotBeRedeemed(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		short := createActorToken(t, e, map[string]any{"user_id": "u1", "actor": map[string]string{"sub": "a"}, "expires_in_seconds": 60})
 		revoked := createActorToken(t, e, map[string]any{"user_id": "u1", "actor": map[string]string{"sub": "a"}})
 		if r := e.Do(t, "POST", "/clerk/v1/actor_tokens/"+revoked["id"].(string)+"/revoke", e.AdminKey, nil); r.Status != 200 {

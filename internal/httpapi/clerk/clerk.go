@@ -15,6 +15,12 @@ import (
 // http://host:port/clerk/v1 as their API URL.
 const Prefix = "/clerk/v1"
 
+// UnversionedPrefix serves the routes that Clerk's JavaScript SDK calls
+// without the version segment (its skipApiVersionInUrl clients: M2M tokens
+// and API keys), so that one apiUrl, http://host:port/clerk, serves every
+// call of @clerk/backend: {apiUrl}/v1/machines and {apiUrl}/m2m_tokens.
+const UnversionedPrefix = "/clerk"
+
 type surface struct {
 	auth      *authority.Authority
 	log       *slog.Logger
@@ -28,33 +34,49 @@ func Register(mux wire.Router, a *authority.Authority, log *slog.Logger, publicU
 	routes := []struct {
 		pattern string
 		handle  func(http.ResponseWriter, *http.Request, authority.Caller)
+		// unversioned marks the routes @clerk/backend calls without /v1.
+		unversioned bool
 	}{
-		{"GET /machines", s.listMachines},
-		{"POST /machines", s.createMachine},
-		{"GET /machines/{machine_id}", s.getMachine},
-		{"PATCH /machines/{machine_id}", s.updateMachine},
-		{"DELETE /machines/{machine_id}", s.deleteMachine},
-		{"GET /machines/{machine_id}/secret_key", s.getSecretKey},
-		{"POST /machines/{machine_id}/secret_key/rotate", s.rotateSecretKey},
-		{"POST /machines/{machine_id}/scopes", s.createScope},
-		{"DELETE /machines/{machine_id}/scopes/{other_machine_id}", s.deleteScope},
-		{"POST /m2m_tokens", s.createM2MToken},
-		{"GET /m2m_tokens", s.listM2MTokens},
-		{"POST /m2m_tokens/{m2m_token_id}/revoke", s.revokeM2MToken},
-		{"POST /m2m_tokens/verify", s.verifyM2MToken},
-		{"GET /jwks", s.jwks},
-		{"POST /actor_tokens", s.createActorToken},
-		{"GET /actor_tokens", s.listActorTokens},
-		{"GET /actor_tokens/{actor_token_id}", s.getActorToken},
-		{"POST /actor_tokens/{actor_token_id}/revoke", s.revokeActorToken},
+		{"GET /machines", s.listMachines, false},
+		{"POST /machines", s.createMachine, false},
+		{"GET /machines/{machine_id}", s.getMachine, false},
+		{"PATCH /machines/{machine_id}", s.updateMachine, false},
+		{"DELETE /machines/{machine_id}", s.deleteMachine, false},
+		{"GET /machines/{machine_id}/secret_key", s.getSecretKey, false},
+		{"POST /machines/{machine_id}/secret_key/rotate", s.rotateSecretKey, false},
+		{"POST /machines/{machine_id}/scopes", s.createScope, false},
+		{"DELETE /machines/{machine_id}/scopes/{other_machine_id}", s.deleteScope, false},
+		{"POST /m2m_tokens", s.createM2MToken, true},
+		{"GET /m2m_tokens", s.listM2MTokens, true},
+		{"POST /m2m_tokens/{m2m_token_id}/revoke", s.revokeM2MToken, true},
+		{"POST /m2m_tokens/verify", s.verifyM2MToken, true},
+		{"POST /api_keys", s.createAPIKey, true},
+		{"GET /api_keys", s.listAPIKeys, true},
+		{"POST /api_keys/verify", s.verifyAPIKey, true},
+		{"GET /api_keys/{api_key_id}", s.getAPIKey, true},
+		{"PATCH /api_keys/{api_key_id}", s.updateAPIKey, true},
+		{"DELETE /api_keys/{api_key_id}", s.deleteAPIKey, true},
+		{"GET /api_keys/{api_key_id}/secret", s.apiKeySecret, true},
+		{"POST /api_keys/{api_key_id}/revoke", s.revokeAPIKey, true},
+		{"GET /jwks", s.jwks, false},
+		{"POST /actor_tokens", s.createActorToken, false},
+		{"GET /actor_tokens", s.listActorTokens, false},
+		{"GET /actor_tokens/{actor_token_id}", s.getActorToken, false},
+		{"POST /actor_tokens/{actor_token_id}/revoke", s.revokeActorToken, false},
 	}
 	for _, rt := range routes {
 		method, path, _ := strings.Cut(rt.pattern, " ")
-		mux.Handle(method+" "+Prefix+path, s.authenticated(rt.handle))
+		h := s.authenticated(rt.handle)
+		mux.Handle(method+" "+Prefix+path, h)
+		if rt.unversioned {
+			mux.Handle(method+" "+UnversionedPrefix+path, h)
+		}
 	}
-	mux.Handle(Prefix+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
-	}))
+	})
+	mux.Handle(Prefix+"/", notFound)
+	mux.Handle(UnversionedPrefix+"/", notFound)
 }
 
 // authenticated resolves the bearer secret to a caller, or answers Clerk's

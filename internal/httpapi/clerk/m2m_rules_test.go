@@ -18,7 +18,7 @@ import (
 
 func TestM2MExpiryIsExactAndGraceKeysStillMint(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		f := newFleet(t, e)
 		opaque := mint(t, e, f.minterKey, map[string]any{"seconds_until_expiration": 60})["token"].(string)
 		jwtTok := mint(t, e, f.minterKey, map[string]any{"seconds_until_expiration": 60, "token_format": "jwt"})["token"].(string)
@@ -50,7 +50,7 @@ func TestM2MExpiryIsExactAndGraceKeysStillMint(t *testing.T) {
 
 func TestVerifyReturnsEachCode(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		f := newFleet(t, e)
 		live := mint(t, e, f.minterKey, map[string]any{"claims": map[string]int{"n": 1}})
 		revoked := mint(t, e, f.minterKey, map[string]any{})
@@ -132,7 +132,7 @@ func (s *countingStore) Update(ctx context.Context, fn func(authority.Tx) error)
 
 func TestMalformedTokensCauseNoStoreRead(t *testing.T) {
 	store := &countingStore{Store: testkit.OpenSQLite(t)}
-	e := apitest.Start(t, store)
+	e := start(t, store)
 	valid := credential.MustGenerate(credential.KindM2MToken).Reveal()
 	verifyCode(t, e, e.AdminKey, valid) // warms the caller's key into the cache
 	before := store.n.Load()
@@ -158,7 +158,7 @@ func TestMalformedTokensCauseNoStoreRead(t *testing.T) {
 }
 
 func TestIntrospectionSaysOnlyInactiveForAnythingNotValid(t *testing.T) {
-	e := apitest.Start(t, testkit.OpenSQLite(t))
+	e := start(t, testkit.OpenSQLite(t))
 	f := newFleet(t, e)
 	live := mint(t, e, f.minterKey, map[string]any{})
 	revoked := mint(t, e, f.minterKey, map[string]any{})
@@ -200,7 +200,7 @@ func TestIntrospectionSaysOnlyInactiveForAnythingNotValid(t *testing.T) {
 
 func TestMinRemainingTTLReusesALiveTokenWithTheSameClaims(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		f := newFleet(t, e)
 		body := map[string]any{"seconds_until_expiration": 600, "min_remaining_ttl_seconds": 300, "claims": map[string]string{"a": "b"}}
 		first := mint(t, e, f.minterKey, body)
@@ -230,7 +230,7 @@ func TestMinRemainingTTLReusesALiveTokenWithTheSameClaims(t *testing.T) {
 
 func TestM2MCreateRejectsBadInputAndWrongCallers(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		f := newFleet(t, e)
 		before := snapshot(t, e)
 		for _, tc := range []struct {
@@ -294,7 +294,7 @@ func TestM2MCreateRejectsBadInputAndWrongCallers(t *testing.T) {
 
 func TestDeletingAMachineEndsItsTokensAndUsageIsRecorded(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		f := newFleet(t, e)
 		opaque := mint(t, e, f.minterKey, map[string]any{})
 		jwtTok := mint(t, e, f.minterKey, map[string]any{"token_format": "jwt"})

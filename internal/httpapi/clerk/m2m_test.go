@@ -58,7 +58,7 @@ func createJWTWithSDK(t *testing.T, client *m2m_token.Client, params jwtCreatePa
 
 func TestClerkSDKDrivesM2MTokens(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		f := newFleet(t, e)
 		ctx := context.Background()
 		minter := m2m_token.NewClient(sdkConfig(e, f.minterKey))
@@ -261,7 +261,7 @@ func verifyWithGolangJWT(t *testing.T, e *apitest.Env, token string) jwt.MapClai
 
 func TestM2MJWTVerifiesOfflineAcrossSigningKeyRotation(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		f := newFleet(t, e)
 		old := mint(t, e, f.minterKey, map[string]any{"token_format": "jwt", "claims": map[string]string{"team": "billing"}})["token"].(string)
 

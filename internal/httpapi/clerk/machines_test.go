@@ -65,7 +65,7 @@ func rotate(t *testing.T, e *apitest.Env, id string, previousTTL int) string {
 
 func TestRotateSecretKeyKeepsThePreviousKeyForItsGraceOnly(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		id, first := createMachine(t, e, e.AdminKey, map[string]string{"name": "worker"})
 		if !authenticates(t, e, first) {
 			t.Fatal("a fresh machine key does not authenticate")
@@ -102,7 +102,7 @@ func TestRotateSecretKeyKeepsThePreviousKeyForItsGraceOnly(t *testing.T) {
 
 func TestSecondRotationInsideTheGraceEndsTheOlderPreviousKey(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		id, first := createMachine(t, e, e.AdminKey, map[string]string{"name": "worker"})
 		second := rotate(t, e, id, 3600)
 		e.Clock.Advance(10 * time.Second)
@@ -123,7 +123,7 @@ func TestSecondRotationInsideTheGraceEndsTheOlderPreviousKey(t *testing.T) {
 
 func TestDeletedMachineKeysStopAuthenticatingAtOnce(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		id, key := createMachine(t, e, e.AdminKey, map[string]string{"name": "worker"})
 		previous := key
 		key = rotate(t, e, id, 3600)
@@ -137,7 +137,7 @@ func TestDeletedMachineKeysStopAuthenticatingAtOnce(t *testing.T) {
 }
 
 func TestMachineKeyCannotManageMachines(t *testing.T) {
-	e := apitest.Start(t, testkit.OpenSQLite(t))
+	e := start(t, testkit.OpenSQLite(t))
 	_, key := createMachine(t, e, e.AdminKey, map[string]string{"name": "worker"})
 	resp := e.Do(t, "POST", "/clerk/v1/machines", key, map[string]string{"name": "x"})
 	if resp.Status != http.StatusForbidden || clerkCode(t, resp) != "authorization_invalid" {
@@ -148,7 +148,7 @@ func TestMachineKeyCannotManageMachines(t *testing.T) {
 // TestUnauthenticatedCallsGetOneIdentical401 checks that a caller cannot
 // tell a missing, malformed, unknown or revoked key apart.
 func TestUnauthenticatedCallsGetOneIdentical401(t *testing.T) {
-	e := apitest.Start(t, testkit.OpenSQLite(t))
+	e := start(t, testkit.OpenSQLite(t))
 	ctx := context.Background()
 	op := authority.Operator(e.InstanceID)
 	name := "soon gone"
@@ -199,7 +199,7 @@ func TestUnauthenticatedCallsGetOneIdentical401(t *testing.T) {
 
 func TestAnotherInstancesMachineIsNotFound(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		_, keyB := e.NewInstance(t, "other")
 		idA, _ := createMachine(t, e, e.AdminKey, map[string]string{"name": "a-machine"})
 		idB, _ := createMachine(t, e, keyB, map[string]string{"name": "b-machine"})
@@ -288,7 +288,7 @@ func snapshot(t *testing.T, e *apitest.Env) storeState {
 
 func TestInvalidInputGetsClerksErrorAndChangesNothing(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		m1, _ := createMachine(t, e, e.AdminKey, map[string]string{"name": "one"})
 		m2, _ := createMachine(t, e, e.AdminKey, map[string]any{"name": "two", "scoped_machines": []string{m1}})
 		unknown := credential.NewID(credential.PrefixMachine, time.Now())
@@ -388,10 +388,12 @@ func TestInvalidInputGetsClerksErrorAndChangesNothing(t *testing.T) {
 // files for every secret handed out.
 func TestSecretsAppearOnlyWhereTheContractHandsThemOut(t *testing.T) {
 	store, path := testkit.OpenSQLiteAt(t)
-	e := apitest.Start(t, store)
+	e := start(t, store)
 	id, first := createMachine(t, e, e.AdminKey, map[string]any{"name": "one"})
 	other, _ := createMachine(t, e, e.AdminKey, map[string]any{"name": "two", "scoped_machines": []string{id}})
 	second := rotate(t, e, id, 3600)
+	key := createAPIKey(t, e, "/clerk", map[string]any{"name": "scanned", "subject": alice})
+	keyID, keySecret := key["id"].(string), key["secret"].(string)
 
 	reads := []struct {
 		method, path string
@@ -403,6 +405,13 @@ func TestSecretsAppearOnlyWhereTheContractHandsThemOut(t *testing.T) {
 		{"PATCH", "/clerk/v1/machines/" + id, map[string]string{"name": "renamed"}},
 		{"POST", "/clerk/v1/machines/" + id + "/scopes", map[string]string{"to_machine_id": other}},
 		{"DELETE", "/clerk/v1/machines/" + id + "/scopes/" + other, nil},
+		{"GET", "/clerk/api_keys/" + keyID, nil},
+		{"GET", "/clerk/api_keys?include_invalid=true&subject=" + alice, nil},
+		{"PATCH", "/clerk/api_keys/" + keyID, map[string]any{"scopes": []string{"read"}}},
+		{"POST", "/clerk/api_keys/verify", map[string]string{"secret": keySecret}},
+		{"POST", "/v1/verify", map[string]string{"token": keySecret}},
+		{"POST", "/clerk/api_keys", `{"name":"` + keySecret + `","subject":"x"}`}, // a secret echoed back in a bad request
+		{"POST", "/clerk/api_keys/" + keyID + "/revoke", map[string]any{}},
 		{"GET", "/v1/audit_events?limit=200", nil},
 		{"GET", "/v1/caller", nil},
 		{"POST", "/clerk/v1/machines", `{"name":"` + first + `","bad":1}`}, // a secret echoed back in a bad request
@@ -417,6 +426,9 @@ func TestSecretsAppearOnlyWhereTheContractHandsThemOut(t *testing.T) {
 	}
 	if got := e.Do(t, "GET", "/clerk/v1/machines/"+id+"/secret_key", e.AdminKey, nil).JSON(t)["secret"]; got != second {
 		t.Fatalf("get secret key = %v, want the current key", got)
+	}
+	if got := e.Do(t, "GET", "/clerk/api_keys/"+keyID+"/secret", e.AdminKey, nil).JSON(t)["secret"]; got != keySecret {
+		t.Fatalf("get API key secret = %v, want the create response's", got)
 	}
 	if err := store.Close(); err != nil {
 		t.Fatal(err)

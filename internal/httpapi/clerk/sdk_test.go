@@ -35,7 +35,7 @@ func names(list *clerksdk.MachineList) []string {
 // Clerk's own Go SDK and checks the values it returns.
 func TestClerkSDKDrivesMachines(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
-		e := apitest.Start(t, store)
+		e := start(t, store)
 		ctx := context.Background()
 		machines := machine.NewClient(sdkConfig(e, e.AdminKey))
 		scopes := machinescope.NewClient(sdkConfig(e, e.AdminKey))

@@ -172,6 +172,13 @@ func quoteKey(k string) string {
 	return `"` + strings.ToValidUTF8(k, "") + `"`
 }
 
+// Sent reports whether the field was sent at all, null included: what
+// tells "clear it" (null) from "leave it" (absent) in a partial update.
+func (f *Form) Sent(name string) bool {
+	_, ok := f.fields[name]
+	return ok
+}
+
 // Has reports whether the field is present and not null.
 func (f *Form) Has(name string) bool {
 	raw, ok := f.fields[name]
