@@ -39,7 +39,13 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cfg.addFlags(root)
-	root.AddCommand(newRemoteCommands()...)
+	remote := newRemoteCommands()
+	for _, c := range remote {
+		if c.Name() == "audit" {
+			c.AddCommand(newAuditVerifyCommand(cfg))
+		}
+	}
+	root.AddCommand(remote...)
 	root.AddCommand(
 		newServeCommand(cfg),
 		newInstanceCommand(cfg),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/internal/auditlog"
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/httpapi/wire"
@@ -24,6 +25,11 @@ type serveConfig struct {
 	addr           string
 	publicURL      string
 	trustedProxies string
+
+	auditLog          string
+	auditLogRequired  bool
+	authFailureLimit  int
+	authFailureWindow time.Duration
 }
 
 type readyKey struct{}
@@ -56,6 +62,10 @@ to choose that key instead.`,
 	cmd.Flags().StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	cmd.Flags().StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed (none by default)")
 	cmd.Flags().StringVar(&cfg.publicURL, "public-url", "", "the URL clients reach keyward at; the iss of its JWTs (default http://<addr>)")
+	cmd.Flags().StringVar(&cfg.auditLog, "audit-log", "", "also write every audit event as one JSON line to this file (- for stdout)")
+	cmd.Flags().BoolVar(&cfg.auditLogRequired, "audit-log-required", false, "fail (and commit nothing) a change or secret read whose event cannot be written to --audit-log")
+	cmd.Flags().IntVar(&cfg.authFailureLimit, "auth-failure-limit", authority.DefaultAuthFailureLimit, "failed authentications per client address per --auth-failure-window before it gets 429 (0: no limit)")
+	cmd.Flags().DurationVar(&cfg.authFailureWindow, "auth-failure-window", authority.DefaultAuthFailureWindow, "the fixed window failed authentications are counted in")
 	return cmd
 }
 
@@ -78,8 +88,28 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 		cfg.publicURL = "http://" + cfg.addr
 	}
 	cfg.issuer = strings.TrimRight(cfg.publicURL, "/")
+	if cfg.auditLogRequired && cfg.auditLog == "" {
+		return errors.New("--audit-log-required needs --audit-log")
+	}
+	if cfg.authFailureLimit < 0 || cfg.authFailureWindow <= 0 {
+		return errors.New("--auth-failure-limit must be ≥ 0 and --auth-failure-window > 0")
+	}
+	opts := nodeOptions{log: log, authFailureLimit: cfg.authFailureLimit, authFailureWindow: cfg.authFailureWindow,
+		auditLogRequired: cfg.auditLogRequired}
+	if opts.authFailureLimit == 0 {
+		opts.authFailureLimit = -1 // authority: negative turns the throttle off
+	}
+	if cfg.auditLog != "" {
+		sink, err := auditlog.Open(cfg.auditLog)
+		if err != nil {
+			return fmt.Errorf("--audit-log: %w", err)
+		}
+		defer sink.Close()
+		opts.auditSink = sink
+	}
 	m := metrics.New()
-	n, err := cfg.open(ctx, true, nodeOptions{metrics: m, log: log})
+	opts.metrics = m
+	n, err := cfg.open(ctx, true, opts)
 	if err != nil {
 		return err
 	}
