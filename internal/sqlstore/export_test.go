@@ -9,3 +9,10 @@ func RowCount(ctx context.Context, s *Store, table string) (int, error) {
 	err := s.reader.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n)
 	return n, err
 }
+
+// Exec runs a statement on the writer outside any Tx, as someone editing
+// the database behind keyward's back would.
+func Exec(ctx context.Context, s *Store, query string, args ...any) error {
+	_, err := s.writer.ExecContext(ctx, s.d.rebind(query), args...)
+	return err
+}
