@@ -3,6 +3,8 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"testing"
@@ -164,4 +166,43 @@ func TestAuditChainVerifyIsForTheOperatorOnly(t *testing.T) {
 	if !credential.IsCode(err, credential.CodeForbidden) {
 		t.Fatalf("an admin key verifying the chain: %v, want forbidden", err)
 	}
+}
+
+// A credential made before search digests existed gets its digest on its
+// next successful authentication, and from then on its secret's SHA-256
+// finds its events.
+func TestSearchDigestIsFilledOnFirstUse(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		a := chainAuthority(t, s)
+		in, adminKey, err := a.CreateInstance(ctx, "legacy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin := authority.Caller{InstanceID: in.ID, Kind: credential.KindAdminKey, CredentialID: "key_reader"}
+		if err := sqlstore.Exec(ctx, s, `UPDATE credentials SET search_digest = NULL`); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(adminKey.Reveal()))
+		search := authority.ListAuditEventsInput{CredentialSHA256: hex.EncodeToString(sum[:])}
+
+		fresh := chainAuthority(t, s) // a node with nothing cached
+		if events, _, err := fresh.ListAuditEvents(ctx, admin, search); err != nil || len(events) != 0 {
+			t.Fatalf("before first use: %d events, %v; want none (no digest yet)", len(events), err)
+		}
+		caller, err := fresh.Authenticate(ctx, adminKey.Reveal())
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "after"
+		if _, _, err := fresh.CreateMachine(ctx, caller, authority.CreateMachineInput{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+		events, _, err := fresh.ListAuditEvents(ctx, admin, search)
+		// What the key did, and what was done to it.
+		if err != nil || len(events) != 2 || events[0].Action != "machine.create" || events[0].CredentialID != caller.CredentialID ||
+			events[1].Action != "admin_key.create" || events[1].TargetID != caller.CredentialID {
+			t.Fatalf("after first use: %+v, %v; want the machine.create the key did and the admin_key.create that made it", events, err)
+		}
+	})
 }
