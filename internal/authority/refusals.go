@@ -33,7 +33,7 @@ const refusalWindow = time.Minute
 // action and reason (client IP "", credential "unknown"), so a flood from
 // many addresses costs bounded memory and at most MaxRefusalKeys + a few
 // events per minute.
-const MaxRefusalKeys = 10000
+const MaxRefusalKeys = 1000
 
 type clientIPKey struct{}
 
@@ -51,9 +51,23 @@ func ClientIP(ctx context.Context) netip.Addr {
 
 func clientIPText(ctx context.Context) string {
 	if ip := ClientIP(ctx); ip.IsValid() {
-		return ip.String()
+		return ip.Unmap().String()
 	}
 	return ""
+}
+
+// addressKey is what refusals are aggregated and throttled by: an IPv4
+// address, or an IPv6 address's /64, since one host commonly holds a
+// whole /64 and could otherwise rotate through it ("" when unknown).
+func addressKey(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	if ip = ip.Unmap(); ip.Is4() {
+		return ip.String()
+	}
+	p, _ := ip.WithZone("").Prefix(64)
+	return p.String()
 }
 
 type refusalKey struct {
@@ -150,7 +164,7 @@ func (a *Authority) refusedIf(ctx context.Context, c Caller, reason string, err 
 
 func (a *Authority) addRefusal(ctx context.Context, k refusalKey) {
 	now := a.clock.Now()
-	k.clientIP = clientIPText(ctx)
+	k.clientIP = addressKey(ClientIP(ctx))
 	k.window = now.Truncate(refusalWindow).UnixMilli()
 	a.refusals.add(k, now, RequestID(ctx), 1)
 }
@@ -243,7 +257,7 @@ type throttle struct {
 	window time.Duration
 
 	mu      sync.Mutex
-	blocked map[netip.Addr]time.Time // until
+	blocked map[string]time.Time // by addressKey: until
 }
 
 // maxBlocked bounds the blocked-address map; expired entries are swept
@@ -251,20 +265,20 @@ type throttle struct {
 const maxBlocked = 4096
 
 func (t *throttle) fail(ctx context.Context, a *Authority, now time.Time) {
-	ip := ClientIP(ctx)
-	if t.limit <= 0 || !ip.IsValid() {
+	ip := addressKey(ClientIP(ctx))
+	if t.limit <= 0 || ip == "" {
 		return
 	}
 	start := now.Truncate(t.window)
 	end := start.Add(t.window)
-	admitted, count, err := a.limiter.Take(ctx, "auth_failure/"+ip.String(), t.limit, start, end)
+	admitted, count, err := a.limiter.Take(ctx, "auth_failure/"+ip, t.limit, start, end)
 	if err != nil || (admitted && count < t.limit) {
 		return // a failing limiter never locks addresses out
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.blocked == nil {
-		t.blocked = map[netip.Addr]time.Time{}
+		t.blocked = map[string]time.Time{}
 	}
 	if len(t.blocked) >= maxBlocked {
 		for k, until := range t.blocked {
@@ -281,8 +295,8 @@ func (t *throttle) blockedFor(ctx context.Context, now time.Time) time.Duration 
 	if t.limit <= 0 {
 		return 0
 	}
-	ip := ClientIP(ctx)
-	if !ip.IsValid() {
+	ip := addressKey(ClientIP(ctx))
+	if ip == "" {
 		return 0
 	}
 	t.mu.Lock()
