@@ -60,14 +60,27 @@ func clientIPText(ctx context.Context) string {
 // address, or an IPv6 address's /64, since one host commonly holds a
 // whole /64 and could otherwise rotate through it ("" when unknown).
 func addressKey(ip netip.Addr) string {
-	if !ip.IsValid() {
+	p, ok := addressPrefix(ip)
+	switch {
+	case !ok:
 		return ""
+	case p.Addr().Is4():
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// addressPrefix is addressKey as a comparable value: an IPv4 /32 or an
+// IPv6 /64 (no allocation, for the per-request throttle check).
+func addressPrefix(ip netip.Addr) (netip.Prefix, bool) {
+	if !ip.IsValid() {
+		return netip.Prefix{}, false
 	}
 	if ip = ip.Unmap(); ip.Is4() {
-		return ip.String()
+		return netip.PrefixFrom(ip, 32), true
 	}
-	p, _ := ip.WithZone("").Prefix(64)
-	return p.String()
+	p, err := ip.WithZone("").Prefix(64)
+	return p, err == nil
 }
 
 type refusalKey struct {
@@ -256,8 +269,8 @@ type throttle struct {
 	limit  int
 	window time.Duration
 
-	mu      sync.Mutex
-	blocked map[string]time.Time // by addressKey: until
+	mu      sync.RWMutex
+	blocked map[netip.Prefix]time.Time // by addressPrefix: until
 }
 
 // maxBlocked bounds the blocked-address map; expired entries are swept
@@ -265,20 +278,20 @@ type throttle struct {
 const maxBlocked = 4096
 
 func (t *throttle) fail(ctx context.Context, a *Authority, now time.Time) {
-	ip := addressKey(ClientIP(ctx))
-	if t.limit <= 0 || ip == "" {
+	ip, ok := addressPrefix(ClientIP(ctx))
+	if t.limit <= 0 || !ok {
 		return
 	}
 	start := now.Truncate(t.window)
 	end := start.Add(t.window)
-	admitted, count, err := a.limiter.Take(ctx, "auth_failure/"+ip, t.limit, start, end)
+	admitted, count, err := a.limiter.Take(ctx, "auth_failure/"+addressKey(ip.Addr()), t.limit, start, end)
 	if err != nil || (admitted && count < t.limit) {
 		return // a failing limiter never locks addresses out
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.blocked == nil {
-		t.blocked = map[string]time.Time{}
+		t.blocked = map[netip.Prefix]time.Time{}
 	}
 	if len(t.blocked) >= maxBlocked {
 		for k, until := range t.blocked {
@@ -295,13 +308,13 @@ func (t *throttle) blockedFor(ctx context.Context, now time.Time) time.Duration 
 	if t.limit <= 0 {
 		return 0
 	}
-	ip := addressKey(ClientIP(ctx))
-	if ip == "" {
+	ip, ok := addressPrefix(ClientIP(ctx))
+	if !ok {
 		return 0
 	}
-	t.mu.Lock()
+	t.mu.RLock()
 	until, ok := t.blocked[ip]
-	t.mu.Unlock()
+	t.mu.RUnlock()
 	if !ok || !now.Before(until) {
 		return 0
 	}
