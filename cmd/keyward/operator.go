@@ -374,18 +374,18 @@ the host-wide one (refused authentications whose secret matched no instance).`,
 		Example: "  keyward audit verify\n  keyward audit verify --instance ins_…",
 		Args:    cobra.NoArgs,
 		RunE: cfg.withAuthority(func(cmd *cobra.Command, args []string, auth *authority.Authority) error {
-			ctx, op := cmd.Context(), authority.Operator("")
+			ctx := cmd.Context()
 			ids := []string{instanceID}
 			if all = !cmd.Flags().Changed("instance"); all {
 				var err error
-				if ids, err = auth.AuditChains(ctx, op); err != nil {
+				if ids, err = auth.AuditChains(ctx); err != nil {
 					return err
 				}
 			}
 			broken := 0
 			out := cmd.OutOrStdout()
 			for _, id := range ids {
-				rep, err := auth.VerifyAuditChain(ctx, op, id)
+				rep, err := auth.VerifyAuditChain(ctx, id)
 				if err != nil {
 					return err
 				}

@@ -119,11 +119,12 @@ func TestRefusedAuthenticationsAreAggregatedPerMinute(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
 		e := apitest.Start(t, store)
 		ctx := context.Background()
-		cred, revoked, err := e.Auth.CreateAdminKey(ctx, authority.Operator(e.InstanceID))
+		revokedName := "to be revoked"
+		cred, revoked, err := e.Auth.CreateAdminKey(ctx, authority.Operator(e.InstanceID), authority.CreateAdminKeyInput{Name: &revokedName, Permissions: []string{"*"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.Auth.RevokeAdminKey(ctx, authority.Operator(e.InstanceID), cred.ID); err != nil {
+		if _, err := e.Auth.RevokeAdminKey(ctx, authority.Operator(e.InstanceID), cred.ID); err != nil {
 			t.Fatal(err)
 		}
 		for range 25 {
@@ -182,8 +183,28 @@ func TestRefusedAuthorizationsAreAudited(t *testing.T) {
 		}
 		ev := events[0]
 		if ev["count"] != float64(3) || ev["credential_id"] != callerID(t, e, machineKey) ||
-			ev["actor"].(map[string]any)["id"] != machineID || ev["detail"].(map[string]any)["reason"] != "admin_required" {
+			ev["actor"].(map[string]any)["id"] != machineID || ev["detail"].(map[string]any)["reason"] != "not_allowed" {
 			t.Errorf("authz refusal event %v", ev)
+		}
+
+		// An admin key lacking the permission is refused, and recorded, by
+		// the one permission check.
+		made := e.Do(t, "POST", "/v1/admin_keys", e.AdminKey, map[string]any{"name": "verifier", "permissions": []string{"verify"}})
+		if made.Status != http.StatusCreated {
+			t.Fatalf("create a verify key: %d %s", made.Status, made.Body)
+		}
+		verifyKey := made.JSON(t)["secret"].(string)
+		e.Remember(verifyKey)
+		if r := e.Do(t, "GET", "/v1/audit_events", verifyKey, nil); r.Status != http.StatusForbidden {
+			t.Fatalf("a verify key reading the audit log: %d", r.Status)
+		}
+		endMinute(t, e)
+		var found bool
+		for _, ev := range withAction(auditEvents(t, e, e.AdminKey, ""), authority.ActionAuthzRefused) {
+			found = found || (ev["credential_id"] == made.JSON(t)["id"] && ev["detail"].(map[string]any)["reason"] == "permission_required:audit:read")
+		}
+		if !found {
+			t.Error("no authz.refused event naming the verify key and the audit:read permission it lacks")
 		}
 	})
 }

@@ -65,7 +65,7 @@ func TestAuditChainLinksEveryEventToItsPredecessor(t *testing.T) {
 			}
 			prev = e.Hash
 		}
-		rep, err := a.VerifyAuditChain(context.Background(), authority.Operator(""), id)
+		rep, err := a.VerifyAuditChain(context.Background(), id)
 		if err != nil || rep.Break != nil || rep.Events != int64(len(events)) {
 			t.Fatalf("VerifyAuditChain = %+v, %v; want %d events and no break", rep, err, len(events))
 		}
@@ -108,7 +108,7 @@ func TestAuditChainVerifyNamesTheFirstBrokenLink(t *testing.T) {
 				if err := sqlstore.Exec(ctx, s, query, args...); err != nil {
 					t.Fatal(err)
 				}
-				rep, err := a.VerifyAuditChain(ctx, authority.Operator(""), id)
+				rep, err := a.VerifyAuditChain(ctx, id)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -151,21 +151,11 @@ func TestAuditChainConcurrentWritersDoNotFork(t *testing.T) {
 			}
 		}
 		a := chainAuthority(t, s)
-		rep, err := a.VerifyAuditChain(ctx, authority.Operator(""), "ins_concurrent")
+		rep, err := a.VerifyAuditChain(ctx, "ins_concurrent")
 		if err != nil || rep.Break != nil || rep.Events != writers {
 			t.Fatalf("VerifyAuditChain = %+v (break %+v), %v; want %d events in one chain", rep, rep.Break, err, writers)
 		}
 	})
-}
-
-func TestAuditChainVerifyIsForTheOperatorOnly(t *testing.T) {
-	s := testkit.OpenSQLite(t)
-	a := chainAuthority(t, s)
-	id, _ := seedChain(t, s, a)
-	_, err := a.VerifyAuditChain(context.Background(), authority.Caller{InstanceID: id, Kind: credential.KindAdminKey, CredentialID: "key_x"}, id)
-	if !credential.IsCode(err, credential.CodeForbidden) {
-		t.Fatalf("an admin key verifying the chain: %v, want forbidden", err)
-	}
 }
 
 // A credential made before search digests existed gets its digest on its
@@ -179,7 +169,7 @@ func TestSearchDigestIsFilledOnFirstUse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		admin := authority.Caller{InstanceID: in.ID, Kind: credential.KindAdminKey, CredentialID: "key_reader"}
+		admin := authority.Operator(in.ID)
 		if err := sqlstore.Exec(ctx, s, `UPDATE credentials SET search_digest = NULL`); err != nil {
 			t.Fatal(err)
 		}
