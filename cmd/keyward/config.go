@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -108,6 +109,11 @@ type nodeOptions struct {
 	metrics    *metrics.Metrics
 	log        *slog.Logger
 	cacheBytes int // 0: the default budget
+
+	authFailureLimit  int // 0: the default; negative: off
+	authFailureWindow time.Duration
+	auditSink         authority.AuditSink
+	auditLogRequired  bool
 }
 
 // Channel names for invalidations on each bus.
@@ -161,7 +167,12 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 		return nil, fmt.Errorf("open keyring: %w", err)
 	}
 
-	cfg := authority.Config{Store: n.store, Keyring: keys, Clock: opts.clock, Issuer: c.issuer, Limiter: inmem.NewLimiter(), CacheBytes: opts.cacheBytes}
+	cfg := authority.Config{Store: n.store, Keyring: keys, Clock: opts.clock, Issuer: c.issuer, Limiter: inmem.NewLimiter(), CacheBytes: opts.cacheBytes,
+		AuthFailureLimit: opts.authFailureLimit, AuthFailureWindow: opts.authFailureWindow,
+		AuditSink: opts.auditSink, AuditSinkRequired: opts.auditLogRequired}
+	if opts.auditSink != nil && opts.log != nil {
+		cfg.OnAuditSinkError = func(err error) { opts.log.Error("write audit log", "error", err.Error()) }
+	}
 	fallback := func(component string) func(bool) {
 		return func(active bool) {
 			if opts.metrics != nil {

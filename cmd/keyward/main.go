@@ -40,7 +40,13 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	cfg.addFlags(root)
 	root.PersistentFlags().StringVar(&cfg.settings.configPath, configFlag, "", "a YAML file of settings keyed by flag name (env KEYWARD_CONFIG); flags and KEYWARD_* variables override it")
-	root.AddCommand(newRemoteCommands()...)
+	remote := newRemoteCommands()
+	for _, c := range remote {
+		if c.Name() == "audit" {
+			c.AddCommand(newAuditVerifyCommand(cfg))
+		}
+	}
+	root.AddCommand(remote...)
 	root.AddCommand(
 		newServeCommand(cfg),
 		newInstanceCommand(cfg),

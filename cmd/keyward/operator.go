@@ -356,3 +356,60 @@ func rotateMasterKey(ctx context.Context, cfg *storeConfig, encoded string, stdo
 	fmt.Fprintln(stdout, "master key rotated; restart every node with the new key (running nodes keep serving until then)")
 	return nil
 }
+
+// newAuditVerifyCommand checks the hash chains of the local store's audit
+// trail (an operator command: it opens the store directly).
+func newAuditVerifyCommand(cfg *storeConfig) *cobra.Command {
+	var instanceID string
+	all := false
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the audit trail's hash chains in the local store; name the first broken link",
+		Long: `Check the audit trail's hash chains in the local store (an operator command: it opens
+the store directly, like instance and admin-key). Every event carries the SHA-256 of its
+predecessor's hash and its own fields; verify recomputes them in order and names the first
+event whose link does not hold (edited, inserted or removed events, or a truncated tail).
+It exits 1 when a chain is broken. Without --instance it checks every chain, including
+the host-wide one (refused authentications whose secret matched no instance).`,
+		Example: "  keyward audit verify\n  keyward audit verify --instance ins_…",
+		Args:    cobra.NoArgs,
+		RunE: cfg.withAuthority(func(cmd *cobra.Command, args []string, auth *authority.Authority) error {
+			ctx := cmd.Context()
+			ids := []string{instanceID}
+			if all = !cmd.Flags().Changed("instance"); all {
+				var err error
+				if ids, err = auth.AuditChains(ctx); err != nil {
+					return err
+				}
+			}
+			broken := 0
+			out := cmd.OutOrStdout()
+			for _, id := range ids {
+				rep, err := auth.VerifyAuditChain(ctx, id)
+				if err != nil {
+					return err
+				}
+				name := id
+				if name == "" {
+					name = "(host-wide)"
+				}
+				if rep.Break == nil {
+					fmt.Fprintf(out, "%s: ok, %d events\n", name, rep.Events)
+					continue
+				}
+				broken++
+				if rep.Break.EventID != "" {
+					fmt.Fprintf(out, "%s: BROKEN at event %s (seq %d): %s\n", name, rep.Break.EventID, rep.Break.Seq, rep.Break.Reason)
+				} else {
+					fmt.Fprintf(out, "%s: BROKEN: %s\n", name, rep.Break.Reason)
+				}
+			}
+			if broken > 0 {
+				return &cliError{code: exitFailure, err: fmt.Errorf("%d audit chain(s) broken", broken)}
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&instanceID, "instance", "", "check only this instance's chain (ins_…)")
+	return cmd
+}

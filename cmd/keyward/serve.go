@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/internal/auditlog"
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/httpapi/wire"
@@ -35,6 +36,11 @@ type serveConfig struct {
 	tls            tlsFiles
 	// reloadSettings reads the config file again (see settings.reload).
 	reloadSettings func() (applied, restart []string, err error)
+
+	auditLog          string
+	auditLogRequired  bool
+	authFailureLimit  int
+	authFailureWindow time.Duration
 }
 
 type readyKey struct{}
@@ -87,6 +93,10 @@ YAML file, then the defaults. With --tls-cert and --tls-key it serves HTTPS
 	cmd.Flags().StringVar(&cfg.tls.key, "tls-key", "", "PEM private key of --tls-cert; reread on SIGHUP")
 	cmd.Flags().StringVar(&cfg.tls.clientCA, "tls-client-ca", "", "PEM CA whose client certificates the native API (/v1/) requires; reread on SIGHUP")
 	cmd.Flags().StringVar(&cfg.pprofAddr, "pprof-addr", "", "serve net/http/pprof on this loopback address (127.0.0.1:6060); off by default")
+	cmd.Flags().StringVar(&cfg.auditLog, "audit-log", "", "also write every audit event as one JSON line to this file (- for stdout)")
+	cmd.Flags().BoolVar(&cfg.auditLogRequired, "audit-log-required", false, "fail (and commit nothing) a change or secret read whose event cannot be written to --audit-log")
+	cmd.Flags().IntVar(&cfg.authFailureLimit, "auth-failure-limit", authority.DefaultAuthFailureLimit, "failed authentications per client address per --auth-failure-window before it gets 429 (0: no limit)")
+	cmd.Flags().DurationVar(&cfg.authFailureWindow, "auth-failure-window", authority.DefaultAuthFailureWindow, "the fixed window failed authentications are counted in")
 	return cmd
 }
 
@@ -146,8 +156,29 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	if cfg.cacheBytes < authority.MinCacheBytes {
 		return fmt.Errorf("--cache-bytes: must be at least %d (1 MiB)", authority.MinCacheBytes)
 	}
+	if cfg.auditLogRequired && cfg.auditLog == "" {
+		return errors.New("--audit-log-required needs --audit-log")
+	}
+	if cfg.authFailureLimit < 0 || cfg.authFailureWindow <= 0 {
+		return errors.New("--auth-failure-limit must be ≥ 0 and --auth-failure-window > 0")
+	}
+	opts := nodeOptions{log: log, authFailureLimit: cfg.authFailureLimit, authFailureWindow: cfg.authFailureWindow,
+		auditLogRequired: cfg.auditLogRequired}
+	if opts.authFailureLimit == 0 {
+		opts.authFailureLimit = -1 // authority: negative turns the throttle off
+	}
+	if cfg.auditLog != "" {
+		sink, err := auditlog.Open(cfg.auditLog)
+		if err != nil {
+			return fmt.Errorf("--audit-log: %w", err)
+		}
+		defer sink.Close()
+		opts.auditSink = sink
+	}
 	m := metrics.New()
-	n, err := cfg.open(ctx, true, nodeOptions{metrics: m, log: log, cacheBytes: cfg.cacheBytes})
+	opts.metrics = m
+	opts.cacheBytes = cfg.cacheBytes
+	n, err := cfg.open(ctx, true, opts)
 	if err != nil {
 		return err
 	}

@@ -89,10 +89,10 @@ func (a *Authority) CreateAdminKey(ctx context.Context, c Caller, in CreateAdmin
 		}
 		v.ExpiresAt = in.ExpiresAt.UTC().Truncate(time.Millisecond)
 	}
-	if err := grantsOnly(c, perms); err != nil {
+	if err := a.refusedIf(ctx, c, "permission_escalation", grantsOnly(c, perms)); err != nil {
 		return AdminKey{}, credential.Secret{}, err
 	}
-	if err := outlivesNot(c, v.ExpiresAt); err != nil {
+	if err := a.refusedIf(ctx, c, "outlives_creator", outlivesNot(c, v.ExpiresAt)); err != nil {
 		return AdminKey{}, credential.Secret{}, err
 	}
 	key, err := credential.Generate(credential.KindAdminKey)
@@ -230,7 +230,7 @@ func (a *Authority) RevokeAdminKey(ctx context.Context, c Caller, id string) (Ad
 			return credential.Errorf(credential.CodeNotFound, "no admin key %.64s", id)
 		}
 		if !grantsAll(c, adminKeyPermissions(attrs)) {
-			return credential.Errorf(credential.CodeForbidden, "a key cannot revoke a key holding permissions beyond its own")
+			return a.forbid(ctx, c, "permission_escalation", credential.Errorf(credential.CodeForbidden, "a key cannot revoke a key holding permissions beyond its own"))
 		}
 		now := a.clock.Now()
 		if err := tx.RevokeCredential(ctx, c.InstanceID, id, now, "revoked by "+c.actorKind()); err != nil {

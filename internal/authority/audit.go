@@ -2,6 +2,9 @@ package authority
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/keyward/keyward/internal/credential"
@@ -18,8 +21,13 @@ const (
 type ListAuditEventsInput struct {
 	Action   string
 	TargetID string
-	Limit    *int64
-	Offset   *int64
+	// CredentialSHA256 is the hex SHA-256 of a presented secret (GitHub's
+	// hashed_token): when set, only the events of the instance's credential
+	// with that secret are listed, those it did and those done to it; none
+	// when no credential of the instance has it.
+	CredentialSHA256 string
+	Limit            *int64
+	Offset           *int64
 }
 
 // ListAuditEvents returns a page of the caller's instance's audit events,
@@ -33,16 +41,122 @@ func (a *Authority) ListAuditEvents(ctx context.Context, c Caller, in ListAuditE
 		return nil, 0, err
 	}
 	f := AuditFilter{InstanceID: c.InstanceID, Action: in.Action, TargetID: in.TargetID, Limit: limit, Offset: offset}
+	var search credential.Digest
+	if in.CredentialSHA256 != "" {
+		sum, err := hex.DecodeString(in.CredentialSHA256)
+		if err != nil || len(sum) != sha256.Size {
+			return nil, 0, credential.ParamError(credential.CodeInvalid, "credential_sha256", "must be the SHA-256 of a secret, as 64 hex digits")
+		}
+		search = a.keyring.SearchDigest([sha256.Size]byte(sum))
+	}
 	var (
 		out   []credential.AuditEvent
 		total int
 	)
 	err = a.store.View(ctx, func(tx Tx) error {
+		if in.CredentialSHA256 != "" {
+			cred, err := tx.CredentialBySearchDigest(ctx, c.InstanceID, search)
+			if credential.IsCode(err, credential.CodeNotFound) {
+				return nil // no such credential here: no events
+			}
+			if err != nil {
+				return err
+			}
+			f.CredentialID = cred.ID
+		}
 		var err error
 		out, total, err = tx.ListAuditEvents(ctx, f)
 		return err
 	})
 	return out, total, err
+}
+
+// ChainBreak is the first link of an audit chain that does not hold.
+type ChainBreak struct {
+	EventID string // the event whose link is broken ("" when the head itself disagrees)
+	Seq     int64
+	Reason  string
+}
+
+// ChainReport is what VerifyAuditChain found in one instance's chain.
+type ChainReport struct {
+	InstanceID string
+	Events     int64       // chained events checked
+	Break      *ChainBreak // nil when the chain holds
+}
+
+// chainPage is how many events VerifyAuditChain reads per transaction.
+const chainPage = 1000
+
+// VerifyAuditChain walks an instance's audit chain in order, recomputing
+// every hash, and reports the first broken link: an event whose fields
+// were edited (its hash no longer matches), a deleted or inserted event
+// (a gap in seq, or a prev_hash that is not its predecessor's hash), or a
+// truncated tail (the chain head names a later event). It is the host
+// operator's (it takes no Caller, like ListInstances: no credential may
+// reach it). instanceID "" is the host-wide chain (refusals no instance
+// could be named for).
+func (a *Authority) VerifyAuditChain(ctx context.Context, instanceID string) (ChainReport, error) {
+	rep := ChainReport{InstanceID: instanceID}
+	var (
+		seq  int64
+		prev string
+	)
+	for {
+		var page []credential.AuditEvent
+		if err := a.store.View(ctx, func(tx Tx) error {
+			var err error
+			page, err = tx.ChainEvents(ctx, instanceID, seq, chainPage)
+			return err
+		}); err != nil {
+			return rep, err
+		}
+		for _, e := range page {
+			switch {
+			case e.Seq != seq+1:
+				rep.Break = &ChainBreak{EventID: e.ID, Seq: e.Seq, Reason: fmt.Sprintf("seq %d follows seq %d: events are missing", e.Seq, seq)}
+			case e.PrevHash != prev:
+				rep.Break = &ChainBreak{EventID: e.ID, Seq: e.Seq, Reason: "prev_hash is not the previous event's hash"}
+			case !hmac.Equal([]byte(e.ChainHash(prev)), []byte(e.Hash)):
+				rep.Break = &ChainBreak{EventID: e.ID, Seq: e.Seq, Reason: "hash does not match the event's fields"}
+			}
+			if rep.Break != nil {
+				return rep, nil
+			}
+			seq, prev = e.Seq, e.Hash
+			rep.Events++
+		}
+		if len(page) < chainPage {
+			break
+		}
+	}
+	var (
+		headSeq  int64
+		headHash string
+	)
+	if err := a.store.View(ctx, func(tx Tx) error {
+		var err error
+		headSeq, headHash, err = tx.AuditChainHead(ctx, instanceID)
+		return err
+	}); err != nil {
+		return rep, err
+	}
+	if headSeq != seq || headHash != prev {
+		rep.Break = &ChainBreak{Seq: headSeq, Reason: fmt.Sprintf("the chain head is seq %d but the last event found is seq %d: events were removed or the head was edited", headSeq, seq)}
+	}
+	return rep, nil
+}
+
+// AuditChains lists the instance ids with an audit chain ("" is the
+// host-wide one), for the host operator.
+func (a *Authority) AuditChains(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := a.store.View(ctx, func(tx Tx) error {
+		var err error
+		ids, err = tx.AuditChains(ctx)
+		return err
+	})
+	return ids, err
 }
 
 // maxOffset bounds offsets so they fit every engine's integer.

@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward/internal/credential"
@@ -25,6 +26,13 @@ type Authority struct {
 	jwtKeys  *keyCache
 	usage    usageRecorder
 	settings settingsCache
+
+	refusals     refusalAggregator
+	throttle     throttle
+	sink         AuditSink
+	sinkRequired bool
+	onSinkError  func(error)
+	searchFilled sync.Map // ids of credentials whose search digest this node has written
 }
 
 // Config wires an Authority. Clock defaults to the system clock, Issuer
@@ -44,6 +52,20 @@ type Config struct {
 	// CacheBytes is the credential cache's memory budget (0 means
 	// DefaultCacheBytes; at least MinCacheBytes).
 	CacheBytes int
+	// AuthFailureLimit failed authentications per client address in a
+	// fixed AuthFailureWindow put the address over budget: its requests are
+	// refused with CodeRateLimited until the window ends. Zero values take
+	// DefaultAuthFailureLimit and DefaultAuthFailureWindow; a negative
+	// limit turns the throttle off. Failures are counted through Limiter.
+	AuthFailureLimit  int
+	AuthFailureWindow time.Duration
+	// AuditSink, when set, also receives every audit event (the
+	// --audit-log file). With AuditSinkRequired a mutation whose event the
+	// sink refuses fails and is not committed; otherwise OnAuditSinkError
+	// is told and the mutation goes ahead.
+	AuditSink         AuditSink
+	AuditSinkRequired bool
+	OnAuditSinkError  func(error)
 }
 
 // New returns an Authority. Call RunUsageFlusher beside it, or FlushUsage
@@ -61,9 +83,23 @@ func New(cfg Config) *Authority {
 	if cfg.Observer == nil {
 		cfg.Observer = noObserver{}
 	}
+	switch {
+	case cfg.AuthFailureLimit == 0:
+		cfg.AuthFailureLimit = DefaultAuthFailureLimit
+	case cfg.AuthFailureLimit < 0:
+		cfg.AuthFailureLimit = 0
+	}
+	if cfg.AuthFailureWindow <= 0 {
+		cfg.AuthFailureWindow = DefaultAuthFailureWindow
+	}
+	if cfg.OnAuditSinkError == nil {
+		cfg.OnAuditSinkError = func(error) {}
+	}
 	a := &Authority{
 		store: cfg.Store, keyring: cfg.Keyring, clock: cfg.Clock, issuer: cfg.Issuer, limiter: cfg.Limiter,
 		bus: cfg.Bus, observer: cfg.Observer, cache: newCredentialCache(cfg.CacheBytes), jwtKeys: newKeyCache(),
+		throttle: throttle{limit: cfg.AuthFailureLimit, window: cfg.AuthFailureWindow},
+		sink:     cfg.AuditSink, sinkRequired: cfg.AuditSinkRequired, onSinkError: cfg.OnAuditSinkError,
 	}
 	if a.bus != nil {
 		// Until the first subscription is confirmed, other nodes' changes
@@ -106,8 +142,9 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
-// audit writes one event inside tx. The mutation fails if it cannot be
-// recorded: no change without its record.
+// audit writes one event inside tx, and to the audit sink if there is
+// one. The mutation fails if it cannot be recorded: no change without its
+// record (and, with a required sink, without its log line).
 func (a *Authority) audit(ctx context.Context, tx Tx, c Caller, action, targetKind, targetID string, detail any) error {
 	raw := json.RawMessage("{}")
 	if detail != nil {
@@ -118,19 +155,42 @@ func (a *Authority) audit(ctx context.Context, tx Tx, c Caller, action, targetKi
 		raw = b
 	}
 	now := a.clock.Now()
-	return tx.InsertAuditEvent(ctx, credential.AuditEvent{
-		ID:         credential.NewID(credential.PrefixAudit, now),
-		InstanceID: c.InstanceID,
-		At:         now,
-		ActorKind:  c.actorKind(),
-		ActorID:    c.actorID(),
-		Action:     action,
-		TargetKind: targetKind,
-		TargetID:   targetID,
-		RequestID:  RequestID(ctx),
-		Outcome:    credential.OutcomeSuccess,
-		Detail:     raw,
+	e, err := tx.InsertAuditEvent(ctx, credential.AuditEvent{
+		ID:           credential.NewID(credential.PrefixAudit, now),
+		InstanceID:   c.InstanceID,
+		At:           now,
+		ActorKind:    c.actorKind(),
+		ActorID:      c.actorID(),
+		Action:       action,
+		TargetKind:   targetKind,
+		TargetID:     targetID,
+		RequestID:    RequestID(ctx),
+		Outcome:      credential.OutcomeSuccess,
+		Detail:       raw,
+		ClientIP:     clientIPText(ctx),
+		CredentialID: c.CredentialID,
+		Count:        1,
 	})
+	if err != nil {
+		return err
+	}
+	if err := a.writeSink(e); err != nil && a.sinkRequired {
+		return credential.Wrap(credential.CodeUnavailable, err, "the audit log cannot be written")
+	}
+	return nil
+}
+
+// writeSink hands a sealed event to the audit sink, telling onSinkError of
+// a failure.
+func (a *Authority) writeSink(e credential.AuditEvent) error {
+	if a.sink == nil {
+		return nil
+	}
+	err := a.sink.WriteAuditEvent(e)
+	if err != nil {
+		a.onSinkError(err)
+	}
+	return err
 }
 
 // newCredential builds the stored form of a fresh secret: digest and
@@ -142,6 +202,7 @@ func (a *Authority) newCredential(id, instanceID string, kind credential.Kind, s
 		InstanceID:    instanceID,
 		Kind:          kind,
 		Digest:        a.keyring.Digest(s),
+		SearchDigest:  a.keyring.SearchDigestOf(s),
 		DisplayPrefix: s.DisplayPrefix(),
 		Subject:       subject,
 		CreatedAt:     now,
@@ -154,3 +215,4 @@ type noObserver struct{}
 func (noObserver) Verified(credential.Kind, Reason, time.Duration) {}
 func (noObserver) CacheLookup(bool)                                {}
 func (noObserver) RateLimited(credential.Kind)                     {}
+func (noObserver) AuthFailed(bool)                                 {}

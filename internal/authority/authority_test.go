@@ -24,8 +24,8 @@ func (s failingAudit) Update(ctx context.Context, fn func(authority.Tx) error) e
 	return s.Store.Update(ctx, func(tx authority.Tx) error { return fn(failingAuditTx{tx}) })
 }
 
-func (failingAuditTx) InsertAuditEvent(context.Context, credential.AuditEvent) error {
-	return errors.New("audit device unavailable")
+func (failingAuditTx) InsertAuditEvent(_ context.Context, e credential.AuditEvent) (credential.AuditEvent, error) {
+	return e, errors.New("audit device unavailable")
 }
 
 func newAuthority(t *testing.T, store authority.Store) *authority.Authority {

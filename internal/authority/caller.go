@@ -77,19 +77,26 @@ var errForbidden = credential.Errorf(credential.CodeForbidden, "the credential i
 // CodeUnauthenticated error; a store failure is CodeUnavailable or
 // CodeInternal, never a 401.
 func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, error) {
+	if err := a.checkThrottle(ctx); err != nil {
+		return Caller{}, err
+	}
 	secret, kind, err := credential.Parse(token)
 	if err != nil || (kind != credential.KindAdminKey && kind != credential.KindMachineKey && kind != credential.KindPAT) {
-		return Caller{}, errUnauthenticated
+		return Caller{}, a.authFailed(ctx, nil, parseFailure(token, err))
 	}
 	e, err := a.lookup(ctx, a.keyring.Digest(secret))
 	if err != nil {
 		return Caller{}, err
 	}
 	now := a.clock.Now()
-	if !e.found || e.cred.Kind != kind || !e.cred.ActiveAt(now) {
-		return Caller{}, errUnauthenticated
+	if !e.found {
+		return Caller{}, a.authFailed(ctx, nil, "unknown_credential")
+	}
+	if reason := inactive(e.cred, kind, now); reason != "" {
+		return Caller{}, a.authFailed(ctx, &e.cred, reason)
 	}
 	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
+	a.fillSearchDigest(ctx, e.cred, secret)
 	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID, ExpiresAt: e.cred.ExpiresAt}
 	switch e.cred.Kind {
 	case credential.KindAdminKey:
@@ -102,6 +109,52 @@ func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, err
 	return caller, nil
 }
 
+// parseFailure names why a presented secret could not be used at all.
+func parseFailure(token string, err error) string {
+	switch {
+	case token == "":
+		return "missing_credential"
+	case err != nil:
+		return "malformed_credential"
+	}
+	return "wrong_kind"
+}
+
+// inactive names why a found credential does not authenticate as kind at
+// now ("" when it does).
+func inactive(c credential.Credential, kind credential.Kind, now time.Time) string {
+	switch {
+	case c.Kind != kind:
+		return "wrong_kind"
+	case c.Revoked():
+		return "revoked"
+	case c.ExpiredAt(now):
+		return "expired"
+	case !c.ActiveAt(now):
+		return "inactive"
+	}
+	return ""
+}
+
+// fillSearchDigest gives a credential made before search digests existed
+// its digest, on its first successful use (once per node; the write is
+// conditional, so nodes racing to do it agree). A failure is harmless: the
+// next use retries.
+func (a *Authority) fillSearchDigest(ctx context.Context, c credential.Credential, s credential.Secret) {
+	if c.SearchDigest != (credential.Digest{}) {
+		return
+	}
+	if _, done := a.searchFilled.Load(c.ID); done {
+		return
+	}
+	d := a.keyring.SearchDigestOf(s)
+	if err := a.store.Update(ctx, func(tx Tx) error {
+		return tx.SetCredentialSearchDigest(ctx, c.InstanceID, c.ID, d)
+	}); err == nil {
+		a.searchFilled.Store(c.ID, true)
+	}
+}
+
 // AuthenticateUser resolves the caller of a user-scoped surface (Spatio,
 // Freezer): a PAT, which acts as its own user, or the admin key acting for
 // the user named by userHeader (X-User-ID, as Keystone's middleware
@@ -112,7 +165,23 @@ func (a *Authority) AuthenticateUser(ctx context.Context, token, userHeader stri
 		return Caller{}, err
 	}
 	if c.Kind != credential.KindPAT && !c.IsAdmin() {
-		return Caller{}, errUnauthenticated
+		cred := credential.Credential{ID: c.CredentialID, InstanceID: c.InstanceID, Kind: c.Kind, Subject: c.MachineID}
+		return Caller{}, a.authFailed(ctx, &cred, "wrong_kind")
 	}
 	return c.ActingFor(userHeader), nil
+}
+
+// AuthenticateAdmin resolves the caller of a surface only admin keys may
+// use (besides its own tokens): any other valid credential is refused as
+// unauthenticated there, and recorded as such.
+func (a *Authority) AuthenticateAdmin(ctx context.Context, token string) (Caller, error) {
+	c, err := a.Authenticate(ctx, token)
+	if err != nil {
+		return Caller{}, err
+	}
+	if !c.IsAdmin() {
+		cred := credential.Credential{ID: c.CredentialID, InstanceID: c.InstanceID, Kind: c.Kind, Subject: c.MachineID}
+		return Caller{}, a.authFailed(ctx, &cred, "wrong_kind")
+	}
+	return c, nil
 }

@@ -136,11 +136,11 @@ func truncate(s string) string {
 
 // clientUser is the user a caller acts for on the client registry: a PAT
 // needs keyward:clients; the admin key names the user in X-User-ID.
-func clientUser(c Caller) (string, error) {
+func (a *Authority) clientUser(ctx context.Context, c Caller) (string, error) {
 	if c.Kind == credential.KindPAT && !slices.Contains(c.Scopes, ScopeClients) {
-		return "", credential.Errorf(credential.CodeForbidden, "the client registry needs the keyward:clients scope")
+		return "", a.forbid(ctx, c, "scope_required", credential.Errorf(credential.CodeForbidden, "the client registry needs the keyward:clients scope"))
 	}
-	return actingUser(c)
+	return a.actingUser(ctx, c)
 }
 
 // CreateClient registers a client for the acting user; the document is
@@ -149,7 +149,7 @@ func (a *Authority) CreateClient(ctx context.Context, c Caller, body []byte) (st
 	if err := a.enter(ctx, c, "CreateClient"); err != nil {
 		return "", err
 	}
-	user, err := clientUser(c)
+	user, err := a.clientUser(ctx, c)
 	if err != nil {
 		return "", err
 	}
@@ -196,7 +196,7 @@ func (a *Authority) GetClient(ctx context.Context, c Caller, clientID string) (c
 	if err := a.enter(ctx, c, "GetClient"); err != nil {
 		return credential.Client{}, err
 	}
-	user, err := clientUser(c)
+	user, err := a.clientUser(ctx, c)
 	if err != nil {
 		return credential.Client{}, err
 	}
@@ -214,7 +214,7 @@ func (a *Authority) DeleteClient(ctx context.Context, c Caller, clientID string)
 	if err := a.enter(ctx, c, "DeleteClient"); err != nil {
 		return err
 	}
-	user, err := clientUser(c)
+	user, err := a.clientUser(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -367,7 +367,7 @@ func (a *Authority) ListClients(ctx context.Context, c Caller, search ClientSear
 	if err := a.enter(ctx, c, "ListClients"); err != nil {
 		return nil, err
 	}
-	user, err := clientUser(c)
+	user, err := a.clientUser(ctx, c)
 	if err != nil {
 		return nil, err
 	}

@@ -248,6 +248,12 @@ func (a *Authority) reusableM2MToken(ctx context.Context, c Caller, claims json.
 		if err != nil {
 			return M2MToken{}, false, credential.Wrap(credential.CodeInternal, err, "open reusable token")
 		}
+		// Handing out a stored secret again is a secret read: audited.
+		if err := a.store.Update(ctx, func(tx Tx) error {
+			return a.audit(ctx, tx, c, "m2m_token.reuse", "m2m_token", cand.ID, nil)
+		}); err != nil {
+			return M2MToken{}, false, err
+		}
 		tok := m2mView(cand, attrs, now)
 		tok.Token = string(plain)
 		return tok, true, nil
@@ -286,7 +292,7 @@ func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MToken
 		return nil, 0, credential.ParamError(credential.CodeInvalid, "subject", "must be a machine id (mch_…)")
 	}
 	if c.Kind == credential.KindMachineKey && in.Subject != c.MachineID {
-		return nil, 0, credential.Errorf(credential.CodeForbidden, "a machine can list only its own tokens")
+		return nil, 0, a.forbid(ctx, c, "other_machine", credential.Errorf(credential.CodeForbidden, "a machine can list only its own tokens"))
 	}
 	limit, offset, err := page(in.Limit, in.Offset, M2MListLimitDefault, M2MListLimitMax)
 	if err != nil {

@@ -268,13 +268,17 @@ func (a *Authority) MachineSecretKey(ctx context.Context, c Caller, id string) (
 		return credential.Secret{}, err
 	}
 	var key credential.Credential
-	err := a.store.View(ctx, func(tx Tx) error {
+	// A read that returns a secret is audited like a change: no secret
+	// leaves without its record.
+	err := a.store.Update(ctx, func(tx Tx) error {
 		if _, err := tx.GetMachine(ctx, c.InstanceID, id); err != nil {
 			return machineNotFound(err, id)
 		}
 		var err error
-		key, err = currentMachineKey(ctx, tx, c.InstanceID, id)
-		return err
+		if key, err = currentMachineKey(ctx, tx, c.InstanceID, id); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, c, "machine.secret_key.read", "machine", id, map[string]string{"secret_key_id": key.ID})
 	})
 	if err != nil {
 		return credential.Secret{}, err

@@ -88,12 +88,12 @@ func (a *Authority) authorizeOrg(ctx context.Context, tx Tx, c Caller, orgID str
 	case c.IsAdmin():
 	case c.Kind == credential.KindOrgToken && c.OrgID == o.ID:
 		if !credential.Grants(c.Privileges, credential.Privilege{Scope: credential.ScopeOrg, Role: credential.RoleAdmin}, credential.Topology{}) {
-			return o, credential.Topology{}, errForbidden
+			return o, credential.Topology{}, a.forbid(ctx, c, "org_admin_required", errForbidden)
 		}
 	case c.Kind == credential.KindOrgToken:
 		return o, credential.Topology{}, notFound
 	default:
-		return o, credential.Topology{}, errForbidden
+		return o, credential.Topology{}, a.forbid(ctx, c, "org_admin_required", errForbidden)
 	}
 	t, err := loadTopology(ctx, tx, c.InstanceID, o.ID)
 	return o, t, err
@@ -113,7 +113,7 @@ func loadTopology(ctx context.Context, tx Tx, instanceID, orgID string) (credent
 
 // checkPrivileges validates requested privileges against the organization
 // and, for a token caller, against the caller's own: granted ⊆ caller's.
-func checkPrivileges(ctx context.Context, tx Tx, c Caller, o credential.Organization, t credential.Topology, ps []credential.Privilege) error {
+func (a *Authority) checkPrivileges(ctx context.Context, tx Tx, c Caller, o credential.Organization, t credential.Topology, ps []credential.Privilege) error {
 	if err := credential.ValidatePrivileges(ps); err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func checkPrivileges(ctx context.Context, tx Tx, c Caller, o credential.Organiza
 		}
 	}
 	if c.Kind == credential.KindOrgToken && !credential.Subset(c.Privileges, ps, t) {
-		return credential.Errorf(credential.CodeForbidden, "a token cannot grant privileges beyond its own")
+		return a.forbid(ctx, c, "privilege_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot grant privileges beyond its own"))
 	}
 	return nil
 }
@@ -168,10 +168,10 @@ func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, 
 		if err != nil {
 			return err
 		}
-		if err := checkPrivileges(ctx, tx, c, o, t, in.Privileges); err != nil {
+		if err := a.checkPrivileges(ctx, tx, c, o, t, in.Privileges); err != nil {
 			return err
 		}
-		if err := inheritsRestrictions(c, allowlist, c.ExpiresAt); err != nil {
+		if err := a.refusedIf(ctx, c, "restriction_widened", inheritsRestrictions(c, allowlist, c.ExpiresAt)); err != nil {
 			return err
 		}
 		cred := a.newCredential(uuid.NewString(), c.InstanceID, credential.KindOrgToken, key, o.ID)
@@ -303,7 +303,7 @@ func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id stri
 		if in.SrcIPs != nil && !slices.Equal(srcIPs, attrs.SrcIPs) {
 			return credential.ParamError(credential.CodeInvalid, "src_ips", "src_ips cannot be changed after the token is created")
 		}
-		if err := inheritsRestrictions(c, attrs.allowlist, cred.ExpiresAt); err != nil {
+		if err := a.refusedIf(ctx, c, "restriction_widened", inheritsRestrictions(c, attrs.allowlist, cred.ExpiresAt)); err != nil {
 			return err
 		}
 		stored := orgTokenAttrs{Name: attrs.Name, Privileges: attrs.Privileges, SrcIPs: attrs.SrcIPs, CreatedBy: attrs.CreatedBy, Mask: attrs.Mask}
@@ -313,11 +313,11 @@ func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id stri
 		if in.Privileges != nil {
 			// The caller must hold what the token has now and what it will
 			// have: no token can widen or narrow another beyond itself.
-			if err := checkPrivileges(ctx, tx, c, o, t, in.Privileges); err != nil {
+			if err := a.checkPrivileges(ctx, tx, c, o, t, in.Privileges); err != nil {
 				return err
 			}
 			if c.Kind == credential.KindOrgToken && !credential.Subset(c.Privileges, attrs.Privileges, t) {
-				return credential.Errorf(credential.CodeForbidden, "a token cannot change a token with privileges beyond its own")
+				return a.forbid(ctx, c, "privilege_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot change a token with privileges beyond its own"))
 			}
 			stored.Privileges = in.Privileges
 		}
@@ -352,7 +352,7 @@ func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id stri
 			return err
 		}
 		if c.Kind == credential.KindOrgToken && !credential.Subset(c.Privileges, attrs.Privileges, t) {
-			return credential.Errorf(credential.CodeForbidden, "a token cannot delete a token with privileges beyond its own")
+			return a.forbid(ctx, c, "privilege_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot delete a token with privileges beyond its own"))
 		}
 		digest = cred.Digest
 		if err := tx.DeleteCredential(ctx, c.InstanceID, id); err != nil {
@@ -371,20 +371,30 @@ func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id stri
 // limit. The RateLimit is set whenever the token was recognised, also
 // with a CodeRateLimited error, so the surface can send its headers.
 func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clientIP netip.Addr) (Caller, RateLimit, error) {
+	if err := a.checkThrottle(ctx); err != nil {
+		return Caller{}, RateLimit{}, err
+	}
 	secret, kind, err := credential.Parse(token)
 	if err != nil || kind != credential.KindOrgToken {
-		return Caller{}, RateLimit{}, errUnauthenticated
+		return Caller{}, RateLimit{}, a.authFailed(ctx, nil, parseFailure(token, err))
 	}
 	e, err := a.lookup(ctx, a.keyring.Digest(secret))
 	if err != nil {
 		return Caller{}, RateLimit{}, err
 	}
 	now := a.clock.Now()
-	if !e.found || e.cred.Kind != kind || !e.cred.ActiveAt(now) {
-		return Caller{}, RateLimit{}, errUnauthenticated
+	if !e.found {
+		return Caller{}, RateLimit{}, a.authFailed(ctx, nil, "unknown_credential")
+	}
+	if reason := inactive(e.cred, kind, now); reason != "" {
+		return Caller{}, RateLimit{}, a.authFailed(ctx, &e.cred, reason)
+	}
+	caller := Caller{
+		InstanceID: e.cred.InstanceID, Kind: credential.KindOrgToken, CredentialID: e.cred.ID,
+		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges,
 	}
 	if !e.attrs.allowlist.Allows(clientIP) && !e.attrs.allowlist.Empty() {
-		return Caller{}, RateLimit{}, credential.Errorf(credential.CodeForbidden, "the token may not be used from this address")
+		return Caller{}, RateLimit{}, a.forbid(ctx, caller, "ip_not_allowed", credential.Errorf(credential.CodeForbidden, "the token may not be used from this address"))
 	}
 	rl, admitted, err := a.takeRate(ctx, e.cred, now)
 	if err != nil {
@@ -395,6 +405,7 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 		return Caller{}, rl, credential.Errorf(credential.CodeRateLimited, "rate limit reached")
 	}
 	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
+	a.fillSearchDigest(ctx, e.cred, secret)
 	return Caller{
 		InstanceID: e.cred.InstanceID, Kind: credential.KindOrgToken, CredentialID: e.cred.ID,
 		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges, SrcIPs: e.attrs.allowlist, ExpiresAt: e.cred.ExpiresAt,

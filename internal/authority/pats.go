@@ -155,7 +155,7 @@ type CreatePATInput struct {
 
 // actingUser is the user a caller acts as on user-scoped surfaces: a PAT's
 // own user, or the user the admin key names.
-func actingUser(c Caller) (string, error) {
+func (a *Authority) actingUser(ctx context.Context, c Caller) (string, error) {
 	switch {
 	case c.Kind == credential.KindPAT:
 		return c.UserID, nil
@@ -164,7 +164,7 @@ func actingUser(c Caller) (string, error) {
 	case c.IsAdmin():
 		return "", credential.ParamError(credential.CodeMissing, "X-User-ID", "the admin key acts for the user named in the X-User-ID header")
 	}
-	return "", errForbidden
+	return "", a.forbid(ctx, c, "user_required", errForbidden)
 }
 
 // workspaceAccess resolves the workspace of a workspace route and the
@@ -177,10 +177,10 @@ func (a *Authority) workspaceAccess(ctx context.Context, tx Tx, c Caller, user s
 	}
 	m, err := tx.GetMember(ctx, c.InstanceID, w.ID, user)
 	if credential.IsCode(err, credential.CodeNotFound) {
-		return w, m, credential.Errorf(credential.CodeForbidden, "Insufficient permission: not a member of this workspace")
+		return w, m, a.forbid(ctx, c, "not_a_member", credential.Errorf(credential.CodeForbidden, "Insufficient permission: not a member of this workspace"))
 	}
 	if err == nil && c.Kind == credential.KindPAT && c.WorkspaceID != "" && c.WorkspaceID != w.ID {
-		err = credential.Errorf(credential.CodeForbidden, "Insufficient permission: the token is bound to another workspace")
+		err = a.forbid(ctx, c, "other_workspace", credential.Errorf(credential.CodeForbidden, "Insufficient permission: the token is bound to another workspace"))
 	}
 	return w, m, err
 }
@@ -192,7 +192,7 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 	if err := a.enter(ctx, c, "CreatePAT"); err != nil {
 		return PAT{}, err
 	}
-	user, err := actingUser(c)
+	user, err := a.actingUser(ctx, c)
 	if err != nil {
 		return PAT{}, err
 	}
@@ -219,11 +219,11 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 	}
 	if c.Kind == credential.KindPAT {
 		if !slices.Contains(c.Scopes, ScopeTokens) {
-			return PAT{}, credential.Errorf(credential.CodeForbidden, "creating tokens needs the keyward:tokens scope")
+			return PAT{}, a.forbid(ctx, c, "scope_required", credential.Errorf(credential.CodeForbidden, "creating tokens needs the keyward:tokens scope"))
 		}
 		for _, s := range scopes {
 			if !slices.Contains(c.Scopes, s) {
-				return PAT{}, credential.Errorf(credential.CodeForbidden, "a token cannot grant the scope %q, which it does not hold", s)
+				return PAT{}, a.forbid(ctx, c, "scope_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot grant the scope %q, which it does not hold", s))
 			}
 		}
 	}
@@ -253,7 +253,7 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		if in.ExpiresAt == nil && !c.ExpiresAt.IsZero() && (expiresAt.IsZero() || expiresAt.After(c.ExpiresAt)) {
 			expiresAt = c.ExpiresAt
 		}
-		if err := outlivesNot(c, expiresAt); err != nil {
+		if err := a.refusedIf(ctx, c, "outlives_creator", outlivesNot(c, expiresAt)); err != nil {
 			return err
 		}
 		workspaceID := ""
@@ -274,14 +274,14 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 			}
 			if _, err := tx.GetMember(ctx, c.InstanceID, w.ID, user); err != nil {
 				if credential.IsCode(err, credential.CodeNotFound) {
-					return credential.Errorf(credential.CodeForbidden, "Insufficient permission: not a member of this workspace")
+					return a.forbid(ctx, c, "not_a_member", credential.Errorf(credential.CodeForbidden, "Insufficient permission: not a member of this workspace"))
 				}
 				return err
 			}
 			workspaceID = w.ID
 		}
 		if c.Kind == credential.KindPAT && workspaceID != c.WorkspaceID {
-			return credential.Errorf(credential.CodeForbidden, "a token can only create tokens bound to its own workspace (or to none, if it has none)")
+			return a.forbid(ctx, c, "other_workspace", credential.Errorf(credential.CodeForbidden, "a token can only create tokens bound to its own workspace (or to none, if it has none)"))
 		}
 		cred := a.newCredential(credential.NewID(PrefixPAT, now), c.InstanceID, credential.KindPAT, key, user)
 		cred.ParentID, cred.ExpiresAt = workspaceID, expiresAt
@@ -339,7 +339,7 @@ func (a *Authority) ListPATs(ctx context.Context, c Caller, ref *WorkspaceRef) (
 	if err := a.enter(ctx, c, "ListPATs"); err != nil {
 		return nil, err
 	}
-	user, err := actingUser(c)
+	user, err := a.actingUser(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +422,7 @@ func (a *Authority) UpdatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 	if err := a.enter(ctx, c, "UpdatePAT"); err != nil {
 		return PAT{}, err
 	}
-	user, err := actingUser(c)
+	user, err := a.actingUser(ctx, c)
 	if err != nil {
 		return PAT{}, err
 	}
@@ -471,7 +471,7 @@ func (a *Authority) RevokePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 	if err := a.enter(ctx, c, "RevokePAT"); err != nil {
 		return err
 	}
-	user, err := actingUser(c)
+	user, err := a.actingUser(ctx, c)
 	if err != nil {
 		return err
 	}

@@ -151,9 +151,9 @@ func (a *Authority) authorize(ctx context.Context, c Caller, p credential.Permis
 		return nil
 	}
 	if c.Kind == credential.KindAdminKey && p != "" {
-		return credential.Errorf(credential.CodeForbidden, "the admin key lacks the %s permission", p)
+		return a.forbid(ctx, c, "permission_required:"+string(p), credential.Errorf(credential.CodeForbidden, "the admin key lacks the %s permission", p))
 	}
-	return errForbidden
+	return a.forbid(ctx, c, "not_allowed", errForbidden)
 }
 
 // holds reports whether the caller holds an admin permission.

@@ -220,10 +220,30 @@ type Tx interface {
 	// the store holds none.
 	SampleSealed(ctx context.Context) (rowID string, sealed []byte, err error)
 
+	// SetCredentialSearchDigest records a credential's search digest when
+	// it has none yet (credentials made before search digests existed).
+	SetCredentialSearchDigest(ctx context.Context, instanceID, id string, d credential.Digest) error
+	// CredentialBySearchDigest finds the instance's credential whose search
+	// digest is d; CodeNotFound if none.
+	CredentialBySearchDigest(ctx context.Context, instanceID string, d credential.Digest) (credential.Credential, error)
+
 	// Audit.
-	InsertAuditEvent(ctx context.Context, e credential.AuditEvent) error
+	// InsertAuditEvent appends e to its instance's hash chain: it sets Seq,
+	// PrevHash and Hash (e.ChainHash(PrevHash)) and returns the stored
+	// event. Appends to one instance's chain are serialized until the
+	// transaction ends, so concurrent writers never fork it.
+	InsertAuditEvent(ctx context.Context, e credential.AuditEvent) (credential.AuditEvent, error)
 	// ListAuditEvents returns one page, newest first, and the total count.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]credential.AuditEvent, int, error)
+	// ChainEvents returns up to limit chained events of the instance with
+	// Seq > afterSeq, in Seq order.
+	ChainEvents(ctx context.Context, instanceID string, afterSeq int64, limit int) ([]credential.AuditEvent, error)
+	// AuditChainHead returns the instance's last chained Seq and Hash (0
+	// and "" when none).
+	AuditChainHead(ctx context.Context, instanceID string) (int64, string, error)
+	// AuditChains lists the instance ids that have a chain, "" (host-wide
+	// events) included.
+	AuditChains(ctx context.Context) ([]string, error)
 }
 
 // CredentialFilter selects credentials of one instance. Empty fields match
@@ -286,8 +306,11 @@ type AuditFilter struct {
 	InstanceID string
 	Action     string
 	TargetID   string
-	Limit      int
-	Offset     int
+	// CredentialID, when set, keeps the events the credential did
+	// (CredentialID) or that were done to it (TargetID).
+	CredentialID string
+	Limit        int
+	Offset       int
 }
 
 // Limiter counts calls in fixed windows. Take admits one call against key
@@ -328,4 +351,15 @@ type Observer interface {
 	CacheLookup(hit bool)
 	// RateLimited records a call refused by a rate limit.
 	RateLimited(kind credential.Kind)
+	// AuthFailed records one refused authentication to keyward itself;
+	// throttled is set when the address was over its failure budget and
+	// the credential was not even looked at.
+	AuthFailed(throttled bool)
+}
+
+// AuditSink receives every audit event after the store has sealed it into
+// its chain (Seq and Hash set): the --audit-log file. An event never holds
+// a secret. Calls must be safe for concurrent use.
+type AuditSink interface {
+	WriteAuditEvent(e credential.AuditEvent) error
 }

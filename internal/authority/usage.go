@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -67,8 +68,9 @@ const UsageFlushInterval = time.Second
 // finalFlushTimeout bounds the flush at shutdown.
 const finalFlushTimeout = 5 * time.Second
 
-// RunUsageFlusher flushes last-used times every interval until ctx ends,
-// then once more, so a graceful shutdown loses none. onError is told of
+// RunUsageFlusher flushes last-used times (and the aggregated refusals
+// whose minute has ended) every interval until ctx ends, then once more,
+// everything, so a graceful shutdown loses none. onError is told of
 // failed flushes (which are retried on the next tick).
 func (a *Authority) RunUsageFlusher(ctx context.Context, interval time.Duration, onError func(error)) {
 	t := time.NewTicker(interval)
@@ -76,14 +78,14 @@ func (a *Authority) RunUsageFlusher(ctx context.Context, interval time.Duration,
 	for {
 		select {
 		case <-t.C:
-			if err := a.FlushUsage(ctx); err != nil && onError != nil {
+			if err := errors.Join(a.FlushUsage(ctx), a.FlushRefusals(ctx, false)); err != nil && onError != nil {
 				onError(err)
 			}
 		case <-ctx.Done():
 			// The last flush must not hold shutdown hostage to an
 			// unreachable store.
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalFlushTimeout)
-			if err := a.FlushUsage(final); err != nil && onError != nil {
+			if err := errors.Join(a.FlushUsage(final), a.FlushRefusals(final, true)); err != nil && onError != nil {
 				onError(err)
 			}
 			cancel()

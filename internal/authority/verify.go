@@ -115,11 +115,23 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	}
 	switch kind {
 	case credential.KindOrgToken:
-		return a.verifyOrgToken(ctx, c, e, in)
+		r, err := a.verifyOrgToken(ctx, c, e, in)
+		if err == nil && r.Valid {
+			a.fillSearchDigest(ctx, e.cred, secret)
+		}
+		return r, err
 	case credential.KindPAT:
-		return a.verifyPAT(c, e, in), nil
+		r := a.verifyPAT(c, e, in)
+		if r.Valid {
+			a.fillSearchDigest(ctx, e.cred, secret)
+		}
+		return r, nil
 	case credential.KindAPIKey:
-		return a.verifyAPIKey(c, e, in), nil
+		r := a.verifyAPIKey(c, e, in)
+		if r.Valid {
+			a.fillSearchDigest(ctx, e.cred, secret)
+		}
+		return r, nil
 	}
 	if c.Kind == credential.KindMachineKey && !slices.Contains(e.attrs.Scopes, c.MachineID) {
 		return notFound, nil
@@ -139,6 +151,7 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, e.attrs.Scopes, in, false)
 	if r.Valid = r.Reason == ReasonValid; r.Valid {
 		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
+		a.fillSearchDigest(ctx, e.cred, secret)
 		tok.LastUsedAt = now
 	}
 	return r, nil

@@ -2,6 +2,8 @@ package credential
 
 import (
 	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 )
@@ -124,6 +126,12 @@ type Credential struct {
 	Sealed []byte
 	// Attrs holds kind-specific attributes as JSON.
 	Attrs json.RawMessage
+	// SearchDigest is HMAC(search key, SHA-256(secret)), so an operator
+	// holding a leaked secret's SHA-256 can find the credential (and its
+	// audit trail) without keyward storing a plain SHA-256. Zero when not
+	// yet known (a credential made before it existed gets it on its next
+	// successful use).
+	SearchDigest Digest
 }
 
 // Revoked reports whether the credential has been revoked.
@@ -173,6 +181,43 @@ type AuditEvent struct {
 	RequestID  string
 	Outcome    string // success, denied
 	Detail     json.RawMessage
+	// ClientIP is the address the request came from ("" when unknown: an
+	// operator command, or an aggregate of refusals from many addresses).
+	ClientIP string
+	// CredentialID is the credential the actor authenticated with ("" for
+	// the operator; "unknown" for a refused secret that matched nothing).
+	CredentialID string
+	// Count is how many occurrences the event stands for: 1, or more for an
+	// aggregate of refusals.
+	Count int
+	// Seq, PrevHash and Hash chain the instance's events (set by the store
+	// when the event is appended): Hash = ChainHash(PrevHash). Seq 0 marks
+	// an event written before the chain existed.
+	Seq      int64
+	PrevHash string
+	Hash     string
+}
+
+// ChainHash returns the hex SHA-256 over prev (the previous event's hash,
+// "" for the first) and a canonical encoding of every field of e except
+// Hash itself: a JSON array in a fixed order, times in Unix milliseconds,
+// Detail as stored. Changing any stored field changes the hash.
+func (e AuditEvent) ChainHash(prev string) string {
+	detail := e.Detail
+	if len(detail) == 0 {
+		detail = json.RawMessage("{}")
+	}
+	fields := []any{
+		"keyward/audit/v1", prev, e.Seq, e.ID, e.InstanceID, e.At.UnixMilli(), e.ActorKind, e.ActorID,
+		e.Action, e.TargetKind, e.TargetID, e.RequestID, e.Outcome, string(detail), e.ClientIP,
+		e.CredentialID, e.Count,
+	}
+	b, err := json.Marshal(fields)
+	if err != nil { // unreachable: every field is a string or a number
+		panic(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Audit outcomes.

@@ -3,6 +3,7 @@ package credential
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an Error. Each surface maps codes to its own status and
@@ -39,6 +40,15 @@ type Error struct {
 	Message string
 	Param   string
 	Err     error // the cause, never shown to callers
+	// RetryAfter, for CodeRateLimited, is how long the caller should wait;
+	// surfaces send it as Retry-After (whole seconds, rounded up).
+	RetryAfter time.Duration
+}
+
+// RetryAfterSeconds is RetryAfter in whole seconds, rounded up, at least 1.
+func (e *Error) RetryAfterSeconds() int64 {
+	s := int64((e.RetryAfter + time.Second - 1) / time.Second)
+	return max(s, 1)
 }
 
 func (e *Error) Error() string {

@@ -116,6 +116,8 @@ func nativeStatus(c credential.Code) int {
 		return http.StatusUnauthorized
 	case credential.CodeForbidden:
 		return http.StatusForbidden
+	case credential.CodeRateLimited:
+		return http.StatusTooManyRequests
 	case credential.CodeUnavailable:
 		return http.StatusServiceUnavailable
 	}
@@ -137,6 +139,7 @@ func (n *native) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="keyward"`)
 	}
+	wire.SetRetryAfter(w, e)
 	wire.WriteJSON(w, status, map[string]any{"error": body, "request_id": authority.RequestID(r.Context())})
 }
 
@@ -149,6 +152,14 @@ type auditEventJSON struct {
 	RequestID string          `json:"request_id,omitempty"`
 	Outcome   string          `json:"outcome"`
 	Detail    json.RawMessage `json:"detail"`
+	// CredentialID is the credential the actor authenticated with.
+	CredentialID string `json:"credential_id,omitempty"`
+	ClientIP     string `json:"client_ip,omitempty"`
+	// Count is how many occurrences the event stands for (refusals are
+	// aggregated per minute).
+	Count int    `json:"count"`
+	Seq   int64  `json:"seq"`
+	Hash  string `json:"hash,omitempty"`
 }
 
 type auditRefJSON struct {
@@ -172,7 +183,7 @@ func pageParams(r *http.Request) (limit, offset *int64, err error) {
 
 func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c authority.Caller) {
 	q := r.URL.Query()
-	in := authority.ListAuditEventsInput{Action: q.Get("action"), TargetID: q.Get("target_id")}
+	in := authority.ListAuditEventsInput{Action: q.Get("action"), TargetID: q.Get("target_id"), CredentialSHA256: q.Get("credential_sha256")}
 	var err error
 	if in.Limit, in.Offset, err = pageParams(r); err != nil {
 		n.writeError(w, r, err)
@@ -194,6 +205,12 @@ func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c autho
 			RequestID: e.RequestID,
 			Outcome:   e.Outcome,
 			Detail:    e.Detail,
+
+			CredentialID: e.CredentialID,
+			ClientIP:     e.ClientIP,
+			Count:        e.Count,
+			Seq:          e.Seq,
+			Hash:         e.Hash,
 		}
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"data": data, "total_count": total})

@@ -59,7 +59,7 @@ func New(cfg Config) http.Handler {
 	if cfg.ClientCertRequired != nil {
 		next = requireClientCert(mux, cfg.ClientCertRequired, &native{log: cfg.Logger})
 	}
-	return &middleware{next: next, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now, metrics: cfg.Metrics}
+	return &middleware{next: next, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now, metrics: cfg.Metrics, trusted: cfg.TrustedProxies}
 }
 
 // register mounts every surface and the native API on mux.
@@ -97,16 +97,19 @@ type middleware struct {
 	maxBody int64
 	now     func() time.Time
 	metrics Metrics
+	trusted []netip.Prefix
 }
 
-// ServeHTTP gives the request an id, bounds its body, recovers panics and
+// ServeHTTP gives the request an id and its client address (both carried
+// in the context for the audit trail and the brute-force throttle), bounds its body, recovers panics and
 // writes one access log line: method, route pattern, path (never the query,
 // which may carry a ticket), status and duration.
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := m.now()
 	id := credential.NewID(credential.PrefixRequest, start)
 	w.Header()["X-Request-Id"] = []string{id}
-	r = r.WithContext(authority.WithRequestID(r.Context(), id))
+	ctx := authority.WithRequestID(r.Context(), id)
+	r = r.WithContext(authority.WithClientIP(ctx, wire.ClientIP(r, m.trusted)))
 	r.Body = http.MaxBytesReader(w, r.Body, m.maxBody)
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {

@@ -47,12 +47,16 @@ const (
 	infoKeyCheck = "keyward/v2/key-check" // master key → key-check value
 	// wrapAAD binds a wrapped blob to its purpose and format.
 	wrapAAD = "keyward/v2/data-keys"
+	// infoSearch derives the search key from the pepper (not from the
+	// master key), so it follows the pepper through a master-key rotation.
+	infoSearch = "keyward/v1/search"
 )
 
 // Keyring digests and seals secrets with its data keys. It is safe for
 // concurrent use.
 type Keyring struct {
 	pepper []byte
+	search []byte // keys search digests; derived from the pepper
 	aead   cipher.AEAD
 	macs   sync.Pool // of HMAC-SHA256 states keyed by the pepper; Digest is on the verify hot path
 }
@@ -120,7 +124,11 @@ func FromDataKeys(dk DataKeys) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sealing cipher: %w", err)
 	}
-	k := &Keyring{pepper: dk.pepper, aead: aead}
+	search, err := hkdf.Key(sha256.New, dk.pepper, nil, infoSearch, 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive search key: %w", err)
+	}
+	k := &Keyring{pepper: dk.pepper, search: search, aead: aead}
 	k.macs.New = func() any { return &digester{mac: hmac.New(sha256.New, k.pepper)} }
 	return k, nil
 }
@@ -152,6 +160,23 @@ func (k *Keyring) Digest(s credential.Secret) credential.Digest {
 	clear(m.in) // the secret does not outlive the call in the pool
 	k.macs.Put(m)
 	return d
+}
+
+// SearchDigest returns HMAC-SHA256(search key, sum), where sum is the
+// SHA-256 of a presented secret (GitHub's hashed_token): what lets an
+// operator holding a leaked secret's SHA-256 find its credential, while the
+// store never holds a plain, unkeyed SHA-256 of any secret.
+func (k *Keyring) SearchDigest(sum [sha256.Size]byte) credential.Digest {
+	m := hmac.New(sha256.New, k.search)
+	m.Write(sum[:])
+	var d credential.Digest
+	m.Sum(d[:0])
+	return d
+}
+
+// SearchDigestOf is SearchDigest of the SHA-256 of s.
+func (k *Keyring) SearchDigestOf(s credential.Secret) credential.Digest {
+	return k.SearchDigest(sha256.Sum256([]byte(s.Reveal())))
 }
 
 // digester is one pooled HMAC with scratch space for its input and sum,

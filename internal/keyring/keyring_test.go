@@ -2,6 +2,7 @@ package keyring
 
 import (
 	"bytes"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -278,4 +279,39 @@ func TestDigestIsHMACOfTheSecretUnderConcurrentReuse(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// The search digest is keyed (a stolen database cannot be matched against
+// a list of leaked-secret hashes without the keys), differs from the lookup
+// digest, and is derived from the pepper.
+func TestSearchDigestIsAKeyedDigestOfTheSecretsSHA256(t *testing.T) {
+	s := credential.MustGenerate(credential.KindAdminKey)
+	sum := sha256.Sum256([]byte(s.Reveal()))
+	a := newKeyring(t, 1)
+	d := a.SearchDigestOf(s)
+	if d != a.SearchDigest(sum) || d != newKeyring(t, 1).SearchDigest(sum) {
+		t.Fatal("the search digest of a secret is not the search digest of its SHA-256, stably")
+	}
+	if d == credential.Digest(sum) || d == a.Digest(s) {
+		t.Fatal("the search digest is the plain SHA-256 or the lookup digest")
+	}
+	if d == newKeyring(t, 2).SearchDigest(sum) {
+		t.Fatal("different keys gave the same search digest: it is not keyed")
+	}
+	// Derived from the pepper alone: a keyring holding the same pepper
+	// (as after a master-key rotation that re-wraps it) searches alike.
+	same := &Keyring{pepper: a.pepper}
+	same.search = mustDeriveSearch(t, a.pepper)
+	if same.SearchDigest(sum) != d {
+		t.Fatal("the search key is not derived from the pepper alone")
+	}
+}
+
+func mustDeriveSearch(t *testing.T, pepper []byte) []byte {
+	t.Helper()
+	k, err := hkdf.Key(sha256.New, pepper, nil, infoSearch, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

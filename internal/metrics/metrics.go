@@ -50,6 +50,7 @@ type Metrics struct {
 	cacheHit       prometheus.Counter
 	cacheMiss      prometheus.Counter
 	rateLimited    *prometheus.CounterVec
+	authFailures   *prometheus.CounterVec
 
 	httpTotal    *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
@@ -89,6 +90,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "ratelimit_refusals_total",
 			Help: "Calls refused by a rate limit, by credential kind.",
 		}, []string{"kind"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "auth_failures_total",
+			Help: "Refused authentications to keyward, by outcome: refused (401) or throttled (429, the address was over its failure budget).",
+		}, []string{"outcome"}),
 		httpTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "http_requests_total",
 			Help: "HTTP requests by route pattern, method and status.",
@@ -131,7 +136,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.verifyTotal, m.verifyDuration, cache, m.rateLimited,
+		m.verifyTotal, m.verifyDuration, cache, m.rateLimited, m.authFailures,
 		m.httpTotal, m.httpDuration,
 		m.storeDuration,
 		m.fallbackActive, m.fallbackTotal,
@@ -185,6 +190,16 @@ func (m *Metrics) CacheLookup(hit bool) {
 // RateLimited records a call refused by a rate limit (authority.Observer).
 func (m *Metrics) RateLimited(kind credential.Kind) {
 	m.rateLimited.WithLabelValues(kindLabel(kind)).Inc()
+}
+
+// AuthFailed counts one refused authentication: throttled when the
+// address was over its failure budget.
+func (m *Metrics) AuthFailed(throttled bool) {
+	outcome := "refused"
+	if throttled {
+		outcome = "throttled"
+	}
+	m.authFailures.WithLabelValues(outcome).Inc()
 }
 
 // ObserveRequest records one HTTP request. route must be the ServeMux

@@ -129,9 +129,10 @@ func writeUntilKilled(path string) {
 					if err := tx.InsertCredential(context.Background(), c); err != nil {
 						return err
 					}
-					return tx.InsertAuditEvent(context.Background(), credential.AuditEvent{
+					_, err := tx.InsertAuditEvent(context.Background(), credential.AuditEvent{
 						ID: "aud_" + c.ID, InstanceID: "ins_crash", At: t0, TargetID: c.ID, Outcome: credential.OutcomeSuccess,
 					})
+					return err
 				})
 				if err != nil {
 					fmt.Fprintln(os.Stderr, err)

@@ -16,17 +16,18 @@ import (
 )
 
 const credentialColumns = `id, instance_id, kind, digest, display_prefix, subject, parent_id, expires_at,
-	revoked_at, revocation_reason, last_used_at, created_at, updated_at, sealed, attrs`
+	revoked_at, revocation_reason, last_used_at, created_at, updated_at, sealed, attrs, search_digest`
 
 func scanCredential(s scanner) (credential.Credential, error) {
 	var (
 		c      credential.Credential
 		digest []byte
 		attrs  string
+		search []byte
 	)
 	err := s.Scan(&c.ID, &c.InstanceID, &c.Kind, &digest, &c.DisplayPrefix, &c.Subject, &c.ParentID,
 		scanTime(&c.ExpiresAt), scanTime(&c.RevokedAt), &c.RevocationReason, scanTime(&c.LastUsedAt),
-		scanTime(&c.CreatedAt), scanTime(&c.UpdatedAt), &c.Sealed, &attrs)
+		scanTime(&c.CreatedAt), scanTime(&c.UpdatedAt), &c.Sealed, &attrs, &search)
 	if err != nil {
 		return c, err
 	}
@@ -34,6 +35,9 @@ func scanCredential(s scanner) (credential.Credential, error) {
 		return c, fmt.Errorf("sqlstore: credential %s has a %d-byte digest", c.ID, len(digest))
 	}
 	copy(c.Digest[:], digest)
+	if len(search) == len(c.SearchDigest) {
+		copy(c.SearchDigest[:], search)
+	}
 	c.Attrs = json.RawMessage(attrs)
 	return c, nil
 }
@@ -48,17 +52,41 @@ func jsonText(doc json.RawMessage) string {
 }
 
 const insertCredential = `INSERT INTO credentials (` + credentialColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func (t *tx) InsertCredential(ctx context.Context, c credential.Credential) error {
 	_, err := t.exec(ctx, insertCredential,
 		c.ID, c.InstanceID, c.Kind, c.Digest[:], c.DisplayPrefix, c.Subject, c.ParentID,
 		millis(c.ExpiresAt), millis(c.RevokedAt), c.RevocationReason, millis(c.LastUsedAt),
-		millis(c.CreatedAt), millis(c.UpdatedAt), c.Sealed, jsonText(c.Attrs))
+		millis(c.CreatedAt), millis(c.UpdatedAt), c.Sealed, jsonText(c.Attrs), searchDigest(c.SearchDigest))
 	return translate(err, "credential")
 }
 
 const credentialByDigest = `SELECT ` + credentialColumns + ` FROM credentials WHERE digest = ?`
+
+// searchDigest is the stored form of a search digest: NULL when unknown.
+func searchDigest(d credential.Digest) any {
+	if d == (credential.Digest{}) {
+		return nil
+	}
+	return d[:]
+}
+
+// SetCredentialSearchDigest records a credential's search digest if it has
+// none yet.
+func (t *tx) SetCredentialSearchDigest(ctx context.Context, instanceID, id string, d credential.Digest) error {
+	_, err := t.exec(ctx, `UPDATE credentials SET search_digest = ? WHERE instance_id = ? AND id = ? AND search_digest IS NULL`,
+		d[:], instanceID, id)
+	return translate(err, "credential")
+}
+
+// CredentialBySearchDigest finds the instance's credential with that
+// search digest.
+func (t *tx) CredentialBySearchDigest(ctx context.Context, instanceID string, d credential.Digest) (credential.Credential, error) {
+	c, err := scanCredential(t.queryRow(ctx,
+		`SELECT `+credentialColumns+` FROM credentials WHERE instance_id = ? AND search_digest = ?`, instanceID, d[:]))
+	return c, translate(err, "credential")
+}
 
 // CredentialByDigest is the one query not bounded by an instance: digests
 // are unique across instances, and the caller checks the instance.

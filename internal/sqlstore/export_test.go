@@ -38,3 +38,10 @@ func ExecInTx(ctx context.Context, t authority.Tx, query string, args ...any) er
 	_, err := t.(*tx).exec(ctx, query, args...)
 	return err
 }
+
+// Exec runs a statement on the writer outside any Tx, as someone editing
+// the database behind keyward's back would.
+func Exec(ctx context.Context, s *Store, query string, args ...any) error {
+	_, err := s.writer.ExecContext(ctx, s.d.rebind(query), args...)
+	return err
+}

@@ -65,7 +65,7 @@ func (g fifoGate) leave() { <-g }
 // hotWrites and hotReads are the statements of token creation, of the
 // last-used flush and of the verify cache's miss path.
 var (
-	hotWrites = []string{insertCredential, insertAuditEvent, touchCredential}
+	hotWrites = []string{insertCredential, touchCredential}
 	hotReads  = []string{credentialByDigest, getMachine, scopedMachinesQuery(1)}
 )
 

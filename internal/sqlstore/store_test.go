@@ -678,7 +678,7 @@ func TestUpdate(t *testing.T) {
 				tx.CreateInstance(ctx, credential.Instance{ID: "ins_rolled_back", Name: "x", CreatedAt: t0}),
 				tx.InsertMachine(ctx, m),
 				tx.InsertCredential(ctx, machineKey(in.ID, m.ID)),
-				tx.InsertAuditEvent(ctx, credential.AuditEvent{ID: "aud_rolled_back", InstanceID: in.ID, At: t0}),
+				insertAuditEvent(ctx, tx, credential.AuditEvent{ID: "aud_rolled_back", InstanceID: in.ID, At: t0}),
 			)
 		}
 		assertNothingWritten := func(t *testing.T) {
@@ -742,7 +742,7 @@ func TestUpdate(t *testing.T) {
 			for i := range writers {
 				wg.Go(func() {
 					errs <- s.Update(ctx, func(tx authority.Tx) error {
-						return tx.InsertAuditEvent(ctx, credential.AuditEvent{ID: fmt.Sprintf("aud_%02d", i), InstanceID: "ins_concurrent", At: at(i)})
+						return insertAuditEvent(ctx, tx, credential.AuditEvent{ID: fmt.Sprintf("aud_%02d", i), InstanceID: "ins_concurrent", At: at(i)})
 					})
 				})
 			}
@@ -1109,13 +1109,17 @@ func TestAuditEvents(t *testing.T) {
 		elsewhere.InstanceID = "ins_b"
 		update(t, s, func(tx authority.Tx) error {
 			var errs []error
-			for _, e := range []credential.AuditEvent{e1, e2, e3, e4, noDetail, elsewhere} {
-				errs = append(errs, tx.InsertAuditEvent(ctx, e))
+			for _, e := range []*credential.AuditEvent{&e1, &e2, &e3, &e4, &noDetail, &elsewhere} {
+				sealed, err := tx.InsertAuditEvent(ctx, *e)
+				*e = sealed
+				errs = append(errs, err)
 			}
 			return errors.Join(errs...)
 		})
 		wantNoDetail := noDetail
-		wantNoDetail.Detail = json.RawMessage(`{}`)
+		if string(wantNoDetail.Detail) != `{}` || wantNoDetail.Count != 1 {
+			t.Errorf("an event without detail or count is stored with detail %s and count %d, want {} and 1", wantNoDetail.Detail, wantNoDetail.Count)
+		}
 
 		tests := []struct {
 			name      string
@@ -1143,4 +1147,9 @@ func TestAuditEvents(t *testing.T) {
 			})
 		}
 	})
+}
+
+func insertAuditEvent(ctx context.Context, tx authority.Tx, e credential.AuditEvent) error {
+	_, err := tx.InsertAuditEvent(ctx, e)
+	return err
 }

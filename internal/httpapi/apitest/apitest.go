@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/httpapi"
@@ -48,6 +49,14 @@ type Options struct {
 	// Wrap, when set, wraps the server's handler: a surface's tests check
 	// every response against the vendor's spec this way.
 	Wrap func(http.Handler) http.Handler
+	// AuthFailureLimit and AuthFailureWindow set the brute-force throttle.
+	// Zero turns it off: surface tests send many bad credentials from one
+	// address on purpose; the throttle's own tests set a budget.
+	AuthFailureLimit  int
+	AuthFailureWindow time.Duration
+	// AuditSink and AuditSinkRequired are passed to the authority.
+	AuditSink         authority.AuditSink
+	AuditSinkRequired bool
 }
 
 // Start serves keyward over store with a fake clock and debug logging.
@@ -64,7 +73,12 @@ func StartWith(t testing.TB, store authority.Store, opts Options) *Env {
 		t.Fatal(err)
 	}
 	clock := testkit.NewClock()
-	cfg := authority.Config{Store: store, Keyring: keys, Clock: clock, Limiter: inmem.NewLimiter()}
+	cfg := authority.Config{Store: store, Keyring: keys, Clock: clock, Limiter: inmem.NewLimiter(),
+		AuthFailureLimit: opts.AuthFailureLimit, AuthFailureWindow: opts.AuthFailureWindow,
+		AuditSink: opts.AuditSink, AuditSinkRequired: opts.AuditSinkRequired}
+	if cfg.AuthFailureLimit == 0 {
+		cfg.AuthFailureLimit = -1
+	}
 	var httpMetrics httpapi.Metrics
 	if opts.Metrics != nil {
 		cfg.Store, cfg.Observer, httpMetrics = opts.Metrics.Store(store), opts.Metrics, opts.Metrics

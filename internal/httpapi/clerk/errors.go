@@ -56,6 +56,8 @@ func statusAndCode(c credential.Code) (int, string, string) {
 		return http.StatusUnauthorized, "authentication_invalid", "Invalid authentication"
 	case credential.CodeForbidden:
 		return http.StatusForbidden, "authorization_invalid", "Unauthorized request"
+	case credential.CodeRateLimited:
+		return http.StatusTooManyRequests, "too_many_requests", "Too many requests"
 	case credential.CodeUnavailable:
 		return http.StatusServiceUnavailable, "service_unavailable", "Service unavailable"
 	}
@@ -84,5 +86,6 @@ func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	case e.Code == credential.CodeUnauthenticated:
 		item.LongMessage = "Unable to authenticate the request, you need to supply an active secret key"
 	}
+	wire.SetRetryAfter(w, e)
 	wire.WriteJSON(w, status, errorBody{Errors: []errorItem{item}, ClerkTraceID: authority.RequestID(r.Context())})
 }

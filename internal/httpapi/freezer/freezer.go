@@ -125,6 +125,8 @@ func statusAndTitle(c credential.Code) (int, string) {
 		return http.StatusUnauthorized, "Unauthorized"
 	case credential.CodeForbidden:
 		return http.StatusForbidden, "Access Forbidden"
+	case credential.CodeRateLimited:
+		return http.StatusTooManyRequests, "Too Many Requests"
 	case credential.CodeUnavailable:
 		return http.StatusServiceUnavailable, "Service Unavailable"
 	}
@@ -145,6 +147,7 @@ func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	case e.Param != "":
 		desc = e.Param + ": " + e.Message
 	}
+	wire.SetRetryAfter(w, e)
 	wire.WriteJSON(w, status, errorBody{Title: title, Description: desc})
 }
 

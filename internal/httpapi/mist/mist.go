@@ -79,10 +79,7 @@ func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, autho
 			h(w, r, caller)
 			return
 		}
-		caller, err := s.auth.Authenticate(r.Context(), token)
-		if err == nil && !caller.IsAdmin() {
-			err = credential.Errorf(credential.CodeUnauthenticated, "not an admin key or org token")
-		}
+		caller, err := s.auth.AuthenticateAdmin(r.Context(), token)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -113,6 +110,9 @@ func statusAndDetail(e *credential.Error) (int, string) {
 	case credential.CodeForbidden:
 		return http.StatusForbidden, "You do not have permission to perform this action."
 	case credential.CodeRateLimited:
+		if e.RetryAfter > 0 { // the address is over its failed-authentication budget
+			return http.StatusTooManyRequests, "Too many failed authentications from this address. Retry later."
+		}
 		return http.StatusTooManyRequests, RateLimitedDetail
 	case credential.CodeUnavailable:
 		return http.StatusServiceUnavailable, "Service unavailable."
@@ -127,6 +127,7 @@ func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		s.log.LogAttrs(r.Context(), slog.LevelError, "mist request failed",
 			slog.String("request_id", authority.RequestID(r.Context())), slog.String("error", err.Error()))
 	}
+	wire.SetRetryAfter(w, e)
 	wire.WriteJSON(w, status, map[string]string{"detail": detail})
 }
 

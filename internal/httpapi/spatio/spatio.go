@@ -100,6 +100,8 @@ func statusAndCode(e *credential.Error) (int, string) {
 		return http.StatusUnauthorized, "unauthorized"
 	case credential.CodeForbidden:
 		return http.StatusForbidden, "forbidden"
+	case credential.CodeRateLimited:
+		return http.StatusTooManyRequests, "rate_limited"
 	case credential.CodeUnavailable:
 		return http.StatusServiceUnavailable, "unavailable"
 	}
@@ -120,6 +122,7 @@ func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	case e.Param != "":
 		msg = e.Param + ": " + e.Message
 	}
+	wire.SetRetryAfter(w, e)
 	wire.WriteJSON(w, status, errorBody{Error: msg, Code: code})
 }
 

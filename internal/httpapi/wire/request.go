@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/keyward/keyward/internal/credential"
@@ -66,4 +67,14 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // a recorder that lists them (for the OpenAPI document's test).
 type Router interface {
 	Handle(pattern string, handler http.Handler)
+}
+
+// SetRetryAfter sends Retry-After (whole seconds, rounded up) for a
+// CodeRateLimited error that says how long to wait. Every surface's error
+// writer calls it, so a throttled caller learns when to come back in each
+// envelope.
+func SetRetryAfter(w http.ResponseWriter, e *credential.Error) {
+	if e.Code == credential.CodeRateLimited && e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(e.RetryAfterSeconds(), 10))
+	}
 }
