@@ -25,6 +25,8 @@ type serveConfig struct {
 	publicURL      string
 	trustedProxies string
 	cacheBytes     int
+	authzInstance  string
+	authzHeader    string
 }
 
 type readyKey struct{}
@@ -58,6 +60,8 @@ to choose that key instead.`,
 	cmd.Flags().StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed (none by default)")
 	cmd.Flags().StringVar(&cfg.publicURL, "public-url", "", "the URL clients reach keyward at; the iss of its JWTs (default http://<addr>)")
 	cmd.Flags().IntVar(&cfg.cacheBytes, "cache-bytes", authority.DefaultCacheBytes, "memory budget of the verify cache, in bytes (at least 1 MiB; about 650 bytes per cached credential)")
+	cmd.Flags().StringVar(&cfg.authzInstance, "authz-instance", "", "the instance whose credentials GET /v1/authz (forward auth for gateways) accepts (default: the instance created at first start)")
+	cmd.Flags().StringVar(&cfg.authzHeader, "authz-header", "", "the header GET /v1/authz reads the credential from, such as X-Api-Key (default: Authorization: Bearer)")
 	return cmd
 }
 
@@ -113,8 +117,21 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	} else if created {
 		fmt.Fprintf(stderr, "keyward: created instance %s with the admin key from KEYWARD_BOOTSTRAP_ADMIN_KEY\n", in.ID)
 	}
+	authzInstance := cfg.authzInstance
+	if authzInstance == "" {
+		authzInstance, err = auth.DefaultInstanceID(ctx)
+	} else {
+		_, err = auth.GatewayInstance(ctx, authzInstance)
+	}
+	if err != nil {
+		return fmt.Errorf("--authz-instance: %w", err)
+	}
+	if h := cfg.authzHeader; h != "" && !validHeaderName(h) {
+		return fmt.Errorf("--authz-header: %q is not a header name", h)
+	}
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer, Metrics: m}),
+		Handler: httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer, Metrics: m,
+			AuthzInstance: authzInstance, AuthzHeader: cfg.authzHeader}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -174,4 +191,15 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 		return err
 	}
 	return nil
+}
+
+// validHeaderName reports whether s is an HTTP header field name (an RFC
+// 9110 token).
+func validHeaderName(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return false
+		}
+	}
+	return s != ""
 }

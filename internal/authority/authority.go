@@ -25,6 +25,8 @@ type Authority struct {
 	jwtKeys  *keyCache
 	usage    usageRecorder
 	settings settingsCache
+
+	defaultInstance defaultInstance
 }
 
 // Config wires an Authority. Clock defaults to the system clock, Issuer
@@ -138,3 +140,10 @@ type noObserver struct{}
 func (noObserver) Verified(credential.Kind, Reason, time.Duration) {}
 func (noObserver) CacheLookup(bool)                                {}
 func (noObserver) RateLimited(credential.Kind)                     {}
+
+// Now is the authority's clock, for surfaces that state times relative to
+// its decisions (Retry-After).
+func (a *Authority) Now() time.Time { return a.clock.Now() }
+
+// Issuer is the iss of keyward's JWTs (the public URL when one is set).
+func (a *Authority) Issuer() string { return a.issuer }

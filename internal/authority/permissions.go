@@ -48,6 +48,8 @@ var useCases = map[useCase]rule{
 	"CreateM2MToken": {kinds: machineKey},
 	"ListM2MTokens":  {perm: credential.M2MTokens.Read(), kinds: machineKey},
 	"RevokeM2MToken": {perm: credential.M2MTokens.Write(), kinds: machineKey},
+	// RFC 7009 revocation at /oauth/revoke: the same right as revoking by id.
+	"RevokeM2MTokenBySecret": {perm: credential.M2MTokens.Write(), kinds: machineKey},
 
 	"CreateActorToken":           {perm: credential.ActorTokens.Write()},
 	"GetActorToken":              {perm: credential.ActorTokens.Read()},

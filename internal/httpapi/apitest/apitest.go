@@ -45,6 +45,12 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Metrics, when set, instruments the authority and serves /metrics.
 	Metrics *metrics.Metrics
+	// PublicURL makes the server's own URL its public URL and the iss of
+	// its JWTs (for OAuth discovery clients, which insist they match).
+	PublicURL bool
+	// AuthzInstance and AuthzHeader configure GET /v1/authz.
+	AuthzInstance string
+	AuthzHeader   string
 }
 
 // Start serves keyward over store with a fake clock and debug logging.
@@ -66,13 +72,21 @@ func StartWith(t testing.TB, store authority.Store, opts Options) *Env {
 	if opts.Metrics != nil {
 		cfg.Store, cfg.Observer, httpMetrics = opts.Metrics.Store(store), opts.Metrics, opts.Metrics
 	}
+	srv := httptest.NewUnstartedServer(nil)
+	publicURL := ""
+	if opts.PublicURL {
+		publicURL = "http://" + srv.Listener.Addr().String()
+		cfg.Issuer = publicURL
+	}
 	auth := authority.New(cfg)
 	logs := &Buffer{}
 	log, err := logging.New(logs, "json", slog.LevelDebug)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies, Metrics: httpMetrics}))
+	srv.Config.Handler = httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies, Metrics: httpMetrics,
+		PublicURL: publicURL, AuthzInstance: opts.AuthzInstance, AuthzHeader: opts.AuthzHeader})
+	srv.Start()
 	t.Cleanup(srv.Close)
 	e := &Env{URL: srv.URL, Clock: clock, Auth: auth, Store: store, Logs: logs}
 	e.InstanceID, e.AdminKey = e.NewInstance(t, "test")
