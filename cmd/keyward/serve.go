@@ -76,6 +76,9 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
+	if h := cfg.authzHeader; h != "" && !validHeaderName(h) {
+		return fmt.Errorf("--authz-header: %q is not a header name", h)
+	}
 	preset, err := envSecret("KEYWARD_BOOTSTRAP_ADMIN_KEY")
 	if err != nil {
 		return err
@@ -125,9 +128,6 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	}
 	if err != nil {
 		return fmt.Errorf("--authz-instance: %w", err)
-	}
-	if h := cfg.authzHeader; h != "" && !validHeaderName(h) {
-		return fmt.Errorf("--authz-header: %q is not a header name", h)
 	}
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer, Metrics: m,
