@@ -269,6 +269,11 @@ func TestRevocationFollowsRFC7009(t *testing.T) {
 				t.Fatalf("revoking %q: %d %s", tok, r.Status, r.Body)
 			}
 		}
+		// Another instance's admin key: 200, and the token still works.
+		_, otherAdmin := e.NewInstance(t, "other")
+		if r := revoke(theirs, bearerHeader(otherAdmin), nil); r.Status != 200 || !valid(theirs) {
+			t.Fatalf("another instance's admin: %d, still valid %v", r.Status, valid(theirs))
+		}
 		// The admin key revokes any token of its instance.
 		if r := revoke(byAdmin, bearerHeader(e.AdminKey), nil); r.Status != 200 || valid(byAdmin) {
 			t.Fatalf("admin revocation: %d, still valid %v", r.Status, valid(byAdmin))
