@@ -242,3 +242,36 @@ func TestAuthzAppliesAllowlistsAndRateLimits(t *testing.T) {
 		}
 	})
 }
+
+// Whatever a client puts in the headers and query a gateway forwards, the
+// endpoint never lets it pass without a valid credential, and never fails.
+func FuzzAuthzRefusesWhatItCannotVerify(f *testing.F) {
+	e := apitest.Start(f, testkit.OpenSQLite(f))
+	for _, seed := range [][3]string{
+		{"Bearer mt_x", "a b", "scope=a"},
+		{"bearer  eyJhbGciOiJub25lIn0.e30.", "", `privilege={"scope":"org","role":"admin"}`},
+		{"Bearer " + e.AdminKey, "\"\\", "scope=%22&privilege=null"},
+		{"Basic Zm9vOmJhcg==", ",,", "scope=&scope=+"},
+	} {
+		f.Add(seed[0], seed[1], seed[2])
+	}
+	f.Fuzz(func(t *testing.T, authorization, scopes, query string) {
+		req, err := http.NewRequest("GET", e.URL+"/v1/authz?"+query, nil)
+		if err != nil {
+			t.Skip()
+		}
+		req.Header.Set("Authorization", authorization)
+		req.Header.Set("X-Keyward-Required-Scopes", scopes)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Skip() // a header net/http refuses to send
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 && resp.StatusCode != 401 && resp.StatusCode != 403 {
+			t.Fatalf("%q %q %q: %d", authorization, scopes, query, resp.StatusCode)
+		}
+		if resp.StatusCode == 403 && strings.Count(resp.Header.Get("WWW-Authenticate"), `"`)%2 != 0 {
+			t.Fatalf("a challenge with unbalanced quotes: %q", resp.Header.Get("WWW-Authenticate"))
+		}
+	})
+}
