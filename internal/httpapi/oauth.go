@@ -54,6 +54,10 @@ func (n *native) token(w http.ResponseWriter, r *http.Request) {
 // client_id and client_secret in the form, never both (RFC 6749 §2.3).
 // It writes the error itself and reports false on failure.
 func (n *native) clientCaller(w http.ResponseWriter, r *http.Request, form url.Values) (authority.Caller, bool) {
+	if len(r.Header.Values("Authorization")) > 1 {
+		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "send one Authorization header"})
+		return authority.Caller{}, false
+	}
 	id, secret, basic := r.BasicAuth()
 	_, inForm := form["client_secret"]
 	switch {
@@ -148,7 +152,7 @@ func (n *native) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var c authority.Caller
-	if bearer := wire.Credential(r, "Bearer"); bearer != "" {
+	if bearer := wire.Credential(r, "Bearer"); bearer != "" { // one Authorization line only
 		if c, err = n.auth.Authenticate(r.Context(), bearer); err != nil {
 			if credential.IsCode(err, credential.CodeUnauthenticated) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="keyward"`)

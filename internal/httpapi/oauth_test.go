@@ -150,6 +150,7 @@ func TestTokenEndpointRefusesMalformedRequests(t *testing.T) {
 			{"no grant", url.Values{}, nil, 400, "invalid_request"},
 			{"no client authentication", cc, nil, 401, "invalid_client"},
 			{"both Basic and a body secret", url.Values{"grant_type": {"client_credentials"}, "client_secret": {f.secret}}, basicAuth(f.client, f.secret), 400, "invalid_request"},
+			{"two Authorization headers", cc, http.Header{"Authorization": append(basicAuth(f.client, f.secret)["Authorization"], basicAuth(f.client, f.secret)["Authorization"]...)}, 400, "invalid_request"},
 			{"a parameter twice", url.Values{"grant_type": {"client_credentials"}, "scope": {f.targetA, f.targetB}}, basicAuth(f.client, f.secret), 400, "invalid_request"},
 			{"an unknown token format", url.Values{"grant_type": {"client_credentials"}, "token_format": {"paseto"}}, basicAuth(f.client, f.secret), 400, "invalid_request"},
 		} {
