@@ -161,6 +161,8 @@ func TestServeRefusesUnsafeConfigurations(t *testing.T) {
 		"a malformed bootstrap key":     {env: map[string]string{"KEYWARD_BOOTSTRAP_ADMIN_KEY": "sk_live_nope"}, want: "bootstrap"},
 		"a non-postgres database url":   {args: []string{"--database-url", "mysql://x"}, want: "postgres://"},
 		"a cache budget under 1 MiB":    {args: []string{"--cache-bytes", "4096"}, want: "--cache-bytes"},
+		"an unknown authz instance":     {args: []string{"--authz-instance", "ins_nope"}, want: "--authz-instance"},
+		"an authz header with a space":  {args: []string{"--authz-header", "X Api Key"}, want: "--authz-header"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -41,6 +41,8 @@ type serveConfig struct {
 	auditLogRequired  bool
 	authFailureLimit  int
 	authFailureWindow time.Duration
+	authzInstance     string
+	authzHeader       string
 }
 
 type readyKey struct{}
@@ -97,6 +99,8 @@ YAML file, then the defaults. With --tls-cert and --tls-key it serves HTTPS
 	cmd.Flags().BoolVar(&cfg.auditLogRequired, "audit-log-required", false, "fail (and commit nothing) a change or secret read whose event cannot be written to --audit-log")
 	cmd.Flags().IntVar(&cfg.authFailureLimit, "auth-failure-limit", authority.DefaultAuthFailureLimit, "failed authentications per client address per --auth-failure-window before it gets 429 (0: no limit)")
 	cmd.Flags().DurationVar(&cfg.authFailureWindow, "auth-failure-window", authority.DefaultAuthFailureWindow, "the fixed window failed authentications are counted in")
+	cmd.Flags().StringVar(&cfg.authzInstance, "authz-instance", "", "the instance whose credentials GET /v1/authz (forward auth for gateways) accepts (default: the instance created at first start)")
+	cmd.Flags().StringVar(&cfg.authzHeader, "authz-header", "", "the header GET /v1/authz reads the credential from, such as X-Api-Key (default: Authorization: Bearer)")
 	return cmd
 }
 
@@ -131,6 +135,9 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	trusted, err := wire.ParseTrustedProxies(cfg.trustedProxies)
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if h := cfg.authzHeader; h != "" && !validHeaderName(h) {
+		return fmt.Errorf("--authz-header: %q is not a header name", h)
 	}
 	preset, err := envSecret("KEYWARD_BOOTSTRAP_ADMIN_KEY")
 	if err != nil {
@@ -207,7 +214,17 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	} else if created {
 		fmt.Fprintf(stderr, "keyward: created instance %s with the admin key from KEYWARD_BOOTSTRAP_ADMIN_KEY\n", in.ID)
 	}
-	api := httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer, Metrics: m}
+	authzInstance := cfg.authzInstance
+	if authzInstance == "" {
+		authzInstance, err = auth.DefaultInstanceID(ctx)
+	} else {
+		_, err = auth.GatewayInstance(ctx, authzInstance)
+	}
+	if err != nil {
+		return fmt.Errorf("--authz-instance: %w", err)
+	}
+	api := httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer, Metrics: m,
+		AuthzInstance: authzInstance, AuthzHeader: cfg.authzHeader}
 	if certs != nil {
 		api.ClientCertRequired = certs.clientCertRequired
 	}
@@ -368,4 +385,15 @@ func pprofHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// validHeaderName reports whether s is an HTTP header field name (an RFC
+// 9110 token).
+func validHeaderName(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return false
+		}
+	}
+	return s != ""
 }

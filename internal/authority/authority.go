@@ -27,12 +27,13 @@ type Authority struct {
 	usage    usageRecorder
 	settings settingsCache
 
-	refusals     refusalAggregator
-	throttle     throttle
-	sink         AuditSink
-	sinkRequired bool
-	onSinkError  func(error)
-	searchFilled sync.Map // ids of credentials whose search digest this node has written
+	refusals        refusalAggregator
+	throttle        throttle
+	sink            AuditSink
+	sinkRequired    bool
+	onSinkError     func(error)
+	searchFilled    sync.Map // ids of credentials whose search digest this node has written
+	defaultInstance defaultInstance
 }
 
 // Config wires an Authority. Clock defaults to the system clock, Issuer
@@ -216,3 +217,10 @@ func (noObserver) Verified(credential.Kind, Reason, time.Duration) {}
 func (noObserver) CacheLookup(bool)                                {}
 func (noObserver) RateLimited(credential.Kind)                     {}
 func (noObserver) AuthFailed(bool)                                 {}
+
+// Now is the authority's clock, for surfaces that state times relative to
+// its decisions (Retry-After).
+func (a *Authority) Now() time.Time { return a.clock.Now() }
+
+// Issuer is the iss of keyward's JWTs (the public URL when one is set).
+func (a *Authority) Issuer() string { return a.issuer }

@@ -68,6 +68,9 @@ type CreateM2MTokenInput struct {
 	SecondsUntilExpiration *float64
 	Claims                 json.RawMessage // a JSON object, or nil
 	MinRemainingTTLSeconds *int64
+	// Scopes narrows the token to some of the machine's scoped machines
+	// (an OAuth scope request); nil means all of them.
+	Scopes []string
 }
 
 // reservedClaims are the structural claims of an M2M JWT; custom claims
@@ -132,6 +135,11 @@ func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTo
 	if scopes == nil {
 		scopes = []string{}
 	}
+	if in.Scopes != nil {
+		if scopes, err = narrowScopes(scopes, in.Scopes); err != nil {
+			return M2MToken{}, err
+		}
+	}
 	now := a.clock.Now()
 	lifetime := time.Duration(machine.DefaultTokenTTL) * time.Second
 	if in.SecondsUntilExpiration != nil {
@@ -156,6 +164,21 @@ func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTo
 		}
 	}
 	return a.mintOpaqueM2M(ctx, c, claims, scopes, now, expiresAt, in.MinRemainingTTLSeconds != nil)
+}
+
+// narrowScopes returns the requested machine ids, each once, in the
+// order asked, if every one is among the machine's scoped machines.
+func narrowScopes(scoped, requested []string) ([]string, error) {
+	out := []string{}
+	for _, id := range requested {
+		if !slices.Contains(scoped, id) {
+			return nil, credential.ParamError(credential.CodeInvalid, "scopes", fmt.Sprintf("%q is not a machine this machine may call", id))
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
 
 // normalizeClaims checks that claims is a JSON object (or absent) of

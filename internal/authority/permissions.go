@@ -49,6 +49,8 @@ var useCases = map[useCase]rule{
 	"SeedM2MTokens":  {kinds: machineKey}, // the bulk path of keyward-bench
 	"ListM2MTokens":  {perm: credential.M2MTokens.Read(), kinds: machineKey},
 	"RevokeM2MToken": {perm: credential.M2MTokens.Write(), kinds: machineKey},
+	// RFC 7009 revocation at /oauth/revoke: the same right as revoking by id.
+	"RevokeM2MTokenBySecret": {perm: credential.M2MTokens.Write(), kinds: machineKey},
 
 	// Clerk API keys. Reading a secret is a write, as for machines.
 	"CreateAPIKey": {perm: credential.APIKeys.Write()},

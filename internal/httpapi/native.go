@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -18,6 +19,12 @@ type native struct {
 	auth      *authority.Authority
 	log       *slog.Logger
 	publicURL string
+	trusted   []netip.Prefix
+	// authzInstance is the instance /v1/authz verifies for ("" for the
+	// default one); authzHeader the header it reads the credential from
+	// ("" for Authorization: Bearer).
+	authzInstance string
+	authzHeader   string
 }
 
 func (n *native) register(mux wire.Router) {
@@ -36,7 +43,11 @@ func (n *native) register(mux wire.Router) {
 	n.registerOrganizations(mux)
 	n.registerWorkspaces(mux)
 	n.registerAdminKeys(mux)
-	mux.Handle("POST /oauth/token", n.checked(n.tokenExchange))
+	mux.Handle("POST /oauth/token", n.checked(n.token))
+	mux.Handle("POST /oauth/revoke", n.checked(n.revoke))
+	mux.Handle("GET /.well-known/openid-configuration", n.checked(n.discovery))
+	mux.Handle("GET /.well-known/oauth-authorization-server", n.checked(n.discovery))
+	n.registerAuthz(mux)
 	mux.Handle("GET /v1/tickets/accept", n.checked(n.previewTicket))
 	mux.Handle("POST /v1/tickets/accept", n.checked(n.acceptTicket))
 	mux.Handle("POST /v1/impersonation_sessions/{id}/revoke", n.authenticated(n.revokeSession))

@@ -34,15 +34,30 @@ var routePermissions = map[string]string{
 	"GET /openapi.json":          public,
 	"GET /.well-known/jwks.json": public,
 	"POST /oauth/token":          public,
-	"GET /v1/tickets/accept":     public,
-	"POST /v1/tickets/accept":    public,
-	"GET /metrics":               public,
-	"/v1/":                       public,
-	"/clerk/v1/":                 public,
-	"/clerk/":                    public,
-	"/mist/":                     public,
-	"/spatio/v1/":                public,
-	"/freezer/v1/":               public,
+	// OAuth discovery, and forward auth: a gateway presents no key; the
+	// endpoint answers only about the credential it is given.
+	"GET /.well-known/openid-configuration":       public,
+	"GET /.well-known/oauth-authorization-server": public,
+	"GET /v1/authz":     public,
+	"POST /v1/authz":    public,
+	"PUT /v1/authz":     public,
+	"PATCH /v1/authz":   public,
+	"DELETE /v1/authz":  public,
+	"OPTIONS /v1/authz": public,
+	"/v1/authz":         public,
+	"/v1/authz/":        public,
+	// RFC 7009: a machine revokes its own tokens; an admin key needs what
+	// revoking by id needs.
+	"POST /oauth/revoke":      "m2m_tokens:write",
+	"GET /v1/tickets/accept":  public,
+	"POST /v1/tickets/accept": public,
+	"GET /metrics":            public,
+	"/v1/":                    public,
+	"/clerk/v1/":              public,
+	"/clerk/":                 public,
+	"/mist/":                  public,
+	"/spatio/v1/":             public,
+	"/freezer/v1/":            public,
 	// Keystone's discovery and token exchange for python-freezerclient:
 	// a PAT identifies itself there; no admin key is accepted.
 	"GET /freezer/identity/v3":              public,
@@ -305,7 +320,7 @@ func (f fixtures) request(route string) (method, path string, body any, header h
 		body = map[string]any{"secret": f.apiKey}
 	case "POST /v1/verify", "POST /clerk/v1/m2m_tokens/verify":
 		body = map[string]any{"token": f.m2mToken}
-	case "POST /oauth/introspect":
+	case "POST /oauth/introspect", "POST /oauth/revoke":
 		body = "token=" + f.m2mToken
 		header.Set("Content-Type", "application/x-www-form-urlencoded")
 	case "PATCH /v1/instance":
@@ -407,6 +422,8 @@ func assertForbiddenEnvelope(t *testing.T, route string, resp apitest.Response) 
 		_, ok = body["error"].(string)
 	case strings.HasPrefix(pattern, "/freezer/"):
 		_, ok = body["title"].(string)
+	case pattern == "/oauth/revoke": // RFC 6749 §5.2's shape
+		ok = body["error"] == "unauthorized_client"
 	default:
 		e, _ := body["error"].(map[string]any)
 		ok = e["code"] == string(credential.CodeForbidden)

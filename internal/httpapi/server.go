@@ -43,6 +43,12 @@ type Config struct {
 	// ClientCertRequired, when set and true, makes the native API (/v1/)
 	// refuse requests without a verified TLS client certificate.
 	ClientCertRequired func() bool
+	// AuthzInstance is the instance GET /v1/authz verifies credentials
+	// for; "" means the default instance (the one created at first start).
+	AuthzInstance string
+	// AuthzHeader is the header /v1/authz reads the credential from (such
+	// as X-Api-Key); "" means Authorization: Bearer.
+	AuthzHeader string
 }
 
 // New returns the handler for every surface.
@@ -64,7 +70,8 @@ func New(cfg Config) http.Handler {
 
 // register mounts every surface and the native API on mux.
 func register(mux wire.Router, cfg Config) {
-	n := &native{auth: cfg.Authority, log: cfg.Logger, publicURL: cfg.PublicURL}
+	n := &native{auth: cfg.Authority, log: cfg.Logger, publicURL: cfg.PublicURL, trusted: cfg.TrustedProxies,
+		authzInstance: cfg.AuthzInstance, authzHeader: http.CanonicalHeaderKey(cfg.AuthzHeader)}
 	n.register(mux)
 	clerk.Register(mux, cfg.Authority, cfg.Logger, cfg.PublicURL)
 	mist.Register(mux, cfg.Authority, cfg.Logger, cfg.TrustedProxies)

@@ -84,16 +84,8 @@ func (n *native) tokenResponse(res authority.Redemption) tokenResponse {
 // tokenExchange redeems an actor ticket (RFC 8693): the ticket is the
 // subject token; the answer is an access token for the impersonation
 // session.
-func (n *native) tokenExchange(w http.ResponseWriter, r *http.Request) {
-	form, err := readForm(r)
-	if err != nil {
-		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: err.Error()})
-		return
-	}
+func (n *native) tokenExchange(w http.ResponseWriter, r *http.Request, form url.Values) {
 	switch {
-	case form.Get("grant_type") != grantTokenExchange:
-		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "unsupported_grant_type", Description: "only " + grantTokenExchange + " is supported"})
-		return
 	case form.Get("subject_token_type") != tokenTypeActorTicket:
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "subject_token_type must be " + tokenTypeActorTicket})
 		return

@@ -57,6 +57,12 @@ type Options struct {
 	// AuditSink and AuditSinkRequired are passed to the authority.
 	AuditSink         authority.AuditSink
 	AuditSinkRequired bool
+	// PublicURL makes the server's own URL its public URL and the iss of
+	// its JWTs (for OAuth discovery clients, which insist they match).
+	PublicURL bool
+	// AuthzInstance and AuthzHeader configure GET /v1/authz.
+	AuthzInstance string
+	AuthzHeader   string
 }
 
 // Start serves keyward over store with a fake clock and debug logging.
@@ -83,17 +89,25 @@ func StartWith(t testing.TB, store authority.Store, opts Options) *Env {
 	if opts.Metrics != nil {
 		cfg.Store, cfg.Observer, httpMetrics = opts.Metrics.Store(store), opts.Metrics, opts.Metrics
 	}
+	srv := httptest.NewUnstartedServer(nil)
+	publicURL := ""
+	if opts.PublicURL {
+		publicURL = "http://" + srv.Listener.Addr().String()
+		cfg.Issuer = publicURL
+	}
 	auth := authority.New(cfg)
 	logs := &Buffer{}
 	log, err := logging.New(logs, "json", slog.LevelDebug)
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler := httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies, Metrics: httpMetrics})
+	var handler http.Handler = httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies, Metrics: httpMetrics,
+		PublicURL: publicURL, AuthzInstance: opts.AuthzInstance, AuthzHeader: opts.AuthzHeader})
 	if opts.Wrap != nil {
 		handler = opts.Wrap(handler)
 	}
-	srv := httptest.NewServer(handler)
+	srv.Config.Handler = handler
+	srv.Start()
 	t.Cleanup(srv.Close)
 	e := &Env{URL: srv.URL, Clock: clock, Auth: auth, Store: store, Logs: logs}
 	e.InstanceID, e.AdminKey = e.NewInstance(t, "test")
