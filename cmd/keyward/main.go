@@ -46,6 +46,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newAdminKeyCommand(cfg),
 		newSigningKeyCommand(cfg),
 		newMasterKeyCommand(cfg),
+		newBackupCommand(cfg),
+		newRestoreCommand(cfg),
 		newProbeCommand(),
 		&cobra.Command{
 			Use:   "version",
