@@ -196,3 +196,47 @@ func TestBackupOnPostgresPointsAtPgDump(t *testing.T) {
 		}
 	}
 }
+
+func TestExportThenImportIntoAnotherDataDirVerifiesTheKeys(t *testing.T) {
+	master, _ := keyring.GenerateMasterKey()
+	other, _ := keyring.GenerateMasterKey()
+	dir := t.TempDir()
+	src, dst, stranger := filepath.Join(dir, "src"), filepath.Join(dir, "dst"), filepath.Join(dir, "stranger")
+	n, err := (&storeConfig{dataDir: src, masterKey: master, redisPolicy: "local"}).open(context.Background(), false, nodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, err := n.auth.CreateInstance(context.Background(), "prod")
+	n.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := filepath.Join(dir, "keyward.jsonl")
+	if _, err := runKeyward(t, "export", "--data-dir", src, "--master-key", master, "--out", dump); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	b, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), key.Reveal()) {
+		t.Fatal("the export holds the admin key in plaintext")
+	}
+	if fi, _ := os.Stat(dump); fi.Mode().Perm() != 0o600 {
+		t.Errorf("export file mode = %o, want 600", fi.Mode().Perm())
+	}
+	if _, err := runKeyward(t, "import", "--data-dir", stranger, "--master-key", other, "--from", dump); err == nil || !strings.Contains(err.Error(), "different master key") {
+		t.Errorf("import under another master key: err = %v, want a refusal", err)
+	}
+	if _, err := runKeyward(t, "import", "--data-dir", dst, "--master-key", master, "--from", dump); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	r, err := (&storeConfig{dataDir: dst, masterKey: master, redisPolicy: "local"}).open(context.Background(), false, nodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.auth.Authenticate(context.Background(), key.Reveal()); err != nil {
+		t.Errorf("the exported admin key does not verify after import: %v", err)
+	}
+}

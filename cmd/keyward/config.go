@@ -116,6 +116,7 @@ const (
 type node struct {
 	auth    *authority.Authority
 	store   *sqlstore.Store
+	keys    *keyring.Keyring
 	closers []func()
 }
 
@@ -166,7 +167,7 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 	if err != nil {
 		return nil, fmt.Errorf("--ratelimit-on-redis-error: %w", err)
 	}
-	n := &node{}
+	n := &node{keys: keys}
 	if c.postgres() {
 		n.store, err = sqlstore.OpenPostgres(ctx, c.databaseURL)
 	} else {

@@ -48,6 +48,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newMasterKeyCommand(cfg),
 		newBackupCommand(cfg),
 		newRestoreCommand(cfg),
+		newExportCommand(cfg),
+		newImportCommand(cfg),
 		newProbeCommand(),
 		&cobra.Command{
 			Use:   "version",
