@@ -167,7 +167,7 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 	if err != nil {
 		return nil, fmt.Errorf("--ratelimit-on-redis-error: %w", err)
 	}
-	n := &node{keys: keys}
+	n := &node{}
 	if c.postgres() {
 		n.store, err = sqlstore.OpenPostgres(ctx, c.databaseURL)
 	} else {
@@ -185,6 +185,7 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 		}
 		return nil, fmt.Errorf("open keyring: %w", err)
 	}
+	n.keys = keys
 
 	cfg := authority.Config{Store: n.store, Keyring: keys, Clock: opts.clock, Issuer: c.issuer, Limiter: inmem.NewLimiter(), CacheBytes: opts.cacheBytes}
 	fallback := func(component string) func(bool) {

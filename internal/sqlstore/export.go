@@ -17,7 +17,7 @@ import (
 // an import satisfies every foreign key in order. rate_windows is left out:
 // its counters are transient and rebuild themselves.
 var exportTables = []string{
-	"instances", "machines", "machine_scopes", "credentials", "audit_events", "signing_keys",
+	"keyring", "instances", "machines", "machine_scopes", "credentials", "audit_events", "signing_keys",
 	"organizations", "sites", "sitegroups", "sitegroup_sites", "workspaces", "workspace_members",
 	"actor_tokens", "impersonation_sessions", "clients",
 }
@@ -132,9 +132,13 @@ func (s *Store) Import(ctx context.Context, r io.Reader, check []byte) (inserted
 		return 0, 0, fmt.Errorf("sqlstore: import: export format version %d is not supported (want 1)", h.Version)
 	}
 	got, err := base64.StdEncoding.DecodeString(h.MasterKeyCheck)
-	if err != nil || subtle.ConstantTimeCompare(got, check) != 1 {
+	if err != nil {
 		return 0, 0, ErrImportMasterKey
 	}
+	// Same data keys: every digest and sealed value carries over as is.
+	// Otherwise the export's keyring line may still adopt its data keys
+	// (adoptKeyring), or the import is refused.
+	sameKeys := subtle.ConstantTimeCompare(got, check) == 1
 	known := make(map[string]bool, len(exportTables))
 	for _, t := range exportTables {
 		known[t] = true
@@ -154,6 +158,21 @@ func (s *Store) Import(ctx context.Context, r io.Reader, check []byte) (inserted
 		}
 		if !known[line.Type] {
 			return 0, 0, fmt.Errorf("sqlstore: import: line %d: unknown type %q", lineNo, line.Type)
+		}
+		if line.Type == "keyring" {
+			if sameKeys {
+				skipped++
+				continue
+			}
+			if err := s.adoptKeyring(ctx, tx, line.Row); err != nil {
+				return 0, 0, err
+			}
+			sameKeys = true
+			inserted++
+			continue
+		}
+		if !sameKeys {
+			return 0, 0, ErrImportMasterKey
 		}
 		cols, ok := columns[line.Type]
 		if !ok {
@@ -236,4 +255,46 @@ func importValue(raw json.RawMessage) (any, error) {
 		return base64.StdEncoding.DecodeString(s)
 	}
 	return nil, errors.New("want a string, an integer, null or {\"base64\": …}")
+}
+
+// adoptKeyring makes an empty store take the exported keyring row: the
+// source's data keys wrapped under a master key, which must be the one this
+// store runs under (same key-check value). A store that opened itself for
+// the import generated its own random data keys; no digest of the source
+// would match them. A store that already holds instances is refused, since
+// its own rows would stop verifying.
+func (s *Store) adoptKeyring(ctx context.Context, tx *sql.Tx, row map[string]json.RawMessage) error {
+	vals := map[string]any{}
+	for _, c := range []string{"key_check", "wrapped_keys", "origin", "created_at", "rotated_at"} {
+		raw, ok := row[c]
+		if !ok {
+			return fmt.Errorf("sqlstore: import: keyring line lacks %s", c)
+		}
+		v, err := importValue(raw)
+		if err != nil {
+			return fmt.Errorf("sqlstore: import: keyring %s: %w", c, err)
+		}
+		vals[c] = v
+	}
+	var current []byte
+	err := tx.QueryRowContext(ctx, "SELECT key_check FROM keyring WHERE id = 1").Scan(&current)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return translate(err, "import")
+	}
+	exported, _ := vals["key_check"].([]byte)
+	if current != nil && subtle.ConstantTimeCompare(current, exported) != 1 {
+		return ErrImportMasterKey
+	}
+	var instances int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM instances").Scan(&instances); err != nil {
+		return translate(err, "import")
+	}
+	if instances > 0 {
+		return errors.New("sqlstore: import: the export's data keys differ from this store's, which already holds instances; import into an empty store, or into the store the export came from")
+	}
+	q := "INSERT INTO keyring (id, key_check, wrapped_keys, origin, created_at, rotated_at) VALUES (1, ?, ?, ?, ?, ?) " +
+		"ON CONFLICT (id) DO UPDATE SET key_check = excluded.key_check, wrapped_keys = excluded.wrapped_keys, " +
+		"origin = excluded.origin, created_at = excluded.created_at, rotated_at = excluded.rotated_at"
+	_, err = tx.ExecContext(ctx, s.d.rebind(q), vals["key_check"], vals["wrapped_keys"], vals["origin"], vals["created_at"], vals["rotated_at"])
+	return translate(err, "import")
 }
