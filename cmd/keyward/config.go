@@ -93,6 +93,7 @@ const (
 type node struct {
 	auth    *authority.Authority
 	store   *sqlstore.Store
+	keys    *keyring.Keyring
 	closers []func()
 }
 
@@ -166,6 +167,7 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 		}
 		return nil, fmt.Errorf("open keyring: %w", err)
 	}
+	n.keys = keys
 
 	cfg := authority.Config{Store: n.store, Keyring: keys, Clock: opts.clock, Issuer: c.issuer, Limiter: inmem.NewLimiter(), CacheBytes: opts.cacheBytes,
 		AuthFailureLimit: opts.authFailureLimit, AuthFailureWindow: opts.authFailureWindow,

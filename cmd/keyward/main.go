@@ -53,6 +53,10 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newAdminKeyCommand(cfg),
 		newSigningKeyCommand(cfg),
 		newMasterKeyCommand(cfg),
+		newBackupCommand(cfg),
+		newRestoreCommand(cfg),
+		newExportCommand(cfg),
+		newImportCommand(cfg),
 		newProbeCommand(),
 		&cobra.Command{
 			Use:   "version",
