@@ -201,6 +201,18 @@ func (a *Authority) authFailed(ctx context.Context, cred *credential.Credential,
 	return errUnauthenticated
 }
 
+// RefuseAmbiguousCredential refuses a request that presented two
+// different credentials, which a surface finds before either can be
+// authenticated: it is counted, throttled and audited like any failed
+// authentication. The error is CodeRateLimited for a throttled address,
+// else CodeUnauthenticated.
+func (a *Authority) RefuseAmbiguousCredential(ctx context.Context) error {
+	if err := a.checkThrottle(ctx); err != nil {
+		return err
+	}
+	return a.authFailed(ctx, nil, "ambiguous_credential")
+}
+
 // FlushRefusals writes one audit event per aggregated refusal key whose
 // minute has ended (every key with all, at shutdown), in one transaction.
 // On failure the counts are kept for the next flush.

@@ -462,3 +462,23 @@ func TestNoPlainSHA256OfASecretIsStored(t *testing.T) {
 		}
 	}
 }
+
+// Two different credentials on Freezer (X-Auth-Token and a bearer token)
+// are a refused authentication like any other: audited and counted
+// against the address's budget.
+func TestAmbiguousFreezerCredentialsAreAuditedRefusals(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		e := apitest.Start(t, store)
+		h := http.Header{"X-Auth-Token": {bogusKey(t, credential.KindPAT)}, "Authorization": {"Bearer " + bogusKey(t, credential.KindPAT)}}
+		for range 3 {
+			if r := e.DoWith(t, "GET", "/freezer/v1/clients", nil, h); r.Status != http.StatusUnauthorized {
+				t.Fatalf("two different credentials: %d %s", r.Status, r.Body)
+			}
+		}
+		endMinute(t, e)
+		host := hostEvents(t, e, authority.ActionAuthRefused)
+		if len(host) != 1 || host[0].Count != 3 || !strings.Contains(string(host[0].Detail), "ambiguous_credential") {
+			t.Fatalf("refusal events %+v, want one counting 3 ambiguous credentials", host)
+		}
+	})
+}

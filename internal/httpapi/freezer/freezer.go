@@ -94,6 +94,8 @@ func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, autho
 		var c authority.Caller
 		if err == nil {
 			c, err = s.auth.AuthenticateUser(r.Context(), token, r.Header.Get("X-User-ID"))
+		} else if refusal := s.auth.RefuseAmbiguousCredential(r.Context()); credential.IsCode(refusal, credential.CodeRateLimited) {
+			err = refusal
 		}
 		if err != nil {
 			s.writeError(w, r, err)
