@@ -231,9 +231,16 @@ func (a *Authority) PreviewTicket(ctx context.Context, ticket string) (TicketPre
 	return p, nil
 }
 
+// ticket finds a presented ticket. A ticket is a bearer secret like any
+// other: an address that presents too many unknown ones is throttled, and
+// the refusals are audited.
 func (a *Authority) ticket(ctx context.Context, ticket string) (credential.ActorToken, error) {
+	if err := a.checkThrottle(ctx); err != nil {
+		return credential.ActorToken{}, err
+	}
 	secret, kind, err := credential.Parse(ticket)
 	if err != nil || kind != credential.KindActorTicket {
+		_ = a.authFailed(ctx, nil, "malformed_ticket")
 		return credential.ActorToken{}, &TicketError{Code: TicketInvalid}
 	}
 	d := a.keyring.Digest(secret)
@@ -244,6 +251,7 @@ func (a *Authority) ticket(ctx context.Context, ticket string) (credential.Actor
 		return err
 	})
 	if credential.IsCode(err, credential.CodeNotFound) || (err == nil && !t.Digest.Equal(d)) {
+		_ = a.authFailed(ctx, nil, "unknown_ticket")
 		return t, &TicketError{Code: TicketInvalid}
 	}
 	return t, err

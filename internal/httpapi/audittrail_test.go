@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -479,6 +480,42 @@ func TestAmbiguousFreezerCredentialsAreAuditedRefusals(t *testing.T) {
 		host := hostEvents(t, e, authority.ActionAuthRefused)
 		if len(host) != 1 || host[0].Count != 3 || !strings.Contains(string(host[0].Detail), "ambiguous_credential") {
 			t.Fatalf("refusal events %+v, want one counting 3 ambiguous credentials", host)
+		}
+	})
+}
+
+// An actor ticket is a bearer secret too: unknown tickets are audited
+// refusals and count against the address's budget, so tickets cannot be
+// guessed at full speed.
+func TestUnknownActorTicketsAreAuditedAndThrottled(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		e := apitest.StartWith(t, store, apitest.Options{AuthFailureLimit: 3, AuthFailureWindow: time.Minute})
+		redeem := func() int {
+			t.Helper()
+			form := url.Values{
+				"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
+				"subject_token":      {bogusKey(t, credential.KindActorTicket)},
+				"subject_token_type": {"urn:keyward:params:oauth:token-type:actor-ticket"},
+			}
+			resp, err := http.PostForm(e.URL+"/oauth/token", form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		for i := range 3 {
+			if status := redeem(); status != http.StatusBadRequest {
+				t.Fatalf("unknown ticket %d: %d, want 400 invalid_grant", i+1, status)
+			}
+		}
+		if status := redeem(); status != http.StatusTooManyRequests {
+			t.Fatalf("the 4th unknown ticket from one address: %d, want 429", status)
+		}
+		endMinute(t, e)
+		host := hostEvents(t, e, authority.ActionAuthRefused)
+		if len(host) != 1 || host[0].Count != 3 || !strings.Contains(string(host[0].Detail), "unknown_ticket") {
+			t.Fatalf("refusal events %+v, want one counting 3 unknown tickets", host)
 		}
 	})
 }
