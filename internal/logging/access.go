@@ -117,3 +117,22 @@ func appendRFC3339Millis(b []byte, t time.Time) []byte {
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b[:n+prefixLen], b[n+prefixLen+1:]...) // drop the 4th digit
 }
+
+// flusher is a writer that batches (Buffered).
+type flusher interface{ Flush() error }
+
+// Handle writes a record through slog's handler. Only access-log lines
+// ("request") wait for the batch: anything else an operator may be waiting
+// for (listening, a failed reload, a store outage) is written at once,
+// together with the lines batched before it, so order is kept.
+func (h *handler) Handle(ctx context.Context, r slog.Record) error {
+	err := h.Handler.Handle(ctx, r)
+	if r.Message != "request" {
+		if f, ok := h.w.(*lockedWriter).w.(flusher); ok {
+			if ferr := f.Flush(); err == nil {
+				err = ferr
+			}
+		}
+	}
+	return err
+}
