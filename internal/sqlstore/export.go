@@ -15,9 +15,10 @@ import (
 
 // exportTables are the tables an export carries, parents before children so
 // an import satisfies every foreign key in order. rate_windows is left out:
-// its counters are transient and rebuild themselves.
+// its counters are transient and rebuild themselves. audit_chain_heads
+// travels with the events, so the chain goes on where the export left it.
 var exportTables = []string{
-	"keyring", "instances", "machines", "machine_scopes", "credentials", "audit_events", "signing_keys",
+	"keyring", "instances", "machines", "machine_scopes", "credentials", "audit_events", "audit_chain_heads", "signing_keys",
 	"organizations", "sites", "sitegroups", "sitegroup_sites", "workspaces", "workspace_members",
 	"actor_tokens", "impersonation_sessions", "clients",
 }
