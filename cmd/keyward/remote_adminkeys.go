@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -119,46 +120,33 @@ func newAdminKeysCommand(rc *remoteConfig) *cobra.Command {
 			return adminKeyTable(cmd, keys).flush()
 		},
 	}
-	get := &cobra.Command{
-		Use:     "get KEY_ID",
-		Short:   "Show an admin key",
-		Example: "  keyward admin-keys get key_…",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "KEY_ID"); err != nil {
-				return err
-			}
-			c, err := rc.sdk()
-			if err != nil {
-				return err
-			}
-			k, err := c.GetAdminKey(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return rc.printAdminKey(cmd, k)
-		},
-	}
-	revoke := &cobra.Command{
-		Use:     "revoke KEY_ID",
-		Short:   "Revoke an admin key; it stops authenticating at once",
-		Example: "  keyward admin-keys revoke key_…",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "KEY_ID"); err != nil {
-				return err
-			}
-			c, err := rc.sdk()
-			if err != nil {
-				return err
-			}
-			k, err := c.RevokeAdminKey(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return rc.printAdminKey(cmd, k)
-		},
-	}
+	get := rc.adminKeyByID("get", "Show an admin key", (*client.Client).GetAdminKey)
+	revoke := rc.adminKeyByID("revoke", "Revoke an admin key; it stops authenticating at once", (*client.Client).RevokeAdminKey)
 	cmd.AddCommand(create, list, get, revoke)
 	return cmd
+}
+
+// adminKeyByID builds a leaf command that calls one SDK method on a key id
+// and prints the key it answers.
+func (rc *remoteConfig) adminKeyByID(verb, short string, call func(*client.Client, context.Context, string) (client.AdminKey, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:     verb + " KEY_ID",
+		Short:   short,
+		Example: "  keyward admin-keys " + verb + " key_…",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := nonEmpty(args, "KEY_ID"); err != nil {
+				return err
+			}
+			c, err := rc.sdk()
+			if err != nil {
+				return err
+			}
+			k, err := call(c, cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return rc.printAdminKey(cmd, k)
+		},
+	}
 }

@@ -431,7 +431,7 @@ type ClientIdentity struct {
 // errAdminKeyNeedsUser refuses the admin key where no X-User-ID can name
 // the user it acts for (Freezer's client never sends one).
 var errAdminKeyNeedsUser = credential.Errorf(credential.CodeUnauthenticated,
-	"the admin key acts only for the user named in X-User-ID, which freezer's client does not send; use a personal access token with the keyward:clients scope")
+	"the admin key acts only for the user named in X-User-ID, and none was sent; use a personal access token with the keyward:clients scope")
 
 // IdentifyClientUser answers the Keystone token check Freezer's client
 // makes before its calls. Only a credential that is its own user qualifies:
@@ -449,5 +449,9 @@ func (a *Authority) IdentifyClientUser(ctx context.Context, token string) (Clien
 		return ClientIdentity{}, errUnauthenticated
 	}
 	now := a.clock.Now()
-	return ClientIdentity{Caller: c, IssuedAt: now, ExpiresAt: now.Add(ClientTokenLifetime)}, nil
+	expires := now.Add(ClientTokenLifetime)
+	if !c.ExpiresAt.IsZero() && c.ExpiresAt.Before(expires) {
+		expires = c.ExpiresAt // the answer never outlives the PAT it describes
+	}
+	return ClientIdentity{Caller: c, IssuedAt: now, ExpiresAt: expires}, nil
 }

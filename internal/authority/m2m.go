@@ -438,6 +438,9 @@ func (a *Authority) SeedM2MTokens(ctx context.Context, c Caller, n int, lifetime
 			}
 			batch[i] = a.newCredential(credential.NewHexID("mt_"), c.InstanceID, credential.KindM2MToken, minted[i], c.MachineID)
 			batch[i].ExpiresAt, batch[i].Attrs = now.Add(lifetime), attrs
+			if !c.ExpiresAt.IsZero() && batch[i].ExpiresAt.After(c.ExpiresAt) {
+				batch[i].ExpiresAt = c.ExpiresAt // no token outlives the key that made it
+			}
 		}
 		err := a.store.Update(ctx, func(tx Tx) error {
 			for _, cred := range batch {
