@@ -3,7 +3,6 @@ package authority
 import (
 	"context"
 	"encoding/json"
-	"sync"
 	"time"
 
 	"github.com/keyward/keyward/internal/credential"
@@ -32,7 +31,6 @@ type Authority struct {
 	sink            AuditSink
 	sinkRequired    bool
 	onSinkError     func(error)
-	searchFilled    sync.Map // ids of credentials whose search digest this node has written
 	defaultInstance defaultInstance
 }
 

@@ -46,6 +46,9 @@ type cacheEntry struct {
 	found bool
 	cred  credential.Credential
 	attrs tokenAttrs
+	// needsSearchDigest: the stored row has no search digest yet (it was
+	// made before search digests existed); its next good use fills it.
+	needsSearchDigest bool
 }
 
 // cachedCredential is the compact form a positive entry is kept in: the
@@ -59,6 +62,7 @@ type cachedCredential struct {
 	kind                                                credential.Kind
 	expiresAt, revokedAt, lastUsedAt, createdAt         int64
 	updatedAt                                           int64
+	needsSearchDigest                                   bool
 	attrs                                               tokenAttrs
 	expires                                             int64 // of the entry, in Unix nanoseconds
 	size                                                int   // what the entry is charged against the budget
@@ -99,9 +103,10 @@ func compactCredential(c credential.Credential, a tokenAttrs, expires time.Time)
 		revocationReason: c.RevocationReason, kind: c.Kind,
 		expiresAt: compactTime(c.ExpiresAt), revokedAt: compactTime(c.RevokedAt),
 		lastUsedAt: compactTime(c.LastUsedAt), createdAt: compactTime(c.CreatedAt),
-		updatedAt: compactTime(c.UpdatedAt),
-		attrs:     a,
-		expires:   expires.UnixNano(),
+		updatedAt:         compactTime(c.UpdatedAt),
+		needsSearchDigest: c.SearchDigest == (credential.Digest{}),
+		attrs:             a,
+		expires:           expires.UnixNano(),
 	}
 	cc.size = positiveOverhead + len(cc.id) + len(cc.instanceID) + len(cc.subject) + len(cc.parentID) +
 		len(cc.revocationReason) + len(cc.kind) + attrsBytes(a)
@@ -146,7 +151,8 @@ func (cc *cachedCredential) entry() cacheEntry {
 			RevocationReason: cc.revocationReason, LastUsedAt: expandTime(cc.lastUsedAt),
 			CreatedAt: expandTime(cc.createdAt), UpdatedAt: expandTime(cc.updatedAt),
 		},
-		attrs: cc.attrs,
+		attrs:             cc.attrs,
+		needsSearchDigest: cc.needsSearchDigest,
 	}
 }
 
@@ -252,6 +258,16 @@ func (c *credentialCache) invalidate(digests ...credential.Digest) {
 	for _, d := range digests {
 		c.positive.remove(d)
 		c.negative.remove(d)
+	}
+}
+
+// searchDigestFilled records that the row behind d now has its search
+// digest, so the entry stops asking for it.
+func (c *credentialCache) searchDigestFilled(d credential.Digest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc, ok := c.positive.get(d); ok {
+		cc.needsSearchDigest = false
 	}
 }
 

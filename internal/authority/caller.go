@@ -96,7 +96,7 @@ func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, err
 		return Caller{}, a.authFailed(ctx, &e.cred, reason)
 	}
 	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
-	a.fillSearchDigest(ctx, e.cred, secret)
+	a.fillSearchDigest(ctx, e, secret)
 	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID, ExpiresAt: e.cred.ExpiresAt}
 	switch e.cred.Kind {
 	case credential.KindAdminKey:
@@ -137,21 +137,19 @@ func inactive(c credential.Credential, kind credential.Kind, now time.Time) stri
 }
 
 // fillSearchDigest gives a credential made before search digests existed
-// its digest, on its first successful use (once per node; the write is
-// conditional, so nodes racing to do it agree). A failure is harmless: the
-// next use retries.
-func (a *Authority) fillSearchDigest(ctx context.Context, c credential.Credential, s credential.Secret) {
-	if c.SearchDigest != (credential.Digest{}) {
+// its digest, on its first successful use. The write is conditional, so
+// nodes racing to do it agree, and the cache entry then stops asking for
+// it. A failure is harmless: the next use retries.
+func (a *Authority) fillSearchDigest(ctx context.Context, e cacheEntry, s credential.Secret) {
+	if !e.needsSearchDigest {
 		return
 	}
-	if _, done := a.searchFilled.Load(c.ID); done {
-		return
-	}
+	c := e.cred
 	d := a.keyring.SearchDigestOf(s)
 	if err := a.store.Update(ctx, func(tx Tx) error {
 		return tx.SetCredentialSearchDigest(ctx, c.InstanceID, c.ID, d)
 	}); err == nil {
-		a.searchFilled.Store(c.ID, true)
+		a.cache.searchDigestFilled(a.keyring.Digest(s))
 	}
 }
 

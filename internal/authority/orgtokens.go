@@ -405,7 +405,7 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 		return Caller{}, rl, credential.Errorf(credential.CodeRateLimited, "rate limit reached")
 	}
 	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
-	a.fillSearchDigest(ctx, e.cred, secret)
+	a.fillSearchDigest(ctx, e, secret)
 	return Caller{
 		InstanceID: e.cred.InstanceID, Kind: credential.KindOrgToken, CredentialID: e.cred.ID,
 		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges, SrcIPs: e.attrs.allowlist, ExpiresAt: e.cred.ExpiresAt,

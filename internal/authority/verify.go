@@ -117,19 +117,19 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	case credential.KindOrgToken:
 		r, err := a.verifyOrgToken(ctx, c, e, in)
 		if err == nil && r.Valid {
-			a.fillSearchDigest(ctx, e.cred, secret)
+			a.fillSearchDigest(ctx, e, secret)
 		}
 		return r, err
 	case credential.KindPAT:
 		r := a.verifyPAT(c, e, in)
 		if r.Valid {
-			a.fillSearchDigest(ctx, e.cred, secret)
+			a.fillSearchDigest(ctx, e, secret)
 		}
 		return r, nil
 	case credential.KindAPIKey:
 		r := a.verifyAPIKey(c, e, in)
 		if r.Valid {
-			a.fillSearchDigest(ctx, e.cred, secret)
+			a.fillSearchDigest(ctx, e, secret)
 		}
 		return r, nil
 	}
@@ -151,7 +151,7 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, e.attrs.Scopes, in, false)
 	if r.Valid = r.Reason == ReasonValid; r.Valid {
 		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
-		a.fillSearchDigest(ctx, e.cred, secret)
+		a.fillSearchDigest(ctx, e, secret)
 		tok.LastUsedAt = now
 	}
 	return r, nil

@@ -196,3 +196,45 @@ func TestSearchDigestIsFilledOnFirstUse(t *testing.T) {
 		}
 	})
 }
+
+// A credential that has its search digest is verified without a write:
+// the cache must remember that the row has one, or every cold verify would
+// queue a no-op UPDATE behind the writer.
+func TestVerifyingACredentialThatHasItsSearchDigestWritesNothing(t *testing.T) {
+	s := testkit.OpenSQLite(t)
+	ctx := context.Background()
+	a := chainAuthority(t, s)
+	in, adminKey, err := a.CreateInstance(ctx, "digested")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "m"
+	_, machineKey, err := a.CreateMachine(ctx, authority.Operator(in.ID), authority.CreateMachineInput{Name: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := chainAuthority(t, s) // a node with nothing cached
+	mc, err := fresh.Authenticate(ctx, machineKey.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := fresh.CreateM2MToken(ctx, mc, authority.CreateM2MTokenInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cold := chainAuthority(t, s)
+	admin, err := cold.Authenticate(ctx, adminKey.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := sqlstore.CommitStats(s)
+	for range 3 {
+		r, err := cold.Verify(ctx, admin, authority.VerifyInput{Token: tok.Token})
+		if err != nil || !r.Valid {
+			t.Fatalf("Verify = %+v, %v; want valid", r, err)
+		}
+	}
+	if after, _ := sqlstore.CommitStats(s); after != before {
+		t.Errorf("verifying wrote %d transactions, want none", after-before)
+	}
+}

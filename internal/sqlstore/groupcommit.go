@@ -144,20 +144,23 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 		return
 	}
 	defer sqlTx.Rollback() // a no-op after Commit
-	t := &tx{sqlTx: sqlTx, d: g.d, detached: true, prepared: g.prepared}
+	chains := &batchChains{heads: map[string]chainHeadState{}}
+	t := &tx{sqlTx: sqlTx, d: g.d, detached: true, prepared: g.prepared, chains: chains}
+	ctx := context.Background()
 	ran := make([]*commitRequest, 0, len(batch))
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- commitResult{err: translate(err, "transaction")}
 			continue
 		}
-		if _, err := sqlTx.Exec("SAVEPOINT batched"); err != nil {
+		saved := chains.snapshot()
+		if _, err := t.exec(ctx, savepointBatched); err != nil {
 			answer(append(ran, batch[i:]...), translate(err, "transaction"))
 			return
 		}
 		err, panicked := runClosure(r.fn, t)
 		if err == nil && panicked == nil {
-			if _, err := sqlTx.Exec("RELEASE batched"); err != nil {
+			if _, err := t.exec(ctx, releaseBatched); err != nil {
 				// The transaction is gone (SQLite rolls back the whole of it
 				// on some I/O errors): nothing of this batch will commit.
 				answer(append(ran, batch[i:]...), translate(err, "transaction"))
@@ -168,7 +171,8 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 		}
 		// Undo this closure alone. If even that fails, the transaction is
 		// unusable: fail what ran before, and what has not run yet.
-		if rbErr := rollbackTo(sqlTx); rbErr != nil {
+		chains.restore(saved)
+		if rbErr := rollbackTo(ctx, t); rbErr != nil {
 			answer(append(ran, batch[i+1:]...), translate(rbErr, "transaction"))
 			r.done <- commitResult{err: err, panicked: panicked}
 			return
@@ -177,6 +181,10 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 	}
 	if len(ran) == 0 {
 		return // the deferred rollback ends the empty transaction
+	}
+	if err := t.flushChains(ctx); err != nil {
+		answer(ran, err)
+		return
 	}
 	err = translate(sqlTx.Commit(), "transaction")
 	if err == nil {
@@ -201,10 +209,17 @@ func runClosure(fn func(authority.Tx) error, t *tx) (err error, panicked any) {
 }
 
 // rollbackTo undoes the work since the savepoint and drops it.
-func rollbackTo(sqlTx *sql.Tx) error {
-	if _, err := sqlTx.Exec("ROLLBACK TO batched"); err != nil {
+func rollbackTo(ctx context.Context, t *tx) error {
+	if _, err := t.exec(ctx, rollbackToBatched); err != nil {
 		return err
 	}
-	_, err := sqlTx.Exec("RELEASE batched")
+	_, err := t.exec(ctx, releaseBatched)
 	return err
 }
+
+// The savepoint statements, prepared once with the other hot writes.
+const (
+	savepointBatched  = "SAVEPOINT batched"
+	releaseBatched    = "RELEASE batched"
+	rollbackToBatched = "ROLLBACK TO batched"
+)

@@ -158,6 +158,12 @@ func TestAFailingUpdateRollsBackAloneAndKeepsItsOwnError(t *testing.T) {
 				}
 			}
 		}
+		// The batch extends the chain head once, at its end: the closures
+		// rolled back must leave no gap and no fork in it.
+		rep, err := chainAuthority(t, s).VerifyAuditChain(ctx, "ins_batch")
+		if err != nil || rep.Break != nil || rep.Events != int64(len(got)) {
+			t.Errorf("VerifyAuditChain = %+v (break %+v), %v; want %d events in one unbroken chain", rep, rep.Break, err, len(got))
+		}
 	})
 }
 

@@ -65,8 +65,9 @@ func (g fifoGate) leave() { <-g }
 // hotWrites and hotReads are the statements of token creation, of the
 // last-used flush and of the verify cache's miss path.
 var (
-	hotWrites = []string{insertCredential, touchCredential}
-	hotReads  = []string{credentialByDigest, getMachine, scopedMachinesQuery(1)}
+	hotWrites = []string{insertCredential, touchCredential, insertAuditEvent, ensureChainHead, selectChainHead,
+		updateChainHead, savepointBatched, releaseBatched, rollbackToBatched}
+	hotReads = []string{credentialByDigest, getMachine, scopedMachinesQuery(1)}
 )
 
 // prepareAll prepares queries on db.

@@ -23,6 +23,8 @@ type tx struct {
 	// prepared holds the statements prepared once on the transaction's
 	// pool (SQLite only), by query text.
 	prepared map[string]*sql.Stmt
+	// chains holds a group commit's audit chain heads (nil outside one).
+	chains *batchChains
 }
 
 var _ authority.Tx = (*tx)(nil)
