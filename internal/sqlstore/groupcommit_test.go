@@ -41,13 +41,9 @@ func holdWriter(t *testing.T, s *sqlstore.Store) (release func()) {
 	return release
 }
 
-// waitQueued waits until n Updates are queued or running in the SQLite
-// committer; on PostgreSQL, which has none, it only yields.
+// waitQueued waits until n Updates are queued or running in the
+// committer.
 func waitQueued(s *sqlstore.Store, n int64) {
-	if s.Dialect() != "sqlite" {
-		runtime.Gosched()
-		return
-	}
 	for sqlstore.WaitingUpdates(s) < n {
 		runtime.Gosched()
 	}
@@ -67,37 +63,38 @@ func committedEvents(t *testing.T, s *sqlstore.Store) map[string]bool {
 	return got
 }
 
-func TestConcurrentUpdatesShareOneCommitOnSQLite(t *testing.T) {
-	s := testkit.OpenSQLite(t)
-	ctx := context.Background()
-	release := holdWriter(t, s)
-	batches0, closures0 := sqlstore.CommitStats(s)
-	const writers = 30
-	var wg sync.WaitGroup
-	errs := make([]error, writers)
-	for i := range writers {
-		wg.Go(func() {
-			errs[i] = s.Update(ctx, func(tx authority.Tx) error {
-				return insertEvent(tx, ctx, auditEvent(fmt.Sprintf("aud_%02d", i)))
+func TestConcurrentUpdatesShareOneCommit(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		release := holdWriter(t, s)
+		batches0, closures0 := sqlstore.CommitStats(s)
+		const writers = 30
+		var wg sync.WaitGroup
+		errs := make([]error, writers)
+		for i := range writers {
+			wg.Go(func() {
+				errs[i] = s.Update(ctx, func(tx authority.Tx) error {
+					return insertEvent(tx, ctx, auditEvent(fmt.Sprintf("aud_%02d", i)))
+				})
 			})
-		})
-	}
-	waitQueued(s, writers+1)
-	release()
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("writer %d: %v", i, err)
 		}
-	}
-	batches, closures := sqlstore.CommitStats(s)
-	// The holding Update's batch, then one batch for the 30 queued behind it.
-	if batches-batches0 != 2 || closures-closures0 != writers+1 {
-		t.Errorf("%d commits carried %d closures; want 2 commits for %d", batches-batches0, closures-closures0, writers+1)
-	}
-	if got := committedEvents(t, s); len(got) != writers {
-		t.Errorf("%d events committed, want %d", len(got), writers)
-	}
+		waitQueued(s, writers+1)
+		release()
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("writer %d: %v", i, err)
+			}
+		}
+		batches, closures := sqlstore.CommitStats(s)
+		// The holding Update's batch, then one batch for the 30 queued behind it.
+		if batches-batches0 != 2 || closures-closures0 != writers+1 {
+			t.Errorf("%d commits carried %d closures; want 2 commits for %d", batches-batches0, closures-closures0, writers+1)
+		}
+		if got := committedEvents(t, s); len(got) != writers {
+			t.Errorf("%d events committed, want %d", len(got), writers)
+		}
+	})
 }
 
 func TestAFailingUpdateRollsBackAloneAndKeepsItsOwnError(t *testing.T) {
