@@ -256,7 +256,9 @@ func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 	must(err)
 	e.Remember(wp.Token)
 	clientID := "752d8cd43d654e7a840bbfd277ce41af_host01"
-	_, err = e.Auth.CreateClient(ctx, user, []byte(`{"client_id":"`+clientID+`","hostname":"host01.example.org"}`))
+	_, err = e.Auth.CreateClient(ctx, user, func() (authority.NewClient, error) {
+		return authority.NewClient{ClientID: clientID, Doc: []byte(`{"client_id":"` + clientID + `","hostname":"host01.example.org","uuid":"0123456789abcdef0123456789abcdef"}`)}, nil
+	})
 	must(err)
 	ak, err := e.Auth.CreateAPIKey(ctx, op, authority.CreateAPIKeyInput{Name: ptr("reports"), Subject: ptr(permAPIKeySubject)})
 	must(err)

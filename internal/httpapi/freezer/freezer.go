@@ -167,7 +167,10 @@ func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Cal
 	body, err := readJSON(r)
 	var id string
 	if err == nil {
-		id, err = s.auth.CreateClient(r.Context(), c, body)
+		id, err = s.auth.CreateClient(r.Context(), c, func() (authority.NewClient, error) { return decodeClient(body) })
+	}
+	if e := credential.AsError(err); e.Code == credential.CodeConflict && e.Param == "client_id" {
+		err = credential.Errorf(credential.CodeConflict, "Client already registered with ID %s", id)
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -178,9 +181,9 @@ func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Cal
 
 func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Caller) {
 	body, err := readJSON(r)
-	var search authority.ClientSearch
+	var search clientSearch
 	if err == nil {
-		search, err = authority.ParseClientSearch(body)
+		search, err = parseClientSearch(body)
 	}
 	var limit, offset *int64
 	for name, dst := range map[string]**int64{"limit": &limit, "offset": &offset} {
@@ -194,7 +197,7 @@ func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Calle
 	}
 	var clients []credential.Client
 	if err == nil {
-		clients, err = s.auth.ListClients(r.Context(), c, search, limit, offset)
+		clients, err = s.auth.ListClients(r.Context(), c, search.keeps, limit, offset)
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -202,7 +205,7 @@ func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Calle
 	}
 	entries := make([]any, len(clients))
 	for i, cl := range clients {
-		entries[i] = authority.ClientEntry(cl)
+		entries[i] = clientEntry(cl)
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"clients": entries})
 }
@@ -220,11 +223,15 @@ func (s *surface) show(w http.ResponseWriter, r *http.Request, c authority.Calle
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(authority.ClientEntry(cl))
+	_, _ = w.Write(clientEntry(cl))
 }
 
 func (s *surface) delete(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	if err := s.auth.DeleteClient(r.Context(), c, r.PathValue("client_id")); err != nil {
+	id := r.PathValue("client_id")
+	if err := s.auth.DeleteClient(r.Context(), c, id); err != nil {
+		if credential.IsCode(err, credential.CodeNotFound) {
+			err = credential.Errorf(credential.CodeNotFound, "No Client found with ID:%s", id)
+		}
 		s.writeError(w, r, err)
 		return
 	}
