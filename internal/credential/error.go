@@ -39,7 +39,10 @@ type Error struct {
 	Code    Code
 	Message string
 	Param   string
-	Err     error // the cause, never shown to callers
+	// Reason, when set, is a finer machine-readable cause within Code
+	// (such as ticket_expired) for surfaces that distinguish it.
+	Reason string
+	Err    error // the cause, never shown to callers
 	// RetryAfter, for CodeRateLimited, is how long the caller should wait;
 	// surfaces send it as Retry-After (whole seconds, rounded up).
 	RetryAfter time.Duration

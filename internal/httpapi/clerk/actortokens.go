@@ -2,7 +2,6 @@ package clerk
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/keyward/keyward/internal/authority"
@@ -58,10 +57,10 @@ func (s *surface) createActorToken(w http.ResponseWriter, r *http.Request, c aut
 
 func (s *surface) revokeActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
 	t, err := s.auth.RevokeActorToken(r.Context(), c, r.PathValue("actor_token_id"))
-	var notRevocable *authority.ErrActorTokenNotRevocable
-	if errors.As(err, &notRevocable) {
+	if e := credential.AsError(err); e.Reason == authority.ReasonNotPending {
 		wire.WriteJSON(w, http.StatusBadRequest, errorBody{Errors: []errorItem{{
-			Code: "actor_token_cannot_be_revoked_code", Message: "cannot be revoked", LongMessage: notRevocable.Error(),
+			Code: "actor_token_cannot_be_revoked_code", Message: "cannot be revoked",
+			LongMessage: "This actor token cannot be revoked because its status is " + t.Status + ". Only pending tokens can be revoked.",
 		}}, ClerkTraceID: authority.RequestID(r.Context())})
 		return
 	}

@@ -117,6 +117,8 @@ func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		msg = "internal error"
 		s.log.LogAttrs(r.Context(), slog.LevelError, "spatio request failed",
 			slog.String("request_id", authority.RequestID(r.Context())), slog.String("error", err.Error()))
+	case e.Reason == authority.ReasonNotAMember || e.Reason == authority.ReasonOtherWorkspace:
+		msg = "Insufficient permission: " + e.Message // Spatio's wording for a workspace refusal
 	case code == "scopes_immutable":
 		msg = "scopes cannot be changed after a token is created; create a new token instead"
 	case e.Param != "":
