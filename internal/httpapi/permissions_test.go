@@ -53,6 +53,7 @@ var routePermissions = map[string]string{
 	"POST /v1/tickets/accept": public,
 	"GET /metrics":            public,
 	"/v1/":                    public,
+	"/":                       public, // the JSON 404 (or 405) for a path no route takes
 	"/clerk/v1/":              public,
 	"/clerk/":                 public,
 	"/mist/":                  public,
