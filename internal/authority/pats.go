@@ -280,7 +280,7 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		case in.WorkspaceID != nil && *in.WorkspaceID != "":
 			w, err := tx.FindWorkspace(ctx, c.InstanceID, *in.WorkspaceID)
 			if credential.IsCode(err, credential.CodeNotFound) {
-				return credential.ParamError(credential.CodeInvalid, "workspaceId", "no such workspace")
+				return credential.ParamError(credential.CodeInvalid, "workspace_id", "no such workspace")
 			}
 			if err != nil {
 				return err
@@ -338,9 +338,9 @@ func patExpiry(requested *time.Time, maxLifetime int64, now time.Time) (time.Tim
 	}
 	switch {
 	case !requested.After(now):
-		return time.Time{}, credential.ParamError(credential.CodeInvalid, "expiresAt", "must be in the future")
+		return time.Time{}, credential.ParamError(credential.CodeInvalid, "expires_at", "must be in the future")
 	case !limit.IsZero() && requested.After(limit):
-		return time.Time{}, credential.ParamError(credential.CodeInvalid, "expiresAt", fmt.Sprintf("must be at most %s from now", time.Duration(maxLifetime)*time.Second))
+		return time.Time{}, credential.ParamError(credential.CodeInvalid, "expires_at", fmt.Sprintf("must be at most %s from now", time.Duration(maxLifetime)*time.Second))
 	}
 	return requested.Truncate(time.Millisecond), nil
 }

@@ -94,6 +94,13 @@ var errorTable = map[credential.Code]spatioError{
 	credential.CodeInternal:         {http.StatusInternalServerError, "internal_error", ""},
 }
 
+// paramNames spell the authority's parameter names as Spatio's camelCase
+// JSON does.
+var paramNames = map[string]string{
+	"workspace_id": "workspaceId",
+	"expires_at":   "expiresAt",
+}
+
 func statusAndCode(e *credential.Error) (int, string) {
 	t, ok := errorTable[e.Code]
 	if !ok {
@@ -119,7 +126,11 @@ func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	case code == "scopes_immutable":
 		msg = "scopes cannot be changed after a token is created; create a new token instead"
 	case e.Param != "":
-		msg = e.Param + ": " + e.Message
+		param := e.Param
+		if spelled, ok := paramNames[param]; ok {
+			param = spelled
+		}
+		msg = param + ": " + e.Message
 	}
 	wire.SetRetryAfter(w, e)
 	wire.WriteJSON(w, status, errorBody{Error: msg, Code: code})
