@@ -82,11 +82,7 @@ func (s *surface) getActorToken(w http.ResponseWriter, r *http.Request, c author
 }
 
 func (s *surface) listActorTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	limit, err := wire.QueryInt(r, "limit")
-	var offset *int64
-	if err == nil {
-		offset, err = wire.QueryInt(r, "offset")
-	}
+	limit, offset, err := wire.Page(r)
 	var (
 		list  []credential.ActorToken
 		total int

@@ -109,10 +109,7 @@ func (s *surface) listAPIKeys(w http.ResponseWriter, r *http.Request, c authorit
 		err = credential.ParamError(credential.CodeInvalid, "include_invalid", "must be true or false")
 	}
 	if err == nil {
-		in.Limit, err = wire.QueryInt(r, "limit")
-	}
-	if err == nil {
-		in.Offset, err = wire.QueryInt(r, "offset")
+		in.Limit, in.Offset, err = wire.Page(r)
 	}
 	if err != nil {
 		return err

@@ -104,10 +104,7 @@ func (s *surface) listM2MTokens(w http.ResponseWriter, r *http.Request, c author
 		}
 	}
 	if err == nil {
-		in.Limit, err = wire.QueryInt(r, "limit")
-	}
-	if err == nil {
-		in.Offset, err = wire.QueryInt(r, "offset")
+		in.Limit, in.Offset, err = wire.Page(r)
 	}
 	if err != nil {
 		return err

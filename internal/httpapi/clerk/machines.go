@@ -51,10 +51,7 @@ func toMachineWithScopes(m credential.Machine) machineWithScopesJSON {
 func (s *surface) listMachines(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in := authority.ListMachinesInput{Query: r.URL.Query().Get("query"), OrderBy: r.URL.Query().Get("order_by")}
 	var err error
-	if in.Limit, err = wire.QueryInt(r, "limit"); err != nil {
-		return err
-	}
-	if in.Offset, err = wire.QueryInt(r, "offset"); err != nil {
+	if in.Limit, in.Offset, err = wire.Page(r); err != nil {
 		return err
 	}
 	machines, total, err := s.auth.ListMachines(r.Context(), c, in)

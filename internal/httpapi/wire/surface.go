@@ -64,17 +64,17 @@ func (s *Surface) Authenticated(h Handler) http.Handler {
 // Page reads the optional integer query parameters limit and offset (the
 // authority checks their ranges).
 func Page(r *http.Request) (limit, offset *int64, err error) {
-	if limit, err = QueryInt(r, "limit"); err != nil {
+	if limit, err = queryInt(r, "limit"); err != nil {
 		return nil, nil, err
 	}
-	if offset, err = QueryInt(r, "offset"); err != nil {
+	if offset, err = queryInt(r, "offset"); err != nil {
 		return nil, nil, err
 	}
 	return limit, offset, nil
 }
 
-// QueryInt reads an optional integer query parameter.
-func QueryInt(r *http.Request, name string) (*int64, error) {
+// queryInt reads an optional integer query parameter.
+func queryInt(r *http.Request, name string) (*int64, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {
 		return nil, nil
