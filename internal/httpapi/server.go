@@ -79,7 +79,7 @@ func register(mux wire.Router, cfg Config) {
 	freezer.Register(mux, cfg.Authority, cfg.Logger, cfg.PublicURL)
 	mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if cfg.Metrics == nil {
-			http.NotFound(w, r)
+			n.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
 			return
 		}
 		cfg.Metrics.Handler().ServeHTTP(w, r)

@@ -23,6 +23,7 @@ func TestUnroutedRequestsAnswerInTheSurfacesEnvelope(t *testing.T) {
 	}{
 		{"the root", "GET", "/", 404, "", "error"},
 		{"an unknown version", "GET", "/v2/foo", 404, "", "error"},
+		{"metrics when none are kept", "GET", "/metrics", 404, "", "error"},
 		{"an unknown native path", "GET", "/v1/nothing", 404, "", "error"},
 		{"a wrong method on verify", "DELETE", "/v1/verify", 405, "POST", "error"},
 		{"a wrong method on a public route", "POST", "/healthz", 405, "GET, HEAD", "error"},
