@@ -31,7 +31,7 @@ var (
 	apiKeyType      = regexp.MustCompile(`^[A-Za-z0-9_.:-]{3,25}$`)
 )
 
-// APIKey is a Clerk API key as Clerk shows it. The key's type is kept in
+// APIKey is an API key, as every surface may show it. The key's type is kept in
 // the credential's ParentID, so listing by type is one indexed query.
 type APIKey struct {
 	ID               string

@@ -17,7 +17,7 @@ import (
 // OrgTokenNameMax bounds an org token's name.
 const OrgTokenNameMax = 255
 
-// OrgToken is an organization API token as Mist shows it.
+// OrgToken is an organization API token, as every surface may show it.
 type OrgToken struct {
 	ID         string
 	InstanceID string
@@ -26,8 +26,9 @@ type OrgToken struct {
 	Privileges []credential.Privilege
 	SrcIPs     []string
 	CreatedBy  string
-	// Mask is the key's first four and last four characters; the key
-	// itself is in Key, in the create response only.
+	// Mask is the key's first four and last four characters (kept at
+	// creation, when the key is known); the key itself is in Key, in the
+	// create response only.
 	Mask       string
 	Key        string
 	CreatedAt  time.Time
@@ -51,7 +52,8 @@ func orgTokenView(c credential.Credential, a tokenAttrs) OrgToken {
 	}
 }
 
-// maskKey shows the first and last four characters of a key, as Mist does.
+// maskKey shows the first and last four characters of a key (Mist's
+// list shows this form).
 func maskKey(key string) string { return key[:4] + "..." + key[len(key)-4:] }
 
 // OrgTokenInput creates or updates an org token. Nil fields are absent.

@@ -58,9 +58,9 @@ type VerifyResult struct {
 	// RateLimit is the credential's window after this call, for limited
 	// kinds.
 	RateLimit *RateLimit
-	// M2M is the token as Clerk shows it, for M2M tokens.
+	// M2M is the token's view, for M2M tokens.
 	M2M *M2MToken
-	// APIKey is the key as Clerk shows it, for API keys.
+	// APIKey is the key's view, for API keys.
 	APIKey *APIKey
 }
 

@@ -112,7 +112,7 @@ func (n *native) createOrganization(w http.ResponseWriter, r *http.Request, c au
 }
 
 func (n *native) listOrganizations(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	limit, offset, err := pageParams(r)
+	limit, offset, err := wire.Page(r)
 	if err != nil {
 		n.writeError(w, r, err)
 		return
