@@ -185,6 +185,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	m := metrics.New()
 	opts.metrics = m
 	opts.cacheBytes = cfg.cacheBytes
+	setMemoryLimit(log, cfg.cacheBytes)
 	n, err := cfg.open(ctx, true, opts)
 	if err != nil {
 		return err
