@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
 )
@@ -45,7 +47,19 @@ type commitRequest struct {
 	ctx  context.Context
 	fn   func(authority.Tx) error
 	done chan commitResult // buffered: the committer never blocks on it
+	// retries counts the times the closure lost a deadlock and was run
+	// again in the next batch.
+	retries int
 }
+
+// maxCommitRetries bounds how often one closure is run again after
+// PostgreSQL chose it as a deadlock's (or a serialization failure's)
+// victim. A batch holds its locks until its COMMIT, so two nodes' batches
+// touching the same rows in different orders can deadlock where their
+// closures alone would not; the victim wrote nothing (its savepoint was
+// rolled back) and goes first in the next batch, once this one's locks
+// are gone.
+const maxCommitRetries = 3
 
 type commitResult struct {
 	err      error
@@ -114,12 +128,17 @@ func (g *groupCommitter) close() {
 func (g *groupCommitter) run() {
 	defer close(g.stopped)
 	batch := make([]*commitRequest, 0, maxCommitBatch)
+	var again []*commitRequest
 	for {
-		select {
-		case req := <-g.queue:
-			batch = append(batch[:0], req)
-		case <-g.closing:
-			return
+		if len(again) > 0 {
+			batch = append(batch[:0], again...)
+		} else {
+			select {
+			case req := <-g.queue:
+				batch = append(batch[:0], req)
+			case <-g.closing:
+				return
+			}
 		}
 	collect:
 		for len(batch) < maxCommitBatch {
@@ -130,13 +149,14 @@ func (g *groupCommitter) run() {
 				break collect
 			}
 		}
-		g.commit(batch)
+		again = g.commit(batch)
 		clear(batch)
 	}
 }
 
-// commit runs one batch in one transaction and answers every caller.
-func (g *groupCommitter) commit(batch []*commitRequest) {
+// commit runs one batch in one transaction and answers every caller but
+// the deadlock victims it returns, to run again.
+func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest) {
 	answer := func(reqs []*commitRequest, err error) {
 		for _, r := range reqs {
 			r.done <- commitResult{err: err}
@@ -203,6 +223,11 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 			r.done <- commitResult{err: settle(err), panicked: panicked}
 			return
 		}
+		if panicked == nil && r.retries < maxCommitRetries && lostToAnother(err) {
+			r.retries++
+			again = append(again, r)
+			continue
+		}
 		r.done <- commitResult{err: settle(err), panicked: panicked}
 	}
 	if len(ran) == 0 {
@@ -218,6 +243,14 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 		g.closures.Add(int64(len(ran)))
 	}
 	answer(ran, err)
+	return again
+}
+
+// lostToAnother reports whether PostgreSQL refused a statement to break a
+// deadlock or a serialization conflict with another transaction.
+func lostToAnother(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == pgDeadlockDetected || pgErr.Code == pgSerializationFailure)
 }
 
 func (g *groupCommitter) sawAnswer() {

@@ -284,3 +284,64 @@ func insertEvent(tx authority.Tx, ctx context.Context, e credential.AuditEvent) 
 	_, err := tx.InsertAuditEvent(ctx, e)
 	return err
 }
+
+// Two nodes' batches that lock the same rows in opposite orders deadlock;
+// PostgreSQL refuses one statement to break it. The victim's closure wrote
+// nothing and runs again in its node's next batch, so both callers
+// succeed.
+func TestADeadlockVictimRunsAgainInTheNextBatch(t *testing.T) {
+	url := testkit.PostgresURL(t)
+	ctx := context.Background()
+	open := func() *sqlstore.Store {
+		s, err := sqlstore.OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	node1, node2 := open(), open()
+	for _, id := range []string{"ins_x", "ins_y"} {
+		in := credential.Instance{ID: id, Name: id, CreatedAt: t0}
+		update(t, node1, func(tx authority.Tx) error { return tx.CreateInstance(ctx, in) })
+	}
+	lockedX, lockedY := make(chan struct{}), make(chan struct{})
+	var onceX, onceY sync.Once
+	var attempts [2]int
+	rename := func(tx authority.Tx, id, name string) error {
+		return sqlstore.ExecInTx(ctx, tx, `UPDATE instances SET name = ? WHERE id = ?`, name, id)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Go(func() {
+		errs[0] = node1.Update(ctx, func(tx authority.Tx) error {
+			attempts[0]++
+			if err := rename(tx, "ins_x", "one"); err != nil {
+				return err
+			}
+			onceX.Do(func() { close(lockedX); <-lockedY })
+			err := rename(tx, "ins_y", "one")
+			t.Logf("node1 attempt %d: %v", attempts[0], err)
+			return err
+		})
+	})
+	wg.Go(func() {
+		errs[1] = node2.Update(ctx, func(tx authority.Tx) error {
+			attempts[1]++
+			if err := rename(tx, "ins_y", "two"); err != nil {
+				return err
+			}
+			onceY.Do(func() { close(lockedY); <-lockedX })
+			err := rename(tx, "ins_x", "two")
+			t.Logf("node2 attempt %d: %v", attempts[1], err)
+			return err
+		})
+	})
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("Update errors: %v, %v; want both to succeed, the deadlock's victim run again", errs[0], errs[1])
+	}
+	if attempts[0]+attempts[1] < 3 {
+		t.Errorf("the closures ran %v times; want a victim run again", attempts)
+	}
+}
