@@ -284,7 +284,7 @@ func ticketState(t credential.ActorToken, now time.Time) string {
 		return TicketRevoked
 	case t.Status == credential.ActorAccepted:
 		return TicketAlreadyUsed
-	case !now.Before(t.ExpiresAt):
+	case credential.Expired(t.ExpiresAt, now):
 		return TicketExpired
 	}
 	return ""

@@ -563,11 +563,10 @@ func (a *Authority) APIKeySecret(ctx context.Context, c Caller, id string) (cred
 
 // verifyAPIKey applies the rules to an API key: only the admin key may
 // verify one (Clerk verifies API keys with the instance secret key).
-func (a *Authority) verifyAPIKey(c Caller, e cacheEntry, in VerifyInput) VerifyResult {
+func verifyAPIKey(c Caller, e cacheEntry, in VerifyInput, now time.Time) VerifyResult {
 	if c.Kind != credential.KindAdminKey {
 		return notFound
 	}
-	now := a.clock.Now()
 	k := apiKeyView(e.cred, e.attrs, now)
 	r := VerifyResult{
 		Kind: credential.KindAPIKey, ID: e.cred.ID, Subject: e.cred.Subject, Scopes: k.Scopes, Claims: e.attrs.Claims,
@@ -575,7 +574,6 @@ func (a *Authority) verifyAPIKey(c Caller, e cacheEntry, in VerifyInput) VerifyR
 	}
 	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, k.Scopes, in, false)
 	if r.Valid = r.Reason == ReasonValid; r.Valid {
-		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
 		k.LastUsedAt = now
 	}
 	return r

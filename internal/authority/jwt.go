@@ -338,7 +338,7 @@ func (a *Authority) verifyJWT(ctx context.Context, c Caller, in VerifyInput) (Ve
 	expiresAt := time.Unix(v.claims.Expiry, 0)
 	tok := M2MToken{
 		ID: v.claims.ID, InstanceID: c.InstanceID, Subject: v.claims.Subject, Claims: v.custom, Scopes: v.scopes,
-		Revoked: !exists, Expired: !now.Before(expiresAt), ExpiresAt: expiresAt,
+		Revoked: !exists, Expired: credential.Expired(expiresAt, now), ExpiresAt: expiresAt,
 		CreatedAt: time.Unix(v.claims.IssuedAt, 0), UpdatedAt: time.Unix(v.claims.IssuedAt, 0),
 	}
 	if !exists {

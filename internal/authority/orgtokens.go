@@ -373,29 +373,16 @@ func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id stri
 // limit. The RateLimit is set whenever the token was recognised, also
 // with a CodeRateLimited error, so the surface can send its headers.
 func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clientIP netip.Addr) (Caller, RateLimit, error) {
-	if err := a.checkThrottle(ctx); err != nil {
-		return Caller{}, RateLimit{}, err
-	}
-	secret, kind, err := credential.Parse(token)
-	if err != nil || kind != credential.KindOrgToken {
-		return Caller{}, RateLimit{}, a.authFailed(ctx, nil, parseFailure(token, err))
-	}
-	e, err := a.lookup(ctx, a.keyring.Digest(secret))
+	p, err := a.present(ctx, token, credential.KindOrgToken)
 	if err != nil {
 		return Caller{}, RateLimit{}, err
 	}
-	now := a.clock.Now()
-	if !e.found {
-		return Caller{}, RateLimit{}, a.authFailed(ctx, nil, "unknown_credential")
-	}
-	if reason := inactive(e.cred, kind, now); reason != "" {
-		return Caller{}, RateLimit{}, a.authFailed(ctx, &e.cred, reason)
-	}
+	e, now := p.e, p.now
 	caller := Caller{
 		InstanceID: e.cred.InstanceID, Kind: credential.KindOrgToken, CredentialID: e.cred.ID,
 		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges,
 	}
-	if !e.attrs.allowlist.Allows(clientIP) && !e.attrs.allowlist.Empty() {
+	if !e.attrs.allowsFrom(clientIP) {
 		return Caller{}, RateLimit{}, a.forbid(ctx, caller, "ip_not_allowed", credential.Errorf(credential.CodeForbidden, "the token may not be used from this address"))
 	}
 	rl, admitted, err := a.takeRate(ctx, e.cred, now)
@@ -406,12 +393,15 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 		a.observer.RateLimited(credential.KindOrgToken)
 		return Caller{}, rl, credential.Errorf(credential.CodeRateLimited, "rate limit reached")
 	}
-	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
-	a.fillSearchDigest(ctx, e, secret)
-	return Caller{
-		InstanceID: e.cred.InstanceID, Kind: credential.KindOrgToken, CredentialID: e.cred.ID,
-		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges, SrcIPs: e.attrs.allowlist, ExpiresAt: e.cred.ExpiresAt,
-	}, rl, nil
+	a.used(ctx, p.resolved, now)
+	caller.SrcIPs, caller.ExpiresAt = e.attrs.allowlist, e.cred.ExpiresAt
+	return caller, rl, nil
+}
+
+// allowsFrom is the source-address rule of a credential with an
+// allowlist: no list allows every address (the zero Addr included).
+func (t tokenAttrs) allowsFrom(ip netip.Addr) bool {
+	return t.allowlist.Empty() || t.allowlist.Allows(ip)
 }
 
 // takeRate counts one call of an org token in its clock-hour window.
