@@ -550,6 +550,10 @@ func (a *Authority) APIKeySecret(ctx context.Context, c Caller, id string) (cred
 	if err != nil {
 		return credential.Secret{}, err
 	}
+	if len(cred.Sealed) == 0 {
+		// Imported by its hash (keyward import-keys): keyward never held it.
+		return credential.Secret{}, credential.Errorf(credential.CodeNotFound, "API key %s was imported by its hash; its secret is not stored", cred.ID)
+	}
 	plain, err := a.keyring.Open(cred.Sealed, []byte(cred.ID))
 	if err != nil {
 		return credential.Secret{}, credential.Wrap(credential.CodeInternal, err, "open API key")

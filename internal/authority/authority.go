@@ -34,6 +34,7 @@ type Authority struct {
 	onSinkError     func(error)
 	searchFilled    sync.Map // ids of credentials whose search digest this node has written
 	defaultInstance defaultInstance
+	foreignGate     foreignGate
 }
 
 // Config wires an Authority. Clock defaults to the system clock, Issuer

@@ -103,7 +103,10 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 		return a.verifyJWT(ctx, c, in)
 	}
 	secret, kind, err := credential.Parse(in.Token)
-	if err != nil || (kind != credential.KindM2MToken && kind != credential.KindOrgToken && kind != credential.KindPAT && kind != credential.KindAPIKey) {
+	if err != nil {
+		return a.verifyForeign(ctx, c, in) // perhaps a key imported by its hash
+	}
+	if kind != credential.KindM2MToken && kind != credential.KindOrgToken && kind != credential.KindPAT && kind != credential.KindAPIKey {
 		return notFound, nil
 	}
 	e, err := a.lookup(ctx, a.keyring.Digest(secret))
