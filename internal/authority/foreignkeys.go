@@ -173,6 +173,15 @@ func (a *Authority) ImportForeignKeys(ctx context.Context, in ImportForeignKeysI
 				}
 			}
 		}
+		used := map[string]bool{}
+		for _, r := range rows {
+			if !used[r.hash.Prefix] {
+				if err := tx.InsertForeignPrefix(ctx, in.InstanceID, r.hash.Prefix, now); err != nil {
+					return err
+				}
+				used[r.hash.Prefix] = true
+			}
+		}
 		machines := map[string]bool{}
 		for i, r := range rows {
 			if s := r.cred.Subject; strings.HasPrefix(s, credential.PrefixMachine) && !machines[s] {
@@ -385,6 +394,15 @@ func (a *Authority) verifyForeign(ctx context.Context, c Caller, in VerifyInput)
 	if c.Kind != credential.KindAdminKey || !plausibleForeignKey(in.Token) {
 		return notFound, nil
 	}
+	// Only a key under a prefix the instance imported keys under goes on
+	// to the store; other garbage stays off it, as for native secrets.
+	prefixes, err := a.foreignGate.prefixes(ctx, a, c.InstanceID)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	if longestPrefixOf(prefixes, in.Token) == "" {
+		return notFound, nil
+	}
 	secret := credential.ForeignSecret(in.Token)
 	d := a.keyring.Digest(secret)
 	e, err := a.lookup(ctx, d)
@@ -396,13 +414,6 @@ func (a *Authority) verifyForeign(ctx context.Context, c Caller, in VerifyInput)
 			return notFound, nil
 		}
 		return a.verifyAPIKey(c, e, in), nil
-	}
-	prefixes, err := a.foreignGate.prefixes(ctx, a, c.InstanceID)
-	if err != nil {
-		return VerifyResult{}, err
-	}
-	if longestPrefixOf(prefixes, in.Token) == "" {
-		return notFound, nil
 	}
 	now := a.clock.Now()
 	miss := a.keyring.Digest(credential.ForeignSecret(foreignMissDomain + in.Token))
@@ -538,11 +549,11 @@ func longestPrefixOf(prefixes []string, token string) string {
 	return best
 }
 
-// foreignGate remembers, per instance, the foreign prefixes that still have
-// keys to re-key, for a short while, so a presented key of no such prefix
-// (or any garbage, on an instance that imported nothing) is refused
-// without touching the store. An import in another process shows after
-// at most foreignGateTTL.
+// foreignGate remembers, per instance, the foreign prefixes it imported
+// keys under, for a short while, so a presented key of no such prefix (or
+// any garbage, on an instance that imported nothing) is refused without
+// touching the store. An import in another process shows after at most
+// foreignGateTTL.
 type foreignGate struct {
 	mu      sync.Mutex
 	entries map[string]foreignGateEntry

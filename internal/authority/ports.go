@@ -282,8 +282,11 @@ type Tx interface {
 	// ForeignHashesByStart returns up to limit bcrypt hashes of the
 	// instance whose start is one of starts.
 	ForeignHashesByStart(ctx context.Context, instanceID string, starts []string, limit int) ([]ForeignHash, error)
-	// ForeignPrefixes lists the foreign prefixes of the instance's keys
-	// that are not yet re-keyed.
+	// InsertForeignPrefix records that the instance imported keys under
+	// prefix (once; a second time changes nothing).
+	InsertForeignPrefix(ctx context.Context, instanceID, prefix string, at time.Time) error
+	// ForeignPrefixes lists the foreign prefixes the instance imported keys
+	// under, re-keyed or not.
 	ForeignPrefixes(ctx context.Context, instanceID string) ([]string, error)
 	// RekeyForeignCredential deletes the credential's foreign hash and, if
 	// this call deleted it, sets the credential's digest and search digest

@@ -21,7 +21,7 @@ import (
 // their foreign hashes (and the sealed foreign HMAC keys), so they still
 // verify after an import.
 var exportTables = []string{
-	"keyring", "instances", "machines", "machine_scopes", "credentials", "foreign_hmac_keys", "foreign_key_hashes",
+	"keyring", "instances", "machines", "machine_scopes", "credentials", "foreign_key_prefixes", "foreign_hmac_keys", "foreign_key_hashes",
 	"audit_events", "audit_chain_heads", "signing_keys",
 	"organizations", "sites", "sitegroups", "sitegroup_sites", "workspaces", "workspace_members",
 	"actor_tokens", "impersonation_sessions", "clients",

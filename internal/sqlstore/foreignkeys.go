@@ -74,11 +74,17 @@ func (t *tx) ForeignHashesByStart(ctx context.Context, instanceID string, starts
 		ORDER BY created_at, credential_id LIMIT ?`, args...)
 }
 
+func (t *tx) InsertForeignPrefix(ctx context.Context, instanceID, prefix string, at time.Time) error {
+	_, err := t.exec(ctx, `INSERT INTO foreign_key_prefixes (instance_id, prefix, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (instance_id, prefix) DO NOTHING`, instanceID, prefix, millis(at))
+	return translate(err, "foreign key prefix")
+}
+
 func (t *tx) ForeignPrefixes(ctx context.Context, instanceID string) ([]string, error) {
-	return queryAll(ctx, t, "foreign key hash", func(s scanner) (string, error) {
+	return queryAll(ctx, t, "foreign key prefix", func(s scanner) (string, error) {
 		var p string
 		return p, s.Scan(&p)
-	}, `SELECT DISTINCT prefix FROM foreign_key_hashes WHERE instance_id = ?`, instanceID)
+	}, `SELECT prefix FROM foreign_key_prefixes WHERE instance_id = ? ORDER BY prefix`, instanceID)
 }
 
 // RekeyForeignCredential deletes the hash first: on PostgreSQL a

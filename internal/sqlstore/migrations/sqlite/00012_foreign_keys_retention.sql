@@ -27,6 +27,16 @@ CREATE TABLE foreign_hmac_keys (
     UNIQUE (instance_id, fingerprint)
 );
 
+-- foreign_key_prefixes lists the foreign prefixes an instance imported
+-- keys under, and outlives their re-keying: a presented key that is not
+-- keyward-shaped is looked up only when it starts with one of them.
+CREATE TABLE foreign_key_prefixes (
+    instance_id TEXT NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    prefix      TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (instance_id, prefix)
+);
+
 CREATE TABLE foreign_key_hashes (
     credential_id TEXT NOT NULL PRIMARY KEY REFERENCES credentials (id) ON DELETE CASCADE,
     instance_id   TEXT NOT NULL,
@@ -41,7 +51,6 @@ CREATE TABLE foreign_key_hashes (
 CREATE UNIQUE INDEX foreign_key_hashes_lookup ON foreign_key_hashes (instance_id, lookup);
 CREATE INDEX foreign_key_hashes_start ON foreign_key_hashes (instance_id, start) WHERE format = 'bcrypt';
 CREATE INDEX foreign_key_hashes_hmac_key ON foreign_key_hashes (hmac_key_id) WHERE hmac_key_id <> '';
-CREATE INDEX foreign_key_hashes_prefix ON foreign_key_hashes (instance_id, prefix);
 
 CREATE INDEX credentials_expires_at ON credentials (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX credentials_revoked_at ON credentials (revoked_at) WHERE revoked_at IS NOT NULL;
@@ -57,4 +66,5 @@ ALTER TABLE audit_chain_heads DROP COLUMN checkpoint_seq;
 DROP INDEX credentials_revoked_at;
 DROP INDEX credentials_expires_at;
 DROP TABLE foreign_key_hashes;
+DROP TABLE foreign_key_prefixes;
 DROP TABLE foreign_hmac_keys;
