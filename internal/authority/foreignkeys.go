@@ -57,6 +57,11 @@ const (
 	foreignFingerprintKey   = "keyward/v1/foreign-hmac-fingerprint"
 )
 
+// ForeignHMACKeyGrace is how long a foreign HMAC key no hash needs is kept
+// after the last import that used it: an import still running (its hashes
+// not yet committed) must not lose the key it found.
+const ForeignHMACKeyGrace = time.Hour
+
 // ForeignHash is what the store keeps of an imported key until it is
 // re-keyed.
 type ForeignHash struct {
@@ -138,14 +143,10 @@ func (a *Authority) ImportForeignKeys(ctx context.Context, in ImportForeignKeysI
 		}
 		hmacKey = &k
 	}
-	type row struct {
-		cred credential.Credential
-		hash ForeignHash
-	}
-	rows := make([]row, 0, len(in.Keys))
+	rows := make([]foreignRow, 0, len(in.Keys))
 	seen := make(map[string]int, len(in.Keys))
 	for _, k := range in.Keys {
-		r, err := a.foreignRow(in, k, hmacKey, now)
+		r, err := a.checkForeignKey(in, k, hmacKey, now)
 		if err != nil {
 			return res, atLine(k.Line, err)
 		}
@@ -155,7 +156,7 @@ func (a *Authority) ImportForeignKeys(ctx context.Context, in ImportForeignKeysI
 			}
 			seen[string(r.hash.Lookup)] = k.Line
 		}
-		rows = append(rows, row{r.cred, r.hash})
+		rows = append(rows, r)
 		res.ByFormat[k.Format]++
 	}
 	err := a.store.Update(ctx, func(tx Tx) error {
@@ -219,15 +220,16 @@ func lineError(line int, err error) error {
 	return err
 }
 
-// foreignRow checks one imported key and builds its rows.
-func (a *Authority) foreignRow(in ImportForeignKeysInput, k ForeignKey, hmacKey *ForeignHMACKey, now time.Time) (struct {
+// foreignRow is what one imported key writes: its API key credential and
+// its foreign hash.
+type foreignRow struct {
 	cred credential.Credential
 	hash ForeignHash
-}, error) {
-	var out struct {
-		cred credential.Credential
-		hash ForeignHash
-	}
+}
+
+// checkForeignKey checks one imported key and builds its rows.
+func (a *Authority) checkForeignKey(in ImportForeignKeysInput, k ForeignKey, hmacKey *ForeignHMACKey, now time.Time) (foreignRow, error) {
+	var out foreignRow
 	if len(k.Start) > ForeignStartMax {
 		return out, credential.ParamError(credential.CodeTooLong, "start", fmt.Sprintf("must be at most %d characters", ForeignStartMax))
 	}

@@ -69,6 +69,13 @@ func (a *Authority) RunJanitor(ctx context.Context, r Retention) (JanitorReport,
 			}
 		}
 	}
+	// Foreign HMAC keys whose keys were all re-keyed or deleted.
+	if err := a.store.Update(ctx, func(tx Tx) error {
+		_, err := tx.DeleteUnusedForeignHMACKeys(ctx, now.Add(-ForeignHMACKeyGrace))
+		return err
+	}); err != nil {
+		return rep, err
+	}
 	if r.Audit > 0 {
 		cutoff := now.Add(-r.Audit)
 		chains, err := a.AuditChains(ctx)

@@ -288,9 +288,14 @@ type Tx interface {
 	// ForeignPrefixes lists the foreign prefixes the instance imported keys
 	// under, re-keyed or not.
 	ForeignPrefixes(ctx context.Context, instanceID string) ([]string, error)
+	// DeleteUnusedForeignHMACKeys deletes the foreign HMAC keys no foreign
+	// hash refers to, last imported at or before before.
+	DeleteUnusedForeignHMACKeys(ctx context.Context, before time.Time) (int, error)
 	// RekeyForeignCredential deletes the credential's foreign hash and, if
 	// this call deleted it, sets the credential's digest and search digest
-	// (and updated_at); it reports whether it did. A concurrent call that
+	// (and updated_at), and deletes the foreign HMAC key it was found with
+	// if no other hash needs it and it is older than ForeignHMACKeyGrace;
+	// it reports whether it did. A concurrent call that
 	// comes second finds no hash and changes nothing.
 	RekeyForeignCredential(ctx context.Context, instanceID, id string, digest, search credential.Digest, at time.Time) (bool, error)
 }

@@ -21,10 +21,12 @@ func scanForeignHash(s scanner) (authority.ForeignHash, error) {
 }
 
 // InsertForeignHMACKey stores k unless the instance has a key with its
-// fingerprint, and returns the id of the stored key.
+// fingerprint, and returns the id of the stored key. A key found again has
+// its created_at moved to k's, so the grace of DeleteUnusedForeignHMACKeys
+// runs from the last import that needed it.
 func (t *tx) InsertForeignHMACKey(ctx context.Context, k authority.ForeignHMACKey) (string, error) {
 	if _, err := t.exec(ctx, `INSERT INTO foreign_hmac_keys (id, instance_id, fingerprint, sealed, created_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance_id, fingerprint) DO NOTHING`,
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance_id, fingerprint) DO UPDATE SET created_at = excluded.created_at`,
 		k.ID, k.InstanceID, k.Fingerprint, k.Sealed, millis(k.CreatedAt)); err != nil {
 		return "", translate(err, "foreign HMAC key")
 	}
@@ -106,11 +108,24 @@ func (t *tx) RekeyForeignCredential(ctx context.Context, instanceID, id string, 
 		return false, err
 	}
 	if hmacKeyID != "" {
-		// The foreign HMAC key goes with the last key that needed it.
-		if _, err := t.exec(ctx, `DELETE FROM foreign_hmac_keys WHERE id = ? AND NOT EXISTS
-			(SELECT 1 FROM foreign_key_hashes WHERE hmac_key_id = ?)`, hmacKeyID, hmacKeyID); err != nil {
+		// The foreign HMAC key goes with the last key that needed it, once
+		// no import can still be about to use it (see ForeignHMACKeyGrace).
+		if _, err := t.exec(ctx, `DELETE FROM foreign_hmac_keys WHERE id = ? AND created_at <= ? AND NOT EXISTS
+			(SELECT 1 FROM foreign_key_hashes WHERE hmac_key_id = ?)`, hmacKeyID, millis(at.Add(-authority.ForeignHMACKeyGrace)), hmacKeyID); err != nil {
 			return false, translate(err, "foreign HMAC key")
 		}
 	}
 	return true, nil
+}
+
+// DeleteUnusedForeignHMACKeys deletes the foreign HMAC keys no foreign
+// hash needs any more, last imported at or before before.
+func (t *tx) DeleteUnusedForeignHMACKeys(ctx context.Context, before time.Time) (int, error) {
+	res, err := t.exec(ctx, `DELETE FROM foreign_hmac_keys WHERE created_at <= ? AND NOT EXISTS
+		(SELECT 1 FROM foreign_key_hashes h WHERE h.hmac_key_id = foreign_hmac_keys.id)`, millis(before))
+	if err != nil {
+		return 0, translate(err, "foreign HMAC key")
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }

@@ -188,9 +188,11 @@ func TestImportedForeignKeysVerifyAndAreRekeyedOnFirstUse(t *testing.T) {
 func TestConcurrentFirstVerifiesRekeyOnce(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
-		a := chainAuthority(t, s)
+		clock := testkit.NewClock()
+		a := janitorAuthority(t, s, clock)
 		c, instanceID := adminCaller(t, a)
 		keys := importForeign(t, a, instanceID, 3, 3) // bcrypt, hmac, sha256
+		clock.Advance(authority.ForeignHMACKeyGrace)
 		for _, k := range keys {
 			var wg sync.WaitGroup
 			for range 8 {
@@ -302,6 +304,33 @@ func TestForeignKeysTravelInTheExport(t *testing.T) {
 		}
 		if strings.Contains(out.String(), string(foreignHMACKey)) {
 			t.Error("the export holds the foreign HMAC key in the clear")
+		}
+	})
+}
+
+// The foreign HMAC key outlives the last key that needed it by a grace (an
+// import that just found it may still be writing), then the janitor drops it.
+func TestTheForeignHMACKeyGoesAfterItsLastKey(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		clock := testkit.NewClock()
+		a := janitorAuthority(t, s, clock)
+		c, instanceID := adminCaller(t, a)
+		keys := importForeign(t, a, instanceID, 2, 1000) // bcrypt, hmac
+		for _, k := range keys {
+			if r := verifyKey(t, a, c, k.key); !r.Valid {
+				t.Fatalf("%s: %+v", k.format, r)
+			}
+		}
+		if n, _ := sqlstore.RowCount(ctx, s, "foreign_hmac_keys"); n != 1 {
+			t.Fatalf("%d foreign HMAC keys right after the re-key, want 1 (within the grace)", n)
+		}
+		clock.Advance(authority.ForeignHMACKeyGrace)
+		if _, err := a.RunJanitor(ctx, authority.Retention{}); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := sqlstore.RowCount(ctx, s, "foreign_hmac_keys"); n != 0 {
+			t.Fatalf("%d foreign HMAC keys after the grace, want none", n)
 		}
 	})
 }
