@@ -63,7 +63,7 @@ func (t *lineTime) UnmarshalJSON(b []byte) error {
 
 // readForeignKeys reads JSON lines (blank lines skipped), naming the line
 // of the first bad one. No hash is ever part of an error.
-func readForeignKeys(r io.Reader) ([]authority.ForeignKey, error) {
+func readForeignKeys(r io.Reader, defaultFormat string) ([]authority.ForeignKey, error) {
 	var keys []authority.ForeignKey
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -80,6 +80,9 @@ func readForeignKeys(r io.Reader) ([]authority.ForeignKey, error) {
 		}
 		if dec.More() {
 			return nil, fmt.Errorf("line %d: more than one JSON object", line)
+		}
+		if l.Format == "" {
+			l.Format = defaultFormat
 		}
 		keys = append(keys, authority.ForeignKey{
 			Line: line, Format: authority.ForeignFormat(l.Format), Hash: l.Hash, Start: l.Start, Prefix: l.Prefix,
@@ -160,8 +163,8 @@ func readHMACKey(path, encoding string) ([]byte, error) {
 
 func newImportKeysCommand(cfg *storeConfig) *cobra.Command {
 	var (
-		from, instanceID, hmacKeyFile, hmacKeyEncoding string
-		prefixes                                       []string
+		from, instanceID, hmacKeyFile, hmacKeyEncoding, format string
+		prefixes                                               []string
 	)
 	cmd := &cobra.Command{
 		Use:   "import-keys --from FILE --prefix FOREIGN_PREFIX=api_key[:TYPE]",
@@ -171,10 +174,12 @@ func newImportKeysCommand(cfg *storeConfig) *cobra.Command {
   {"format": "sha256", "hash": "<hex or base64>", "start": "sk_live_AbCd", "subject": "user_…", "name": "…"}
 
 format is sha256 (the SHA-256 of the whole key, as hex or base64: Unkey's hash is the base64
-form), hmac-sha256 (HMAC-SHA256 of the key under the key in --hmac-key-file) or bcrypt.
+form), hmac-sha256 (HMAC-SHA256 of the key under the key in --hmac-key-file) or bcrypt;
+--format gives it to lines without one.
 A bcrypt hash is salted and cannot be looked up, so a bcrypt line must carry start: the key's
 first characters (at least 3 past its prefix, at most 32), as Unkey's start field; keys are
-found by it and then checked with bcrypt. Optional fields: prefix (else found from start),
+found by it and then checked with bcrypt (a presented key over bcrypt's 72 bytes never
+matches, since bcrypt ignores the rest). Optional fields: prefix (else found from start),
 description, scopes, claims, expires_at and created_at (RFC 3339 or Unix ms), id (ignored).
 subject is a user_, org_ or mch_ id, as for any API key.
 
@@ -186,7 +191,7 @@ keys. On a key's first successful verify its credential is re-keyed to keyward's
 The whole file is one transaction: a bad line is an error naming it, and nothing is written.
 A running server sees new keys within 30 seconds. Neither the hashes nor the HMAC key are ever
 printed; the HMAC key is kept sealed under the keyring until the last key needing it is re-keyed.`,
-		Example: `  keyward import-keys --from unkey.jsonl --prefix sk_live_=api_key:live
+		Example: `  keyward import-keys --from unkey.jsonl --format sha256 --prefix sk_live_=api_key:live
   keyward import-keys --from legacy.jsonl --prefix key_=api_key --hmac-key-file /run/secrets/legacy-hmac --hmac-key-encoding hex`,
 		Args: cobra.NoArgs,
 		RunE: cfg.withAuthority(func(cmd *cobra.Command, args []string, auth *authority.Authority) error {
@@ -204,7 +209,7 @@ printed; the HMAC key is kept sealed under the keyring until the last key needin
 				return fmt.Errorf("--from: %w", err)
 			}
 			defer f.Close()
-			keys, err := readForeignKeys(f)
+			keys, err := readForeignKeys(f, format)
 			if err != nil {
 				return err
 			}
@@ -230,6 +235,7 @@ printed; the HMAC key is kept sealed under the keyring until the last key needin
 	cmd.Flags().StringVar(&from, "from", "", "JSON lines of foreign keys (see above)")
 	cmd.Flags().StringVar(&instanceID, "instance", "", "the instance the keys join (ins_…; default: the one created at first start)")
 	cmd.Flags().StringArrayVar(&prefixes, "prefix", nil, "FOREIGN_PREFIX=api_key[:TYPE]; repeat for each prefix")
+	cmd.Flags().StringVar(&format, "format", "", "the format of lines without one (sha256 for an Unkey export)")
 	cmd.Flags().StringVar(&hmacKeyFile, "hmac-key-file", "", "a file holding the other system's HMAC key, for hmac-sha256 lines")
 	cmd.Flags().StringVar(&hmacKeyEncoding, "hmac-key-encoding", "raw", "how --hmac-key-file holds the key: raw (one trailing newline dropped), hex or base64")
 	_ = cmd.MarkFlagRequired("from")

@@ -44,14 +44,14 @@ func TestImportKeysThenTheyVerifyAndABadLineWritesNothing(t *testing.T) {
 	m.Write([]byte(hmacKeyed))
 	bh, _ := bcrypt.GenerateFromPassword([]byte(bcryptKey), bcrypt.MinCost)
 	subject := "user_" + strings.Repeat("u", 27)
-	good := fmt.Sprintf(`{"format":"sha256","hash":%q,"start":"sk_live_Sha2","subject":%q,"name":"from unkey","expires_at":null}
+	good := fmt.Sprintf(`{"hash":%q,"start":"sk_live_Sha2","subject":%q,"name":"from unkey","expires_at":null}
 {"format":"hmac-sha256","hash":%q,"subject":%q,"created_at":"2025-01-01T00:00:00Z"}
 
 {"format":"bcrypt","hash":%q,"start":"sk_live_Bcry","subject":%q,"scopes":["read"]}
 `, base64.StdEncoding.EncodeToString(sum[:]), subject, hex.EncodeToString(m.Sum(nil)), subject, string(bh), subject)
 	from := filepath.Join(dir, "keys.jsonl")
 	args := []string{"import-keys", "--data-dir", dataDir, "--master-key", master, "--from", from, "--prefix", "sk_live_=api_key:live",
-		"--hmac-key-file", keyFile, "--hmac-key-encoding", "hex"}
+		"--hmac-key-file", keyFile, "--hmac-key-encoding", "hex", "--format", "sha256"}
 
 	bad := []struct{ name, content, want string }{
 		{"a line that is not JSON", strings.Replace(good, `{"format":"bcrypt"`, `{format:bcrypt`, 1), "line 4: not a JSON object"},

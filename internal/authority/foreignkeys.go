@@ -53,6 +53,7 @@ const (
 	// key (keys sharing a start).
 	foreignBcryptCandidates = 8
 	foreignKeyMax           = 512
+	bcryptMaxKey            = 72
 	foreignMissDomain       = "keyward/foreign-miss\x00"
 	foreignFingerprintKey   = "keyward/v1/foreign-hmac-fingerprint"
 )
@@ -423,7 +424,7 @@ func (a *Authority) verifyForeign(ctx context.Context, c Caller, in VerifyInput)
 		return notFound, nil
 	}
 	epoch := a.cache.currentEpoch()
-	h, cred, err := a.findForeign(ctx, c.InstanceID, in.Token)
+	h, cred, err := a.findForeign(ctx, c.InstanceID, in.Token, shortestPrefixOf(prefixes, in.Token))
 	if err != nil {
 		return VerifyResult{}, err
 	}
@@ -473,16 +474,21 @@ func (a *Authority) verifyForeign(ctx context.Context, c Caller, in VerifyInput)
 // SHA-256, by its HMAC under each foreign HMAC key, or among the bcrypt
 // hashes that share its start; it compares in constant time (bcrypt's
 // comparison is too).
-func (a *Authority) findForeign(ctx context.Context, instanceID, token string) (*ForeignHash, credential.Credential, error) {
+func (a *Authority) findForeign(ctx context.Context, instanceID, token string, shortest int) (*ForeignHash, credential.Credential, error) {
 	var (
 		found      *ForeignHash
 		candidates []ForeignHash
 		keys       []ForeignHMACKey
 	)
 	sum := sha256.Sum256([]byte(token))
-	starts := make([]string, 0, ForeignStartMax)
-	for n := 1; n <= min(len(token), ForeignStartMax); n++ {
-		starts = append(starts, token[:n])
+	// A bcrypt key's start has its prefix and ForeignStartMinExtra more.
+	// bcrypt reads only a key's first 72 bytes: a longer token is never
+	// matched by one, or its tail would not count.
+	var starts []string
+	if len(token) <= bcryptMaxKey {
+		for n := shortest + ForeignStartMinExtra; n <= min(len(token), ForeignStartMax); n++ {
+			starts = append(starts, token[:n])
+		}
 	}
 	err := a.store.View(ctx, func(tx Tx) error {
 		h, err := tx.ForeignHashByLookup(ctx, instanceID, sum[:])
@@ -539,6 +545,18 @@ func (a *Authority) findForeign(ctx context.Context, instanceID, token string) (
 		return nil, credential.Credential{}, nil // deleted meanwhile
 	}
 	return found, cred, err
+}
+
+// shortestPrefixOf is the length of the shortest of prefixes token starts
+// with.
+func shortestPrefixOf(prefixes []string, token string) int {
+	n := len(token)
+	for _, p := range prefixes {
+		if strings.HasPrefix(token, p) && len(p) < n {
+			n = len(p)
+		}
+	}
+	return n
 }
 
 func longestPrefixOf(prefixes []string, token string) string {
