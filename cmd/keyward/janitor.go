@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -100,4 +101,24 @@ func (j *janitorConfig) start(ctx context.Context, auth *authority.Authority, lo
 		})
 	}()
 	return func() { stop(); <-done }
+}
+
+// startHousekeeping starts serve's background upkeep beside the server:
+// the janitor, and the reload of the foreign-key prefixes (the first one
+// now, so a restarted node verifies imported keys from its first request).
+// The returned function stops both and waits for them.
+func startHousekeeping(ctx context.Context, j *janitorConfig, auth *authority.Authority, log *slog.Logger) (func(), error) {
+	if err := auth.RefreshForeignPrefixes(ctx); err != nil {
+		return nil, fmt.Errorf("load the imported key prefixes: %w", err)
+	}
+	pctx, stopPrefixes := context.WithCancel(context.WithoutCancel(ctx))
+	prefixesDone := make(chan struct{})
+	go func() {
+		defer close(prefixesDone)
+		auth.RunForeignPrefixRefresh(pctx, authority.ForeignPrefixRefreshInterval, func(err error) {
+			log.Warn("reload the imported key prefixes", "error", err.Error())
+		})
+	}()
+	stopJanitor := j.start(ctx, auth, log)
+	return func() { stopJanitor(); stopPrefixes(); <-prefixesDone }, nil
 }

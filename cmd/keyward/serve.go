@@ -245,7 +245,11 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	if certs != nil {
 		srv.TLSConfig = certs.config()
 	}
-	defer cfg.janitor.start(ctx, auth, log)()
+	stopHousekeeping, err := startHousekeeping(ctx, &cfg.janitor, auth, log)
+	if err != nil {
+		return err
+	}
+	defer stopHousekeeping()
 	log.Info("keyward listening", "addr", ln.Addr().String(), "store", store.Dialect(), "tls", certs != nil, "version", versionString())
 	if ready, ok := ctx.Value(readyKey{}).(chan<- string); ok {
 		ready <- ln.Addr().String()

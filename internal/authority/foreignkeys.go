@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -204,7 +203,8 @@ func (a *Authority) ImportForeignKeys(ctx context.Context, in ImportForeignKeysI
 	if err != nil {
 		return ImportForeignKeysResult{ByFormat: map[ForeignFormat]int{}}, err
 	}
-	a.foreignGate.forget(in.InstanceID)
+	// This node verifies the new keys at once; others at their next refresh.
+	_ = a.RefreshForeignPrefixes(ctx)
 	res.Imported = len(rows)
 	return res, nil
 }
@@ -399,10 +399,7 @@ func (a *Authority) verifyForeign(ctx context.Context, c Caller, in VerifyInput)
 	}
 	// Only a key under a prefix the instance imported keys under goes on
 	// to the store; other garbage stays off it, as for native secrets.
-	prefixes, err := a.foreignGate.prefixes(ctx, a, c.InstanceID)
-	if err != nil {
-		return VerifyResult{}, err
-	}
+	prefixes := a.foreignGate.prefixes(c.InstanceID)
 	if longestPrefixOf(prefixes, in.Token) == "" {
 		return notFound, nil
 	}
@@ -569,51 +566,55 @@ func longestPrefixOf(prefixes []string, token string) string {
 	return best
 }
 
-// foreignGate remembers, per instance, the foreign prefixes it imported
-// keys under, for a short while, so a presented key of no such prefix (or
-// any garbage, on an instance that imported nothing) is refused without
-// touching the store. An import in another process shows after at most
-// foreignGateTTL.
+// foreignGate is, per instance, the foreign prefixes keys were imported
+// under, held in memory so that the verify path never reads the store for
+// a token of no such prefix (nor for any garbage, on an instance that
+// imported nothing). RunForeignPrefixRefresh reloads it; an import on this
+// node reloads it at once, one in another process shows at the next
+// refresh.
 type foreignGate struct {
-	mu      sync.Mutex
-	entries map[string]foreignGateEntry
+	mu         sync.RWMutex
+	byInstance map[string][]string
 }
 
-type foreignGateEntry struct {
-	prefixes []string
-	until    time.Time
+// ForeignPrefixRefreshInterval is how often serve reloads the prefixes.
+const ForeignPrefixRefreshInterval = 30 * time.Second
+
+func (g *foreignGate) prefixes(instanceID string) []string {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.byInstance[instanceID]
 }
 
-const foreignGateTTL = positiveTTL
-
-func (g *foreignGate) prefixes(ctx context.Context, a *Authority, instanceID string) ([]string, error) {
-	now := a.clock.Now()
-	g.mu.Lock()
-	e, ok := g.entries[instanceID]
-	g.mu.Unlock()
-	if ok && now.Before(e.until) {
-		return e.prefixes, nil
-	}
-	var ps []string
+// RefreshForeignPrefixes reloads the foreign prefixes from the store.
+func (a *Authority) RefreshForeignPrefixes(ctx context.Context) error {
+	var m map[string][]string
 	if err := a.store.View(ctx, func(tx Tx) error {
 		var err error
-		ps, err = tx.ForeignPrefixes(ctx, instanceID)
+		m, err = tx.ForeignPrefixes(ctx)
 		return err
 	}); err != nil {
-		return nil, err
+		return err
 	}
-	sort.Strings(ps)
-	g.mu.Lock()
-	if g.entries == nil {
-		g.entries = map[string]foreignGateEntry{}
-	}
-	g.entries[instanceID] = foreignGateEntry{prefixes: ps, until: now.Add(foreignGateTTL)}
-	g.mu.Unlock()
-	return ps, nil
+	a.foreignGate.mu.Lock()
+	a.foreignGate.byInstance = m
+	a.foreignGate.mu.Unlock()
+	return nil
 }
 
-func (g *foreignGate) forget(instanceID string) {
-	g.mu.Lock()
-	delete(g.entries, instanceID)
-	g.mu.Unlock()
+// RunForeignPrefixRefresh reloads the foreign prefixes every interval
+// until ctx ends (the first reload is the caller's, before serving).
+func (a *Authority) RunForeignPrefixRefresh(ctx context.Context, interval time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.RefreshForeignPrefixes(ctx); err != nil && ctx.Err() == nil {
+				onErr(err)
+			}
+		}
+	}
 }

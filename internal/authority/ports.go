@@ -285,9 +285,9 @@ type Tx interface {
 	// InsertForeignPrefix records that the instance imported keys under
 	// prefix (once; a second time changes nothing).
 	InsertForeignPrefix(ctx context.Context, instanceID, prefix string, at time.Time) error
-	// ForeignPrefixes lists the foreign prefixes the instance imported keys
-	// under, re-keyed or not.
-	ForeignPrefixes(ctx context.Context, instanceID string) ([]string, error)
+	// ForeignPrefixes lists, by instance, the foreign prefixes keys were
+	// imported under, re-keyed or not.
+	ForeignPrefixes(ctx context.Context) (map[string][]string, error)
 	// DeleteUnusedForeignHMACKeys deletes the foreign HMAC keys no foreign
 	// hash refers to, last imported at or before before.
 	DeleteUnusedForeignHMACKeys(ctx context.Context, before time.Time) (int, error)

@@ -82,11 +82,17 @@ func (t *tx) InsertForeignPrefix(ctx context.Context, instanceID, prefix string,
 	return translate(err, "foreign key prefix")
 }
 
-func (t *tx) ForeignPrefixes(ctx context.Context, instanceID string) ([]string, error) {
-	return queryAll(ctx, t, "foreign key prefix", func(s scanner) (string, error) {
-		var p string
-		return p, s.Scan(&p)
-	}, `SELECT prefix FROM foreign_key_prefixes WHERE instance_id = ? ORDER BY prefix`, instanceID)
+func (t *tx) ForeignPrefixes(ctx context.Context) (map[string][]string, error) {
+	type row struct{ instance, prefix string }
+	rows, err := queryAll(ctx, t, "foreign key prefix", func(s scanner) (row, error) {
+		var r row
+		return r, s.Scan(&r.instance, &r.prefix)
+	}, `SELECT instance_id, prefix FROM foreign_key_prefixes ORDER BY instance_id, prefix`)
+	out := map[string][]string{}
+	for _, r := range rows {
+		out[r.instance] = append(out[r.instance], r.prefix)
+	}
+	return out, err
 }
 
 // RekeyForeignCredential deletes the hash first: on PostgreSQL a

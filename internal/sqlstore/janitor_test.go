@@ -278,6 +278,9 @@ func TestPrunedChainsAndForeignKeysSurviveExportAndImport(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := janitorAuthority(t, target, clock)
+		if err := b.RefreshForeignPrefixes(ctx); err != nil {
+			t.Fatal(err)
+		}
 		chain, err := b.VerifyAuditChain(ctx, id)
 		if err != nil || chain.Break != nil || chain.PrunedThrough != 5 || chain.Events != 2 {
 			t.Fatalf("imported chain: %+v (break %+v), %v", chain, chain.Break, err)
