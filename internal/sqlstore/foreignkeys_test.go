@@ -215,6 +215,11 @@ func TestConcurrentFirstVerifiesRekeyOnce(t *testing.T) {
 		if got := foreignHashes(t, s); got != 0 {
 			t.Fatalf("%d foreign hashes left", got)
 		}
+		// keyward never held an imported key's secret, even once it was presented.
+		r := verifyKey(t, a, c, keys[0].key)
+		if _, err := a.APIKeySecret(ctx, c, r.ID); !credential.IsCode(err, credential.CodeNotFound) {
+			t.Fatalf("APIKeySecret of an imported key: %v, want not_found", err)
+		}
 		if n, _ := sqlstore.RowCount(ctx, s, "foreign_hmac_keys"); n != 0 {
 			t.Fatalf("the foreign HMAC key outlived the last key that needed it (%d left)", n)
 		}
