@@ -545,6 +545,10 @@ func (a *Authority) APIKeySecret(ctx context.Context, c Caller, id string) (cred
 		if cred, _, err = apiKeyFor(ctx, tx, c, id); err != nil {
 			return err
 		}
+		if len(cred.Sealed) == 0 {
+			// Imported by its hash (keyward import-keys): keyward never held it.
+			return credential.Errorf(credential.CodeNotFound, "API key %s was imported by its hash; its secret is not stored", cred.ID)
+		}
 		return a.audit(ctx, tx, c, "api_key.secret_read", "api_key", cred.ID, nil)
 	})
 	if err != nil {

@@ -163,10 +163,13 @@ func parseFailure(token string, err error) string {
 	case token == "":
 		return "missing_credential"
 	case err != nil:
-		return "malformed_credential"
+		return failureMalformed
 	}
 	return "wrong_kind"
 }
+
+// failureMalformed: the secret is not in any of keyward's formats.
+const failureMalformed = "malformed_credential"
 
 // inactive names why a found credential does not authenticate as kind at
 // now ("" when it does).

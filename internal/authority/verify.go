@@ -69,8 +69,10 @@ var notFound = VerifyResult{Reason: ReasonNotFound}
 // Verify decides whether a presented credential is valid for the caller,
 // in one fixed order:
 //
-//  1. shape: a JWT, or a secret with a known prefix and a good checksum
-//     (anything else is not_found without touching the store);
+//  1. shape: a JWT, or a secret with a known prefix and a good checksum,
+//     or (admin callers) a key under a prefix the instance imported
+//     foreign keys under (verifyForeign); anything else is not_found
+//     without touching the store;
 //  2. lookup by HMAC digest, through the cache;
 //  3. entitlement: the credential is in the caller's instance and, for a
 //     machine caller, scoped to that machine; otherwise not_found, so an
@@ -103,6 +105,9 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 		return a.verifyJWT(ctx, c, in)
 	}
 	found, failure, err := a.resolve(ctx, in.Token, credential.KindM2MToken, credential.KindOrgToken, credential.KindPAT, credential.KindAPIKey)
+	if failure == failureMalformed {
+		return a.verifyForeign(ctx, c, in) // not keyward's shape: perhaps a key imported by its hash
+	}
 	if err != nil {
 		return VerifyResult{}, err
 	}
