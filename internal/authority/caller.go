@@ -98,6 +98,7 @@ func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, err
 	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
 	a.fillSearchDigest(ctx, e.cred, secret)
 	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID, ExpiresAt: e.cred.ExpiresAt}
+	noteCaller(ctx, e.cred.ID)
 	switch e.cred.Kind {
 	case credential.KindAdminKey:
 		caller.Permissions = adminKeyPermissions(e.attrs)

@@ -406,6 +406,7 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 	}
 	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
 	a.fillSearchDigest(ctx, e.cred, secret)
+	noteCaller(ctx, e.cred.ID)
 	return Caller{
 		InstanceID: e.cred.InstanceID, Kind: credential.KindOrgToken, CredentialID: e.cred.ID,
 		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges, SrcIPs: e.attrs.allowlist, ExpiresAt: e.cred.ExpiresAt,

@@ -38,7 +38,7 @@ func TestAccessLogLineCarriesEveryFieldAndNoSecret(t *testing.T) {
 	}
 	line := logs.String()
 	for _, want := range []string{"level=INFO", "msg=request", "request_id=" + rec.Header().Get("X-Request-Id") + " ",
-		"method=POST", `route="POST /v1/verify"`, "path=/v1/verify ", "status=200", "duration="} {
+		"method=POST", `route="POST /v1/verify"`, "path=/v1/verify ", "status=200", "duration_ms="} {
 		if !strings.Contains(line, want) {
 			t.Errorf("access log line lacks %q: %s", want, line)
 		}
