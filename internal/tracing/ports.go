@@ -102,3 +102,20 @@ func (b *bus) Publish(ctx context.Context, inv authority.Invalidation) error {
 func (b *bus) Subscribe(ctx context.Context, deliver func(authority.Invalidation), connected func(bool)) error {
 	return b.next.Subscribe(ctx, deliver, connected)
 }
+
+// Instrument puts spans on cfg's ports: its store, limiter and bus (when
+// set), and its cache fills (cfg.Tracer). A nil Tracing leaves cfg as it
+// is, so the untraced path has no decorator at all.
+func (t *Tracing) Instrument(cfg *authority.Config) {
+	if t == nil {
+		return
+	}
+	cfg.Store = t.Store(cfg.Store)
+	if cfg.Limiter != nil {
+		cfg.Limiter = t.Limiter(cfg.Limiter)
+	}
+	if cfg.Bus != nil {
+		cfg.Bus = t.Bus(cfg.Bus)
+	}
+	cfg.Tracer = t
+}
