@@ -220,8 +220,8 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // annotateSpan names the server span after the route that matched (known
-// only now, past the mux) and adds the request id and caller credential
-// id, neither of them a secret; it returns the trace id, "" when the
+// only now, past the mux) and adds the request id, the client address and
+// the caller credential id, none of them a secret; it returns the trace id, "" when the
 // request is not traced.
 func (m *middleware) annotateSpan(r *http.Request, line logging.Request) string {
 	span := trace.SpanFromContext(r.Context())
@@ -239,6 +239,11 @@ func (m *middleware) annotateSpan(r *http.Request, line logging.Request) string 
 			span.SetAttributes(attribute.String("http.route", route))
 		}
 		span.SetAttributes(attribute.String("keyward.request_id", line.ID))
+		if line.ClientIP.IsValid() {
+			// otelhttp believes any X-Forwarded-For; this is the address
+			// --trusted-proxies vouches for.
+			span.SetAttributes(attribute.String("client.address", line.ClientIP.String()))
+		}
 		if line.CredentialID != "" {
 			span.SetAttributes(attribute.String("keyward.credential_id", line.CredentialID))
 		}

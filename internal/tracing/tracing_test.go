@@ -337,3 +337,22 @@ func mustHex(t *testing.T, s string) []byte {
 	}
 	return id[:]
 }
+
+// The span's client.address is the one --trusted-proxies vouches for, not
+// whatever X-Forwarded-For a client sends.
+func TestServerSpanClientAddressIgnoresAnUntrustedForwardedFor(t *testing.T) {
+	e, rec, spans := recorded(t, testkit.OpenSQLite(t))
+	e.DoWith(t, "GET", "/v1/caller", nil, http.Header{"Authorization": {"Bearer " + e.AdminKey}, "X-Forwarded-For": {"203.0.113.66"}})
+	spans.wait(t)
+	for _, s := range rec.Ended() {
+		if s.SpanKind() != trace.SpanKindServer {
+			continue
+		}
+		if hasAttr(s, "client.address", "203.0.113.66") || !hasAttr(s, "client.address", "127.0.0.1") {
+			t.Errorf("server span client.address: %v", s.Attributes())
+		}
+		if !hasAttr(s, "http.route", "/v1/caller") || s.Name() != "GET /v1/caller" {
+			t.Errorf("server span %q lacks its route: %v", s.Name(), s.Attributes())
+		}
+	}
+}
