@@ -22,6 +22,7 @@ import (
 	"github.com/keyward/keyward/internal/pgbus"
 	"github.com/keyward/keyward/internal/redisbus"
 	"github.com/keyward/keyward/internal/sqlstore"
+	"github.com/keyward/keyward/internal/tracing"
 )
 
 // storeConfig is what every command that opens the store needs.
@@ -115,6 +116,7 @@ type nodeOptions struct {
 	authFailureWindow time.Duration
 	auditSink         authority.AuditSink
 	auditLogRequired  bool
+	tracing           *tracing.Tracing // nil: tracing off
 }
 
 // Channel names for invalidations on each bus.
@@ -206,6 +208,7 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 	if opts.metrics != nil {
 		cfg.Store, cfg.Observer = opts.metrics.Store(n.store), opts.metrics
 	}
+	opts.tracing.Instrument(&cfg)
 	n.auth = authority.New(cfg)
 	if opts.log != nil {
 		n.auth.SetPublishErrorHandler(func(err error) { opts.log.Warn("publish invalidation", "error", err.Error()) })

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
 
 	"github.com/keyward/keyward/internal/auditlog"
 	"github.com/keyward/keyward/internal/authority"
@@ -24,6 +25,7 @@ import (
 	"github.com/keyward/keyward/internal/httpapi/wire"
 	"github.com/keyward/keyward/internal/logging"
 	"github.com/keyward/keyward/internal/metrics"
+	"github.com/keyward/keyward/internal/tracing"
 )
 
 type serveConfig struct {
@@ -188,7 +190,22 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 		opts.auditSink = sink
 	}
 	m := metrics.New()
+	m.SetBuildInfo(buildInfo())
 	opts.metrics = m
+	// Tracing is off unless the standard OTEL_* variables ask for it.
+	traces, err := tracing.FromEnv(ctx, shortVersion())
+	if err != nil {
+		return err
+	}
+	if traces != nil {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("export traces", "error", err.Error()) }))
+		defer func() {
+			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = traces.Shutdown(flushCtx) // the last spans; a collector that is gone costs at most the timeout
+		}()
+		opts.tracing = traces
+	}
 	opts.cacheBytes = cfg.cacheBytes
 	setMemoryLimit(log, cfg.cacheBytes)
 	n, err := cfg.open(ctx, true, opts)
@@ -234,6 +251,9 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	if certs != nil {
 		api.ClientCertRequired = certs.clientCertRequired
 	}
+	if traces != nil {
+		api.TracerProvider, api.Propagator = traces.Provider, traces.Propagator
+	}
 	srv := &http.Server{
 		Handler:           httpapi.New(api),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -251,7 +271,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 		return err
 	}
 	defer stopHousekeeping()
-	log.Info("keyward listening", "addr", ln.Addr().String(), "store", store.Dialect(), "tls", certs != nil, "version", versionString())
+	log.Info("keyward listening", "addr", ln.Addr().String(), "store", store.Dialect(), "tls", certs != nil, "version", versionString(), "tracing", traces != nil)
 	if ready, ok := ctx.Value(readyKey{}).(chan<- string); ok {
 		ready <- ln.Addr().String()
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"runtime/debug"
 	"strings"
 )
@@ -67,4 +68,28 @@ func shortVersion() string {
 		return info.Main.Version
 	}
 	return "devel"
+}
+
+// buildInfo is what keyward_build_info names: the version shortVersion
+// gives, the full VCS revision ("+dirty" for a modified tree) and the Go
+// version.
+func buildInfo() (version, revision, goVersion string) {
+	version, goVersion = shortVersion(), runtime.Version()
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version, "", goVersion
+	}
+	dirty := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if revision != "" && dirty {
+		revision += "+dirty"
+	}
+	return version, revision, goVersion
 }

@@ -328,6 +328,7 @@ func (a *Authority) RedeemTicket(ctx context.Context, ticket string) (Redemption
 		return Redemption{}, credential.Wrap(credential.CodeInternal, err, "sign session token")
 	}
 	redeemer := Caller{InstanceID: t.InstanceID, Kind: credential.KindActorTicket, CredentialID: t.ID}
+	noteCaller(ctx, t.ID)
 	err = a.store.Update(ctx, func(tx Tx) error {
 		ok, err := tx.TransitionActorToken(ctx, t.InstanceID, t.ID, credential.ActorPending, credential.ActorAccepted, now, now)
 		if err != nil {

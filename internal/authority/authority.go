@@ -19,6 +19,7 @@ type Authority struct {
 	limiter        Limiter
 	bus            Bus
 	observer       Observer
+	tracer         Tracer // nil: no spans
 	onPublishError func(error)
 
 	cache    *credentialCache
@@ -49,6 +50,9 @@ type Config struct {
 	Bus Bus
 	// Observer, when set, receives verification and cache measurements.
 	Observer Observer
+	// Tracer, when set, gets a span around each cache fill (the store read
+	// a cache miss makes).
+	Tracer Tracer
 	// CacheBytes is the credential cache's memory budget (0 means
 	// DefaultCacheBytes; at least MinCacheBytes).
 	CacheBytes int
@@ -97,7 +101,7 @@ func New(cfg Config) *Authority {
 	}
 	a := &Authority{
 		store: cfg.Store, keyring: cfg.Keyring, clock: cfg.Clock, issuer: cfg.Issuer, limiter: cfg.Limiter,
-		bus: cfg.Bus, observer: cfg.Observer, cache: newCredentialCache(cfg.CacheBytes), jwtKeys: newKeyCache(),
+		bus: cfg.Bus, observer: cfg.Observer, tracer: cfg.Tracer, cache: newCredentialCache(cfg.CacheBytes), jwtKeys: newKeyCache(),
 		throttle: throttle{limit: cfg.AuthFailureLimit, window: cfg.AuthFailureWindow},
 		sink:     cfg.AuditSink, sinkRequired: cfg.AuditSinkRequired, onSinkError: cfg.OnAuditSinkError,
 	}
@@ -121,10 +125,14 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 }
 
 // requestIDContext carries the id in one allocation (context.WithValue
-// takes two: its node and the boxed string), for every request.
+// takes two: its node and the boxed string), for every request. It also
+// holds the id of the credential the request authenticated with, for the
+// access log, which reads it once the handler has returned: it is written
+// and read on the request's goroutine only.
 type requestIDContext struct {
 	context.Context
-	id string
+	id         string
+	credential string
 }
 
 func (c *requestIDContext) Value(key any) any {
@@ -132,6 +140,24 @@ func (c *requestIDContext) Value(key any) any {
 		return c
 	}
 	return c.Context.Value(key)
+}
+
+// CallerCredentialID returns the id of the credential the request carried
+// by ctx authenticated with (an admin key, a machine key, a PAT, an org
+// token), or "" when none did. Never a secret: ids are not bearer values.
+func CallerCredentialID(ctx context.Context) string {
+	if c, ok := ctx.Value(requestIDKey{}).(*requestIDContext); ok {
+		return c.credential
+	}
+	return ""
+}
+
+// noteCaller records on the request in ctx which credential authenticated
+// it (see CallerCredentialID). Outside a request it does nothing.
+func noteCaller(ctx context.Context, credentialID string) {
+	if c, ok := ctx.Value(requestIDKey{}).(*requestIDContext); ok {
+		c.credential = credentialID
+	}
 }
 
 // RequestID returns the request id carried by ctx, or "".

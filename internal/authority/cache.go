@@ -308,11 +308,16 @@ func (a *Authority) lookup(ctx context.Context, d credential.Digest) (cacheEntry
 	// read may have seen the row as it was before a revoke).
 	epoch := a.cache.currentEpoch()
 	key := string(d[:]) + strconv.FormatUint(epoch, 36)
-	v, err, _ := a.cache.group.Do(key, func() (any, error) {
+	v, err, _ := a.cache.group.Do(key, func() (_ any, err error) {
 		// The read serves every caller that joins it, so it must not die
 		// with the first caller's request: it gets its own deadline.
 		readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeReadTimeout)
 		defer cancel()
+		if a.tracer != nil {
+			var end func(error)
+			readCtx, end = a.tracer.Start(readCtx, "cache.fill")
+			defer func() { end(err) }()
+		}
 		cred, err := a.credentialByDigest(readCtx, d)
 		found := false
 		var cc cachedCredential

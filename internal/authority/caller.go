@@ -85,6 +85,7 @@ func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, err
 	a.used(ctx, p.resolved, p.now)
 	e := p.e
 	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID, ExpiresAt: e.cred.ExpiresAt}
+	noteCaller(ctx, e.cred.ID)
 	switch e.cred.Kind {
 	case credential.KindAdminKey:
 		caller.Permissions = adminKeyPermissions(e.attrs)

@@ -394,6 +394,7 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 		return Caller{}, rl, credential.Errorf(credential.CodeRateLimited, "rate limit reached")
 	}
 	a.used(ctx, p.resolved, now)
+	noteCaller(ctx, e.cred.ID)
 	caller.SrcIPs, caller.ExpiresAt = e.attrs.allowlist, e.cred.ExpiresAt
 	return caller, rl, nil
 }

@@ -422,6 +422,14 @@ type Observer interface {
 	AuthFailed(throttled bool)
 }
 
+// Tracer marks a step of a use case as a span of the request's trace (the
+// OpenTelemetry adapter implements it). Start begins a span named name as
+// a child of ctx's and returns the context carrying it; end finishes it,
+// recording err when it is not nil. Names and errors never hold a secret.
+type Tracer interface {
+	Start(ctx context.Context, name string) (_ context.Context, end func(err error))
+}
+
 // AuditSink receives every audit event after the store has sealed it into
 // its chain (Seq and Hash set): the --audit-log file. An event never holds
 // a secret. Calls must be safe for concurrent use.

@@ -5,7 +5,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
@@ -14,6 +21,7 @@ import (
 	"github.com/keyward/keyward/internal/httpapi/mist"
 	"github.com/keyward/keyward/internal/httpapi/spatio"
 	"github.com/keyward/keyward/internal/httpapi/wire"
+	"github.com/keyward/keyward/internal/logging"
 )
 
 // Metrics is what the HTTP layer reports to, and serves at /metrics.
@@ -49,6 +57,11 @@ type Config struct {
 	// AuthzHeader is the header /v1/authz reads the credential from (such
 	// as X-Api-Key); "" means Authorization: Bearer.
 	AuthzHeader string
+	// TracerProvider, when set, gives every request a server span (otelhttp),
+	// a child of the incoming traceparent as Propagator reads it. Nil means
+	// no tracing and no cost: the handler is not wrapped at all.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // New returns the handler for every surface.
@@ -61,11 +74,61 @@ func New(cfg Config) http.Handler {
 	}
 	mux := http.NewServeMux()
 	register(binding{mux}, cfg)
+	if known, ok := cfg.Metrics.(interface{ KnownRoutes([]string) }); ok {
+		known.KnownRoutes(Routes()) // every route's series at zero before its first request
+	}
 	var next http.Handler = mux
 	if cfg.ClientCertRequired != nil {
 		next = requireClientCert(mux, cfg.ClientCertRequired, &native{log: cfg.Logger})
 	}
-	return &middleware{next: next, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now, metrics: cfg.Metrics, trusted: cfg.TrustedProxies}
+	m := &middleware{next: next, log: cfg.Logger, maxBody: cfg.MaxBodyBytes, now: cfg.Now, metrics: cfg.Metrics, trusted: cfg.TrustedProxies,
+		tracing: cfg.TracerProvider != nil}
+	if cfg.TracerProvider == nil {
+		return m
+	}
+	prop := cfg.Propagator
+	if prop == nil {
+		prop = propagation.TraceContext{}
+	}
+	return otelhttp.NewHandler(m, "keyward",
+		otelhttp.WithTracerProvider(cfg.TracerProvider),
+		otelhttp.WithPropagators(prop),
+		otelhttp.WithMeterProvider(noopmetric.NewMeterProvider()), // /metrics is Prometheus'
+		otelhttp.WithFilter(func(r *http.Request) bool { return !isProbePath(r.URL.Path) }),
+	)
+}
+
+// isProbePath tells the paths of probes and scrapes: polled every few
+// seconds, they are neither traced nor logged above debug.
+func isProbePath(path string) bool {
+	return path == "/healthz" || path == "/readyz" || path == "/metrics"
+}
+
+// maxRequestIDLen bounds an X-Request-Id taken from the client.
+const maxRequestIDLen = 128
+
+// incomingRequestID returns the request's X-Request-Id when it is sane:
+// one header line of 1 to maxRequestIDLen token characters (RFC 9110
+// tchar), so it can go into logs and audit events as it is. Else "".
+func incomingRequestID(h http.Header) string {
+	v := h["X-Request-Id"]
+	if len(v) != 1 || len(v[0]) == 0 || len(v[0]) > maxRequestIDLen {
+		return ""
+	}
+	for i := 0; i < len(v[0]); i++ {
+		if !isTokenChar(v[0][i]) {
+			return ""
+		}
+	}
+	return v[0]
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // register mounts every surface and the native API on mux.
@@ -116,18 +179,24 @@ type middleware struct {
 	now     func() time.Time
 	metrics Metrics
 	trusted []netip.Prefix
+	tracing bool // otelhttp wraps it: name the span and log its trace id
 }
 
-// ServeHTTP gives the request an id and its client address (both carried
-// in the context for the audit trail and the brute-force throttle), bounds its body, recovers panics and
-// writes one access log line: method, route pattern, path (never the query,
-// which may carry a ticket), status and duration.
+// ServeHTTP gives the request an id (the client's X-Request-Id when sane,
+// else a new one; echoed either way) and its client address (both carried
+// in the context for the audit trail and the brute-force throttle), bounds
+// its body, recovers panics and writes one access log line (logging.Request).
+// Probes and scrapes are logged at debug only.
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := m.now()
-	id := credential.NewID(credential.PrefixRequest, start)
+	id := incomingRequestID(r.Header)
+	if id == "" {
+		id = credential.NewID(credential.PrefixRequest, start)
+	}
 	w.Header()["X-Request-Id"] = []string{id}
 	ctx := authority.WithRequestID(r.Context(), id)
-	r = r.WithContext(authority.WithClientIP(ctx, wire.ClientIP(r, m.trusted)))
+	ip := wire.ClientIP(r, m.trusted)
+	r = r.WithContext(authority.WithClientIP(ctx, ip))
 	r.Body = http.MaxBytesReader(w, r.Body, m.maxBody)
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
@@ -141,45 +210,78 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		level := slog.LevelInfo
-		if rec.status >= 500 && rec.status < 600 { // Freezer's 753 is a client error
+		switch {
+		case rec.status >= 500 && rec.status < 600: // Freezer's 753 is a client error
 			level = slog.LevelError
+		case isProbePath(r.URL.Path):
+			level = slog.LevelDebug
 		}
 		took := m.now().Sub(start)
 		if m.metrics != nil {
 			m.metrics.ObserveRequest(r.Pattern, r.Method, rec.statusOrOK(), took)
 		}
-		m.accessLog(r, level, id, rec.statusOrOK(), took)
+		line := logging.Request{ID: id, Method: r.Method, Route: r.Pattern, Path: r.URL.Path, Status: rec.statusOrOK(), Took: took,
+			ClientIP: ip, CredentialID: authority.CallerCredentialID(ctx)}
+		if m.tracing {
+			line.TraceID = m.annotateSpan(r, line)
+		}
+		m.accessLog(r.Context(), level, line)
 	}()
 	m.next.ServeHTTP(rec, r)
+}
+
+// annotateSpan names the server span after the route that matched (known
+// only now, past the mux) and adds the request id, the client address and
+// the caller credential id, none of them a secret; it returns the trace id, "" when the
+// request is not traced.
+func (m *middleware) annotateSpan(r *http.Request, line logging.Request) string {
+	span := trace.SpanFromContext(r.Context())
+	sc := span.SpanContext()
+	if !sc.IsValid() {
+		return ""
+	}
+	if span.IsRecording() {
+		if r.Pattern != "" {
+			span.SetName(r.Pattern)
+			route := r.Pattern
+			if i := strings.IndexByte(route, ' '); i >= 0 {
+				route = route[i+1:]
+			}
+			span.SetAttributes(attribute.String("http.route", route))
+		}
+		span.SetAttributes(attribute.String("keyward.request_id", line.ID))
+		if line.ClientIP.IsValid() {
+			// otelhttp believes any X-Forwarded-For; this is the address
+			// --trusted-proxies vouches for.
+			span.SetAttributes(attribute.String("client.address", line.ClientIP.String()))
+		}
+		if line.CredentialID != "" {
+			span.SetAttributes(attribute.String("keyward.credential_id", line.CredentialID))
+		}
+	}
+	return sc.TraceID().String()
 }
 
 // requestLogger is a handler with a fast path for the access log line
 // (logging.New's handlers have one).
 type requestLogger interface {
-	LogRequest(ctx context.Context, level slog.Level, id, method, route, path string, status int, took time.Duration)
+	LogRequest(ctx context.Context, level slog.Level, req logging.Request)
 }
 
 // accessLog writes the request line: through the handler's fast path when
 // it has one, else as a record straight to the handler (no caller lookup).
-func (m *middleware) accessLog(r *http.Request, level slog.Level, id string, status int, took time.Duration) {
+func (m *middleware) accessLog(ctx context.Context, level slog.Level, line logging.Request) {
 	h := m.log.Handler()
 	if fast, ok := h.(requestLogger); ok {
-		fast.LogRequest(r.Context(), level, id, r.Method, r.Pattern, r.URL.Path, status, took)
+		fast.LogRequest(ctx, level, line)
 		return
 	}
-	if !h.Enabled(r.Context(), level) {
+	if !h.Enabled(ctx, level) {
 		return
 	}
 	rec := slog.NewRecord(time.Now(), level, "request", 0)
-	rec.AddAttrs(
-		slog.String("request_id", id),
-		slog.String("method", r.Method),
-		slog.String("route", r.Pattern),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", status),
-		slog.Duration("duration", took),
-	)
-	_ = h.Handle(r.Context(), rec)
+	rec.AddAttrs(line.Attrs()...)
+	_ = h.Handle(ctx, rec)
 }
 
 type statusRecorder struct {

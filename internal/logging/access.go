@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -35,19 +36,51 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 var lineBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
+// Request is one access-log line. Optional fields (ClientIP,
+// CredentialID, TraceID) are left out of the line when unset.
+type Request struct {
+	ID, Method, Route, Path string // Path without the query, which may carry a ticket
+	Status                  int
+	Took                    time.Duration
+	ClientIP                netip.Addr
+	CredentialID            string // the credential that authenticated the request: its id, never its secret
+	TraceID                 string // set while tracing is on
+}
+
+// DurationMillis is how Took is written: milliseconds, to the microsecond.
+func (r Request) DurationMillis() float64 { return float64(r.Took.Microseconds()) / 1000 }
+
+// Attrs returns the line's attributes in the order LogRequest writes them.
+func (r Request) Attrs() []slog.Attr {
+	attrs := make([]slog.Attr, 0, 9)
+	attrs = append(attrs, slog.String("request_id", r.ID), slog.String("method", r.Method), slog.String("route", r.Route),
+		slog.String("path", r.Path), slog.Int("status", r.Status), slog.Float64("duration_ms", r.DurationMillis()))
+	if r.ClientIP.IsValid() {
+		attrs = append(attrs, slog.String("client_ip", r.ClientIP.WithZone("").String()))
+	}
+	if r.CredentialID != "" {
+		attrs = append(attrs, slog.String("credential_id", r.CredentialID))
+	}
+	if r.TraceID != "" {
+		attrs = append(attrs, slog.String("trace_id", r.TraceID))
+	}
+	return attrs
+}
+
 // LogRequest writes the access log line of one request: request_id,
-// method, route, path, status and duration. None of its keys is
-// sensitive (TestPlainKeysAreNotSensitive), so redaction, which goes by
-// key, leaves it as it is.
-func (h *handler) LogRequest(ctx context.Context, level slog.Level, id, method, route, path string, status int, took time.Duration) {
+// method, route, path, status, duration_ms, and client_ip,
+// credential_id and trace_id when known. None of its keys is sensitive
+// (TestPlainKeysAreNotSensitive), so redaction, which goes by key, leaves
+// it as it is. The request is passed by value, so writing a line
+// allocates nothing.
+func (h *handler) LogRequest(ctx context.Context, level slog.Level, req Request) {
 	if !h.Enabled(ctx, level) {
 		return
 	}
 	now := time.Now()
 	if !h.text {
 		rec := slog.NewRecord(now, level, "request", 0)
-		rec.AddAttrs(slog.String("request_id", id), slog.String("method", method), slog.String("route", route),
-			slog.String("path", path), slog.Int("status", status), slog.Duration("duration", took))
+		rec.AddAttrs(req.Attrs()...)
 		_ = h.Handle(ctx, rec)
 		return
 	}
@@ -57,17 +90,29 @@ func (h *handler) LogRequest(ctx context.Context, level slog.Level, id, method, 
 	b = append(b, " level="...)
 	b = append(b, level.String()...)
 	b = append(b, " msg=request request_id="...)
-	b = appendTextString(b, id)
+	b = appendTextString(b, req.ID)
 	b = append(b, " method="...)
-	b = appendTextString(b, method)
+	b = appendTextString(b, req.Method)
 	b = append(b, " route="...)
-	b = appendTextString(b, route)
+	b = appendTextString(b, req.Route)
 	b = append(b, " path="...)
-	b = appendTextString(b, path)
+	b = appendTextString(b, req.Path)
 	b = append(b, " status="...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, " duration="...)
-	b = append(b, took.String()...)
+	b = strconv.AppendInt(b, int64(req.Status), 10)
+	b = append(b, " duration_ms="...)
+	b = strconv.AppendFloat(b, req.DurationMillis(), 'g', -1, 64)
+	if req.ClientIP.IsValid() {
+		b = append(b, " client_ip="...)
+		b = req.ClientIP.WithZone("").AppendTo(b) // no byte of a zoneless address needs quoting
+	}
+	if req.CredentialID != "" {
+		b = append(b, " credential_id="...)
+		b = appendTextString(b, req.CredentialID)
+	}
+	if req.TraceID != "" {
+		b = append(b, " trace_id="...)
+		b = appendTextString(b, req.TraceID)
+	}
 	b = append(b, '\n')
 	_, _ = h.w.Write(b)
 	if cap(b) <= 4<<10 {

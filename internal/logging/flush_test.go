@@ -37,7 +37,7 @@ func TestOnlyAccessLogLinesWaitForTheBatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			log.Handler().(*handler).LogRequest(context.Background(), slog.LevelInfo, "req_1", "GET", "GET /x", "/x", 200, time.Millisecond)
+			log.Handler().(*handler).LogRequest(context.Background(), slog.LevelInfo, Request{ID: "req_1", Method: "GET", Route: "GET /x", Path: "/x", Status: 200, Took: time.Millisecond})
 			if out.String() != "" {
 				t.Fatalf("an access-log line was written before its batch: %q", out.String())
 			}

@@ -34,7 +34,8 @@ var sensitive = []string{"authorization", "token", "secret", "password", "cookie
 // test checks each against sensitive.
 var plainKeys = map[string]bool{
 	slog.TimeKey: true, slog.LevelKey: true, slog.MessageKey: true,
-	"request_id": true, "method": true, "route": true, "path": true, "status": true, "duration": true,
+	"request_id": true, "method": true, "route": true, "path": true, "status": true, "duration_ms": true,
+	"client_ip": true, "credential_id": true, "trace_id": true,
 }
 
 func redact(_ []string, a slog.Attr) slog.Attr {

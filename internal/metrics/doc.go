@@ -23,6 +23,11 @@
 //	keyward_store_transaction_duration_seconds{mode, outcome}       histogram
 //	keyward_fallback_active{component}                              gauge
 //	keyward_fallback_total{component}                               counter
+//	keyward_auth_failures_total{outcome="refused"|"throttled"}      counter
+//	keyward_build_info{version, revision, go_version}               gauge (always 1)
+//
+// Every series whose labels are known in advance (each kind and code, each
+// route pattern, each fallback component) exists at zero from the start.
 //
 // Label values are bounded. kind is a credential.Kind (anything else is
 // "unknown"), code an authority.Reason (anything else is "other"), route

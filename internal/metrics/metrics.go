@@ -3,7 +3,10 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,7 +71,21 @@ type Metrics struct {
 	fallbackTotal  *prometheus.CounterVec
 	fallbackMu     sync.Mutex
 	fallbackState  map[string]bool
+
+	buildInfo *prometheus.GaugeVec
 }
+
+// Components that can fall back to single-node operation (Fallback).
+var fallbackComponents = []string{"bus", "ratelimit"}
+
+// knownKinds and knownReasons are the label values kindLabel and
+// codeLabel keep, pre-initialised so their series exist at zero.
+var (
+	knownKinds = []credential.Kind{credential.KindAdminKey, credential.KindMachineKey, credential.KindM2MToken,
+		credential.KindOrgToken, credential.KindPAT, credential.KindActorTicket}
+	knownReasons = []authority.Reason{authority.ReasonValid, authority.ReasonNotFound, authority.ReasonExpired,
+		authority.ReasonRevoked, authority.ReasonIPNotAllowed, authority.ReasonInsufficientScope, authority.ReasonRateLimited}
+)
 
 var _ authority.Observer = (*Metrics)(nil)
 
@@ -120,6 +137,11 @@ func New() *Metrics {
 		requestSeries: make(map[requestKey]requestChildren),
 		verifySeries:  make(map[verifyKey]verifyChildren),
 	}
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help: "Always 1; its labels name the running build (version, VCS revision, Go version).",
+	}, []string{"version", "revision", "go_version"})
+	m.SetBuildInfo(buildFromBinary())
 	cache := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "cache_lookups_total",
 		Help: "Credential-cache lookups by result (hit, miss).",
@@ -133,6 +155,24 @@ func New() *Metrics {
 			m.storeDuration.WithLabelValues(mode, outcome)
 		}
 	}
+	// Likewise every series whose labels are known in advance: a rate or
+	// an increase over a series that appears with its first event misses
+	// that event.
+	for _, kind := range knownKinds {
+		for _, reason := range knownReasons {
+			m.verifyTotal.WithLabelValues(string(kind), string(reason))
+		}
+		m.verifyDuration.WithLabelValues(string(kind))
+		m.rateLimited.WithLabelValues(string(kind))
+	}
+	for _, outcome := range []string{"refused", "throttled"} {
+		m.authFailures.WithLabelValues(outcome)
+	}
+	for _, component := range fallbackComponents {
+		m.fallbackActive.WithLabelValues(component)
+		m.fallbackTotal.WithLabelValues(component)
+	}
+	m.KnownRoutes(nil)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -140,8 +180,54 @@ func New() *Metrics {
 		m.httpTotal, m.httpDuration,
 		m.storeDuration,
 		m.fallbackActive, m.fallbackTotal,
+		m.buildInfo,
 	)
 	return m
+}
+
+// SetBuildInfo names the running build in keyward_build_info (New sets
+// what the binary's build info says; a release build knows its version
+// better). Empty values are "unknown".
+func (m *Metrics) SetBuildInfo(version, revision, goVersion string) {
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(orUnknown(version), orUnknown(revision), orUnknown(goVersion)).Set(1)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// buildFromBinary reads the module version and VCS revision Go recorded.
+func buildFromBinary() (version, revision, goVersion string) {
+	goVersion = runtime.Version()
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "", "", goVersion
+	}
+	version = info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			revision = s.Value
+		}
+	}
+	return version, revision, goVersion
+}
+
+// KnownRoutes puts the HTTP series of every route pattern ("METHOD /path",
+// or a bare path) at zero: the duration histogram by route, and the
+// request counter by route, method and status 200 (the other statuses of
+// a route are not known before they happen). "unmatched" is always known.
+func (m *Metrics) KnownRoutes(patterns []string) {
+	m.httpDuration.WithLabelValues("unmatched")
+	for _, p := range patterns {
+		m.httpDuration.WithLabelValues(p)
+		if method, _, ok := strings.Cut(p, " "); ok {
+			m.httpTotal.WithLabelValues(p, methodLabel(method), "200")
+		}
+	}
 }
 
 // Registry returns the registry behind Handler, for registering further

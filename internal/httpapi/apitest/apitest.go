@@ -25,6 +25,7 @@ import (
 	"github.com/keyward/keyward/internal/logging"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/testkit"
+	"github.com/keyward/keyward/internal/tracing"
 )
 
 // Env is one running server and what a test needs to drive it.
@@ -39,7 +40,12 @@ type Env struct {
 
 	mu      sync.Mutex
 	secrets []string
+	srv     *httptest.Server
 }
+
+// Close stops the server, waiting for the requests in flight to finish
+// (Start's cleanup does it too).
+func (e *Env) Close() { e.srv.Close() }
 
 // Options adjust the server Start runs.
 type Options struct {
@@ -63,6 +69,8 @@ type Options struct {
 	// AuthzInstance and AuthzHeader configure GET /v1/authz.
 	AuthzInstance string
 	AuthzHeader   string
+	// Tracing, when set, traces the server and the authority's ports.
+	Tracing *tracing.Tracing
 }
 
 // Start serves keyward over store with a fake clock and debug logging.
@@ -89,6 +97,7 @@ func StartWith(t testing.TB, store authority.Store, opts Options) *Env {
 	if opts.Metrics != nil {
 		cfg.Store, cfg.Observer, httpMetrics = opts.Metrics.Store(store), opts.Metrics, opts.Metrics
 	}
+	opts.Tracing.Instrument(&cfg)
 	srv := httptest.NewUnstartedServer(nil)
 	publicURL := ""
 	if opts.PublicURL {
@@ -101,15 +110,19 @@ func StartWith(t testing.TB, store authority.Store, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var handler http.Handler = httpapi.New(httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies, Metrics: httpMetrics,
-		PublicURL: publicURL, AuthzInstance: opts.AuthzInstance, AuthzHeader: opts.AuthzHeader})
+	api := httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies, Metrics: httpMetrics,
+		PublicURL: publicURL, AuthzInstance: opts.AuthzInstance, AuthzHeader: opts.AuthzHeader}
+	if opts.Tracing != nil {
+		api.TracerProvider, api.Propagator = opts.Tracing.Provider, opts.Tracing.Propagator
+	}
+	var handler http.Handler = httpapi.New(api)
 	if opts.Wrap != nil {
 		handler = opts.Wrap(handler)
 	}
 	srv.Config.Handler = handler
 	srv.Start()
 	t.Cleanup(srv.Close)
-	e := &Env{URL: srv.URL, Clock: clock, Auth: auth, Store: store, Logs: logs}
+	e := &Env{URL: srv.URL, Clock: clock, Auth: auth, Store: store, Logs: logs, srv: srv}
 	e.InstanceID, e.AdminKey = e.NewInstance(t, "test")
 	return e
 }
