@@ -23,7 +23,8 @@ import (
 // closure under its own SAVEPOINT, and commits them with one fsync:
 //
 //   - a closure that fails is rolled back to its savepoint alone, and its
-//     caller gets its own error at once (it wrote nothing);
+//     caller gets its own error (it wrote nothing) when the batch ends, so
+//     what the error rests on (an earlier closure's row) is committed;
 //   - a closure that succeeds is acknowledged only after COMMIT returns;
 //     if COMMIT fails, every such caller in the batch gets that error
 //     (never retried: nobody can know whether it took);
@@ -157,6 +158,17 @@ func (g *groupCommitter) run() {
 // commit runs one batch in one transaction and answers every caller but
 // the deadlock victims it returns, to run again.
 func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest) {
+	// A closure that failed is answered only once the batch has ended, as
+	// if it had run after the closures before it had committed: its error
+	// may rest on their writes ("already exists"), which its caller must
+	// then be able to read.
+	var failed []*commitRequest
+	var failures []commitResult
+	defer func() {
+		for i, r := range failed {
+			r.done <- failures[i]
+		}
+	}()
 	answer := func(reqs []*commitRequest, err error) {
 		for _, r := range reqs {
 			r.done <- commitResult{err: err}
@@ -220,7 +232,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest)
 		chains.restore(saved)
 		if rbErr := rollbackTo(ctx, t); rbErr != nil {
 			answer(append(ran, batch[i+1:]...), settle(translate(rbErr, "transaction")))
-			r.done <- commitResult{err: settle(err), panicked: panicked}
+			failed, failures = append(failed, r), append(failures, commitResult{err: settle(err), panicked: panicked})
 			return
 		}
 		if panicked == nil && r.retries < maxCommitRetries && lostToAnother(err) {
@@ -228,7 +240,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest)
 			again = append(again, r)
 			continue
 		}
-		r.done <- commitResult{err: settle(err), panicked: panicked}
+		failed, failures = append(failed, r), append(failures, commitResult{err: settle(err), panicked: panicked})
 	}
 	if len(ran) == 0 {
 		return // the deferred rollback ends the empty transaction

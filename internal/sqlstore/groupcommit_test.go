@@ -345,3 +345,38 @@ func TestADeadlockVictimRunsAgainInTheNextBatch(t *testing.T) {
 		t.Errorf("the closures ran %v times; want a victim run again", attempts)
 	}
 }
+
+// A closure that fails because of an earlier closure's write in the same
+// batch ("already exists") is answered after that write has committed, so
+// its caller can read what it conflicted with, as it could had the two
+// run one after the other.
+func TestAFailedClosuresCallerSeesWhatItConflictedWith(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		for round := range 20 {
+			release := holdWriter(t, s)
+			id := fmt.Sprintf("aud_conflict_%02d", round)
+			var wg sync.WaitGroup
+			var firstErr, secondErr error
+			wg.Go(func() {
+				firstErr = s.Update(ctx, func(tx authority.Tx) error { return insertEvent(tx, ctx, auditEvent(id)) })
+			})
+			waitQueued(s, 2)
+			wg.Go(func() {
+				secondErr = s.Update(ctx, func(tx authority.Tx) error { return insertEvent(tx, ctx, auditEvent(id)) })
+				if !credential.IsCode(secondErr, credential.CodeConflict) {
+					return
+				}
+				if !committedEvents(t, s)[id] {
+					t.Errorf("round %d: told the event already exists, but it cannot be read", round)
+				}
+			})
+			waitQueued(s, 3)
+			release()
+			wg.Wait()
+			if firstErr != nil || !credential.IsCode(secondErr, credential.CodeConflict) {
+				t.Fatalf("round %d: first %v, second %v; want success, then a conflict", round, firstErr, secondErr)
+			}
+		}
+	})
+}
