@@ -53,6 +53,8 @@ const (
 	foreignBcryptCandidates = 8
 	foreignKeyMax           = 512
 	bcryptMaxKey            = 72
+	// foreignBcryptMaxCost bounds the cost of an imported bcrypt hash.
+	foreignBcryptMaxCost = 12
 	foreignMissDomain       = "keyward/foreign-miss\x00"
 	foreignFingerprintKey   = "keyward/v1/foreign-hmac-fingerprint"
 )
@@ -261,9 +263,20 @@ func (a *Authority) checkForeignKey(in ImportForeignKeysInput, k ForeignKey, hma
 			return out, credential.ParamError(credential.CodeMissing, "hash", "is an hmac-sha256 hash, but no --hmac-key-file was given")
 		}
 		h.Lookup = sum
+		if k.Start != "" && hmac.Equal(foreignDigestOf(k.Format, k.Start, in.HMACKey), sum) {
+			// The start is shown in lists and exported: it must not be
+			// the whole key.
+			return out, credential.ParamError(credential.CodeInvalid, "start", "is the whole key; give only its first characters")
+		}
 	case ForeignBcrypt:
-		if _, err := bcrypt.Cost([]byte(k.Hash)); err != nil {
+		cost, err := bcrypt.Cost([]byte(k.Hash))
+		if err != nil {
 			return out, credential.ParamError(credential.CodeInvalid, "hash", "is not a bcrypt hash")
+		}
+		if cost > foreignBcryptMaxCost {
+			// Each unknown token under the key's start may cost a bcrypt
+			// check: an import must not make verify arbitrarily slow.
+			return out, credential.ParamError(credential.CodeInvalid, "hash", fmt.Sprintf("has bcrypt cost %d; at most %d is accepted", cost, foreignBcryptMaxCost))
 		}
 		if len(k.Start) < len(prefix)+ForeignStartMinExtra {
 			return out, credential.ParamError(credential.CodeMissing, "start", fmt.Sprintf("is required for bcrypt: the key's first characters, at least %d past its prefix", ForeignStartMinExtra))
@@ -354,6 +367,18 @@ func decodeDigest(s string) ([]byte, error) {
 	return nil, fmt.Errorf("must be a SHA-256 digest as 64 hex digits or base64 of 32 bytes")
 }
 
+// foreignDigestOf is what the other system stored for key: its SHA-256,
+// or its HMAC-SHA256 under hmacKey.
+func foreignDigestOf(format ForeignFormat, key string, hmacKey []byte) []byte {
+	if format == ForeignHMACSHA256 {
+		m := hmac.New(sha256.New, hmacKey)
+		m.Write([]byte(key))
+		return m.Sum(nil)
+	}
+	sum := sha256.Sum256([]byte(key))
+	return sum[:]
+}
+
 func (a *Authority) foreignFingerprint(key []byte) ([]byte, error) {
 	fk, err := a.keyring.DeriveKey(foreignFingerprintKey, 32)
 	if err != nil {
@@ -427,7 +452,7 @@ func (a *Authority) verifyForeign(ctx context.Context, c Caller, in VerifyInput)
 		return a.verifyImportedKey(c, e, in), nil
 	}
 	now := a.clock.Now()
-	miss := a.keyring.Digest(credential.ForeignSecret(foreignMissDomain + in.Token))
+	miss := a.keyring.Digest(credential.ForeignSecret(foreignMissDomain + c.InstanceID + "\x00" + in.Token))
 	if _, ok := a.cache.get(miss, now); ok {
 		return notFound, nil
 	}
@@ -471,6 +496,9 @@ func (a *Authority) verifyForeign(ctx context.Context, c Caller, in VerifyInput)
 		}
 		return a.audit(ctx, tx, c, "api_key.rekey", "api_key", cred.ID, map[string]any{"format": h.Format})
 	})
+	if credential.IsCode(err, credential.CodeNotFound) {
+		return notFound, nil // revoked or deleted since it was read
+	}
 	if err != nil {
 		return VerifyResult{}, err
 	}

@@ -109,8 +109,10 @@ func (t *tx) RekeyForeignCredential(ctx context.Context, instanceID, id string, 
 	if err != nil {
 		return false, translate(err, "foreign key hash")
 	}
+	// A key revoked meanwhile is not re-keyed (CodeNotFound): its
+	// revocation must not be overtaken by a digest nobody invalidated.
 	if err := t.execOne(ctx, "credential", `UPDATE credentials SET digest = ?, search_digest = ?, updated_at = ?
-		WHERE instance_id = ? AND id = ?`, digest[:], search[:], millis(at), instanceID, id); err != nil {
+		WHERE instance_id = ? AND id = ? AND revoked_at IS NULL`, digest[:], search[:], millis(at), instanceID, id); err != nil {
 		return false, err
 	}
 	if hmacKeyID != "" {

@@ -241,6 +241,15 @@ func TestForeignImportRefusesABadLineAndWritesNothing(t *testing.T) {
 			h, _ := bcrypt.GenerateFromPassword([]byte("whatever"), bcrypt.MinCost)
 			k.Format, k.Hash, k.Start = authority.ForeignBcrypt, string(h), ""
 		}, "line 7: start: is required for bcrypt"},
+		{"bcrypt past the cost bound", func(k *authority.ForeignKey) {
+			// A cost-13 hash, made by hand: generating one would take a second.
+			k.Format, k.Hash, k.Start = authority.ForeignBcrypt, "$2a$13$"+strings.Repeat("a", 53), foreignPrefix+"abcd"
+		}, "line 7: hash: has bcrypt cost 13; at most 12"},
+		{"start that is the whole key", func(k *authority.ForeignKey) {
+			whole := foreignPrefix + "abcdefgh"
+			sum := sha256.Sum256([]byte(whole))
+			k.Hash, k.Start = hex.EncodeToString(sum[:]), whole
+		}, "line 7: start: is the whole key"},
 		{"unmapped prefix", func(k *authority.ForeignKey) { k.Start = "pk_live_abcd" }, `line 7: prefix: "" is not mapped`},
 		{"bad subject", func(k *authority.ForeignKey) { k.Subject = "nobody" }, "line 7: subject"},
 		{"duplicate key", func(k *authority.ForeignKey) {}, "line 7: the same key as line 6"},
