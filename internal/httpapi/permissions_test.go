@@ -195,7 +195,6 @@ type fixtures struct {
 	user     string
 	m2mToken string
 	apiKey   string
-	ticket   string
 }
 
 const (

@@ -68,6 +68,8 @@ type Metrics struct {
 	fallbackTotal  *prometheus.CounterVec
 	fallbackMu     sync.Mutex
 	fallbackState  map[string]bool
+
+	busErrors *prometheus.CounterVec
 }
 
 var _ authority.Observer = (*Metrics)(nil)
@@ -116,6 +118,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "fallback_total",
 			Help: "Transitions of a component to its single-node fallback.",
 		}, []string{"component"}),
+		busErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "bus_errors_total",
+			Help: "Errors of the invalidation bus by operation (publish, subscribe).",
+		}, []string{"op"}),
 		fallbackState: make(map[string]bool),
 		requestSeries: make(map[requestKey]requestChildren),
 		verifySeries:  make(map[verifyKey]verifyChildren),
@@ -133,6 +139,11 @@ func New() *Metrics {
 			m.storeDuration.WithLabelValues(mode, outcome)
 		}
 	}
+	// Exposed at zero from the start, so an alert on their rate works
+	// before the first error.
+	for _, op := range []string{"publish", "subscribe"} {
+		m.busErrors.WithLabelValues(op)
+	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -140,6 +151,7 @@ func New() *Metrics {
 		m.httpTotal, m.httpDuration,
 		m.storeDuration,
 		m.fallbackActive, m.fallbackTotal,
+		m.busErrors,
 	)
 	return m
 }
@@ -255,6 +267,16 @@ func (m *Metrics) Fallback(component string, active bool) {
 		// Expose the counter at zero for a component seen only healthy.
 		m.fallbackTotal.WithLabelValues(component)
 	}
+}
+
+// BusError counts one error of the invalidation bus: op is "publish" (a
+// committed change other nodes may hear of late) or "subscribe" (a failed
+// connect or a lost connection, retried).
+func (m *Metrics) BusError(op string) {
+	if op != "publish" {
+		op = "subscribe"
+	}
+	m.busErrors.WithLabelValues(op).Inc()
 }
 
 // Store returns s with every Update and View (and single-statement

@@ -155,7 +155,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 			answer(append(ran, batch[i:]...), translate(err, "transaction"))
 			return
 		}
-		err, panicked := runClosure(r.fn, t)
+		panicked, err := runClosure(r.fn, t)
 		if err == nil && panicked == nil {
 			if _, err := sqlTx.Exec("RELEASE batched"); err != nil {
 				// The transaction is gone (SQLite rolls back the whole of it
@@ -188,7 +188,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 
 // runClosure runs fn, turning a panic into a value so the committer
 // survives it and the caller re-raises it.
-func runClosure(fn func(authority.Tx) error, t *tx) (err error, panicked any) {
+func runClosure(fn func(authority.Tx) error, t *tx) (panicked any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			panicked = p
@@ -197,7 +197,7 @@ func runClosure(fn func(authority.Tx) error, t *tx) (err error, panicked any) {
 			}
 		}
 	}()
-	return fn(t), nil
+	return nil, fn(t)
 }
 
 // rollbackTo undoes the work since the savepoint and drops it.
