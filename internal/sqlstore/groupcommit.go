@@ -144,6 +144,17 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 		return
 	}
 	defer sqlTx.Rollback() // a no-op after Commit
+	// A closure that failed is answered only once the batch is over: it
+	// may have failed on what an earlier closure of the batch wrote (a
+	// conflict), and a caller that then reads must see that write
+	// committed.
+	var failed []*commitRequest
+	var failures []commitResult
+	defer func() {
+		for i, r := range failed {
+			r.done <- failures[i]
+		}
+	}()
 	t := &tx{sqlTx: sqlTx, d: g.d, detached: true, prepared: g.prepared}
 	ran := make([]*commitRequest, 0, len(batch))
 	for i, r := range batch {
@@ -173,7 +184,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 			r.done <- commitResult{err: err, panicked: panicked}
 			return
 		}
-		r.done <- commitResult{err: err, panicked: panicked}
+		failed, failures = append(failed, r), append(failures, commitResult{err: err, panicked: panicked})
 	}
 	if len(ran) == 0 {
 		return // the deferred rollback ends the empty transaction
