@@ -202,6 +202,14 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 	case c.postgres():
 		cfg.Limiter = n.store.Limiter()
 		bus := pgbus.New(c.databaseURL, postgresChannel)
+		bus.SetErrorHandler(func(err error) {
+			if opts.metrics != nil {
+				opts.metrics.BusError("subscribe")
+			}
+			if opts.log != nil {
+				opts.log.Warn("invalidation bus", "error", err.Error())
+			}
+		})
 		n.closers = append(n.closers, bus.Close)
 		cfg.Bus = bus
 	}
@@ -210,8 +218,15 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 	}
 	opts.tracing.Instrument(&cfg)
 	n.auth = authority.New(cfg)
-	if opts.log != nil {
-		n.auth.SetPublishErrorHandler(func(err error) { opts.log.Warn("publish invalidation", "error", err.Error()) })
+	if opts.log != nil || opts.metrics != nil {
+		n.auth.SetPublishErrorHandler(func(err error) {
+			if opts.metrics != nil {
+				opts.metrics.BusError("publish")
+			}
+			if opts.log != nil {
+				opts.log.Warn("publish invalidation", "error", err.Error())
+			}
+		})
 	}
 	return n, nil
 }

@@ -508,18 +508,6 @@ func (rc *remoteConfig) done(cmd *cobra.Command, text string, obj map[string]any
 	return err
 }
 
-// intFlag reads an int flag only when it was given.
-func intFlag(fs *pflag.FlagSet, name string) (*int64, error) {
-	if !fs.Changed(name) {
-		return nil, nil
-	}
-	v, err := fs.GetInt64(name)
-	if err != nil {
-		return nil, usageErrorf("--%s: %v", name, err)
-	}
-	return &v, nil
-}
-
 // exactArgs and friends are cobra's validators with usage exit codes.
 func exactArgs(n int) cobra.PositionalArgs { return usageArgs(cobra.ExactArgs(n)) }
 

@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"math"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -117,7 +118,7 @@ func compactCredential(c credential.Credential, a tokenAttrs, expires time.Time)
 // (which positiveOverhead counts): strings, slices and what they point to.
 func attrsBytes(a tokenAttrs) int {
 	n := cap(a.Claims) + len(a.Name) + len(a.CreatedBy) + len(a.Mask) + len(a.Description) +
-		len(a.SrcIPs)*int(unsafe.Sizeof(netipPrefix{})) // the parsed allowlist
+		len(a.SrcIPs)*int(unsafe.Sizeof(netip.Prefix{})) // the parsed allowlist
 	n += stringsBytes(a.Scopes) + stringsBytes(a.SrcIPs)
 	for _, p := range a.Privileges {
 		n += int(unsafe.Sizeof(p)) + len(p.Scope) + len(p.Role) + len(p.SiteID) + len(p.SitegroupID) + stringsBytes(p.Views)
@@ -134,12 +135,6 @@ func stringsBytes(ss []string) int {
 		n += int(unsafe.Sizeof(s)) + len(s)
 	}
 	return n
-}
-
-// netipPrefix has the size of a netip.Prefix (an address and a length).
-type netipPrefix struct {
-	addr [3]uint64
-	bits int64
 }
 
 func (cc *cachedCredential) entry() cacheEntry {

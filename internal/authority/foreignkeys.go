@@ -54,9 +54,9 @@ const (
 	foreignKeyMax           = 512
 	bcryptMaxKey            = 72
 	// foreignBcryptMaxCost bounds the cost of an imported bcrypt hash.
-	foreignBcryptMaxCost = 12
-	foreignMissDomain       = "keyward/foreign-miss\x00"
-	foreignFingerprintKey   = "keyward/v1/foreign-hmac-fingerprint"
+	foreignBcryptMaxCost  = 12
+	foreignMissDomain     = "keyward/foreign-miss\x00"
+	foreignFingerprintKey = "keyward/v1/foreign-hmac-fingerprint"
 )
 
 // ForeignHMACKeyGrace is how long a foreign HMAC key no hash needs is kept

@@ -196,7 +196,6 @@ type fixtures struct {
 	user     string
 	m2mToken string
 	apiKey   string
-	ticket   string
 }
 
 const (

@@ -10,7 +10,7 @@
 // also records HTTP requests (ObserveRequest, called from the HTTP
 // middleware), store transaction latencies (Store wraps an
 // authority.Store), and the multi-node fallbacks of the invalidation bus
-// and the shared rate limiter (Fallback).
+// and the shared rate limiter (Fallback), and the bus's errors (BusError).
 //
 // Families:
 //
@@ -23,6 +23,7 @@
 //	keyward_store_transaction_duration_seconds{mode, outcome}       histogram
 //	keyward_fallback_active{component}                              gauge
 //	keyward_fallback_total{component}                               counter
+//	keyward_bus_errors_total{op="publish"|"subscribe"}              counter
 //	keyward_auth_failures_total{outcome="refused"|"throttled"}      counter
 //	keyward_build_info{version, revision, go_version}               gauge (always 1)
 //

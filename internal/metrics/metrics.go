@@ -73,6 +73,7 @@ type Metrics struct {
 	fallbackState  map[string]bool
 
 	buildInfo *prometheus.GaugeVec
+	busErrors *prometheus.CounterVec
 }
 
 // Components that can fall back to single-node operation (Fallback).
@@ -133,6 +134,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "fallback_total",
 			Help: "Transitions of a component to its single-node fallback.",
 		}, []string{"component"}),
+		busErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "bus_errors_total",
+			Help: "Errors of the invalidation bus by operation (publish, subscribe).",
+		}, []string{"op"}),
 		fallbackState: make(map[string]bool),
 		requestSeries: make(map[requestKey]requestChildren),
 		verifySeries:  make(map[verifyKey]verifyChildren),
@@ -173,6 +178,11 @@ func New() *Metrics {
 		m.fallbackTotal.WithLabelValues(component)
 	}
 	m.KnownRoutes(nil)
+	// Exposed at zero from the start, so an alert on their rate works
+	// before the first error.
+	for _, op := range []string{"publish", "subscribe"} {
+		m.busErrors.WithLabelValues(op)
+	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -181,6 +191,7 @@ func New() *Metrics {
 		m.storeDuration,
 		m.fallbackActive, m.fallbackTotal,
 		m.buildInfo,
+		m.busErrors,
 	)
 	return m
 }
@@ -341,6 +352,16 @@ func (m *Metrics) Fallback(component string, active bool) {
 		// Expose the counter at zero for a component seen only healthy.
 		m.fallbackTotal.WithLabelValues(component)
 	}
+}
+
+// BusError counts one error of the invalidation bus: op is "publish" (a
+// committed change other nodes may hear of late) or "subscribe" (a failed
+// connect or a lost connection, retried).
+func (m *Metrics) BusError(op string) {
+	if op != "publish" {
+		op = "subscribe"
+	}
+	m.busErrors.WithLabelValues(op).Inc()
 }
 
 // Store returns s with every Update and View (and single-statement

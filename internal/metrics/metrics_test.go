@@ -388,6 +388,7 @@ func TestHandler(t *testing.T) {
 		"keyward_store_transaction_duration_seconds": dto.MetricType_HISTOGRAM,
 		"keyward_fallback_active":                    dto.MetricType_GAUGE,
 		"keyward_fallback_total":                     dto.MetricType_COUNTER,
+		"keyward_bus_errors_total":                   dto.MetricType_COUNTER,
 		"go_goroutines":                              dto.MetricType_GAUGE,
 	}
 	for name, typ := range want {
@@ -501,7 +502,13 @@ func TestExposition(t *testing.T) {
 	m.CacheLookup(false)
 	m.Fallback("bus", true)
 	m.Fallback("ratelimit", false)
+	m.BusError("subscribe")
+	m.BusError("subscribe")
 	want := `
+# HELP keyward_bus_errors_total Errors of the invalidation bus by operation (publish, subscribe).
+# TYPE keyward_bus_errors_total counter
+keyward_bus_errors_total{op="publish"} 0
+keyward_bus_errors_total{op="subscribe"} 2
 # HELP keyward_cache_lookups_total Credential-cache lookups by result (hit, miss).
 # TYPE keyward_cache_lookups_total counter
 keyward_cache_lookups_total{result="hit"} 1
@@ -516,7 +523,7 @@ keyward_fallback_total{component="bus"} 1
 keyward_fallback_total{component="ratelimit"} 0
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
-		"keyward_cache_lookups_total", "keyward_fallback_active", "keyward_fallback_total"); err != nil {
+		"keyward_bus_errors_total", "keyward_cache_lookups_total", "keyward_fallback_active", "keyward_fallback_total"); err != nil {
 		t.Error(err)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyward/keyward/internal/authority"
-	"github.com/keyward/keyward/internal/inmem"
 )
 
 var _ authority.Limiter = (*Limiter)(nil)
@@ -125,12 +124,14 @@ type Limiter struct {
 }
 
 // NewLimiter returns a Limiter counting in rdb. fallback answers under
-// PolicyLocal while Redis fails; nil means a new inmem.Limiter. report,
-// which may be nil, is told when an outage begins (true) and ends (false);
-// it must be cheap and must not block.
+// PolicyLocal while Redis fails: the node's own in-memory limiter, which
+// the caller passes since adapters do not import each other; it must not
+// be nil under PolicyLocal. report, which may be nil, is told when an
+// outage begins (true) and ends (false); it must be cheap and must not
+// block.
 func NewLimiter(rdb *redis.Client, fallback authority.Limiter, policy Policy, report func(active bool)) *Limiter {
-	if fallback == nil {
-		fallback = inmem.NewLimiter()
+	if fallback == nil && policy == PolicyLocal {
+		panic("redisbus: PolicyLocal needs a fallback limiter")
 	}
 	if report == nil {
 		report = func(bool) {}

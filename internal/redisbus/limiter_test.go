@@ -44,7 +44,7 @@ func mustTake(t *testing.T, l *redisbus.Limiter, key string, limit int, start, e
 func TestLimiterSequential(t *testing.T) {
 	rdb := newClient(t, nil)
 	p := uniquePrefix(t, rdb)
-	l := redisbus.NewLimiter(rdb, nil, redisbus.PolicyLocal, nil)
+	l := redisbus.NewLimiter(rdb, inmem.NewLimiter(), redisbus.PolicyLocal, nil)
 	start, end := hour(time.Now())
 	key := p + "-a"
 
@@ -76,7 +76,7 @@ func TestLimiterSequential(t *testing.T) {
 func TestLimiterNoLimit(t *testing.T) {
 	rdb := newClient(t, nil)
 	p := uniquePrefix(t, rdb)
-	l := redisbus.NewLimiter(rdb, nil, redisbus.PolicyLocal, nil)
+	l := redisbus.NewLimiter(rdb, inmem.NewLimiter(), redisbus.PolicyLocal, nil)
 	start, end := hour(time.Now())
 	for _, limit := range []int{0, -1} {
 		key := p + "-" + strconv.Itoa(limit)
@@ -136,7 +136,7 @@ func TestLimiterConcurrent(t *testing.T) {
 func TestLimiterExpiry(t *testing.T) {
 	rdb := newClient(t, nil)
 	p := uniquePrefix(t, rdb)
-	l := redisbus.NewLimiter(rdb, nil, redisbus.PolicyLocal, nil)
+	l := redisbus.NewLimiter(rdb, inmem.NewLimiter(), redisbus.PolicyLocal, nil)
 	ctx := context.Background()
 
 	// A clock-hour window: the key expires by the end of the hour.
@@ -185,7 +185,7 @@ func TestLimiterExpiry(t *testing.T) {
 func TestLimiterBadInput(t *testing.T) {
 	rdb := newClient(t, nil)
 	var reports atomic.Int32
-	l := redisbus.NewLimiter(rdb, nil, redisbus.PolicyLocal, func(bool) { reports.Add(1) })
+	l := redisbus.NewLimiter(rdb, inmem.NewLimiter(), redisbus.PolicyLocal, func(bool) { reports.Add(1) })
 	now := time.Now()
 	if _, _, err := l.Take(context.Background(), "k", 1, now, now); err == nil {
 		t.Error("empty window: no error")
@@ -272,7 +272,7 @@ func TestLimiterUnreachable(t *testing.T) {
 	})
 
 	t.Run("nil fallback", func(t *testing.T) {
-		l := redisbus.NewLimiter(unreachableClient(t), nil, redisbus.PolicyLocal, nil)
+		l := redisbus.NewLimiter(unreachableClient(t), inmem.NewLimiter(), redisbus.PolicyLocal, nil)
 		for i := 1; i <= limit+1; i++ {
 			if got, want := mustTake(t, l, "a", limit, start, end), (take{i <= limit, min(i, limit)}); got != want {
 				t.Fatalf("call %d: got %+v, want %+v", i, got, want)
@@ -404,7 +404,7 @@ func TestParsePolicy(t *testing.T) {
 func BenchmarkTake(b *testing.B) {
 	rdb := newClient(b, &redis.Options{PoolSize: 64})
 	p := uniquePrefix(b, rdb)
-	l := redisbus.NewLimiter(rdb, nil, redisbus.PolicyLocal, func(active bool) {
+	l := redisbus.NewLimiter(rdb, inmem.NewLimiter(), redisbus.PolicyLocal, func(active bool) {
 		b.Errorf("report(%v)", active)
 	})
 	start, end := hour(time.Now())

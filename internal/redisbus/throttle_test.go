@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/inmem"
 	"github.com/keyward/keyward/internal/keyring"
 	"github.com/keyward/keyward/internal/redisbus"
 	"github.com/keyward/keyward/internal/testkit"
@@ -26,7 +27,7 @@ func TestThrottleBudgetIsSharedThroughRedis(t *testing.T) {
 	node := func() *authority.Authority {
 		// The wall clock: Redis expires windows by real time.
 		return authority.New(authority.Config{Store: store, Keyring: keys, AuthFailureLimit: 3,
-			Limiter: redisbus.NewLimiter(rdb, nil, redisbus.PolicyLocal, nil)})
+			Limiter: redisbus.NewLimiter(rdb, inmem.NewLimiter(), redisbus.PolicyLocal, nil)})
 	}
 	a, b := node(), node()
 	var octets [4]byte

@@ -216,7 +216,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest)
 			answer(append(ran, batch[i:]...), settle(translate(err, "transaction")))
 			return
 		}
-		err, panicked := runClosure(r.fn, t)
+		panicked, err := runClosure(r.fn, t)
 		if err == nil && panicked == nil {
 			if _, err := t.exec(ctx, releaseBatched); err != nil {
 				// The transaction is gone (SQLite rolls back the whole of it
@@ -273,7 +273,7 @@ func (g *groupCommitter) sawAnswer() {
 
 // runClosure runs fn, turning a panic into a value so the committer
 // survives it and the caller re-raises it.
-func runClosure(fn func(authority.Tx) error, t *tx) (err error, panicked any) {
+func runClosure(fn func(authority.Tx) error, t *tx) (panicked any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			panicked = p
@@ -282,7 +282,7 @@ func runClosure(fn func(authority.Tx) error, t *tx) (err error, panicked any) {
 			}
 		}
 	}()
-	return fn(t), nil
+	return nil, fn(t)
 }
 
 // rollbackTo undoes the work since the savepoint and drops it.

@@ -172,12 +172,12 @@ func TestSpansCarryNoSecret(t *testing.T) {
 	for _, s := range rec.Ended() {
 		text := s.Name() + " " + s.Status().Description
 		for _, a := range s.Attributes() {
-			text += " " + string(a.Key) + "=" + a.Value.Emit()
+			text += " " + string(a.Key) + "=" + a.Value.String()
 		}
 		for _, ev := range s.Events() {
 			text += " " + ev.Name
 			for _, a := range ev.Attributes {
-				text += " " + string(a.Key) + "=" + a.Value.Emit()
+				text += " " + string(a.Key) + "=" + a.Value.String()
 			}
 		}
 		for _, secret := range secrets {

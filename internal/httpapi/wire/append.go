@@ -72,7 +72,7 @@ func AppendString(dst []byte, s string) []byte {
 // compacted, HTML characters escaped. It reports false for invalid JSON
 // (encoding/json would then write nothing at all).
 func AppendRaw(dst []byte, raw json.RawMessage) ([]byte, bool) {
-	if bytes.IndexAny(raw, " \t\r\n<>&\u2028\u2029") < 0 && json.Valid(raw) {
+	if !bytes.ContainsAny(raw, " \t\r\n<>&\u2028\u2029") && json.Valid(raw) {
 		return append(dst, raw...), true // already what Compact would make of it
 	}
 	var compact bytes.Buffer
