@@ -167,8 +167,16 @@ func (n *native) revokePAT(w http.ResponseWriter, r *http.Request, c authority.C
 // object, with client_id.
 func (n *native) createClient(w http.ResponseWriter, r *http.Request, c authority.Caller) {
 	body, err := wire.Body(r)
+	var f *wire.Form
 	if err == nil {
-		_, err = wire.ParseForm(body) // one strict JSON object
+		f, err = wire.ParseForm(body) // one strict JSON object
+	}
+	var clientID *string
+	if err == nil {
+		clientID, err = f.String("client_id")
+	}
+	if err == nil && clientID == nil {
+		err = credential.ParamError(credential.CodeMissing, "client_id", "is missing")
 	}
 	var id string
 	if err == nil {
