@@ -202,3 +202,26 @@ func (c *Client) RevokeActorToken(ctx context.Context, id string) (ActorToken, e
 	err := c.do(ctx, request{method: http.MethodPost, path: actorTokenPath(id) + "/revoke"}, &out)
 	return out, err
 }
+
+// ImpersonationSession is the session a redeemed actor token started.
+type ImpersonationSession struct {
+	ID           string          `json:"id"`
+	UserID       string          `json:"user_id"`
+	Actor        json.RawMessage `json:"actor"`
+	ActorTokenID string          `json:"actor_token_id"`
+	StartedAt    time.Time       `json:"started_at"`
+	ExpiresAt    time.Time       `json:"expires_at"`
+	RevokedAt    time.Time       `json:"revoked_at"`
+	Revoked      bool            `json:"revoked"`
+}
+
+// RevokeImpersonationSession ends an impersonation session at once. Needs
+// actor_tokens:write.
+func (c *Client) RevokeImpersonationSession(ctx context.Context, id string) (ImpersonationSession, error) {
+	var out ImpersonationSession
+	if err := need("id", id); err != nil {
+		return out, err
+	}
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/impersonation_sessions/" + seg(id) + "/revoke"}, &out)
+	return out, err
+}

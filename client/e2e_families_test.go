@@ -171,6 +171,20 @@ func TestSDKAPIKeysAndActorTokens(t *testing.T) {
 		if _, err := kw.RevokeActorToken(ctx, at.ID); !errors.Is(err, client.ErrConflict) {
 			t.Errorf("revoke twice: %v", err)
 		}
+
+		// A redeemed ticket's session is ended by id.
+		at2, err := kw.CreateActorToken(ctx, client.ActorTokenParams{UserID: "user_1", Actor: json.RawMessage(`{"sub":"admin_1"}`)})
+		check(t, "create actor token", err)
+		e.Remember(at2.Token)
+		redeemed, err := e.Auth.RedeemTicket(ctx, at2.Token)
+		check(t, "redeem", err)
+		e.Remember(redeemed.AccessToken)
+		if got, err := kw.RevokeImpersonationSession(ctx, redeemed.Session.ID); err != nil || !got.Revoked || got.ActorTokenID != at2.ID {
+			t.Errorf("revoke session: %+v %v", got, err)
+		}
+		if res, _ := kw.Verify(ctx, client.VerifyRequest{Token: redeemed.AccessToken}); res.Valid {
+			t.Error("a revoked session's token verifies")
+		}
 	})
 }
 
@@ -261,4 +275,90 @@ func TestSDKPATsAndBackupClients(t *testing.T) {
 			t.Errorf("a client without client_id: %v", err)
 		}
 	})
+}
+
+func TestSDKSitesSitegroupsAndPagedLists(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		e, kw := sdkEnv(t, s)
+		ctx := context.Background()
+		_, err := kw.CreateOrganization(ctx, client.OrganizationParams{Slug: "acme", Name: "Acme"})
+		check(t, "create org", err)
+		var sites []string
+		for i := range 3 {
+			site, err := kw.CreateSite(ctx, "acme", fmt.Sprintf("s%d", i))
+			check(t, "create site", err)
+			sites = append(sites, site.ID)
+		}
+		listed, err := client.All(ctx, func(ctx context.Context, cursor string) (client.CursorPage[client.Site], error) {
+			return kw.ListSites(ctx, "acme", client.ListParams{Limit: 2, Cursor: cursor})
+		})
+		if check(t, "list sites", err); len(listed) != 3 {
+			t.Errorf("listed %d sites, want 3", len(listed))
+		}
+		if got, err := kw.RenameSite(ctx, "acme", sites[0], "HQ"); err != nil || got.Name != "HQ" {
+			t.Errorf("rename site: %+v %v", got, err)
+		}
+		g, err := kw.CreateSitegroup(ctx, "acme", client.SitegroupParams{Name: "west", SiteIDs: sites[:2]})
+		if check(t, "create sitegroup", err); len(g.SiteIDs) != 2 {
+			t.Errorf("sitegroup: %+v", g)
+		}
+		if got, err := kw.UpdateSitegroup(ctx, "acme", g.ID, client.SitegroupParams{SiteIDs: sites[2:]}); err != nil || len(got.SiteIDs) != 1 {
+			t.Errorf("update sitegroup: %+v %v", got, err)
+		}
+		if page, err := kw.ListSitegroups(ctx, "acme", client.ListParams{}); err != nil || len(page.Data) != 1 || page.NextCursor != "" {
+			t.Errorf("list sitegroups: %+v %v", page, err)
+		}
+		if got, err := kw.GetSitegroup(ctx, "acme", g.ID); err != nil || got.Name != "west" {
+			t.Errorf("get sitegroup: %+v %v", got, err)
+		}
+		check(t, "delete sitegroup", kw.DeleteSitegroup(ctx, "acme", g.ID))
+		check(t, "delete site", kw.DeleteSite(ctx, "acme", sites[1]))
+		if _, err := kw.GetSite(ctx, "acme", sites[1]); !errors.Is(err, client.ErrNotFound) {
+			t.Errorf("deleted site: %v", err)
+		}
+
+		// The whole-list calls walk every page past the default of 20.
+		for i := range 25 {
+			_, err := kw.PutMember(ctx, "acme", mustWorkspace(t, kw, "acme", "eng"), fmt.Sprintf("user_%02d", i), "member")
+			check(t, "put member", err)
+		}
+		if members, err := kw.ListMembers(ctx, "acme", "eng"); err != nil || len(members) != 25 {
+			t.Errorf("list members: %d %v", len(members), err)
+		}
+		if page, err := kw.ListMembersPage(ctx, "acme", "eng", client.ListParams{}); err != nil || len(page.Data) != 20 || page.NextCursor == "" {
+			t.Errorf("one page of members: %d %q %v", len(page.Data), page.NextCursor, err)
+		}
+		for i := range 21 {
+			k, err := kw.CreateAdminKey(ctx, client.AdminKeyParams{Name: fmt.Sprintf("k%d", i), Permissions: []string{"verify"}})
+			check(t, "create admin key", err)
+			e.Remember(k.Secret)
+		}
+		if keys, err := kw.ListAdminKeys(ctx); err != nil || len(keys) != 22 {
+			t.Errorf("list admin keys: %d %v", len(keys), err)
+		}
+		first, err := kw.ListOrganizations(ctx, client.Page{Limit: 1})
+		check(t, "list orgs", err)
+		if first.NextCursor != "" || first.TotalCount != 1 {
+			t.Errorf("one org, one page: %+v", first)
+		}
+		ev, err := kw.AuditEvents(ctx, client.AuditQuery{Action: "workspace.member.put", Limit: 10})
+		if check(t, "audit page", err); ev.NextCursor == "" {
+			t.Fatalf("audit: no next cursor after 10 of %d", ev.TotalCount)
+		}
+		rest, err := kw.AuditEvents(ctx, client.AuditQuery{Action: "workspace.member.put", Limit: 100, Cursor: ev.NextCursor})
+		if check(t, "audit next page", err); len(ev.Events)+len(rest.Events) != ev.TotalCount || rest.NextCursor != "" {
+			t.Errorf("audit pages: %d + %d of %d", len(ev.Events), len(rest.Events), ev.TotalCount)
+		}
+	})
+}
+
+// mustWorkspace returns slug, creating the workspace on first use.
+func mustWorkspace(t *testing.T, kw *client.Client, org, slug string) string {
+	t.Helper()
+	if _, err := kw.GetWorkspace(context.Background(), org, slug); err == nil {
+		return slug
+	}
+	_, err := kw.CreateWorkspace(context.Background(), org, client.WorkspaceParams{Slug: slug, Name: slug})
+	check(t, "create workspace", err)
+	return slug
 }

@@ -15,6 +15,10 @@ type ListParams struct {
 	Cursor string
 }
 
+// maxPage is the largest page the server gives, for the calls that walk a
+// whole list.
+const maxPage = 100
+
 // CursorPage is one page of a native list. NextCursor is "" on the last
 // page.
 type CursorPage[T any] struct {

@@ -200,7 +200,7 @@ func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c autho
 	q := r.URL.Query()
 	in := authority.ListAuditEventsInput{Action: q.Get("action"), TargetID: q.Get("target_id"), CredentialSHA256: q.Get("credential_sha256")}
 	var err error
-	if in.Limit, in.Offset, err = pageParams(r); err != nil {
+	if in.Limit, in.Offset, err = offsetPage(r); err != nil {
 		n.writeError(w, r, err)
 		return
 	}
@@ -228,7 +228,7 @@ func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c autho
 			Hash:         e.Hash,
 		}
 	}
-	wire.WriteJSON(w, http.StatusOK, map[string]any{"data": data, "total_count": total})
+	wire.WriteJSON(w, http.StatusOK, map[string]any{"data": data, "total_count": total, "next_cursor": nextAfter(in.Offset, len(data), total)})
 }
 
 type instanceJSON struct {

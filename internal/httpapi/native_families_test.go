@@ -384,3 +384,87 @@ func TestNativeFamilyOperations(t *testing.T) {
 		do("POST", "/v1/users/"+familyUser+"/pats/"+pat["id"].(string)+"/revoke", admin, nil, 204)
 	})
 }
+
+// walkIDs walks a native list two at a time and returns the ids (of
+// field) in order, failing on a page larger than asked.
+func walkIDs(t *testing.T, e *apitest.Env, list, field string) []string {
+	t.Helper()
+	var ids []string
+	cursor := ""
+	for range 50 {
+		sep := "?"
+		if strings.Contains(list, "?") {
+			sep = "&"
+		}
+		q := list + sep + "limit=2"
+		if cursor != "" {
+			q += "&cursor=" + url.QueryEscape(cursor)
+		}
+		page := mustDo(t, e, "GET", q, e.AdminKey, nil, 200)
+		data := page["data"].([]any)
+		if len(data) > 2 {
+			t.Fatalf("%s: a page of %d, limit 2", list, len(data))
+		}
+		for _, d := range data {
+			ids = append(ids, d.(map[string]any)[field].(string))
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			return ids
+		}
+		cursor = next
+	}
+	t.Fatalf("%s does not end", list)
+	return nil
+}
+
+// The lists that predate cursors walk the same way.
+func TestNativeListsThatPredateCursorsWalk(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		e := apitest.Start(t, s)
+		do := func(method, path string, body any) map[string]any {
+			t.Helper()
+			return mustDo(t, e, method, path, e.AdminKey, body, 201)
+		}
+		for i := range 5 {
+			do("POST", "/v1/organizations", map[string]any{"slug": fmt.Sprintf("org%d", i), "name": "O"})
+			do("POST", "/v1/organizations/org0/sites", map[string]any{"name": fmt.Sprintf("s%d", i)})
+			do("POST", "/v1/organizations/org0/sitegroups", map[string]any{"name": fmt.Sprintf("g%d", i)})
+			do("POST", "/v1/organizations/org0/workspaces", map[string]any{"slug": fmt.Sprintf("w%d", i), "name": "W"})
+			mustDo(t, e, "PUT", fmt.Sprintf("/v1/organizations/org0/workspaces/w0/members/user_%d", i), e.AdminKey, map[string]any{"role": "member"}, 200)
+			e.Remember(do("POST", "/v1/admin_keys", map[string]any{"name": fmt.Sprintf("k%d", i), "permissions": []string{"verify"}})["secret"].(string))
+		}
+		for _, c := range []struct {
+			list, field string
+			want        int
+		}{
+			{"/v1/organizations", "id", 5},
+			{"/v1/organizations/org0/sites", "id", 5},
+			{"/v1/organizations/org0/sitegroups", "id", 5},
+			{"/v1/organizations/org0/workspaces", "id", 5},
+			{"/v1/organizations/org0/workspaces/w0/members", "user_id", 5},
+			{"/v1/admin_keys", "id", 6}, // the instance's own key too
+			{"/v1/audit_events?action=organization.create", "id", 5},
+		} {
+			ids := walkIDs(t, e, c.list, c.field)
+			seen := map[string]bool{}
+			for _, id := range ids {
+				if seen[id] {
+					t.Errorf("%s: %s twice", c.list, id)
+				}
+				seen[id] = true
+			}
+			if len(ids) != c.want {
+				t.Errorf("%s: walked %d, want %d", c.list, len(ids), c.want)
+			}
+			assertParamError(t, c.list+" bad cursor", e.Do(t, "GET", c.list+map[bool]string{true: "&", false: "?"}[strings.Contains(c.list, "?")]+"cursor=x", e.AdminKey, nil), "cursor")
+		}
+		assertParamError(t, "cursor with offset", e.Do(t, "GET", "/v1/organizations?offset=1&cursor="+url.QueryEscape(walkCursor(t, e)), e.AdminKey, nil), "cursor")
+	})
+}
+
+func walkCursor(t *testing.T, e *apitest.Env) string {
+	t.Helper()
+	c, _ := mustDo(t, e, "GET", "/v1/organizations?limit=1", e.AdminKey, nil, 200)["next_cursor"].(string)
+	return c
+}

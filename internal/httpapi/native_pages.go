@@ -111,3 +111,32 @@ func mapPage[S, T any](items []S, next *string, to func(S) T) pageJSON[T] {
 	}
 	return pageJSON[T]{Data: data, NextCursor: next}
 }
+
+// offsetPage reads the lists that predate cursors (organizations, audit
+// events): limit and offset as before, or cursor in place of offset.
+func offsetPage(r *http.Request) (limit, offset *int64, err error) {
+	if limit, offset, err = pageParams(r); err != nil {
+		return nil, nil, err
+	}
+	if v := r.URL.Query().Get("cursor"); v != "" {
+		if offset != nil {
+			return nil, nil, credential.ParamError(credential.CodeConstraint, "cursor", "send cursor or offset, not both")
+		}
+		off, ok := decodeCursor(v)
+		if !ok {
+			return nil, nil, credential.ParamError(credential.CodeInvalid, "cursor", "is not a cursor this server issued")
+		}
+		offset = &off
+	}
+	return limit, offset, nil
+}
+
+// nextAfter is the cursor after got items starting at offset (nil: 0) out
+// of total, or nil at the end.
+func nextAfter(offset *int64, got, total int) *string {
+	var start int64
+	if offset != nil && *offset > 0 {
+		start = *offset
+	}
+	return cursorPage{offset: start}.next(got, total)
+}
