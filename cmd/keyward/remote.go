@@ -118,6 +118,7 @@ func newRemoteCommands() []*cobra.Command {
 		newM2MCommand(rc),
 		newOrgsCommand(rc),
 		newSitesCommand(rc),
+		newSitegroupsCommand(rc),
 		newWorkspacesCommand(rc),
 		newMembersCommand(rc),
 		newOrgTokensCommand(rc),

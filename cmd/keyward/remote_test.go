@@ -310,6 +310,16 @@ func TestRemoteCommandsCoverTheSurfaces(t *testing.T) {
 	e.okJSON("sites", "list", "--org", "acme")
 	e.okJSON("sites", "update", site, "--org", "acme", "--name", "HQ West")
 	e.ok("sites", "get", site, "--org", "acme")
+	group := str(t, e.okJSON("sitegroups", "create", "west", "--site", site, "--org", "acme"), "id")
+	if r := e.ok("sitegroups", "list", "--org", "acme"); !strings.Contains(r.out, group) || !strings.Contains(r.out, site) {
+		t.Fatalf("sitegroups list:\n%s", r.out)
+	}
+	e.okJSON("sitegroups", "update", group, "--org", "acme", "--name", "West")
+	if g := e.okJSON("sitegroups", "get", group, "--org", "acme"); g["name"] != "West" {
+		t.Fatalf("sitegroups get: %v", g)
+	}
+	e.run("sitegroups", "update", group, "--org", "acme")
+	e.okJSON("sitegroups", "delete", group, "--org", "acme")
 	e.okJSON("workspaces", "create", "data", "Data", "--org", "acme")
 	e.okJSON("workspaces", "list", "--org", "acme")
 	e.ok("workspaces", "get", "data", "--org", "acme")

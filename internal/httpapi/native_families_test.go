@@ -363,7 +363,7 @@ func TestNativeFamilyOperations(t *testing.T) {
 
 		// Org tokens: an update shows in the read.
 		org := do("POST", "/v1/organizations", admin, map[string]any{"slug": "acme", "name": "Acme"}, 201)["id"].(string)
-		ot := do("POST", "/v1/organizations/"+org+"/tokens", admin, map[string]any{"name": "ci", "privileges": []map[string]string{{"scope": "org", "role": "read"}}}, 201)
+		ot := do("POST", "/v1/organizations/acme/tokens", admin, map[string]any{"name": "ci", "privileges": []map[string]string{{"scope": "org", "role": "read"}}}, 201)
 		e.Remember(ot["key"].(string))
 		if got := do("PATCH", "/v1/organizations/"+org+"/tokens/"+ot["id"].(string), admin, map[string]any{"name": "cd"}, 200); got["name"] != "cd" || got["key"] != nil {
 			t.Errorf("org token update: %v", got)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/google/uuid"
+
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi/wire"
@@ -36,6 +38,17 @@ func toNativeOrgToken(t authority.OrgToken) nativeOrgTokenJSON {
 		out.SrcIPs = []string{}
 	}
 	return out
+}
+
+// orgTokenOrg is the organization id of an org-token route: {org} is an
+// id, or a slug resolved as the other organization routes resolve it.
+func (n *native) orgTokenOrg(r *http.Request, c authority.Caller) (string, error) {
+	org := r.PathValue("org")
+	if _, err := uuid.Parse(org); err == nil {
+		return org, nil
+	}
+	o, err := n.auth.GetOrganization(r.Context(), c, org)
+	return o.ID, err
 }
 
 func (n *native) registerOrgTokens(mux wire.Router) {
@@ -78,9 +91,13 @@ func (n *native) createOrgToken(w http.ResponseWriter, r *http.Request, c author
 	if err == nil && in.Privileges == nil {
 		err = credential.ParamError(credential.CodeMissing, "privileges", "is missing")
 	}
+	var org string
+	if err == nil {
+		org, err = n.orgTokenOrg(r, c)
+	}
 	var t authority.OrgToken
 	if err == nil {
-		t, err = n.auth.CreateOrgToken(r.Context(), c, r.PathValue("org"), in)
+		t, err = n.auth.CreateOrgToken(r.Context(), c, org, in)
 	}
 	if err != nil {
 		n.writeError(w, r, err)
@@ -94,31 +111,47 @@ func (n *native) createOrgToken(w http.ResponseWriter, r *http.Request, c author
 
 func (n *native) listOrgTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) {
 	p, err := readCursorPage(r)
+	var org string
+	if err == nil {
+		org, err = n.orgTokenOrg(r, c)
+	}
 	var list []authority.OrgToken
 	if err == nil {
-		list, err = n.auth.ListOrgTokens(r.Context(), c, r.PathValue("org"))
+		list, err = n.auth.ListOrgTokens(r.Context(), c, org)
 	}
 	items, next := pageOf(list, p)
 	n.respond(w, r, http.StatusOK, mapPage(items, next, toNativeOrgToken), err)
 }
 
 func (n *native) getOrgToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	t, err := n.auth.GetOrgToken(r.Context(), c, r.PathValue("org"), r.PathValue("org_token_id"))
+	org, err := n.orgTokenOrg(r, c)
+	var t authority.OrgToken
+	if err == nil {
+		t, err = n.auth.GetOrgToken(r.Context(), c, org, r.PathValue("org_token_id"))
+	}
 	n.respond(w, r, http.StatusOK, toNativeOrgToken(t), err)
 }
 
 func (n *native) updateOrgToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
 	in, err := orgTokenInput(r)
+	var org string
 	if err == nil {
-		err = n.auth.UpdateOrgToken(r.Context(), c, r.PathValue("org"), r.PathValue("org_token_id"), in)
+		org, err = n.orgTokenOrg(r, c)
+	}
+	if err == nil {
+		err = n.auth.UpdateOrgToken(r.Context(), c, org, r.PathValue("org_token_id"), in)
 	}
 	var t authority.OrgToken
 	if err == nil {
-		t, err = n.auth.GetOrgToken(r.Context(), c, r.PathValue("org"), r.PathValue("org_token_id"))
+		t, err = n.auth.GetOrgToken(r.Context(), c, org, r.PathValue("org_token_id"))
 	}
 	n.respond(w, r, http.StatusOK, toNativeOrgToken(t), err)
 }
 
 func (n *native) deleteOrgToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	n.respond(w, r, 0, nil, n.auth.DeleteOrgToken(r.Context(), c, r.PathValue("org"), r.PathValue("org_token_id")))
+	org, err := n.orgTokenOrg(r, c)
+	if err == nil {
+		err = n.auth.DeleteOrgToken(r.Context(), c, org, r.PathValue("org_token_id"))
+	}
+	n.respond(w, r, 0, nil, err)
 }
