@@ -15,7 +15,10 @@ type leaf struct {
 	args                []string // positional argument names, all required
 	flags               func(fs *pflag.FlagSet)
 	check               func() error // flag checks, before any request
-	run                 func(cmd *cobra.Command, c *client.Client, args []string) error
+	// key, when set, picks the credential the call is made with (a
+	// machine's key); the admin key otherwise.
+	key func(cmd *cobra.Command) (string, error)
+	run func(cmd *cobra.Command, c *client.Client, args []string) error
 }
 
 // leaf builds the command: it checks the arguments and flags, makes the
@@ -36,7 +39,7 @@ func (rc *remoteConfig) leaf(l leaf) *cobra.Command {
 					return err
 				}
 			}
-			c, err := rc.sdk()
+			c, err := rc.leafClient(cmd, l.key)
 			if err != nil {
 				return err
 			}
@@ -47,6 +50,17 @@ func (rc *remoteConfig) leaf(l leaf) *cobra.Command {
 		l.flags(cmd.Flags())
 	}
 	return cmd
+}
+
+func (rc *remoteConfig) leafClient(cmd *cobra.Command, key func(*cobra.Command) (string, error)) (*client.Client, error) {
+	if key == nil {
+		return rc.sdk()
+	}
+	k, err := key(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return rc.sdkWith(k), nil
 }
 
 // show prints one value: as JSON, or as a one-row table.

@@ -296,7 +296,12 @@ func (rc *remoteConfig) sdk() (*client.Client, error) {
 	if err := rc.needAdminKey(); err != nil {
 		return nil, err
 	}
-	return client.New(rc.server, rc.adminKey, client.WithHTTPClient(rc.httpClient), client.WithUserAgent("keyward-cli/"+shortVersion())), nil
+	return rc.sdkWith(rc.adminKey), nil
+}
+
+// sdkWith returns an SDK client with key (a machine's, for instance).
+func (rc *remoteConfig) sdkWith(key string) *client.Client {
+	return client.New(rc.server, key, client.WithHTTPClient(rc.httpClient), client.WithUserAgent("keyward-cli/"+shortVersion()))
 }
 
 func (rc *remoteConfig) json() bool { return rc.output == "json" }

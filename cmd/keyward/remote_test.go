@@ -117,7 +117,7 @@ func TestRemoteDoneWhen(t *testing.T) {
 	}
 
 	rot := e.okJSON("machines", "rotate", machineID, "--previous-ttl", "0")
-	if newKey := str(t, rot, "secret"); newKey == firstKey || !strings.HasPrefix(newKey, "ak_") {
+	if newKey := str(t, rot, "secret_key"); newKey == firstKey || !strings.HasPrefix(newKey, "ak_") {
 		t.Fatalf("rotate did not hand out a new key: %v", rot)
 	}
 
@@ -270,7 +270,7 @@ func TestRemoteCommandsCoverTheSurfaces(t *testing.T) {
 	if r := e.ok("machines", "get", workerID); !strings.Contains(r.out, "invoices") || !strings.Contains(r.out, api) || strings.Contains(r.out, "ak_") {
 		t.Fatalf("machines get table:\n%s", r.out)
 	}
-	key := str(t, e.okJSON("machines", "secret", workerID), "secret")
+	key := str(t, e.okJSON("machines", "secret", workerID), "secret_key")
 	if r := e.ok("machines", "create", "third"); !strings.Contains(r.out, "secret key: ak_") {
 		t.Fatalf("machine create table does not label the secret key:\n%s", r.out)
 	}
@@ -285,7 +285,7 @@ func TestRemoteCommandsCoverTheSurfaces(t *testing.T) {
 		t.Fatalf("m2m create --jwt table:\n%s", r.out)
 	}
 	os.Unsetenv("KEYWARD_MACHINE_KEY")
-	if l := e.okJSON("m2m", "list", "--subject", workerID); len(l["m2m_tokens"].([]any)) == 0 {
+	if l := e.okJSON("m2m", "list", "--subject", workerID); len(l["data"].([]any)) == 0 {
 		t.Fatalf("m2m list: %v", l)
 	}
 	if rv := e.okJSON("m2m", "revoke", tokID, "--reason", "leaked"); rv["revoked"] != true {
