@@ -124,7 +124,7 @@ func TestRemoteDoneWhen(t *testing.T) {
 	e.okJSON("scopes", "set", "read", "write")
 	pat := e.okJSON("pats", "create", "ci", "--user", "user_42", "--scope", "read")
 	token := str(t, pat, "token")
-	patID := str(t, pat["pat"].(map[string]any), "id")
+	patID := str(t, pat, "id")
 
 	v := e.okJSON("verify", token, "--scope", "read")
 	if v["valid"] != true || v["code"] != "valid" || v["subject"] != "user_42" {
