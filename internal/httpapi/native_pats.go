@@ -51,10 +51,10 @@ func toNativeClient(cl credential.Client) nativeClientJSON {
 	return nativeClientJSON{ClientID: cl.ClientID, UserID: cl.UserID, Client: cl.Doc, CreatedAt: rfc3339(cl.CreatedAt)}
 }
 
-// createClient registers a client from its client-info object (the JSON
+// registerClient registers a client from its client-info object (the JSON
 // object the request sends, client_id included). It is the one seam to
 // the authority's client registration, whose input may change shape.
-var createClient = func(ctx context.Context, a *authority.Authority, c authority.Caller, body []byte) (string, error) {
+var registerClient = func(ctx context.Context, a *authority.Authority, c authority.Caller, body []byte) (string, error) {
 	return a.CreateClient(ctx, c, body)
 }
 
@@ -180,7 +180,7 @@ func (n *native) createClient(w http.ResponseWriter, r *http.Request, c authorit
 	}
 	var id string
 	if err == nil {
-		id, err = createClient(r.Context(), n.auth, c, body)
+		id, err = registerClient(r.Context(), n.auth, c, body)
 	}
 	var cl credential.Client
 	if err == nil {
