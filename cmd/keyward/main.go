@@ -57,6 +57,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newRestoreCommand(cfg),
 		newExportCommand(cfg),
 		newImportCommand(cfg),
+		newImportKeysCommand(cfg),
 		newProbeCommand(),
 		&cobra.Command{
 			Use:   "version",

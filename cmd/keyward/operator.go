@@ -369,7 +369,9 @@ func newAuditVerifyCommand(cfg *storeConfig) *cobra.Command {
 the store directly, like instance and admin-key). Every event carries the SHA-256 of its
 predecessor's hash and its own fields; verify recomputes them in order and names the first
 event whose link does not hold (edited, inserted or removed events, or a truncated tail).
-It exits 1 when a chain is broken. Without --instance it checks every chain, including
+A chain the janitor pruned (--retention-audit) starts after its checkpoint: the seq and hash
+of the last pruned event, MACed with a key derived from the keyring, so a checkpoint moved to
+hide deleted events does not verify. It exits 1 when a chain is broken. Without --instance it checks every chain, including
 the host-wide one (refused authentications whose secret matched no instance).`,
 		Example: "  keyward audit verify\n  keyward audit verify --instance ins_…",
 		Args:    cobra.NoArgs,
@@ -394,7 +396,11 @@ the host-wide one (refused authentications whose secret matched no instance).`,
 					name = "(host-wide)"
 				}
 				if rep.Break == nil {
-					fmt.Fprintf(out, "%s: ok, %d events\n", name, rep.Events)
+					pruned := ""
+					if rep.PrunedThrough > 0 {
+						pruned = fmt.Sprintf(" after the checkpoint at seq %d (older events pruned by the janitor)", rep.PrunedThrough)
+					}
+					fmt.Fprintf(out, "%s: ok, %d events%s\n", name, rep.Events, pruned)
 					continue
 				}
 				broken++

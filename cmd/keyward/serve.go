@@ -43,6 +43,7 @@ type serveConfig struct {
 	authFailureWindow time.Duration
 	authzInstance     string
 	authzHeader       string
+	janitor           janitorConfig
 }
 
 type readyKey struct{}
@@ -101,6 +102,7 @@ YAML file, then the defaults. With --tls-cert and --tls-key it serves HTTPS
 	cmd.Flags().DurationVar(&cfg.authFailureWindow, "auth-failure-window", authority.DefaultAuthFailureWindow, "the fixed window failed authentications are counted in")
 	cmd.Flags().StringVar(&cfg.authzInstance, "authz-instance", "", "the instance whose credentials GET /v1/authz (forward auth for gateways) accepts (default: the instance created at first start)")
 	cmd.Flags().StringVar(&cfg.authzHeader, "authz-header", "", "the header GET /v1/authz reads the credential from, such as X-Api-Key (default: Authorization: Bearer)")
+	cfg.janitor.addFlags(cmd)
 	return cmd
 }
 
@@ -169,6 +171,9 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	if cfg.authFailureLimit < 0 || cfg.authFailureWindow <= 0 {
 		return errors.New("--auth-failure-limit must be ≥ 0 and --auth-failure-window > 0")
 	}
+	if err := cfg.janitor.check(); err != nil {
+		return err
+	}
 	opts := nodeOptions{log: log, authFailureLimit: cfg.authFailureLimit, authFailureWindow: cfg.authFailureWindow,
 		auditLogRequired: cfg.auditLogRequired}
 	if opts.authFailureLimit == 0 {
@@ -185,6 +190,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	m := metrics.New()
 	opts.metrics = m
 	opts.cacheBytes = cfg.cacheBytes
+	setMemoryLimit(log, cfg.cacheBytes)
 	n, err := cfg.open(ctx, true, opts)
 	if err != nil {
 		return err
@@ -240,6 +246,11 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	if certs != nil {
 		srv.TLSConfig = certs.config()
 	}
+	stopHousekeeping, err := startHousekeeping(ctx, &cfg.janitor, auth, log)
+	if err != nil {
+		return err
+	}
+	defer stopHousekeeping()
 	log.Info("keyward listening", "addr", ln.Addr().String(), "store", store.Dialect(), "tls", certs != nil, "version", versionString())
 	if ready, ok := ctx.Value(readyKey{}).(chan<- string); ok {
 		ready <- ln.Addr().String()

@@ -26,7 +26,8 @@ const (
 	PrefixSession             = "sess_"
 )
 
-// Ticket redemption failures, with Clerk's codes.
+// Ticket redemption failures: the Reason of the unauthenticated error a
+// refused ticket returns (the codes Clerk uses).
 const (
 	TicketInvalid      = "ticket_invalid"
 	TicketExpired      = "ticket_expired"
@@ -36,10 +37,32 @@ const (
 	sessionClaimsActor = "act"
 )
 
-// TicketError is why a ticket could not be redeemed.
-type TicketError struct{ Code string }
+// ticketMessages say why a ticket is refused, by reason.
+var ticketMessages = map[string]string{
+	TicketInvalid:     "the ticket is not valid",
+	TicketExpired:     "the ticket has expired",
+	TicketRevoked:     "the ticket was revoked",
+	TicketAlreadyUsed: "the ticket has already been used",
+}
 
-func (e *TicketError) Error() string { return "ticket not redeemable: " + e.Code }
+// TicketMessage says why a ticket is refused, for one of the Ticket*
+// reasons.
+func TicketMessage(reason string) string { return ticketMessages[reason] }
+
+// ticketRefused is why a ticket could not be redeemed: unauthenticated,
+// about the parameter "ticket", with one of the Ticket* codes as Reason.
+func ticketRefused(reason string) error {
+	return &credential.Error{Code: credential.CodeUnauthenticated, Param: "ticket", Reason: reason, Message: ticketMessages[reason]}
+}
+
+// TicketRefusal returns the Ticket* reason when err is a refused ticket.
+func TicketRefusal(err error) (string, bool) {
+	var e *credential.Error
+	if errors.As(err, &e) && e.Code == credential.CodeUnauthenticated && e.Param == "ticket" && e.Reason != "" {
+		return e.Reason, true
+	}
+	return "", false
+}
 
 // CreateActorTokenInput is what creating an actor token takes.
 type CreateActorTokenInput struct {
@@ -49,8 +72,8 @@ type CreateActorTokenInput struct {
 	SessionMaxDurationInSeconds *int64
 }
 
-// ActorTokenView is an actor token as Clerk shows it; Token and URL are
-// set in the create response only.
+// ActorTokenView is an actor token; Token and URL are set in the create
+// response only.
 type ActorTokenView struct {
 	credential.ActorToken
 	Token string
@@ -168,16 +191,13 @@ func (a *Authority) ListActorTokens(ctx context.Context, c Caller, userID, statu
 	return out, total, err
 }
 
-// ErrActorTokenNotRevocable is Clerk's refusal to revoke a token that is
-// no longer pending.
-type ErrActorTokenNotRevocable struct{ Status string }
-
-func (e *ErrActorTokenNotRevocable) Error() string {
-	return fmt.Sprintf("This actor token cannot be revoked because its status is %s. Only pending tokens can be revoked.", e.Status)
-}
+// ReasonNotPending is the Reason of the conflict that refuses to revoke an
+// actor token that is no longer pending (the token, with its status, is
+// returned beside the error).
+const ReasonNotPending = "not_pending"
 
 // RevokeActorToken revokes a pending actor token; any other status is
-// refused with *ErrActorTokenNotRevocable.
+// refused with a conflict whose Reason is ReasonNotPending.
 func (a *Authority) RevokeActorToken(ctx context.Context, c Caller, id string) (credential.ActorToken, error) {
 	if err := a.enter(ctx, c, "RevokeActorToken"); err != nil {
 		return credential.ActorToken{}, err
@@ -193,7 +213,8 @@ func (a *Authority) RevokeActorToken(ctx context.Context, c Caller, id string) (
 			return err
 		}
 		if !ok {
-			return &ErrActorTokenNotRevocable{Status: t.Status}
+			return &credential.Error{Code: credential.CodeConflict, Param: "status", Reason: ReasonNotPending,
+				Message: "only a pending actor token can be revoked; this one is " + t.Status}
 		}
 		return a.audit(ctx, tx, c, "actor_token.revoke", "actor_token", id, map[string]string{"user_id": t.UserID, "actor_sub": actorSub(t.Actor)})
 	})
@@ -218,9 +239,8 @@ type TicketPreview struct {
 func (a *Authority) PreviewTicket(ctx context.Context, ticket string) (TicketPreview, error) {
 	t, err := a.ticket(ctx, ticket)
 	if err != nil {
-		var te *TicketError
-		if errors.As(err, &te) {
-			return TicketPreview{Reason: te.Code}, nil
+		if reason, ok := TicketRefusal(err); ok {
+			return TicketPreview{Reason: reason}, nil
 		}
 		return TicketPreview{}, err
 	}
@@ -241,7 +261,7 @@ func (a *Authority) ticket(ctx context.Context, ticket string) (credential.Actor
 	secret, kind, err := credential.Parse(ticket)
 	if err != nil || kind != credential.KindActorTicket {
 		_ = a.authFailed(ctx, nil, "malformed_ticket")
-		return credential.ActorToken{}, &TicketError{Code: TicketInvalid}
+		return credential.ActorToken{}, ticketRefused(TicketInvalid)
 	}
 	d := a.keyring.Digest(secret)
 	var t credential.ActorToken
@@ -252,7 +272,7 @@ func (a *Authority) ticket(ctx context.Context, ticket string) (credential.Actor
 	})
 	if credential.IsCode(err, credential.CodeNotFound) || (err == nil && !t.Digest.Equal(d)) {
 		_ = a.authFailed(ctx, nil, "unknown_ticket")
-		return t, &TicketError{Code: TicketInvalid}
+		return t, ticketRefused(TicketInvalid)
 	}
 	return t, err
 }
@@ -264,7 +284,7 @@ func ticketState(t credential.ActorToken, now time.Time) string {
 		return TicketRevoked
 	case t.Status == credential.ActorAccepted:
 		return TicketAlreadyUsed
-	case !now.Before(t.ExpiresAt):
+	case credential.Expired(t.ExpiresAt, now):
 		return TicketExpired
 	}
 	return ""
@@ -287,7 +307,7 @@ func (a *Authority) RedeemTicket(ctx context.Context, ticket string) (Redemption
 	}
 	now := a.clock.Now()
 	if code := ticketState(t, now); code != "" {
-		return Redemption{}, &TicketError{Code: code}
+		return Redemption{}, ticketRefused(code)
 	}
 	s, err := a.signer(ctx, t.InstanceID)
 	if err != nil {
@@ -322,7 +342,7 @@ func (a *Authority) RedeemTicket(ctx context.Context, ticket string) (Redemption
 			if code == "" {
 				code = TicketAlreadyUsed
 			}
-			return &TicketError{Code: code}
+			return ticketRefused(code)
 		}
 		if err := tx.InsertImpersonationSession(ctx, sess); err != nil {
 			return err

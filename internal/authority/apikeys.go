@@ -31,7 +31,7 @@ var (
 	apiKeyType      = regexp.MustCompile(`^[A-Za-z0-9_.:-]{3,25}$`)
 )
 
-// APIKey is a Clerk API key as Clerk shows it. The key's type is kept in
+// APIKey is an API key, as every surface may show it. The key's type is kept in
 // the credential's ParentID, so listing by type is one indexed query.
 type APIKey struct {
 	ID               string
@@ -545,6 +545,10 @@ func (a *Authority) APIKeySecret(ctx context.Context, c Caller, id string) (cred
 		if cred, _, err = apiKeyFor(ctx, tx, c, id); err != nil {
 			return err
 		}
+		if len(cred.Sealed) == 0 {
+			// Imported by its hash (keyward import-keys): keyward never held it.
+			return credential.Errorf(credential.CodeNotFound, "API key %s was imported by its hash; its secret is not stored", cred.ID)
+		}
 		return a.audit(ctx, tx, c, "api_key.secret_read", "api_key", cred.ID, nil)
 	})
 	if err != nil {
@@ -563,11 +567,10 @@ func (a *Authority) APIKeySecret(ctx context.Context, c Caller, id string) (cred
 
 // verifyAPIKey applies the rules to an API key: only the admin key may
 // verify one (Clerk verifies API keys with the instance secret key).
-func (a *Authority) verifyAPIKey(c Caller, e cacheEntry, in VerifyInput) VerifyResult {
+func verifyAPIKey(c Caller, e cacheEntry, in VerifyInput, now time.Time) VerifyResult {
 	if c.Kind != credential.KindAdminKey {
 		return notFound
 	}
-	now := a.clock.Now()
 	k := apiKeyView(e.cred, e.attrs, now)
 	r := VerifyResult{
 		Kind: credential.KindAPIKey, ID: e.cred.ID, Subject: e.cred.Subject, Scopes: k.Scopes, Claims: e.attrs.Claims,
@@ -575,7 +578,6 @@ func (a *Authority) verifyAPIKey(c Caller, e cacheEntry, in VerifyInput) VerifyR
 	}
 	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, k.Scopes, in, false)
 	if r.Valid = r.Reason == ReasonValid; r.Valid {
-		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
 		k.LastUsedAt = now
 	}
 	return r

@@ -81,8 +81,11 @@ type ChainBreak struct {
 // ChainReport is what VerifyAuditChain found in one instance's chain.
 type ChainReport struct {
 	InstanceID string
-	Events     int64       // chained events checked
-	Break      *ChainBreak // nil when the chain holds
+	Events     int64 // chained events checked
+	// PrunedThrough is the seq of the chain's pruning checkpoint: events up
+	// to it were deleted by the janitor (0 when none were).
+	PrunedThrough int64
+	Break         *ChainBreak // nil when the chain holds
 }
 
 // chainPage is how many events VerifyAuditChain reads per transaction.
@@ -101,15 +104,47 @@ func (a *Authority) VerifyAuditChain(ctx context.Context, instanceID string) (Ch
 	var (
 		seq  int64
 		prev string
+		cp   AuditCheckpoint
 	)
+	// A pruned chain starts after its checkpoint, which must authenticate:
+	// moving it forward would hide deleted events.
+	checkpoint := func(tx Tx) error {
+		var err error
+		if cp, err = tx.AuditCheckpoint(ctx, instanceID); err != nil {
+			return err
+		}
+		if cp.Seq > 0 && !a.checkpointValid(instanceID, cp) {
+			rep.Break = &ChainBreak{Seq: cp.Seq, Reason: "the pruning checkpoint does not authenticate: it was edited, or written under another keyring"}
+		}
+		return nil
+	}
+	first := true
 	for {
 		var page []credential.AuditEvent
 		if err := a.store.View(ctx, func(tx Tx) error {
+			if first {
+				// The checkpoint and the first page from one snapshot.
+				if err := checkpoint(tx); err != nil || rep.Break != nil {
+					return err
+				}
+				seq, prev, rep.PrunedThrough = cp.Seq, cp.Hash, cp.Seq
+				first = false
+			}
 			var err error
 			page, err = tx.ChainEvents(ctx, instanceID, seq, chainPage)
 			return err
-		}); err != nil {
+		}); err != nil || rep.Break != nil {
 			return rep, err
+		}
+		if len(page) > 0 && page[0].Seq != seq+1 && seq >= rep.PrunedThrough {
+			// A janitor may have pruned past this walk since it began:
+			// go on from its new checkpoint.
+			if err := a.store.View(ctx, checkpoint); err != nil || rep.Break != nil {
+				return rep, err
+			}
+			if cp.Seq > seq && cp.Seq < page[0].Seq {
+				seq, prev, rep.PrunedThrough = cp.Seq, cp.Hash, cp.Seq
+			}
 		}
 		for _, e := range page {
 			switch {

@@ -32,6 +32,7 @@ type Authority struct {
 	sinkRequired    bool
 	onSinkError     func(error)
 	defaultInstance defaultInstance
+	foreignGate     foreignGate
 }
 
 // Config wires an Authority. Clock defaults to the system clock, Issuer

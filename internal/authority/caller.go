@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/keyward/keyward/internal/credential"
@@ -77,26 +78,12 @@ var errForbidden = credential.Errorf(credential.CodeForbidden, "the credential i
 // CodeUnauthenticated error; a store failure is CodeUnavailable or
 // CodeInternal, never a 401.
 func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, error) {
-	if err := a.checkThrottle(ctx); err != nil {
-		return Caller{}, err
-	}
-	secret, kind, err := credential.Parse(token)
-	if err != nil || (kind != credential.KindAdminKey && kind != credential.KindMachineKey && kind != credential.KindPAT) {
-		return Caller{}, a.authFailed(ctx, nil, parseFailure(token, err))
-	}
-	e, err := a.lookup(ctx, a.keyring.Digest(secret))
+	p, err := a.present(ctx, token, credential.KindAdminKey, credential.KindMachineKey, credential.KindPAT)
 	if err != nil {
 		return Caller{}, err
 	}
-	now := a.clock.Now()
-	if !e.found {
-		return Caller{}, a.authFailed(ctx, nil, "unknown_credential")
-	}
-	if reason := inactive(e.cred, kind, now); reason != "" {
-		return Caller{}, a.authFailed(ctx, &e.cred, reason)
-	}
-	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
-	a.fillSearchDigest(ctx, e, secret)
+	a.used(ctx, p.resolved, p.now)
+	e := p.e
 	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID, ExpiresAt: e.cred.ExpiresAt}
 	switch e.cred.Kind {
 	case credential.KindAdminKey:
@@ -109,16 +96,80 @@ func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, err
 	return caller, nil
 }
 
+// resolved is a presented secret and the stored credential it is the
+// secret of.
+type resolved struct {
+	e      cacheEntry
+	secret credential.Secret
+	kind   credential.Kind // the kind the secret's format says
+}
+
+// resolve parses token as one of kinds and finds its credential: where
+// every authentication and every verification starts. failure names why
+// nothing was found (a malformed or missing secret, another kind, an
+// unknown one); err is a store failure only, never "not found".
+func (a *Authority) resolve(ctx context.Context, token string, kinds ...credential.Kind) (r resolved, failure string, err error) {
+	secret, kind, err := credential.Parse(token)
+	if err != nil || !slices.Contains(kinds, kind) {
+		return resolved{}, parseFailure(token, err), nil
+	}
+	e, err := a.lookup(ctx, a.keyring.Digest(secret))
+	if err != nil {
+		return resolved{}, "", err
+	}
+	if !e.found {
+		return resolved{}, "unknown_credential", nil
+	}
+	return resolved{e: e, secret: secret, kind: kind}, "", nil
+}
+
+// presented is a secret that authenticates: resolved, and active at now.
+type presented struct {
+	resolved
+	now time.Time
+}
+
+// present is the one authentication pipeline: the failure throttle, then
+// resolve, then the credential's state at now. Every failure is audited
+// and answered with the same CodeUnauthenticated.
+func (a *Authority) present(ctx context.Context, token string, kinds ...credential.Kind) (presented, error) {
+	if err := a.checkThrottle(ctx); err != nil {
+		return presented{}, err
+	}
+	r, failure, err := a.resolve(ctx, token, kinds...)
+	if err != nil {
+		return presented{}, err
+	}
+	if failure != "" {
+		return presented{}, a.authFailed(ctx, nil, failure)
+	}
+	now := a.clock.Now()
+	if reason := inactive(r.e.cred, r.kind, now); reason != "" {
+		return presented{}, a.authFailed(ctx, &r.e.cred, reason)
+	}
+	return presented{resolved: r, now: now}, nil
+}
+
+// used records a good use of a credential: its last-used time, and its
+// search digest if it has none yet.
+func (a *Authority) used(ctx context.Context, r resolved, now time.Time) {
+	a.usage.record(r.e.cred.InstanceID, r.e.cred.ID, now)
+	a.fillSearchDigest(ctx, r.e, r.secret)
+}
+
 // parseFailure names why a presented secret could not be used at all.
 func parseFailure(token string, err error) string {
 	switch {
 	case token == "":
 		return "missing_credential"
 	case err != nil:
-		return "malformed_credential"
+		return failureMalformed
 	}
 	return "wrong_kind"
 }
+
+// failureMalformed: the secret is not in any of keyward's formats.
+const failureMalformed = "malformed_credential"
 
 // inactive names why a found credential does not authenticate as kind at
 // now ("" when it does).

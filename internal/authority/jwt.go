@@ -16,8 +16,9 @@ import (
 	"github.com/keyward/keyward/internal/signing"
 )
 
-// m2mCategory is the cat header Clerk puts on M2M JWTs, so that no other
-// kind of JWT (a session, an impersonation token) can pass as one.
+// m2mCategory is the cat header of M2M JWTs, so that no other kind of JWT
+// (a session, an impersonation token) can pass as one. The value is the
+// one Clerk uses, so its SDKs recognise keyward's tokens.
 const m2mCategory = "cl_B7d4PD333AAA"
 
 // signerTTL bounds how long a node keeps signing with a key after another
@@ -337,7 +338,7 @@ func (a *Authority) verifyJWT(ctx context.Context, c Caller, in VerifyInput) (Ve
 	expiresAt := time.Unix(v.claims.Expiry, 0)
 	tok := M2MToken{
 		ID: v.claims.ID, InstanceID: c.InstanceID, Subject: v.claims.Subject, Claims: v.custom, Scopes: v.scopes,
-		Revoked: !exists, Expired: !now.Before(expiresAt), ExpiresAt: expiresAt,
+		Revoked: !exists, Expired: credential.Expired(expiresAt, now), ExpiresAt: expiresAt,
 		CreatedAt: time.Unix(v.claims.IssuedAt, 0), UpdatedAt: time.Unix(v.claims.IssuedAt, 0),
 	}
 	if !exists {

@@ -27,7 +27,7 @@ const (
 	MaxRevocationReason = 1000
 )
 
-// M2MToken is a machine-to-machine token as Clerk shows it.
+// M2MToken is a machine-to-machine token, as every surface may show it.
 type M2MToken struct {
 	ID               string
 	InstanceID       string

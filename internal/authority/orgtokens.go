@@ -17,7 +17,7 @@ import (
 // OrgTokenNameMax bounds an org token's name.
 const OrgTokenNameMax = 255
 
-// OrgToken is an organization API token as Mist shows it.
+// OrgToken is an organization API token, as every surface may show it.
 type OrgToken struct {
 	ID         string
 	InstanceID string
@@ -26,8 +26,9 @@ type OrgToken struct {
 	Privileges []credential.Privilege
 	SrcIPs     []string
 	CreatedBy  string
-	// Mask is the key's first four and last four characters; the key
-	// itself is in Key, in the create response only.
+	// Mask is the key's first four and last four characters (kept at
+	// creation, when the key is known); the key itself is in Key, in the
+	// create response only.
 	Mask       string
 	Key        string
 	CreatedAt  time.Time
@@ -51,7 +52,8 @@ func orgTokenView(c credential.Credential, a tokenAttrs) OrgToken {
 	}
 }
 
-// maskKey shows the first and last four characters of a key, as Mist does.
+// maskKey shows the first and last four characters of a key (Mist's
+// list shows this form).
 func maskKey(key string) string { return key[:4] + "..." + key[len(key)-4:] }
 
 // OrgTokenInput creates or updates an org token. Nil fields are absent.
@@ -371,29 +373,16 @@ func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id stri
 // limit. The RateLimit is set whenever the token was recognised, also
 // with a CodeRateLimited error, so the surface can send its headers.
 func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clientIP netip.Addr) (Caller, RateLimit, error) {
-	if err := a.checkThrottle(ctx); err != nil {
-		return Caller{}, RateLimit{}, err
-	}
-	secret, kind, err := credential.Parse(token)
-	if err != nil || kind != credential.KindOrgToken {
-		return Caller{}, RateLimit{}, a.authFailed(ctx, nil, parseFailure(token, err))
-	}
-	e, err := a.lookup(ctx, a.keyring.Digest(secret))
+	p, err := a.present(ctx, token, credential.KindOrgToken)
 	if err != nil {
 		return Caller{}, RateLimit{}, err
 	}
-	now := a.clock.Now()
-	if !e.found {
-		return Caller{}, RateLimit{}, a.authFailed(ctx, nil, "unknown_credential")
-	}
-	if reason := inactive(e.cred, kind, now); reason != "" {
-		return Caller{}, RateLimit{}, a.authFailed(ctx, &e.cred, reason)
-	}
+	e, now := p.e, p.now
 	caller := Caller{
 		InstanceID: e.cred.InstanceID, Kind: credential.KindOrgToken, CredentialID: e.cred.ID,
 		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges,
 	}
-	if !e.attrs.allowlist.Allows(clientIP) && !e.attrs.allowlist.Empty() {
+	if !e.attrs.allowsFrom(clientIP) {
 		return Caller{}, RateLimit{}, a.forbid(ctx, caller, "ip_not_allowed", credential.Errorf(credential.CodeForbidden, "the token may not be used from this address"))
 	}
 	rl, admitted, err := a.takeRate(ctx, e.cred, now)
@@ -404,12 +393,15 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 		a.observer.RateLimited(credential.KindOrgToken)
 		return Caller{}, rl, credential.Errorf(credential.CodeRateLimited, "rate limit reached")
 	}
-	a.usage.record(e.cred.InstanceID, e.cred.ID, now)
-	a.fillSearchDigest(ctx, e, secret)
-	return Caller{
-		InstanceID: e.cred.InstanceID, Kind: credential.KindOrgToken, CredentialID: e.cred.ID,
-		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges, SrcIPs: e.attrs.allowlist, ExpiresAt: e.cred.ExpiresAt,
-	}, rl, nil
+	a.used(ctx, p.resolved, now)
+	caller.SrcIPs, caller.ExpiresAt = e.attrs.allowlist, e.cred.ExpiresAt
+	return caller, rl, nil
+}
+
+// allowsFrom is the source-address rule of a credential with an
+// allowlist: no list allows every address (the zero Addr included).
+func (t tokenAttrs) allowsFrom(ip netip.Addr) bool {
+	return t.allowlist.Empty() || t.allowlist.Allows(ip)
 }
 
 // takeRate counts one call of an org token in its clock-hour window.

@@ -107,7 +107,20 @@ func (a *Authority) SetCatalogue(ctx context.Context, c Caller, scopes []string)
 	return out, err
 }
 
-// PAT is a personal access token as Spatio shows it.
+// Workspace refusals: the Reason of the forbidden error (and the audited
+// refusal) when a user is not in the workspace or a token is bound to
+// another one.
+const (
+	ReasonNotAMember     = "not_a_member"
+	ReasonOtherWorkspace = "other_workspace"
+)
+
+var (
+	errNotAMember     = &credential.Error{Code: credential.CodeForbidden, Reason: ReasonNotAMember, Message: "not a member of this workspace"}
+	errOtherWorkspace = &credential.Error{Code: credential.CodeForbidden, Reason: ReasonOtherWorkspace, Message: "the token is bound to another workspace"}
+)
+
+// PAT is a personal access token, as every surface may show it.
 type PAT struct {
 	ID          string
 	InstanceID  string
@@ -177,10 +190,10 @@ func (a *Authority) workspaceAccess(ctx context.Context, tx Tx, c Caller, user s
 	}
 	m, err := tx.GetMember(ctx, c.InstanceID, w.ID, user)
 	if credential.IsCode(err, credential.CodeNotFound) {
-		return w, m, a.forbid(ctx, c, "not_a_member", credential.Errorf(credential.CodeForbidden, "Insufficient permission: not a member of this workspace"))
+		return w, m, a.forbid(ctx, c, ReasonNotAMember, errNotAMember)
 	}
 	if err == nil && c.Kind == credential.KindPAT && c.WorkspaceID != "" && c.WorkspaceID != w.ID {
-		err = a.forbid(ctx, c, "other_workspace", credential.Errorf(credential.CodeForbidden, "Insufficient permission: the token is bound to another workspace"))
+		err = a.forbid(ctx, c, ReasonOtherWorkspace, errOtherWorkspace)
 	}
 	return w, m, err
 }
@@ -267,21 +280,21 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		case in.WorkspaceID != nil && *in.WorkspaceID != "":
 			w, err := tx.FindWorkspace(ctx, c.InstanceID, *in.WorkspaceID)
 			if credential.IsCode(err, credential.CodeNotFound) {
-				return credential.ParamError(credential.CodeInvalid, "workspaceId", "no such workspace")
+				return credential.ParamError(credential.CodeInvalid, "workspace_id", "no such workspace")
 			}
 			if err != nil {
 				return err
 			}
 			if _, err := tx.GetMember(ctx, c.InstanceID, w.ID, user); err != nil {
 				if credential.IsCode(err, credential.CodeNotFound) {
-					return a.forbid(ctx, c, "not_a_member", credential.Errorf(credential.CodeForbidden, "Insufficient permission: not a member of this workspace"))
+					return a.forbid(ctx, c, ReasonNotAMember, errNotAMember)
 				}
 				return err
 			}
 			workspaceID = w.ID
 		}
 		if c.Kind == credential.KindPAT && workspaceID != c.WorkspaceID {
-			return a.forbid(ctx, c, "other_workspace", credential.Errorf(credential.CodeForbidden, "a token can only create tokens bound to its own workspace (or to none, if it has none)"))
+			return a.forbid(ctx, c, ReasonOtherWorkspace, credential.Errorf(credential.CodeForbidden, "a token can only create tokens bound to its own workspace (or to none, if it has none)"))
 		}
 		cred := a.newCredential(credential.NewID(PrefixPAT, now), c.InstanceID, credential.KindPAT, key, user)
 		cred.ParentID, cred.ExpiresAt = workspaceID, expiresAt
@@ -325,9 +338,9 @@ func patExpiry(requested *time.Time, maxLifetime int64, now time.Time) (time.Tim
 	}
 	switch {
 	case !requested.After(now):
-		return time.Time{}, credential.ParamError(credential.CodeInvalid, "expiresAt", "must be in the future")
+		return time.Time{}, credential.ParamError(credential.CodeInvalid, "expires_at", "must be in the future")
 	case !limit.IsZero() && requested.After(limit):
-		return time.Time{}, credential.ParamError(credential.CodeInvalid, "expiresAt", fmt.Sprintf("must be at most %s from now", time.Duration(maxLifetime)*time.Second))
+		return time.Time{}, credential.ParamError(credential.CodeInvalid, "expires_at", fmt.Sprintf("must be at most %s from now", time.Duration(maxLifetime)*time.Second))
 	}
 	return requested.Truncate(time.Millisecond), nil
 }

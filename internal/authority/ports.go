@@ -244,6 +244,71 @@ type Tx interface {
 	// AuditChains lists the instance ids that have a chain, "" (host-wide
 	// events) included.
 	AuditChains(ctx context.Context) ([]string, error)
+	// LockAuditCheckpoint returns the instance's chain head and pruning
+	// checkpoint, locking the head for the rest of the transaction (as
+	// InsertAuditEvent does), so two pruners never race on one chain.
+	// CodeNotFound when the instance has no chain.
+	LockAuditCheckpoint(ctx context.Context, instanceID string) (AuditCheckpoint, error)
+	// AuditCheckpoint reads the checkpoint without locking (zero when none).
+	AuditCheckpoint(ctx context.Context, instanceID string) (AuditCheckpoint, error)
+	// SetAuditCheckpoint records that the chain's events up to and
+	// including cp.Seq are pruned.
+	SetAuditCheckpoint(ctx context.Context, instanceID string, cp AuditCheckpoint) error
+	// DeleteChainEvents deletes the instance's chained events with
+	// afterSeq < seq <= throughSeq, returning how many went.
+	DeleteChainEvents(ctx context.Context, instanceID string, afterSeq, throughSeq int64) (int, error)
+	// DeleteUnchainedEvents deletes up to limit events of the instance
+	// that stand outside its chain (seq 0, written before chains existed)
+	// at or before before.
+	DeleteUnchainedEvents(ctx context.Context, instanceID string, before time.Time, limit int) (int, error)
+
+	// DeleteLapsedCredentials deletes up to limit credentials that expired
+	// at or before expiredBefore, or were revoked at or before
+	// revokedBefore (a zero time skips that test), returning how many went.
+	DeleteLapsedCredentials(ctx context.Context, expiredBefore, revokedBefore time.Time, limit int) (int, error)
+
+	// Foreign keys (imported by their hash).
+	// InsertForeignHMACKey stores k, or finds the instance's key with the
+	// same fingerprint; it returns the id of the stored one.
+	InsertForeignHMACKey(ctx context.Context, k ForeignHMACKey) (string, error)
+	// ForeignHMACKeys returns the instance's foreign HMAC keys.
+	ForeignHMACKeys(ctx context.Context, instanceID string) ([]ForeignHMACKey, error)
+	// InsertForeignHash stores an imported key's hash; CodeConflict when
+	// the instance already holds one with the same lookup.
+	InsertForeignHash(ctx context.Context, h ForeignHash) error
+	// ForeignHashByLookup finds the instance's foreign hash whose lookup
+	// (SHA-256 or HMAC) is lookup; CodeNotFound if none.
+	ForeignHashByLookup(ctx context.Context, instanceID string, lookup []byte) (ForeignHash, error)
+	// ForeignHashesByStart returns up to limit bcrypt hashes of the
+	// instance whose start is one of starts.
+	ForeignHashesByStart(ctx context.Context, instanceID string, starts []string, limit int) ([]ForeignHash, error)
+	// InsertForeignPrefix records that the instance imported keys under
+	// prefix (once; a second time changes nothing).
+	InsertForeignPrefix(ctx context.Context, instanceID, prefix string, at time.Time) error
+	// ForeignPrefixes lists, by instance, the foreign prefixes keys were
+	// imported under, re-keyed or not.
+	ForeignPrefixes(ctx context.Context) (map[string][]string, error)
+	// DeleteUnusedForeignHMACKeys deletes the foreign HMAC keys no foreign
+	// hash refers to, last imported at or before before.
+	DeleteUnusedForeignHMACKeys(ctx context.Context, before time.Time) (int, error)
+	// RekeyForeignCredential deletes the credential's foreign hash and, if
+	// this call deleted it, sets the credential's digest and search digest
+	// (and updated_at), and deletes the foreign HMAC key it was found with
+	// if no other hash needs it and it is older than ForeignHMACKeyGrace;
+	// it reports whether it did. A concurrent call that
+	// comes second finds no hash and changes nothing.
+	RekeyForeignCredential(ctx context.Context, instanceID, id string, digest, search credential.Digest, at time.Time) (bool, error)
+}
+
+// AuditCheckpoint is where a pruned chain now starts: the seq and hash of
+// the last pruned event, and a MAC over them under a key derived from the
+// keyring. Head* are the chain head, read with it.
+type AuditCheckpoint struct {
+	Seq      int64
+	Hash     string
+	MAC      string
+	HeadSeq  int64
+	HeadHash string
 }
 
 // CredentialFilter selects credentials of one instance. Empty fields match

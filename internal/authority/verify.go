@@ -58,9 +58,9 @@ type VerifyResult struct {
 	// RateLimit is the credential's window after this call, for limited
 	// kinds.
 	RateLimit *RateLimit
-	// M2M is the token as Clerk shows it, for M2M tokens.
+	// M2M is the token's view, for M2M tokens.
 	M2M *M2MToken
-	// APIKey is the key as Clerk shows it, for API keys.
+	// APIKey is the key's view, for API keys.
 	APIKey *APIKey
 }
 
@@ -69,8 +69,10 @@ var notFound = VerifyResult{Reason: ReasonNotFound}
 // Verify decides whether a presented credential is valid for the caller,
 // in one fixed order:
 //
-//  1. shape: a JWT, or a secret with a known prefix and a good checksum
-//     (anything else is not_found without touching the store);
+//  1. shape: a JWT, or a secret with a known prefix and a good checksum,
+//     or (admin callers) a key under a prefix the instance imported
+//     foreign keys under (verifyForeign); anything else is not_found
+//     without touching the store;
 //  2. lookup by HMAC digest, through the cache;
 //  3. entitlement: the credential is in the caller's instance and, for a
 //     machine caller, scoped to that machine; otherwise not_found, so an
@@ -102,44 +104,46 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	if looksLikeJWT(in.Token) {
 		return a.verifyJWT(ctx, c, in)
 	}
-	secret, kind, err := credential.Parse(in.Token)
-	if err != nil || (kind != credential.KindM2MToken && kind != credential.KindOrgToken && kind != credential.KindPAT && kind != credential.KindAPIKey) {
-		return notFound, nil
+	found, failure, err := a.resolve(ctx, in.Token, credential.KindM2MToken, credential.KindOrgToken, credential.KindPAT, credential.KindAPIKey)
+	if failure == failureMalformed {
+		return a.verifyForeign(ctx, c, in) // not keyward's shape: perhaps a key imported by its hash
 	}
-	e, err := a.lookup(ctx, a.keyring.Digest(secret))
 	if err != nil {
 		return VerifyResult{}, err
 	}
-	if !e.found || e.cred.InstanceID != c.InstanceID || e.cred.Kind != kind {
-		return notFound, nil
-	}
-	switch kind {
-	case credential.KindOrgToken:
-		r, err := a.verifyOrgToken(ctx, c, e, in)
-		if err == nil && r.Valid {
-			a.fillSearchDigest(ctx, e, secret)
-		}
-		return r, err
-	case credential.KindPAT:
-		r := a.verifyPAT(c, e, in)
-		if r.Valid {
-			a.fillSearchDigest(ctx, e, secret)
-		}
-		return r, nil
-	case credential.KindAPIKey:
-		r := a.verifyAPIKey(c, e, in)
-		if r.Valid {
-			a.fillSearchDigest(ctx, e, secret)
-		}
-		return r, nil
-	}
-	if c.Kind == credential.KindMachineKey && !slices.Contains(e.attrs.Scopes, c.MachineID) {
+	e, kind := found.e, found.kind
+	if failure != "" || e.cred.InstanceID != c.InstanceID || e.cred.Kind != kind {
 		return notFound, nil
 	}
 	now := a.clock.Now()
+	var r VerifyResult
+	switch kind {
+	case credential.KindOrgToken:
+		if r, err = a.verifyOrgToken(ctx, c, e, in, now); err != nil {
+			return VerifyResult{}, err
+		}
+	case credential.KindPAT:
+		r = verifyPAT(c, e, in, now)
+	case credential.KindAPIKey:
+		r = verifyAPIKey(c, e, in, now)
+	default:
+		r = verifyM2M(c, e, in, now)
+	}
+	if r.Valid {
+		a.used(ctx, found, now)
+	}
+	return r, nil
+}
+
+// verifyM2M applies the rules to an opaque M2M token: an admin key may
+// verify any of the instance's, a machine only those that may call it.
+func verifyM2M(c Caller, e cacheEntry, in VerifyInput, now time.Time) VerifyResult {
+	if c.Kind == credential.KindMachineKey && !slices.Contains(e.attrs.Scopes, c.MachineID) {
+		return notFound
+	}
 	tok := m2mView(e.cred, e.attrs, now)
 	r := VerifyResult{
-		Kind:      kind,
+		Kind:      credential.KindM2MToken,
 		ID:        e.cred.ID,
 		Subject:   e.cred.Subject,
 		Scopes:    e.attrs.Scopes,
@@ -150,11 +154,9 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	}
 	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, e.attrs.Scopes, in, false)
 	if r.Valid = r.Reason == ReasonValid; r.Valid {
-		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
-		a.fillSearchDigest(ctx, e, secret)
 		tok.LastUsedAt = now
 	}
-	return r, nil
+	return r
 }
 
 // decide applies the state rules in their fixed order, and the
@@ -166,7 +168,7 @@ func decide(revoked bool, expiresAt, notBefore, now time.Time, scopes []string, 
 	switch {
 	case revoked:
 		return ReasonRevoked
-	case !expiresAt.IsZero() && !now.Before(expiresAt):
+	case credential.Expired(expiresAt, now):
 		return ReasonExpired
 	case !notBefore.IsZero() && now.Before(notBefore):
 		return ReasonNotFound // not yet valid: nothing to show yet
@@ -189,17 +191,16 @@ func looksLikeJWT(s string) bool {
 
 // verifyOrgToken applies the rules to an org token: only the admin key
 // may verify one (a machine has no business with org tokens).
-func (a *Authority) verifyOrgToken(ctx context.Context, c Caller, e cacheEntry, in VerifyInput) (VerifyResult, error) {
+func (a *Authority) verifyOrgToken(ctx context.Context, c Caller, e cacheEntry, in VerifyInput, now time.Time) (VerifyResult, error) {
 	if c.Kind != credential.KindAdminKey {
 		return notFound, nil
 	}
-	now := a.clock.Now()
 	r := VerifyResult{
 		Kind: credential.KindOrgToken, ID: e.cred.ID, Subject: e.cred.Subject,
 		Privileges: e.attrs.Privileges, IssuedAt: e.cred.CreatedAt, ExpiresAt: e.cred.ExpiresAt,
 	}
 	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, nil, in, true)
-	if r.Reason == ReasonValid && !e.attrs.allowlist.Empty() && !e.attrs.allowlist.Allows(in.ClientIP) {
+	if r.Reason == ReasonValid && !e.attrs.allowsFrom(in.ClientIP) {
 		r.Reason = ReasonIPNotAllowed
 	}
 	if r.Reason == ReasonValid && in.RequiredPrivilege != nil {
@@ -221,27 +222,22 @@ func (a *Authority) verifyOrgToken(ctx context.Context, c Caller, e cacheEntry, 
 			r.Reason = ReasonRateLimited
 		}
 	}
-	if r.Valid = r.Reason == ReasonValid; r.Valid {
-		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
-	}
+	r.Valid = r.Reason == ReasonValid
 	return r, nil
 }
 
 // verifyPAT applies the rules to a personal access token: only the admin
 // key may verify one.
-func (a *Authority) verifyPAT(c Caller, e cacheEntry, in VerifyInput) VerifyResult {
+func verifyPAT(c Caller, e cacheEntry, in VerifyInput, now time.Time) VerifyResult {
 	if c.Kind != credential.KindAdminKey {
 		return notFound
 	}
-	now := a.clock.Now()
 	r := VerifyResult{
 		Kind: credential.KindPAT, ID: e.cred.ID, Subject: e.cred.Subject, Scopes: e.attrs.Scopes,
 		WorkspaceID: e.cred.ParentID, ExpiresAt: e.cred.ExpiresAt, IssuedAt: e.cred.CreatedAt,
 	}
 	r.Reason = decide(e.cred.Revoked(), e.cred.ExpiresAt, time.Time{}, now, e.attrs.Scopes, in, false)
-	if r.Valid = r.Reason == ReasonValid; r.Valid {
-		a.usage.record(e.cred.InstanceID, e.cred.ID, now)
-	}
+	r.Valid = r.Reason == ReasonValid
 	return r
 }
 

@@ -139,8 +139,13 @@ func (c Credential) Revoked() bool { return !c.RevokedAt.IsZero() }
 
 // ExpiredAt reports whether the credential has expired at now. A credential
 // is valid while now < ExpiresAt.
-func (c Credential) ExpiredAt(now time.Time) bool {
-	return !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt)
+func (c Credential) ExpiredAt(now time.Time) bool { return Expired(c.ExpiresAt, now) }
+
+// Expired is the one expiry rule: a credential (or a JWT, a ticket, a
+// session) that expires at expiresAt is valid while now < expiresAt; the
+// zero time never expires.
+func Expired(expiresAt, now time.Time) bool {
+	return !expiresAt.IsZero() && !now.Before(expiresAt)
 }
 
 // ActiveAt reports whether the credential is neither revoked nor expired.

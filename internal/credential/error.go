@@ -12,16 +12,17 @@ type Code string
 
 const (
 	// Request shape and values.
-	CodeMalformed    Code = "malformed"     // the body is not parseable (bad JSON, bad UTF-8)
-	CodeMissing      Code = "missing"       // a required parameter is absent or empty
-	CodeInvalid      Code = "invalid"       // a parameter's value is outside its domain
-	CodeWrongType    Code = "wrong_type"    // a parameter has the wrong JSON type
-	CodeUnknownParam Code = "unknown_param" // a parameter the operation does not take
-	CodeTooLong      Code = "too_long"      // a string above its maximum length
-	CodeTooMany      Code = "too_many"      // an array above its maximum size
-	CodeTooLarge     Code = "too_large"     // the request body exceeds the limit
-	CodeConstraint   Code = "constraint"    // parameters that cannot be satisfied together
-	CodeReserved     Code = "reserved"      // a name reserved by keyward (e.g. a JWT claim)
+	CodeMalformed        Code = "malformed"          // the body is not parseable (bad JSON, bad UTF-8)
+	CodeMissing          Code = "missing"            // a required parameter is absent or empty
+	CodeInvalid          Code = "invalid"            // a parameter's value is outside its domain
+	CodeWrongType        Code = "wrong_type"         // a parameter has the wrong JSON type
+	CodeUnknownParam     Code = "unknown_param"      // a parameter the operation does not take
+	CodeTooLong          Code = "too_long"           // a string above its maximum length
+	CodeTooMany          Code = "too_many"           // an array above its maximum size
+	CodeTooLarge         Code = "too_large"          // the request body exceeds the limit
+	CodeConstraint       Code = "constraint"         // parameters that cannot be satisfied together
+	CodeReserved         Code = "reserved"           // a name reserved by keyward (e.g. a JWT claim)
+	CodeMethodNotAllowed Code = "method_not_allowed" // the path exists, but not for this method
 
 	// Outcomes.
 	CodeNotFound        Code = "not_found"
@@ -33,13 +34,26 @@ const (
 	CodeInternal        Code = "internal"
 )
 
+// Codes lists every Code, so that each surface's table can be checked to
+// map them all (a test keeps the list complete).
+func Codes() []Code {
+	return []Code{
+		CodeMalformed, CodeMissing, CodeInvalid, CodeWrongType, CodeUnknownParam, CodeTooLong, CodeTooMany,
+		CodeTooLarge, CodeConstraint, CodeReserved, CodeMethodNotAllowed,
+		CodeNotFound, CodeConflict, CodeUnauthenticated, CodeForbidden, CodeRateLimited, CodeUnavailable, CodeInternal,
+	}
+}
+
 // Error is the one error type of keyward. Param names the offending request
 // parameter, when there is one, in the surface's own spelling.
 type Error struct {
 	Code    Code
 	Message string
 	Param   string
-	Err     error // the cause, never shown to callers
+	// Reason, when set, is a finer machine-readable cause within Code
+	// (such as ticket_expired) for surfaces that distinguish it.
+	Reason string
+	Err    error // the cause, never shown to callers
 	// RetryAfter, for CodeRateLimited, is how long the caller should wait;
 	// surfaces send it as Retry-After (whole seconds, rounded up).
 	RetryAfter time.Duration

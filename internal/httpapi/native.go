@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/keyward/keyward/internal/authority"
@@ -16,6 +15,7 @@ import (
 // native is keyward's own API under /v1, with its own envelope:
 // {"error":{"code","message","param"},"request_id"}.
 type native struct {
+	wire.Surface
 	auth      *authority.Authority
 	log       *slog.Logger
 	publicURL string
@@ -28,6 +28,7 @@ type native struct {
 }
 
 func (n *native) register(mux wire.Router) {
+	n.Surface = wire.Surface{Authenticate: n.authenticate, WriteError: n.writeError}
 	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
@@ -55,9 +56,8 @@ func (n *native) register(mux wire.Router) {
 	mux.Handle("GET /v1/tickets/accept", n.checked(n.previewTicket))
 	mux.Handle("POST /v1/tickets/accept", n.checked(n.acceptTicket))
 	mux.Handle("POST /v1/impersonation_sessions/{id}/revoke", n.authenticated(n.revokeSession))
-	mux.Handle("/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
-	}))
+	mux.Handle("/v1/", wire.NewUnrouted(n.writeError, "no such endpoint"))
+	mux.Handle("/", wire.NewUnrouted(n.writeError, "no such endpoint")) // every path no surface owns
 }
 
 func (n *native) ready(w http.ResponseWriter, r *http.Request) {
@@ -85,29 +85,29 @@ func (n *native) caller(w http.ResponseWriter, r *http.Request, c authority.Call
 	wire.WriteJSON(w, http.StatusOK, out)
 }
 
-// checked refuses a request whose path values, query or X-User-ID are not
-// text a store keeps (wire.CheckRequest) before h reads them.
+// checked serves h through the surface's adapter (wire.Surface.Checked);
+// h writes its own answers, errors included.
 func (n *native) checked(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := wire.CheckRequest(r); err != nil {
-			n.writeError(w, r, err)
-			return
-		}
+	return n.Checked(func(w http.ResponseWriter, r *http.Request) error {
 		h(w, r)
+		return nil
 	})
 }
 
-// authenticated resolves the bearer credential to a caller; each handler's
-// authority call decides what that caller may do.
+// authenticated serves h with the bearer credential's caller through the
+// surface's adapter (wire.Surface.Authenticated); h writes its own
+// answers, errors included.
 func (n *native) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
-	return n.checked(func(w http.ResponseWriter, r *http.Request) {
-		caller, err := n.auth.Authenticate(r.Context(), wire.Credential(r, "Bearer"))
-		if err != nil {
-			n.writeError(w, r, err)
-			return
-		}
-		h(w, r, caller)
+	return n.Authenticated(func(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+		h(w, r, c)
+		return nil
 	})
+}
+
+// authenticate resolves the bearer credential to a caller; each handler's
+// authority call decides what that caller may do.
+func (n *native) authenticate(_ http.ResponseWriter, r *http.Request) (authority.Caller, error) {
+	return n.auth.Authenticate(r.Context(), wire.Credential(r, "Bearer"))
 }
 
 type nativeError struct {
@@ -116,25 +116,32 @@ type nativeError struct {
 	Param   string          `json:"param,omitempty"`
 }
 
+// nativeStatuses maps keyward's codes to the native API's statuses, in one
+// place; the envelope carries the code itself.
+var nativeStatuses = map[credential.Code]int{
+	credential.CodeMalformed:        http.StatusBadRequest,
+	credential.CodeMissing:          http.StatusBadRequest,
+	credential.CodeInvalid:          http.StatusBadRequest,
+	credential.CodeWrongType:        http.StatusBadRequest,
+	credential.CodeUnknownParam:     http.StatusBadRequest,
+	credential.CodeTooLong:          http.StatusBadRequest,
+	credential.CodeTooMany:          http.StatusBadRequest,
+	credential.CodeConstraint:       http.StatusBadRequest,
+	credential.CodeReserved:         http.StatusBadRequest,
+	credential.CodeTooLarge:         http.StatusRequestEntityTooLarge,
+	credential.CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	credential.CodeNotFound:         http.StatusNotFound,
+	credential.CodeConflict:         http.StatusConflict,
+	credential.CodeUnauthenticated:  http.StatusUnauthorized,
+	credential.CodeForbidden:        http.StatusForbidden,
+	credential.CodeRateLimited:      http.StatusTooManyRequests,
+	credential.CodeUnavailable:      http.StatusServiceUnavailable,
+	credential.CodeInternal:         http.StatusInternalServerError,
+}
+
 func nativeStatus(c credential.Code) int {
-	switch c {
-	case credential.CodeMalformed, credential.CodeMissing, credential.CodeInvalid, credential.CodeWrongType,
-		credential.CodeUnknownParam, credential.CodeTooLong, credential.CodeTooMany, credential.CodeConstraint, credential.CodeReserved:
-		return http.StatusBadRequest
-	case credential.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case credential.CodeNotFound:
-		return http.StatusNotFound
-	case credential.CodeConflict:
-		return http.StatusConflict
-	case credential.CodeUnauthenticated:
-		return http.StatusUnauthorized
-	case credential.CodeForbidden:
-		return http.StatusForbidden
-	case credential.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case credential.CodeUnavailable:
-		return http.StatusServiceUnavailable
+	if status, ok := nativeStatuses[c]; ok {
+		return status
 	}
 	return http.StatusInternalServerError
 }
@@ -180,20 +187,6 @@ type auditEventJSON struct {
 type auditRefJSON struct {
 	Kind string `json:"kind"`
 	ID   string `json:"id"`
-}
-
-// pageParams reads the optional limit and offset query parameters.
-func pageParams(r *http.Request) (limit, offset *int64, err error) {
-	for name, dst := range map[string]**int64{"limit": &limit, "offset": &offset} {
-		if v := r.URL.Query().Get(name); v != "" {
-			i, perr := strconv.ParseInt(v, 10, 64)
-			if perr != nil {
-				return nil, nil, credential.ParamError(credential.CodeWrongType, name, "must be an integer")
-			}
-			*dst = &i
-		}
-	}
-	return limit, offset, nil
 }
 
 func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c authority.Caller) {

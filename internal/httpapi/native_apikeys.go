@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/keyward/keyward/internal/authority"
@@ -259,15 +258,5 @@ func (n *native) getActorToken(w http.ResponseWriter, r *http.Request, c authori
 // revoked is a 409.
 func (n *native) revokeActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
 	t, err := n.auth.RevokeActorToken(r.Context(), c, r.PathValue("actor_token_id"))
-	n.respond(w, r, http.StatusOK, toNativeActorToken(t), nativeActorTokenError(err))
-}
-
-// nativeActorTokenError gives the authority's not-revocable refusal a code
-// (409) for the native envelope.
-func nativeActorTokenError(err error) error {
-	var notRevocable *authority.ErrActorTokenNotRevocable
-	if errors.As(err, &notRevocable) {
-		return credential.Errorf(credential.CodeConflict, "the actor token is %s; only a pending one can be revoked", notRevocable.Status)
-	}
-	return err
+	n.respond(w, r, http.StatusOK, toNativeActorToken(t), err)
 }

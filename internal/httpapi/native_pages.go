@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/httpapi/wire"
 )
 
 // Cursor pagination of the native lists: ?limit (1..100, default 20) and
@@ -115,7 +116,7 @@ func mapPage[S, T any](items []S, next *string, to func(S) T) pageJSON[T] {
 // offsetPage reads the lists that predate cursors (organizations, audit
 // events): limit and offset as before, or cursor in place of offset.
 func offsetPage(r *http.Request) (limit, offset *int64, err error) {
-	if limit, offset, err = pageParams(r); err != nil {
+	if limit, offset, err = wire.Page(r); err != nil {
 		return nil, nil, err
 	}
 	if v := r.URL.Query().Get("cursor"); v != "" {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/httpapi/freezer"
 	"github.com/keyward/keyward/internal/httpapi/wire"
 )
 
@@ -52,11 +53,14 @@ func toNativeClient(cl credential.Client) nativeClientJSON {
 }
 
 // registerClient registers a client from its client-info object (the JSON
-// object the request sends, client_id included). It is the one seam to
-// the authority's client registration, whose input may change shape.
-var registerClient = func(ctx context.Context, a *authority.Authority, c authority.Caller, body []byte) (string, error) {
-	return a.CreateClient(ctx, c, body)
+// object the request sends, client_id included), by Freezer's document
+// rules, so both surfaces keep the same documents.
+func registerClient(ctx context.Context, a *authority.Authority, c authority.Caller, body []byte) (string, error) {
+	return a.CreateClient(ctx, c, func() (authority.NewClient, error) { return freezer.DecodeClient(body) })
 }
+
+// everyClient keeps every client (the native list has no search).
+func everyClient(credential.Client) (bool, error) { return true, nil }
 
 func (n *native) registerUserFamilies(mux wire.Router) {
 	const u = "/v1/users/{user_id}"
@@ -197,7 +201,7 @@ func (n *native) listClients(w http.ResponseWriter, r *http.Request, c authority
 	}
 	// One more than the page tells whether another page follows.
 	limit, offset := p.limit+1, p.offset
-	list, err := n.auth.ListClients(r.Context(), c, authority.ClientSearch{}, &limit, &offset)
+	list, err := n.auth.ListClients(r.Context(), c, everyClient, &limit, &offset)
 	var next *string
 	if len(list) > int(p.limit) {
 		list = list[:p.limit]

@@ -53,6 +53,7 @@ var routePermissions = map[string]string{
 	"POST /v1/tickets/accept": public,
 	"GET /metrics":            public,
 	"/v1/":                    public,
+	"/":                       public, // the JSON 404 (or 405) for a path no route takes
 	"/clerk/v1/":              public,
 	"/clerk/":                 public,
 	"/mist/":                  public,
@@ -293,7 +294,9 @@ func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 	must(err)
 	e.Remember(wp.Token)
 	clientID := "752d8cd43d654e7a840bbfd277ce41af_host01"
-	_, err = e.Auth.CreateClient(ctx, user, []byte(`{"client_id":"`+clientID+`","hostname":"host01.example.org"}`))
+	_, err = e.Auth.CreateClient(ctx, user, func() (authority.NewClient, error) {
+		return authority.NewClient{ClientID: clientID, Doc: []byte(`{"client_id":"` + clientID + `","hostname":"host01.example.org","uuid":"0123456789abcdef0123456789abcdef"}`)}, nil
+	})
 	must(err)
 	ak, err := e.Auth.CreateAPIKey(ctx, op, authority.CreateAPIKeyInput{Name: ptr("reports"), Subject: ptr(permAPIKeySubject)})
 	must(err)

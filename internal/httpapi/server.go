@@ -60,7 +60,7 @@ func New(cfg Config) http.Handler {
 		cfg.Now = time.Now
 	}
 	mux := http.NewServeMux()
-	register(mux, cfg)
+	register(binding{mux}, cfg)
 	var next http.Handler = mux
 	if cfg.ClientCertRequired != nil {
 		next = requireClientCert(mux, cfg.ClientCertRequired, &native{log: cfg.Logger})
@@ -79,7 +79,7 @@ func register(mux wire.Router, cfg Config) {
 	freezer.Register(mux, cfg.Authority, cfg.Logger, cfg.PublicURL)
 	mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if cfg.Metrics == nil {
-			http.NotFound(w, r)
+			n.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
 			return
 		}
 		cfg.Metrics.Handler().ServeHTTP(w, r)
@@ -92,6 +92,17 @@ func Routes() []string {
 	var rec routeRecorder
 	register(&rec, Config{})
 	return rec
+}
+
+// binding registers on a ServeMux, and binds each surface's catch-all to
+// the mux's matcher so it can answer a wrong method with 405.
+type binding struct{ mux *http.ServeMux }
+
+func (b binding) Handle(pattern string, h http.Handler) {
+	if u, ok := h.(*wire.Unrouted); ok {
+		u.Bind(b.mux.Handler)
+	}
+	b.mux.Handle(pattern, h)
 }
 
 type routeRecorder []string

@@ -51,19 +51,11 @@ func readForm(r *http.Request) (url.Values, error) {
 
 // redemptionError answers a failed redemption in OAuth's shape.
 func (n *native) redemptionError(w http.ResponseWriter, r *http.Request, err error) {
-	var te *authority.TicketError
-	if errors.As(err, &te) {
-		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_grant", Code: te.Code, Description: ticketMessages[te.Code]})
+	if reason, ok := authority.TicketRefusal(err); ok {
+		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_grant", Code: reason, Description: authority.TicketMessage(reason)})
 		return
 	}
 	n.writeError(w, r, err)
-}
-
-var ticketMessages = map[string]string{
-	authority.TicketInvalid:     "the ticket is not valid",
-	authority.TicketExpired:     "the ticket has expired",
-	authority.TicketRevoked:     "the ticket was revoked",
-	authority.TicketAlreadyUsed: "the ticket has already been used",
 }
 
 type tokenResponse struct {
@@ -153,7 +145,7 @@ func (n *native) previewTicket(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(p.Token.Actor, &actor)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = acceptPage.Execute(w, map[string]any{
-		"Usable": p.Usable, "Reason": ticketMessages[p.Reason], "ActorSub": actor.Sub, "UserID": p.Token.UserID,
+		"Usable": p.Usable, "Reason": authority.TicketMessage(p.Reason), "ActorSub": actor.Sub, "UserID": p.Token.UserID,
 		"Session": (time.Duration(p.Token.SessionMaxDuration) * time.Second).String(),
 		"Expires": p.Token.ExpiresAt.UTC().Format(time.RFC1123), "Ticket": ticket,
 	})

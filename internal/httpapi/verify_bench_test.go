@@ -104,6 +104,7 @@ func BenchmarkVerifyHandler(b *testing.B) {
 		b.Run(format, func(b *testing.B) {
 			body := &rewindBody{}
 			req := httptest.NewRequest("POST", "/v1/verify", body)
+			req.ContentLength = int64(len(payload)) // as every real client sends it
 			req.Header.Set("Authorization", "Bearer "+admin)
 			req.Header.Set("Content-Type", "application/json")
 			w := &discardWriter{header: http.Header{}}

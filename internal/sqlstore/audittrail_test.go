@@ -19,11 +19,17 @@ import (
 
 func chainAuthority(t *testing.T, s *sqlstore.Store) *authority.Authority {
 	t.Helper()
+	return authority.New(authority.Config{Store: s, Keyring: chainKeyring(t), Clock: testkit.NewClock(), Limiter: inmem.NewLimiter()})
+}
+
+// chainKeyring is the keyring chainAuthority runs with.
+func chainKeyring(t *testing.T) *keyring.Keyring {
+	t.Helper()
 	keys, err := keyring.New(bytes.Repeat([]byte{9}, keyring.MasterKeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return authority.New(authority.Config{Store: s, Keyring: keys, Clock: testkit.NewClock(), Limiter: inmem.NewLimiter()})
+	return keys
 }
 
 // seedChain makes an instance and a few audited changes in it, and returns

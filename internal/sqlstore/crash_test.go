@@ -14,10 +14,11 @@ import (
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/sqlstore"
+	"github.com/keyward/keyward/internal/testkit"
 )
 
-// crashChildEnv names the database a re-executed test binary writes to
-// until it is killed.
+// crashChildEnv names the database (a SQLite path or a PostgreSQL URL) a
+// re-executed test binary writes to until it is killed.
 const crashChildEnv = "KEYWARD_CRASH_CHILD_DB"
 
 // TestAcknowledgedWritesSurviveKill runs a burst of concurrent Updates,
@@ -25,12 +26,20 @@ const crashChildEnv = "KEYWARD_CRASH_CHILD_DB"
 // and checks that every write the child was told had committed is in the
 // database: an acknowledgement means the COMMIT, and its fsync, returned.
 func TestAcknowledgedWritesSurviveKill(t *testing.T) {
-	if path := os.Getenv(crashChildEnv); path != "" {
-		writeUntilKilled(path)
+	if dsn := os.Getenv(crashChildEnv); dsn != "" {
+		writeUntilKilled(dsn)
 		return
 	}
-	path := filepath.Join(t.TempDir(), "keyward.db")
-	s, err := sqlstore.OpenSQLite(context.Background(), path)
+	t.Run("sqlite", func(t *testing.T) {
+		killMidBurst(t, filepath.Join(t.TempDir(), "keyward.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		killMidBurst(t, testkit.PostgresURL(t))
+	})
+}
+
+func killMidBurst(t *testing.T, path string) {
+	s, err := sqlstore.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +80,7 @@ func TestAcknowledgedWritesSurviveKill(t *testing.T) {
 		t.Fatalf("the child was not killed: %v", cmd.ProcessState)
 	}
 
-	s, err = sqlstore.OpenSQLite(context.Background(), path)
+	s, err = sqlstore.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +122,7 @@ func TestAcknowledgedWritesSurviveKill(t *testing.T) {
 // and its audit event (as a token create), each acknowledged on stdout
 // once Update has returned.
 func writeUntilKilled(path string) {
-	s, err := sqlstore.OpenSQLite(context.Background(), path)
+	s, err := sqlstore.Open(context.Background(), path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -29,6 +29,8 @@ const (
 	pgUniqueViolation           = "23505"
 	pgForeignKeyViolation       = "23503"
 	pgTooManyConnections        = "53300"
+	pgDeadlockDetected          = "40P01"
+	pgSerializationFailure      = "40001"
 	pgConnectionClass           = "08"  // connection exception
 	pgOperatorInterventionClass = "57P" // shutting down, starting up
 )

@@ -16,9 +16,13 @@ import (
 // exportTables are the tables an export carries, parents before children so
 // an import satisfies every foreign key in order. rate_windows is left out:
 // its counters are transient and rebuild themselves. audit_chain_heads
-// travels with the events, so the chain goes on where the export left it.
+// travels with the events, so the chain goes on where the export left it,
+// and with its pruning checkpoint. Imported keys not yet re-keyed keep
+// their foreign hashes (and the sealed foreign HMAC keys), so they still
+// verify after an import.
 var exportTables = []string{
-	"keyring", "instances", "machines", "machine_scopes", "credentials", "audit_events", "audit_chain_heads", "signing_keys",
+	"keyring", "instances", "machines", "machine_scopes", "credentials", "foreign_key_prefixes", "foreign_hmac_keys", "foreign_key_hashes",
+	"audit_events", "audit_chain_heads", "signing_keys",
 	"organizations", "sites", "sitegroups", "sitegroup_sites", "workspaces", "workspace_members",
 	"actor_tokens", "impersonation_sessions", "clients",
 }

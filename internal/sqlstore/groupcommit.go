@@ -3,17 +3,22 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
 )
 
-// Group commit on SQLite. A durable commit costs an fsync, and a single
+// Group commit. On SQLite a durable commit costs an fsync, and a single
 // writer connection does one commit at a time, so writes are bounded by
-// fsyncs per second however many callers wait. The committer instead runs
+// fsyncs per second however many callers wait. On PostgreSQL every audited
+// change locks its instance's audit chain head until it commits, so
+// concurrent writes there also go one commit at a time. The committer instead runs
 // every Update waiting at the start of a batch in one transaction, each
 // closure under its own SAVEPOINT, and commits them with one fsync:
 //
@@ -42,7 +47,19 @@ type commitRequest struct {
 	ctx  context.Context
 	fn   func(authority.Tx) error
 	done chan commitResult // buffered: the committer never blocks on it
+	// retries counts the times the closure lost a deadlock and was run
+	// again in the next batch.
+	retries int
 }
+
+// maxCommitRetries bounds how often one closure is run again after
+// PostgreSQL chose it as a deadlock's (or a serialization failure's)
+// victim. A batch holds its locks until its COMMIT, so two nodes' batches
+// touching the same rows in different orders can deadlock where their
+// closures alone would not; the victim wrote nothing (its savepoint was
+// rolled back) and goes first in the next batch, once this one's locks
+// are gone.
+const maxCommitRetries = 3
 
 type commitResult struct {
 	err      error
@@ -53,10 +70,13 @@ type groupCommitter struct {
 	db       *sql.DB
 	d        *dialect
 	prepared map[string]*sql.Stmt
-	queue    chan *commitRequest
-	closing  chan struct{}
-	stopped  chan struct{}
-	once     sync.Once
+	// watch, on PostgreSQL, cancels a batch during an outage (see
+	// outage.go); nil on SQLite.
+	watch   *outageWatch
+	queue   chan *commitRequest
+	closing chan struct{}
+	stopped chan struct{}
+	once    sync.Once
 	// waiting counts callers queued or in a batch, for tests.
 	waiting atomic.Int64
 	// batches and closures count committed transactions and the closures
@@ -64,9 +84,9 @@ type groupCommitter struct {
 	batches, closures atomic.Int64
 }
 
-func newGroupCommitter(db *sql.DB, d *dialect, prepared map[string]*sql.Stmt) *groupCommitter {
+func newGroupCommitter(db *sql.DB, d *dialect, prepared map[string]*sql.Stmt, watch *outageWatch) *groupCommitter {
 	g := &groupCommitter{
-		db: db, d: d, prepared: prepared,
+		db: db, d: d, prepared: prepared, watch: watch,
 		queue:   make(chan *commitRequest),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -108,12 +128,17 @@ func (g *groupCommitter) close() {
 func (g *groupCommitter) run() {
 	defer close(g.stopped)
 	batch := make([]*commitRequest, 0, maxCommitBatch)
+	var again []*commitRequest
 	for {
-		select {
-		case req := <-g.queue:
-			batch = append(batch[:0], req)
-		case <-g.closing:
-			return
+		if len(again) > 0 {
+			batch = append(batch[:0], again...)
+		} else {
+			select {
+			case req := <-g.queue:
+				batch = append(batch[:0], req)
+			case <-g.closing:
+				return
+			}
 		}
 	collect:
 		for len(batch) < maxCommitBatch {
@@ -124,29 +149,50 @@ func (g *groupCommitter) run() {
 				break collect
 			}
 		}
-		g.commit(batch)
+		again = g.commit(batch)
 		clear(batch)
 	}
 }
 
-// commit runs one batch in one transaction and answers every caller.
-func (g *groupCommitter) commit(batch []*commitRequest) {
+// commit runs one batch in one transaction and answers every caller but
+// the deadlock victims it returns, to run again.
+func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest) {
 	answer := func(reqs []*commitRequest, err error) {
 		for _, r := range reqs {
 			r.done <- commitResult{err: err}
 		}
 	}
 	// The transaction belongs to no caller: one caller's cancellation must
-	// not roll back the others' writes.
-	sqlTx, err := g.db.BeginTx(context.Background(), nil)
+	// not roll back the others' writes. Only an outage ends it early.
+	ctx := context.Background()
+	if g.watch != nil {
+		bound, release, err := g.watch.bind(ctx)
+		if err != nil {
+			answer(batch, err)
+			return
+		}
+		defer release()
+		ctx = bound
+	}
+	// settle names an outage for what it is (see Store.outageOr).
+	settle := func(err error) error {
+		if err != nil && g.watch != nil && errors.Is(context.Cause(ctx), errNotAnswering) {
+			return errOutage
+		}
+		return err
+	}
+	sqlTx, err := g.db.BeginTx(ctx, nil)
 	if err != nil {
-		answer(batch, translate(err, "transaction"))
+		answer(batch, settle(translate(err, "transaction")))
 		return
 	}
+	g.sawAnswer()
 	defer sqlTx.Rollback() // a no-op after Commit
 	chains := &batchChains{heads: map[string]chainHeadState{}}
 	t := &tx{sqlTx: sqlTx, d: g.d, detached: true, prepared: g.prepared, chains: chains}
-	ctx := context.Background()
+	if g.watch != nil {
+		t.batchCtx = ctx
+	}
 	ran := make([]*commitRequest, 0, len(batch))
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -155,7 +201,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 		}
 		saved := chains.snapshot()
 		if _, err := t.exec(ctx, savepointBatched); err != nil {
-			answer(append(ran, batch[i:]...), translate(err, "transaction"))
+			answer(append(ran, batch[i:]...), settle(translate(err, "transaction")))
 			return
 		}
 		err, panicked := runClosure(r.fn, t)
@@ -163,7 +209,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 			if _, err := t.exec(ctx, releaseBatched); err != nil {
 				// The transaction is gone (SQLite rolls back the whole of it
 				// on some I/O errors): nothing of this batch will commit.
-				answer(append(ran, batch[i:]...), translate(err, "transaction"))
+				answer(append(ran, batch[i:]...), settle(translate(err, "transaction")))
 				return
 			}
 			ran = append(ran, r)
@@ -173,25 +219,44 @@ func (g *groupCommitter) commit(batch []*commitRequest) {
 		// unusable: fail what ran before, and what has not run yet.
 		chains.restore(saved)
 		if rbErr := rollbackTo(ctx, t); rbErr != nil {
-			answer(append(ran, batch[i+1:]...), translate(rbErr, "transaction"))
-			r.done <- commitResult{err: err, panicked: panicked}
+			answer(append(ran, batch[i+1:]...), settle(translate(rbErr, "transaction")))
+			r.done <- commitResult{err: settle(err), panicked: panicked}
 			return
 		}
-		r.done <- commitResult{err: err, panicked: panicked}
+		if panicked == nil && r.retries < maxCommitRetries && lostToAnother(err) {
+			r.retries++
+			again = append(again, r)
+			continue
+		}
+		r.done <- commitResult{err: settle(err), panicked: panicked}
 	}
 	if len(ran) == 0 {
 		return // the deferred rollback ends the empty transaction
 	}
 	if err := t.flushChains(ctx); err != nil {
-		answer(ran, err)
+		answer(ran, settle(err))
 		return
 	}
-	err = translate(sqlTx.Commit(), "transaction")
+	err = settle(translate(sqlTx.Commit(), "transaction"))
 	if err == nil {
 		g.batches.Add(1)
 		g.closures.Add(int64(len(ran)))
 	}
 	answer(ran, err)
+	return again
+}
+
+// lostToAnother reports whether PostgreSQL refused a statement to break a
+// deadlock or a serialization conflict with another transaction.
+func lostToAnother(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == pgDeadlockDetected || pgErr.Code == pgSerializationFailure)
+}
+
+func (g *groupCommitter) sawAnswer() {
+	if g.watch != nil {
+		g.watch.sawAnswer()
+	}
 }
 
 // runClosure runs fn, turning a panic into a value so the committer

@@ -41,13 +41,9 @@ func holdWriter(t *testing.T, s *sqlstore.Store) (release func()) {
 	return release
 }
 
-// waitQueued waits until n Updates are queued or running in the SQLite
-// committer; on PostgreSQL, which has none, it only yields.
+// waitQueued waits until n Updates are queued or running in the
+// committer.
 func waitQueued(s *sqlstore.Store, n int64) {
-	if s.Dialect() != "sqlite" {
-		runtime.Gosched()
-		return
-	}
 	for sqlstore.WaitingUpdates(s) < n {
 		runtime.Gosched()
 	}
@@ -67,37 +63,38 @@ func committedEvents(t *testing.T, s *sqlstore.Store) map[string]bool {
 	return got
 }
 
-func TestConcurrentUpdatesShareOneCommitOnSQLite(t *testing.T) {
-	s := testkit.OpenSQLite(t)
-	ctx := context.Background()
-	release := holdWriter(t, s)
-	batches0, closures0 := sqlstore.CommitStats(s)
-	const writers = 30
-	var wg sync.WaitGroup
-	errs := make([]error, writers)
-	for i := range writers {
-		wg.Go(func() {
-			errs[i] = s.Update(ctx, func(tx authority.Tx) error {
-				return insertEvent(tx, ctx, auditEvent(fmt.Sprintf("aud_%02d", i)))
+func TestConcurrentUpdatesShareOneCommit(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		release := holdWriter(t, s)
+		batches0, closures0 := sqlstore.CommitStats(s)
+		const writers = 30
+		var wg sync.WaitGroup
+		errs := make([]error, writers)
+		for i := range writers {
+			wg.Go(func() {
+				errs[i] = s.Update(ctx, func(tx authority.Tx) error {
+					return insertEvent(tx, ctx, auditEvent(fmt.Sprintf("aud_%02d", i)))
+				})
 			})
-		})
-	}
-	waitQueued(s, writers+1)
-	release()
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("writer %d: %v", i, err)
 		}
-	}
-	batches, closures := sqlstore.CommitStats(s)
-	// The holding Update's batch, then one batch for the 30 queued behind it.
-	if batches-batches0 != 2 || closures-closures0 != writers+1 {
-		t.Errorf("%d commits carried %d closures; want 2 commits for %d", batches-batches0, closures-closures0, writers+1)
-	}
-	if got := committedEvents(t, s); len(got) != writers {
-		t.Errorf("%d events committed, want %d", len(got), writers)
-	}
+		waitQueued(s, writers+1)
+		release()
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("writer %d: %v", i, err)
+			}
+		}
+		batches, closures := sqlstore.CommitStats(s)
+		// The holding Update's batch, then one batch for the 30 queued behind it.
+		if batches-batches0 != 2 || closures-closures0 != writers+1 {
+			t.Errorf("%d commits carried %d closures; want 2 commits for %d", batches-batches0, closures-closures0, writers+1)
+		}
+		if got := committedEvents(t, s); len(got) != writers {
+			t.Errorf("%d events committed, want %d", len(got), writers)
+		}
+	})
 }
 
 func TestAFailingUpdateRollsBackAloneAndKeepsItsOwnError(t *testing.T) {
@@ -286,4 +283,65 @@ func TestUpdateAfterCloseIsRefused(t *testing.T) {
 func insertEvent(tx authority.Tx, ctx context.Context, e credential.AuditEvent) error {
 	_, err := tx.InsertAuditEvent(ctx, e)
 	return err
+}
+
+// Two nodes' batches that lock the same rows in opposite orders deadlock;
+// PostgreSQL refuses one statement to break it. The victim's closure wrote
+// nothing and runs again in its node's next batch, so both callers
+// succeed.
+func TestADeadlockVictimRunsAgainInTheNextBatch(t *testing.T) {
+	url := testkit.PostgresURL(t)
+	ctx := context.Background()
+	open := func() *sqlstore.Store {
+		s, err := sqlstore.OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	node1, node2 := open(), open()
+	for _, id := range []string{"ins_x", "ins_y"} {
+		in := credential.Instance{ID: id, Name: id, CreatedAt: t0}
+		update(t, node1, func(tx authority.Tx) error { return tx.CreateInstance(ctx, in) })
+	}
+	lockedX, lockedY := make(chan struct{}), make(chan struct{})
+	var onceX, onceY sync.Once
+	var attempts [2]int
+	rename := func(tx authority.Tx, id, name string) error {
+		return sqlstore.ExecInTx(ctx, tx, `UPDATE instances SET name = ? WHERE id = ?`, name, id)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Go(func() {
+		errs[0] = node1.Update(ctx, func(tx authority.Tx) error {
+			attempts[0]++
+			if err := rename(tx, "ins_x", "one"); err != nil {
+				return err
+			}
+			onceX.Do(func() { close(lockedX); <-lockedY })
+			err := rename(tx, "ins_y", "one")
+			t.Logf("node1 attempt %d: %v", attempts[0], err)
+			return err
+		})
+	})
+	wg.Go(func() {
+		errs[1] = node2.Update(ctx, func(tx authority.Tx) error {
+			attempts[1]++
+			if err := rename(tx, "ins_y", "two"); err != nil {
+				return err
+			}
+			onceY.Do(func() { close(lockedY); <-lockedX })
+			err := rename(tx, "ins_x", "two")
+			t.Logf("node2 attempt %d: %v", attempts[1], err)
+			return err
+		})
+	})
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("Update errors: %v, %v; want both to succeed, the deadlock's victim run again", errs[0], errs[1])
+	}
+	if attempts[0]+attempts[1] < 3 {
+		t.Errorf("the closures ran %v times; want a victim run again", attempts)
+	}
 }

@@ -33,8 +33,7 @@ type Store struct {
 	// watch cancels calls while PostgreSQL does not answer; nil on
 	// SQLite, which waits only for its own file lock (busy_timeout).
 	watch *outageWatch
-	// committer batches Updates on SQLite (group commit); nil on
-	// PostgreSQL, whose connections commit concurrently.
+	// committer batches Updates (group commit, see groupcommit.go).
 	committer *groupCommitter
 	// writerStmts and readerStmts are the hot statements prepared on each
 	// SQLite pool (pgx caches prepared statements by itself).
@@ -117,8 +116,11 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 
 	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	// temp_store(MEMORY): a group commit runs each closure under a
+	// savepoint, whose sub-journal would otherwise be a temporary file
+	// written page by page; it is only ever read to roll a savepoint back.
 	writer, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"+
-		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate")
+		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
 	}
@@ -148,7 +150,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	s.committer = newGroupCommitter(writer, s.d, s.writerStmts)
+	s.committer = newGroupCommitter(writer, s.d, s.writerStmts, nil)
 	return s, nil
 }
 
@@ -193,6 +195,11 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	// Group commit here too: every audited change extends its instance's
+	// hash chain under a lock on the chain head, so concurrent writes
+	// queue on that lock one commit at a time; batched, they take it once
+	// per batch and share one commit.
+	s.committer = newGroupCommitter(db, s.d, nil, s.watch)
 	return s, nil
 }
 
@@ -323,11 +330,12 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the store's pools.
 func (s *Store) Close() error {
-	if s.watch != nil {
-		s.watch.Close()
-	}
+	// The batch in flight finishes first, under a watch still running.
 	if s.committer != nil {
 		s.committer.close()
+	}
+	if s.watch != nil {
+		s.watch.Close()
 	}
 	for _, st := range s.writerStmts {
 		st.Close()

@@ -25,6 +25,10 @@ type tx struct {
 	prepared map[string]*sql.Stmt
 	// chains holds a group commit's audit chain heads (nil outside one).
 	chains *batchChains
+	// batchCtx, in a PostgreSQL group commit, is the batch's own context,
+	// which only an outage cancels: statements run under it instead of
+	// under a caller's, which must not cut the others' writes.
+	batchCtx context.Context
 }
 
 var _ authority.Tx = (*tx)(nil)
@@ -32,6 +36,9 @@ var _ authority.Tx = (*tx)(nil)
 // stmtCtx is the context statements run under.
 func (t *tx) stmtCtx(ctx context.Context) context.Context {
 	if t.detached {
+		if t.batchCtx != nil {
+			return t.batchCtx
+		}
 		return context.WithoutCancel(ctx)
 	}
 	return ctx

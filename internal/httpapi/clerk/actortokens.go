@@ -2,7 +2,6 @@ package clerk
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/keyward/keyward/internal/authority"
@@ -28,7 +27,7 @@ func toActorToken(t credential.ActorToken) actorTokenJSON {
 		CreatedAt: t.CreatedAt.UnixMilli(), UpdatedAt: t.UpdatedAt.UnixMilli()}
 }
 
-func (s *surface) createActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) createActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "user_id", "actor", "expires_in_seconds", "session_max_duration_in_seconds")
 	var in authority.CreateActorTokenInput
 	if err == nil {
@@ -41,54 +40,49 @@ func (s *surface) createActorToken(w http.ResponseWriter, r *http.Request, c aut
 		in.SessionMaxDurationInSeconds, err = f.Int("session_max_duration_in_seconds")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	in.Actor = f.Raw("actor")
 	t, err := s.auth.CreateActorToken(r.Context(), c, in, s.publicURL)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out := toActorToken(t.ActorToken)
 	// The create response is the one place the ticket is handed out.
 	out.Token, out.URL = t.Token, t.URL
 	wire.WriteSecretJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (s *surface) revokeActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) revokeActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	t, err := s.auth.RevokeActorToken(r.Context(), c, r.PathValue("actor_token_id"))
-	var notRevocable *authority.ErrActorTokenNotRevocable
-	if errors.As(err, &notRevocable) {
+	if e := credential.AsError(err); e.Reason == authority.ReasonNotPending {
 		wire.WriteJSON(w, http.StatusBadRequest, errorBody{Errors: []errorItem{{
-			Code: "actor_token_cannot_be_revoked_code", Message: "cannot be revoked", LongMessage: notRevocable.Error(),
+			Code: "actor_token_cannot_be_revoked_code", Message: "cannot be revoked",
+			LongMessage: "This actor token cannot be revoked because its status is " + t.Status + ". Only pending tokens can be revoked.",
 		}}, ClerkTraceID: authority.RequestID(r.Context())})
-		return
+		return nil
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, toActorToken(t))
+	return nil
 }
 
 // getActorToken and listActorTokens are keyward's additions: Clerk has no
 // such endpoints.
-func (s *surface) getActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) getActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	t, err := s.auth.GetActorToken(r.Context(), c, r.PathValue("actor_token_id"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, toActorToken(t))
+	return nil
 }
 
-func (s *surface) listActorTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	limit, err := queryInt(r, "limit")
-	var offset *int64
-	if err == nil {
-		offset, err = queryInt(r, "offset")
-	}
+func (s *surface) listActorTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	limit, offset, err := wire.Page(r)
 	var (
 		list  []credential.ActorToken
 		total int
@@ -97,12 +91,12 @@ func (s *surface) listActorTokens(w http.ResponseWriter, r *http.Request, c auth
 		list, total, err = s.auth.ListActorTokens(r.Context(), c, r.URL.Query().Get("user_id"), r.URL.Query().Get("status"), limit, offset)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	data := make([]actorTokenJSON, len(list))
 	for i, t := range list {
 		data[i] = toActorToken(t)
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"data": data, "total_count": total})
+	return nil
 }

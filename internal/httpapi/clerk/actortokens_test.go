@@ -99,6 +99,11 @@ func TestClerkSDKCreatesAndRevokesActorTokens(t *testing.T) {
 		if status, code := clerkError(t, err); status != 400 || code != "actor_token_cannot_be_revoked_code" {
 			t.Fatalf("revoking a revoked token: %d %s", status, code)
 		}
+		again := e.Do(t, "POST", "/clerk/v1/actor_tokens/"+created.ID+"/revoke", e.AdminKey, nil)
+		if item := again.JSON(t)["errors"].([]any)[0].(map[string]any); item["message"] != "cannot be revoked" ||
+			item["long_message"] != "This actor token cannot be revoked because its status is revoked. Only pending tokens can be revoked." {
+			t.Fatalf("revoking a revoked token: %s", again.Body)
+		}
 
 		// keyward's additions: get and list, in the same shape, never with the token.
 		got := e.Do(t, "GET", "/clerk/v1/actor_tokens/"+created.ID, e.AdminKey, nil)

@@ -64,7 +64,7 @@ func toAPIKey(k authority.APIKey) apiKeyJSON {
 	return out
 }
 
-func (s *surface) createAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) createAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "type", "name", "description", "subject", "claims", "scopes", "created_by", "seconds_until_expiration")
 	var in authority.CreateAPIKeyInput
 	for _, field := range []struct {
@@ -82,19 +82,18 @@ func (s *surface) createAPIKey(w http.ResponseWriter, r *http.Request, c authori
 		in.SecondsUntilExpiration, err = f.Number("seconds_until_expiration")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	in.Claims = f.Raw("claims")
 	k, err := s.auth.CreateAPIKey(r.Context(), c, in)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteSecretJSON(w, http.StatusOK, toAPIKey(k))
+	return nil
 }
 
-func (s *surface) listAPIKeys(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) listAPIKeys(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	q := r.URL.Query()
 	in := authority.ListAPIKeysInput{Subject: q.Get("subject"), Query: q.Get("query")}
 	var err error
@@ -110,37 +109,33 @@ func (s *surface) listAPIKeys(w http.ResponseWriter, r *http.Request, c authorit
 		err = credential.ParamError(credential.CodeInvalid, "include_invalid", "must be true or false")
 	}
 	if err == nil {
-		in.Limit, err = queryInt(r, "limit")
-	}
-	if err == nil {
-		in.Offset, err = queryInt(r, "offset")
+		in.Limit, in.Offset, err = wire.Page(r)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	keys, total, err := s.auth.ListAPIKeys(r.Context(), c, in)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out := make([]apiKeyJSON, len(keys))
 	for i, k := range keys {
 		out[i] = toAPIKey(k)
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"data": out, "total_count": total})
+	return nil
 }
 
-func (s *surface) getAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) getAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	k, err := s.auth.GetAPIKey(r.Context(), c, r.PathValue("api_key_id"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, toAPIKey(k))
+	return nil
 }
 
-func (s *surface) updateAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) updateAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "claims", "scopes", "description", "subject", "seconds_until_expiration")
 	var in authority.UpdateAPIKeyInput
 	if err == nil {
@@ -158,62 +153,60 @@ func (s *surface) updateAPIKey(w http.ResponseWriter, r *http.Request, c authori
 		in.SecondsUntilExpiration, err = f.Number("seconds_until_expiration")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	in.SetClaims, in.Claims = f.Sent("claims"), f.Raw("claims")
 	k, err := s.auth.UpdateAPIKey(r.Context(), c, r.PathValue("api_key_id"), in)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, toAPIKey(k))
+	return nil
 }
 
-func (s *surface) deleteAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) deleteAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	id, err := s.auth.DeleteAPIKey(r.Context(), c, r.PathValue("api_key_id"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "object": "api_key", "deleted": true})
+	return nil
 }
 
-func (s *surface) revokeAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) revokeAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "revocation_reason")
 	var reason *string
 	if err == nil {
 		reason, err = f.String("revocation_reason")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if reason == nil {
 		reason = new(string)
 	}
 	k, err := s.auth.RevokeAPIKey(r.Context(), c, r.PathValue("api_key_id"), *reason)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, toAPIKey(k))
+	return nil
 }
 
 // apiKeySecret is Clerk's get-secret: the one read after create that
 // hands an API key's secret out.
-func (s *surface) apiKeySecret(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) apiKeySecret(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	secret, err := s.auth.APIKeySecret(r.Context(), c, r.PathValue("api_key_id"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteSecretJSON(w, http.StatusOK, map[string]string{"secret": secret.Reveal()})
+	return nil
 }
 
 // verifyAPIKey answers Clerk's verify: the key when valid, and the same
 // 404 for every other outcome (invalid, revoked, expired or unknown).
-func (s *surface) verifyAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) verifyAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "secret")
 	var secret *string
 	if err == nil {
@@ -223,17 +216,15 @@ func (s *surface) verifyAPIKey(w http.ResponseWriter, r *http.Request, c authori
 		err = credential.ParamError(credential.CodeMissing, "secret", "is missing")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.auth.Verify(r.Context(), c, authority.VerifyInput{Token: *secret})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !res.Valid || res.APIKey == nil {
-		s.writeError(w, r, credential.Errorf(credential.CodeNotFound, "the API key is invalid, revoked or expired"))
-		return
+		return credential.Errorf(credential.CodeNotFound, "the API key is invalid, revoked or expired")
 	}
 	wire.WriteJSON(w, http.StatusOK, toAPIKey(*res.APIKey))
+	return nil
 }

@@ -3,11 +3,8 @@ package clerk
 import (
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/keyward/keyward/internal/authority"
-	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi/wire"
 )
 
@@ -22,6 +19,7 @@ const Prefix = "/clerk/v1"
 const UnversionedPrefix = "/clerk"
 
 type surface struct {
+	wire.Surface
 	auth      *authority.Authority
 	log       *slog.Logger
 	publicURL string
@@ -31,96 +29,62 @@ type surface struct {
 // reached, for actor tokens' accept URLs.
 func Register(mux wire.Router, a *authority.Authority, log *slog.Logger, publicURL string) {
 	s := &surface{auth: a, log: log, publicURL: publicURL}
-	routes := []struct {
-		pattern string
-		handle  func(http.ResponseWriter, *http.Request, authority.Caller)
-		// unversioned marks the routes @clerk/backend calls without /v1.
-		unversioned bool
-	}{
-		{"GET /machines", s.listMachines, false},
-		{"POST /machines", s.createMachine, false},
-		{"GET /machines/{machine_id}", s.getMachine, false},
-		{"PATCH /machines/{machine_id}", s.updateMachine, false},
-		{"DELETE /machines/{machine_id}", s.deleteMachine, false},
-		{"GET /machines/{machine_id}/secret_key", s.getSecretKey, false},
-		{"POST /machines/{machine_id}/secret_key/rotate", s.rotateSecretKey, false},
-		{"POST /machines/{machine_id}/scopes", s.createScope, false},
-		{"DELETE /machines/{machine_id}/scopes/{other_machine_id}", s.deleteScope, false},
-		{"POST /m2m_tokens", s.createM2MToken, true},
-		{"GET /m2m_tokens", s.listM2MTokens, true},
-		{"POST /m2m_tokens/{m2m_token_id}/revoke", s.revokeM2MToken, true},
-		{"POST /m2m_tokens/verify", s.verifyM2MToken, true},
-		{"POST /api_keys", s.createAPIKey, true},
-		{"GET /api_keys", s.listAPIKeys, true},
-		{"POST /api_keys/verify", s.verifyAPIKey, true},
-		{"GET /api_keys/{api_key_id}", s.getAPIKey, true},
-		{"PATCH /api_keys/{api_key_id}", s.updateAPIKey, true},
-		{"DELETE /api_keys/{api_key_id}", s.deleteAPIKey, true},
-		{"GET /api_keys/{api_key_id}/secret", s.apiKeySecret, true},
-		{"POST /api_keys/{api_key_id}/revoke", s.revokeAPIKey, true},
-		{"GET /jwks", s.jwks, false},
-		{"POST /actor_tokens", s.createActorToken, false},
-		{"GET /actor_tokens", s.listActorTokens, false},
-		{"GET /actor_tokens/{actor_token_id}", s.getActorToken, false},
-		{"POST /actor_tokens/{actor_token_id}/revoke", s.revokeActorToken, false},
+	s.Surface = wire.Surface{Authenticate: s.authenticate, WriteError: s.writeError}
+	// both mounts a route @clerk/backend calls without /v1 at both prefixes.
+	both := func(method, path string, h wire.Handler) {
+		mux.Handle(method+" "+Prefix+path, s.Authenticated(h))
+		mux.Handle(method+" "+UnversionedPrefix+path, s.Authenticated(h))
 	}
-	for _, rt := range routes {
-		method, path, _ := strings.Cut(rt.pattern, " ")
-		h := s.authenticated(rt.handle)
-		mux.Handle(method+" "+Prefix+path, h)
-		if rt.unversioned {
-			mux.Handle(method+" "+UnversionedPrefix+path, h)
-		}
-	}
-	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such endpoint"))
-	})
-	mux.Handle(Prefix+"/", notFound)
-	mux.Handle(UnversionedPrefix+"/", notFound)
+	mux.Handle("GET "+Prefix+"/machines", s.Authenticated(s.listMachines))
+	mux.Handle("POST "+Prefix+"/machines", s.Authenticated(s.createMachine))
+	mux.Handle("GET "+Prefix+"/machines/{machine_id}", s.Authenticated(s.getMachine))
+	mux.Handle("PATCH "+Prefix+"/machines/{machine_id}", s.Authenticated(s.updateMachine))
+	mux.Handle("DELETE "+Prefix+"/machines/{machine_id}", s.Authenticated(s.deleteMachine))
+	mux.Handle("GET "+Prefix+"/machines/{machine_id}/secret_key", s.Authenticated(s.getSecretKey))
+	mux.Handle("POST "+Prefix+"/machines/{machine_id}/secret_key/rotate", s.Authenticated(s.rotateSecretKey))
+	mux.Handle("POST "+Prefix+"/machines/{machine_id}/scopes", s.Authenticated(s.createScope))
+	mux.Handle("DELETE "+Prefix+"/machines/{machine_id}/scopes/{other_machine_id}", s.Authenticated(s.deleteScope))
+	both("POST", "/m2m_tokens", s.createM2MToken)
+	both("GET", "/m2m_tokens", s.listM2MTokens)
+	both("POST", "/m2m_tokens/{m2m_token_id}/revoke", s.revokeM2MToken)
+	both("POST", "/m2m_tokens/verify", s.verifyM2MToken)
+	both("POST", "/api_keys", s.createAPIKey)
+	both("GET", "/api_keys", s.listAPIKeys)
+	both("POST", "/api_keys/verify", s.verifyAPIKey)
+	both("GET", "/api_keys/{api_key_id}", s.getAPIKey)
+	both("PATCH", "/api_keys/{api_key_id}", s.updateAPIKey)
+	both("DELETE", "/api_keys/{api_key_id}", s.deleteAPIKey)
+	both("GET", "/api_keys/{api_key_id}/secret", s.apiKeySecret)
+	both("POST", "/api_keys/{api_key_id}/revoke", s.revokeAPIKey)
+	mux.Handle("GET "+Prefix+"/jwks", s.Authenticated(s.jwks))
+	mux.Handle("POST "+Prefix+"/actor_tokens", s.Authenticated(s.createActorToken))
+	mux.Handle("GET "+Prefix+"/actor_tokens", s.Authenticated(s.listActorTokens))
+	mux.Handle("GET "+Prefix+"/actor_tokens/{actor_token_id}", s.Authenticated(s.getActorToken))
+	mux.Handle("POST "+Prefix+"/actor_tokens/{actor_token_id}/revoke", s.Authenticated(s.revokeActorToken))
+	mux.Handle(Prefix+"/", wire.NewUnrouted(s.writeError, "no such endpoint"))
+	mux.Handle(UnversionedPrefix+"/", wire.NewUnrouted(s.writeError, "no such endpoint"))
 }
 
-// authenticated resolves the bearer secret to a caller, or answers Clerk's
-// 401 (one body for every failure).
-func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := wire.CheckRequest(r); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		caller, err := s.auth.Authenticate(r.Context(), wire.Credential(r, "Bearer"))
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		h(w, r, caller)
-	})
-}
+// Errors is the Clerk surface's error writer.
+func Errors(log *slog.Logger) wire.ErrorWriter { return (&surface{log: log}).writeError }
 
-// queryInt reads an optional integer query parameter.
-func queryInt(r *http.Request, name string) (*int64, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return nil, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return nil, credential.ParamError(credential.CodeWrongType, name, "must be an integer")
-	}
-	return &n, nil
+// authenticate resolves the bearer secret to a caller (Clerk's 401 has
+// one body for every failure).
+func (s *surface) authenticate(_ http.ResponseWriter, r *http.Request) (authority.Caller, error) {
+	return s.auth.Authenticate(r.Context(), wire.Credential(r, "Bearer"))
 }
 
 // jwks serves the instance's published keys (Clerk's GET /jwks takes the
 // secret key).
-func (s *surface) jwks(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) jwks(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	keys, err := s.auth.PublishedKeys(r.Context(), c.InstanceID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	set, err := wire.JWKS(keys)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, set)
+	return nil
 }

@@ -25,51 +25,46 @@ type errorMeta struct {
 	ParamName string `json:"param_name,omitempty"`
 }
 
-// statusAndCode maps keyward's error codes to Clerk's, in one place.
-func statusAndCode(c credential.Code) (int, string, string) {
-	switch c {
-	case credential.CodeMalformed:
-		return http.StatusBadRequest, "request_body_invalid", "Request body invalid"
-	case credential.CodeMissing:
-		return http.StatusUnprocessableEntity, "form_param_missing", "is missing"
-	case credential.CodeInvalid:
-		return http.StatusUnprocessableEntity, "form_param_value_invalid", "is invalid"
-	case credential.CodeWrongType:
-		return http.StatusUnprocessableEntity, "form_param_type_invalid", "is of the wrong type"
-	case credential.CodeUnknownParam:
-		return http.StatusUnprocessableEntity, "form_param_unknown", "is unknown"
-	case credential.CodeTooLong:
-		return http.StatusUnprocessableEntity, "form_param_max_length_exceeded", "is too long"
-	case credential.CodeTooMany:
-		return http.StatusUnprocessableEntity, "form_param_array_size_exceeded", "has too many items"
-	case credential.CodeConstraint:
-		return http.StatusBadRequest, "form_param_value_invalid", "is invalid"
-	case credential.CodeReserved:
-		return http.StatusBadRequest, "machine_token_reserved_claim", "Reserved claim"
-	case credential.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge, "request_body_too_large", "Request body too large"
-	case credential.CodeNotFound:
-		return http.StatusNotFound, "resource_not_found", "not found"
-	case credential.CodeConflict:
-		return http.StatusConflict, "conflict", "conflict"
-	case credential.CodeUnauthenticated:
-		return http.StatusUnauthorized, "authentication_invalid", "Invalid authentication"
-	case credential.CodeForbidden:
-		return http.StatusForbidden, "authorization_invalid", "Unauthorized request"
-	case credential.CodeRateLimited:
-		return http.StatusTooManyRequests, "too_many_requests", "Too many requests"
-	case credential.CodeUnavailable:
-		return http.StatusServiceUnavailable, "service_unavailable", "Service unavailable"
-	}
-	return http.StatusInternalServerError, "internal_clerk_error", "Oops, an unexpected error occurred"
+// clerkError is how Clerk answers one of keyward's codes: the status,
+// the error's code and its short message.
+type clerkError struct {
+	status  int
+	code    string
+	message string
+}
+
+// errorTable maps keyward's codes to Clerk's, in one place.
+var errorTable = map[credential.Code]clerkError{
+	credential.CodeMalformed:        {http.StatusBadRequest, "request_body_invalid", "Request body invalid"},
+	credential.CodeMissing:          {http.StatusUnprocessableEntity, "form_param_missing", "is missing"},
+	credential.CodeInvalid:          {http.StatusUnprocessableEntity, "form_param_value_invalid", "is invalid"},
+	credential.CodeWrongType:        {http.StatusUnprocessableEntity, "form_param_type_invalid", "is of the wrong type"},
+	credential.CodeUnknownParam:     {http.StatusUnprocessableEntity, "form_param_unknown", "is unknown"},
+	credential.CodeTooLong:          {http.StatusUnprocessableEntity, "form_param_max_length_exceeded", "is too long"},
+	credential.CodeTooMany:          {http.StatusUnprocessableEntity, "form_param_array_size_exceeded", "has too many items"},
+	credential.CodeConstraint:       {http.StatusBadRequest, "form_param_value_invalid", "is invalid"},
+	credential.CodeReserved:         {http.StatusBadRequest, "machine_token_reserved_claim", "Reserved claim"},
+	credential.CodeTooLarge:         {http.StatusRequestEntityTooLarge, "request_body_too_large", "Request body too large"},
+	credential.CodeMethodNotAllowed: {http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed"},
+	credential.CodeNotFound:         {http.StatusNotFound, "resource_not_found", "not found"},
+	credential.CodeConflict:         {http.StatusConflict, "conflict", "conflict"},
+	credential.CodeUnauthenticated:  {http.StatusUnauthorized, "authentication_invalid", "Invalid authentication"},
+	credential.CodeForbidden:        {http.StatusForbidden, "authorization_invalid", "Unauthorized request"},
+	credential.CodeRateLimited:      {http.StatusTooManyRequests, "too_many_requests", "Too many requests"},
+	credential.CodeUnavailable:      {http.StatusServiceUnavailable, "service_unavailable", "Service unavailable"},
+	credential.CodeInternal:         {http.StatusInternalServerError, "internal_clerk_error", "Oops, an unexpected error occurred"},
 }
 
 // writeError renders err in Clerk's envelope. Internal causes are logged,
 // never sent.
 func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := credential.AsError(err)
-	status, code, message := statusAndCode(e.Code)
-	item := errorItem{Code: code, Message: message, LongMessage: e.Message}
+	t, ok := errorTable[e.Code]
+	if !ok {
+		t = errorTable[credential.CodeInternal]
+	}
+	status, message := t.status, t.message
+	item := errorItem{Code: t.code, Message: message, LongMessage: e.Message}
 	switch {
 	case e.Code == credential.CodeReserved:
 		item.Meta = &errorMeta{ParamName: e.Param}

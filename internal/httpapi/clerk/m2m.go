@@ -61,7 +61,7 @@ func millis(ms int64, ok bool) *int64 {
 	return &ms
 }
 
-func (s *surface) createM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) createM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "token_format", "seconds_until_expiration", "claims", "min_remaining_ttl_seconds")
 	var in authority.CreateM2MTokenInput
 	if err == nil {
@@ -77,21 +77,20 @@ func (s *surface) createM2MToken(w http.ResponseWriter, r *http.Request, c autho
 		in.MinRemainingTTLSeconds, err = f.Int("min_remaining_ttl_seconds")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	in.Claims = f.Raw("claims")
 	tok, err := s.auth.CreateM2MToken(r.Context(), c, in)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	// The create response is the one place the token is handed out (a
 	// reused token included: it was minted for reuse).
 	wire.WriteSecretJSON(w, http.StatusCreated, toM2MToken(tok))
+	return nil
 }
 
-func (s *surface) listM2MTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) listM2MTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	q := r.URL.Query()
 	in := authority.ListM2MTokensInput{Subject: q.Get("subject")}
 	var err error
@@ -105,52 +104,47 @@ func (s *surface) listM2MTokens(w http.ResponseWriter, r *http.Request, c author
 		}
 	}
 	if err == nil {
-		in.Limit, err = queryInt(r, "limit")
-	}
-	if err == nil {
-		in.Offset, err = queryInt(r, "offset")
+		in.Limit, in.Offset, err = wire.Page(r)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	toks, total, err := s.auth.ListM2MTokens(r.Context(), c, in)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out := make([]m2mTokenJSON, len(toks))
 	for i, t := range toks {
 		out[i] = toM2MToken(t)
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"m2m_tokens": out, "total_count": total})
+	return nil
 }
 
-func (s *surface) revokeM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) revokeM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "revocation_reason")
 	var reason *string
 	if err == nil {
 		reason, err = f.String("revocation_reason")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if reason == nil {
 		reason = new(string)
 	}
 	tok, err := s.auth.RevokeM2MToken(r.Context(), c, r.PathValue("m2m_token_id"), *reason)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, toM2MToken(tok))
+	return nil
 }
 
 // verifyM2MToken answers Clerk's verify: the token object when valid,
 // and the same 404 for every other outcome (invalid, revoked, expired,
 // unknown, or not scoped to the verifying machine).
-func (s *surface) verifyM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) verifyM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "token")
 	var token *string
 	if err == nil {
@@ -160,17 +154,15 @@ func (s *surface) verifyM2MToken(w http.ResponseWriter, r *http.Request, c autho
 		err = credential.ParamError(credential.CodeMissing, "token", "is missing")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.auth.Verify(r.Context(), c, authority.VerifyInput{Token: *token})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !res.Valid || res.M2M == nil {
-		s.writeError(w, r, credential.Errorf(credential.CodeNotFound, "the token is invalid, revoked, expired or not scoped to the verifying machine"))
-		return
+		return credential.Errorf(credential.CodeNotFound, "the token is invalid, revoked, expired or not scoped to the verifying machine")
 	}
 	wire.WriteJSON(w, http.StatusOK, toM2MToken(*res.M2M))
+	return nil
 }

@@ -48,43 +48,37 @@ func toMachineWithScopes(m credential.Machine) machineWithScopesJSON {
 	return out
 }
 
-func (s *surface) listMachines(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) listMachines(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in := authority.ListMachinesInput{Query: r.URL.Query().Get("query"), OrderBy: r.URL.Query().Get("order_by")}
 	var err error
-	if in.Limit, err = queryInt(r, "limit"); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if in.Offset, err = queryInt(r, "offset"); err != nil {
-		s.writeError(w, r, err)
-		return
+	if in.Limit, in.Offset, err = wire.Page(r); err != nil {
+		return err
 	}
 	machines, total, err := s.auth.ListMachines(r.Context(), c, in)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	data := make([]machineWithScopesJSON, len(machines))
 	for i, m := range machines {
 		data[i] = toMachineWithScopes(m)
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"data": data, "total_count": total})
+	return nil
 }
 
-func (s *surface) createMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) createMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := decodeCreateMachine(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	m, secret, err := s.auth.CreateMachine(r.Context(), c, in)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	// The create response is one of the two places a machine secret is
 	// handed out.
 	wire.WriteSecretJSON(w, http.StatusOK, machineCreatedJSON{machineWithScopesJSON: toMachineWithScopes(m), SecretKey: secret.Reveal()})
+	return nil
 }
 
 func decodeCreateMachine(r *http.Request) (in authority.CreateMachineInput, err error) {
@@ -102,16 +96,16 @@ func decodeCreateMachine(r *http.Request) (in authority.CreateMachineInput, err 
 	return in, err
 }
 
-func (s *surface) getMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) getMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	m, err := s.auth.GetMachine(r.Context(), c, r.PathValue("machine_id"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, toMachineWithScopes(m))
+	return nil
 }
 
-func (s *surface) updateMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) updateMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "name", "default_token_ttl")
 	var in authority.UpdateMachineInput
 	if err == nil {
@@ -121,24 +115,23 @@ func (s *surface) updateMachine(w http.ResponseWriter, r *http.Request, c author
 		in.DefaultTokenTTL, err = f.Int("default_token_ttl")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	m, err := s.auth.UpdateMachine(r.Context(), c, r.PathValue("machine_id"), in)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, toMachineWithScopes(m))
+	return nil
 }
 
-func (s *surface) deleteMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) deleteMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	id := r.PathValue("machine_id")
 	if err := s.auth.DeleteMachine(r.Context(), c, id); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"object": "machine", "id": id, "deleted": true})
+	return nil
 }
 
 type secretKeyJSON struct {
@@ -146,50 +139,47 @@ type secretKeyJSON struct {
 	Secret string `json:"secret"`
 }
 
-func (s *surface) getSecretKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) getSecretKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	secret, err := s.auth.MachineSecretKey(r.Context(), c, r.PathValue("machine_id"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteSecretJSON(w, http.StatusOK, secretKeyJSON{Object: "machine_secret_key", Secret: secret.Reveal()})
+	return nil
 }
 
-func (s *surface) rotateSecretKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) rotateSecretKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "previous_token_ttl")
 	var ttl *int64
 	if err == nil {
 		ttl, err = f.Int("previous_token_ttl")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	secret, err := s.auth.RotateMachineSecretKey(r.Context(), c, r.PathValue("machine_id"), ttl)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteSecretJSON(w, http.StatusOK, secretKeyJSON{Object: "machine_secret_key", Secret: secret.Reveal()})
+	return nil
 }
 
-func (s *surface) createScope(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) createScope(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "to_machine_id")
 	var to *string
 	if err == nil {
 		to, err = f.String("to_machine_id")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if to == nil {
 		to = new(string)
 	}
 	scope, err := s.auth.CreateMachineScope(r.Context(), c, r.PathValue("machine_id"), *to)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{
 		"object":          "machine_scope",
@@ -197,13 +187,14 @@ func (s *surface) createScope(w http.ResponseWriter, r *http.Request, c authorit
 		"to_machine_id":   scope.ToMachineID,
 		"created_at":      scope.CreatedAt.UnixMilli(),
 	})
+	return nil
 }
 
-func (s *surface) deleteScope(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) deleteScope(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	from, to := r.PathValue("machine_id"), r.PathValue("other_machine_id")
 	if err := s.auth.DeleteMachineScope(r.Context(), c, from, to); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"object": "machine_scope", "from_machine_id": from, "to_machine_id": to, "deleted": true})
+	return nil
 }

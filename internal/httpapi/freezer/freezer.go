@@ -16,7 +16,6 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/keyward/keyward/internal/authority"
@@ -32,6 +31,7 @@ const Prefix = "/freezer/v1"
 const StatusMalformedJSON = 753
 
 type surface struct {
+	wire.Surface
 	auth      *authority.Authority
 	log       *slog.Logger
 	publicURL string
@@ -41,17 +41,19 @@ type surface struct {
 // reach keyward (for the Keystone catalogue); "" means the request's host.
 func Register(mux wire.Router, a *authority.Authority, log *slog.Logger, publicURL string) {
 	s := &surface{auth: a, log: log, publicURL: strings.TrimRight(publicURL, "/")}
+	s.Surface = wire.Surface{Authenticate: s.authenticate, WriteError: s.writeError}
 	for _, path := range []string{Prefix + "/clients", Prefix + "/clients/{$}"} {
-		mux.Handle("GET "+path, s.authenticated(s.list))
-		mux.Handle("POST "+path, s.authenticated(s.create))
+		mux.Handle("GET "+path, s.Authenticated(s.list))
+		mux.Handle("POST "+path, s.Authenticated(s.create))
 	}
-	mux.Handle("GET "+Prefix+"/clients/{client_id}", s.authenticated(s.show))
-	mux.Handle("DELETE "+Prefix+"/clients/{client_id}", s.authenticated(s.delete))
-	mux.Handle(Prefix+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, credential.Errorf(credential.CodeNotFound, "The requested resource could not be found."))
-	}))
+	mux.Handle("GET "+Prefix+"/clients/{client_id}", s.Authenticated(s.show))
+	mux.Handle("DELETE "+Prefix+"/clients/{client_id}", s.Authenticated(s.delete))
+	mux.Handle(Prefix+"/", wire.NewUnrouted(s.writeError, "The requested resource could not be found."))
 	s.registerIdentity(mux)
 }
+
+// Errors is the Freezer surface's error writer.
+func Errors(log *slog.Logger) wire.ErrorWriter { return (&surface{log: log}).writeError }
 
 // errTwoCredentials refuses a request whose X-Auth-Token and bearer token
 // disagree: which one would act is ambiguous, so neither does.
@@ -84,25 +86,17 @@ func presented(r *http.Request) (string, error) {
 	return token, nil
 }
 
-func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := wire.CheckRequest(r); err != nil {
-			s.writeError(w, r, err)
-			return
+// authenticate resolves the presented credential: a PAT acting as its
+// user, or the admin key acting for X-User-ID.
+func (s *surface) authenticate(_ http.ResponseWriter, r *http.Request) (authority.Caller, error) {
+	token, err := presented(r)
+	if err != nil {
+		if refusal := s.auth.RefuseAmbiguousCredential(r.Context()); credential.IsCode(refusal, credential.CodeRateLimited) {
+			return authority.Caller{}, refusal
 		}
-		token, err := presented(r)
-		var c authority.Caller
-		if err == nil {
-			c, err = s.auth.AuthenticateUser(r.Context(), token, r.Header.Get("X-User-ID"))
-		} else if refusal := s.auth.RefuseAmbiguousCredential(r.Context()); credential.IsCode(refusal, credential.CodeRateLimited) {
-			err = refusal
-		}
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		h(w, r, c)
-	})
+		return authority.Caller{}, err
+	}
+	return s.auth.AuthenticateUser(r.Context(), token, r.Header.Get("X-User-ID"))
 }
 
 type errorBody struct {
@@ -110,29 +104,41 @@ type errorBody struct {
 	Description string `json:"description"`
 }
 
+// freezerError is how Freezer answers one of keyward's codes: the status
+// and the title.
+type freezerError struct {
+	status int
+	title  string
+}
+
+// errorTable maps keyward's codes to Freezer's, in one place.
+var errorTable = map[credential.Code]freezerError{
+	credential.CodeMalformed:        {StatusMalformedJSON, "Malformed JSON"},
+	credential.CodeMissing:          {http.StatusBadRequest, "Bad request format"},
+	credential.CodeInvalid:          {http.StatusBadRequest, "Bad request format"},
+	credential.CodeWrongType:        {http.StatusBadRequest, "Bad request format"},
+	credential.CodeUnknownParam:     {http.StatusBadRequest, "Bad request format"},
+	credential.CodeTooLong:          {http.StatusBadRequest, "Bad request format"},
+	credential.CodeTooMany:          {http.StatusBadRequest, "Bad request format"},
+	credential.CodeConstraint:       {http.StatusBadRequest, "Bad request format"},
+	credential.CodeReserved:         {http.StatusBadRequest, "Bad request format"},
+	credential.CodeTooLarge:         {http.StatusRequestEntityTooLarge, "Request Entity Too Large"},
+	credential.CodeMethodNotAllowed: {http.StatusMethodNotAllowed, "Method Not Allowed"},
+	credential.CodeNotFound:         {http.StatusNotFound, "Not Found"},
+	credential.CodeConflict:         {http.StatusConflict, "Document already existing"},
+	credential.CodeUnauthenticated:  {http.StatusUnauthorized, "Unauthorized"},
+	credential.CodeForbidden:        {http.StatusForbidden, "Access Forbidden"},
+	credential.CodeRateLimited:      {http.StatusTooManyRequests, "Too Many Requests"},
+	credential.CodeUnavailable:      {http.StatusServiceUnavailable, "Service Unavailable"},
+	credential.CodeInternal:         {http.StatusInternalServerError, "Internal Storage Error"},
+}
+
 func statusAndTitle(c credential.Code) (int, string) {
-	switch c {
-	case credential.CodeMalformed:
-		return StatusMalformedJSON, "Malformed JSON"
-	case credential.CodeMissing, credential.CodeInvalid, credential.CodeWrongType, credential.CodeUnknownParam,
-		credential.CodeTooLong, credential.CodeTooMany, credential.CodeConstraint, credential.CodeReserved:
-		return http.StatusBadRequest, "Bad request format"
-	case credential.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge, "Request Entity Too Large"
-	case credential.CodeNotFound:
-		return http.StatusNotFound, "Not Found"
-	case credential.CodeConflict:
-		return http.StatusConflict, "Document already existing"
-	case credential.CodeUnauthenticated:
-		return http.StatusUnauthorized, "Unauthorized"
-	case credential.CodeForbidden:
-		return http.StatusForbidden, "Access Forbidden"
-	case credential.CodeRateLimited:
-		return http.StatusTooManyRequests, "Too Many Requests"
-	case credential.CodeUnavailable:
-		return http.StatusServiceUnavailable, "Service Unavailable"
+	t, ok := errorTable[c]
+	if !ok {
+		t = errorTable[credential.CodeInternal]
 	}
-	return http.StatusInternalServerError, "Internal Storage Error"
+	return t.status, t.title
 }
 
 func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -163,70 +169,71 @@ func readJSON(r *http.Request) ([]byte, error) {
 	return body, wire.CheckJSON(body)
 }
 
-func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	body, err := readJSON(r)
 	var id string
 	if err == nil {
-		id, err = s.auth.CreateClient(r.Context(), c, body)
+		id, err = s.auth.CreateClient(r.Context(), c, func() (authority.NewClient, error) { return decodeClient(body) })
+	}
+	if e := credential.AsError(err); e.Code == credential.CodeConflict && e.Param == "client_id" {
+		err = credential.Errorf(credential.CodeConflict, "Client already registered with ID %s", id)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusCreated, map[string]string{"client_id": id})
+	return nil
 }
 
-func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	body, err := readJSON(r)
-	var search authority.ClientSearch
+	var search clientSearch
 	if err == nil {
-		search, err = authority.ParseClientSearch(body)
+		search, err = parseClientSearch(body)
 	}
 	var limit, offset *int64
-	for name, dst := range map[string]**int64{"limit": &limit, "offset": &offset} {
-		if v := r.URL.Query().Get(name); v != "" && err == nil {
-			n, perr := strconv.ParseInt(v, 10, 64)
-			if perr != nil {
-				err = credential.ParamError(credential.CodeWrongType, name, "must be an integer")
-			}
-			*dst = &n
-		}
+	if err == nil {
+		limit, offset, err = wire.Page(r)
 	}
 	var clients []credential.Client
 	if err == nil {
-		clients, err = s.auth.ListClients(r.Context(), c, search, limit, offset)
+		clients, err = s.auth.ListClients(r.Context(), c, search.keeps, limit, offset)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	entries := make([]any, len(clients))
 	for i, cl := range clients {
-		entries[i] = authority.ClientEntry(cl)
+		entries[i] = clientEntry(cl)
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"clients": entries})
+	return nil
 }
 
 // show answers a missing client, or another user's, with a bare 404.
-func (s *surface) show(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) show(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	cl, err := s.auth.GetClient(r.Context(), c, r.PathValue("client_id"))
 	if credential.IsCode(err, credential.CodeNotFound) {
 		w.WriteHeader(http.StatusNotFound)
-		return
+		return nil
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(authority.ClientEntry(cl))
+	_, _ = w.Write(clientEntry(cl))
+	return nil
 }
 
-func (s *surface) delete(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	if err := s.auth.DeleteClient(r.Context(), c, r.PathValue("client_id")); err != nil {
-		s.writeError(w, r, err)
-		return
+func (s *surface) delete(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	id := r.PathValue("client_id")
+	if err := s.auth.DeleteClient(r.Context(), c, id); err != nil {
+		if credential.IsCode(err, credential.CodeNotFound) {
+			err = credential.Errorf(credential.CodeNotFound, "No Client found with ID:%s", id)
+		}
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

@@ -71,7 +71,7 @@ func TestClientLifecycle(t *testing.T) {
 		}
 
 		dup := as(t, e, "alice", "POST", clients, doc)
-		if dup.Status != http.StatusConflict || dup.JSON(t)["title"] == nil || !strings.Contains(dup.JSON(t)["description"].(string), "752d8cd43d654e7a840bbfd277ce41af_szaher01") {
+		if dup.Status != http.StatusConflict || dup.JSON(t)["title"] == nil || dup.JSON(t)["description"] != "Client already registered with ID 752d8cd43d654e7a840bbfd277ce41af_szaher01" {
 			t.Fatalf("duplicate: %d %s", dup.Status, dup.Body)
 		}
 		register(t, e, "bob", doc) // the same client_id for another user is another client

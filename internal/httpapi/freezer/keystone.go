@@ -30,9 +30,7 @@ func (s *surface) registerIdentity(mux wire.Router) {
 	mux.Handle("GET "+IdentityPrefix, identityChecked(s.identityVersion))
 	mux.Handle("GET "+IdentityPrefix+"/{$}", identityChecked(s.identityVersion))
 	mux.Handle("POST "+IdentityPrefix+"/auth/tokens", identityChecked(s.issueIdentityToken))
-	mux.Handle(IdentityPrefix+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeIdentityError(w, http.StatusNotFound, "Not Found", "The resource could not be found.")
-	}))
+	mux.Handle(IdentityPrefix+"/", wire.NewUnrouted(identityErrors, "The resource could not be found."))
 }
 
 // identityChecked refuses, in Keystone's envelope, a request whose query
@@ -116,13 +114,7 @@ func (s *surface) issueIdentityToken(w http.ResponseWriter, r *http.Request) {
 	}
 	ident, err := s.auth.IdentifyClientUser(r.Context(), id.Token.ID)
 	if err != nil {
-		e := credential.AsError(err)
-		status, title := statusAndTitle(e.Code)
-		msg := e.Message
-		if status >= 500 {
-			msg = "internal error"
-		}
-		writeIdentityError(w, status, title, msg)
+		identityErrors(w, r, err)
 		return
 	}
 	base := s.baseURL(r)
@@ -146,6 +138,18 @@ func (s *surface) issueIdentityToken(w http.ResponseWriter, r *http.Request) {
 
 // keystoneTime is Keystone's timestamp format.
 func keystoneTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }
+
+// identityErrors renders err in Keystone's envelope, with the status and
+// title of Freezer's table.
+func identityErrors(w http.ResponseWriter, _ *http.Request, err error) {
+	e := credential.AsError(err)
+	status, title := statusAndTitle(e.Code)
+	msg := e.Message
+	if status >= 500 {
+		msg = "internal error"
+	}
+	writeIdentityError(w, status, title, msg)
+}
 
 // writeIdentityError writes Keystone's error envelope.
 func writeIdentityError(w http.ResponseWriter, status int, title, message string) {

@@ -31,6 +31,7 @@ const Prefix = "/mist"
 const RateLimitedDetail = "Too Many Request. The API Token used for the request reached the 5000 API Calls per hour threshold"
 
 type surface struct {
+	wire.Surface
 	auth    *authority.Authority
 	log     *slog.Logger
 	trusted []netip.Prefix
@@ -40,89 +41,98 @@ type surface struct {
 // X-Forwarded-For is believed when finding the caller's address.
 func Register(mux wire.Router, a *authority.Authority, log *slog.Logger, trusted []netip.Prefix) {
 	s := &surface{auth: a, log: log, trusted: trusted}
+	s.Surface = wire.Surface{Authenticate: s.authenticate, WriteError: s.writeError}
 	base := Prefix + "/api/v1/orgs/{org_id}/apitokens"
-	mux.Handle("GET "+base, s.authenticated(s.list))
-	mux.Handle("POST "+base, s.authenticated(s.create))
-	mux.Handle("GET "+base+"/{apitoken_id}", s.authenticated(s.get))
-	mux.Handle("PUT "+base+"/{apitoken_id}", s.authenticated(s.update))
-	mux.Handle("DELETE "+base+"/{apitoken_id}", s.authenticated(s.delete))
-	mux.Handle(Prefix+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, credential.Errorf(credential.CodeNotFound, "not found"))
-	}))
+	mux.Handle("GET "+base, s.Authenticated(s.list))
+	mux.Handle("POST "+base, s.Authenticated(s.create))
+	mux.Handle("GET "+base+"/{apitoken_id}", s.Authenticated(s.get))
+	mux.Handle("PUT "+base+"/{apitoken_id}", s.Authenticated(s.update))
+	mux.Handle("DELETE "+base+"/{apitoken_id}", s.Authenticated(s.delete))
+	// Mist's API document has no 405: a wrong method is a 404, as an
+	// unknown path is.
+	unrouted := wire.NewUnrouted(s.writeError, "not found")
+	unrouted.NotFoundOnly = true
+	mux.Handle(Prefix+"/", unrouted)
 }
 
-// authenticated resolves the caller. An org token is checked against its
+// Errors is the Mist surface's error writer.
+func Errors(log *slog.Logger) wire.ErrorWriter { return (&surface{log: log}).writeError }
+
+// authenticate resolves the caller. An org token is checked against its
 // source IPs and its hourly limit on every call, and its window is
 // reported in headers whatever the outcome.
-func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := wire.CheckRequest(r); err != nil {
-			s.writeError(w, r, err)
-			return
+func (s *surface) authenticate(w http.ResponseWriter, r *http.Request) (authority.Caller, error) {
+	token := wire.Credential(r, "Token", "Bearer")
+	if _, kind, err := credential.Parse(token); err != nil || kind != credential.KindOrgToken {
+		return s.auth.AuthenticateAdmin(r.Context(), token)
+	}
+	caller, rl, err := s.auth.AuthenticateOrgToken(r.Context(), token, wire.ClientIP(r, s.trusted))
+	if rl.Limit > 0 {
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", strconv.Itoa(rl.Limit))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(rl.Remaining))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(rl.ResetAt.Unix(), 10))
+		if credential.IsCode(err, credential.CodeRateLimited) {
+			h.Set("Retry-After", strconv.FormatInt(int64((rl.ResetIn+time.Second-1)/time.Second), 10))
 		}
-		token := wire.Credential(r, "Token", "Bearer")
-		if _, kind, err := credential.Parse(token); err == nil && kind == credential.KindOrgToken {
-			caller, rl, err := s.auth.AuthenticateOrgToken(r.Context(), token, wire.ClientIP(r, s.trusted))
-			if rl.Limit > 0 {
-				h := w.Header()
-				h.Set("X-RateLimit-Limit", strconv.Itoa(rl.Limit))
-				h.Set("X-RateLimit-Remaining", strconv.Itoa(rl.Remaining))
-				h.Set("X-RateLimit-Reset", strconv.FormatInt(rl.ResetAt.Unix(), 10))
-				if credential.IsCode(err, credential.CodeRateLimited) {
-					h.Set("Retry-After", strconv.FormatInt(int64((rl.ResetIn+time.Second-1)/time.Second), 10))
-				}
-			}
-			if err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-			h(w, r, caller)
-			return
-		}
-		caller, err := s.auth.AuthenticateAdmin(r.Context(), token)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		h(w, r, caller)
-	})
+	}
+	return caller, err
 }
 
-// statusAndDetail maps keyward's codes to Mist's statuses and texts.
-func statusAndDetail(e *credential.Error) (int, string) {
-	switch e.Code {
-	case credential.CodeMalformed:
-		return http.StatusBadRequest, "JSON parse error - " + e.Message
-	case credential.CodeMissing, credential.CodeInvalid, credential.CodeWrongType, credential.CodeUnknownParam,
-		credential.CodeTooLong, credential.CodeTooMany, credential.CodeConstraint, credential.CodeReserved:
-		if e.Param != "" {
-			return http.StatusBadRequest, e.Param + ": " + e.Message
-		}
-		return http.StatusBadRequest, e.Message
-	case credential.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge, "Request body too large."
-	case credential.CodeNotFound:
-		return http.StatusNotFound, "Not found."
-	case credential.CodeConflict:
-		return http.StatusConflict, e.Message
-	case credential.CodeUnauthenticated:
-		return http.StatusUnauthorized, "Invalid token."
-	case credential.CodeForbidden:
-		return http.StatusForbidden, "You do not have permission to perform this action."
-	case credential.CodeRateLimited:
-		if e.RetryAfter > 0 { // the address is over its failed-authentication budget
-			return http.StatusTooManyRequests, "Too many failed authentications from this address. Retry later."
-		}
-		return http.StatusTooManyRequests, RateLimitedDetail
-	case credential.CodeUnavailable:
-		return http.StatusServiceUnavailable, "Service unavailable."
+// mistError is how Mist answers one of keyward's codes: the status, and
+// the detail (a fixed text, or "" to show the error's own message).
+type mistError struct {
+	status int
+	detail string
+}
+
+// errorTable maps keyward's codes to Mist's statuses and texts.
+var errorTable = map[credential.Code]mistError{
+	credential.CodeMalformed:        {http.StatusBadRequest, ""},
+	credential.CodeMissing:          {http.StatusBadRequest, ""},
+	credential.CodeInvalid:          {http.StatusBadRequest, ""},
+	credential.CodeWrongType:        {http.StatusBadRequest, ""},
+	credential.CodeUnknownParam:     {http.StatusBadRequest, ""},
+	credential.CodeTooLong:          {http.StatusBadRequest, ""},
+	credential.CodeTooMany:          {http.StatusBadRequest, ""},
+	credential.CodeConstraint:       {http.StatusBadRequest, ""},
+	credential.CodeReserved:         {http.StatusBadRequest, ""},
+	credential.CodeTooLarge:         {http.StatusRequestEntityTooLarge, "Request body too large."},
+	credential.CodeMethodNotAllowed: {http.StatusMethodNotAllowed, ""},
+	credential.CodeNotFound:         {http.StatusNotFound, "Not found."},
+	credential.CodeConflict:         {http.StatusConflict, ""},
+	credential.CodeUnauthenticated:  {http.StatusUnauthorized, "Invalid token."},
+	credential.CodeForbidden:        {http.StatusForbidden, "You do not have permission to perform this action."},
+	credential.CodeRateLimited:      {http.StatusTooManyRequests, RateLimitedDetail},
+	credential.CodeUnavailable:      {http.StatusServiceUnavailable, "Service unavailable."},
+	credential.CodeInternal:         {http.StatusInternalServerError, "Internal server error."},
+}
+
+// statusAndDetail is the table's answer for e, with the shapes Mist gives
+// a parse error, a parameter's error and a wrong method.
+func statusAndDetail(r *http.Request, e *credential.Error) (int, string) {
+	t, ok := errorTable[e.Code]
+	if !ok {
+		t = errorTable[credential.CodeInternal]
 	}
-	return http.StatusInternalServerError, "Internal server error."
+	switch {
+	case e.Code == credential.CodeMalformed:
+		return t.status, "JSON parse error - " + e.Message
+	case e.Code == credential.CodeMethodNotAllowed:
+		return t.status, `Method "` + r.Method + `" not allowed.` // Django REST framework's text
+	case e.Code == credential.CodeRateLimited && e.RetryAfter > 0: // the address is over its failed-authentication budget
+		return t.status, "Too many failed authentications from this address. Retry later."
+	case t.detail != "":
+		return t.status, t.detail
+	case e.Param != "" && e.Code != credential.CodeConflict:
+		return t.status, e.Param + ": " + e.Message
+	}
+	return t.status, e.Message
 }
 
 func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := credential.AsError(err)
-	status, detail := statusAndDetail(e)
+	status, detail := statusAndDetail(r, e)
 	if status >= 500 {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "mist request failed",
 			slog.String("request_id", authority.RequestID(r.Context())), slog.String("error", err.Error()))
@@ -172,26 +182,26 @@ func toToken(t authority.OrgToken, key string) tokenJSON {
 	return out
 }
 
-func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	toks, err := s.auth.ListOrgTokens(r.Context(), c, r.PathValue("org_id"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out := make([]tokenJSON, len(toks))
 	for i, t := range toks {
 		out[i] = toToken(t, t.Mask)
 	}
 	wire.WriteJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (s *surface) get(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) get(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	t, err := s.auth.GetOrgToken(r.Context(), c, r.PathValue("org_id"), r.PathValue("apitoken_id"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, toToken(t, t.Mask))
+	return nil
 }
 
 // readOnly are OrgApitoken fields a client may echo back; they are ignored.
@@ -280,40 +290,39 @@ func sameUUID(a, b string) bool {
 	return errA == nil && errB == nil && ua == ub
 }
 
-func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := decodeToken(r, r.PathValue("org_id"))
 	if err == nil && in.Privileges == nil {
 		in.Privileges = []credential.Privilege{}
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	t, err := s.auth.CreateOrgToken(r.Context(), c, r.PathValue("org_id"), in)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	// The create response is the one place the key is shown in full.
 	wire.WriteSecretJSON(w, http.StatusOK, toToken(t, t.Key))
+	return nil
 }
 
-func (s *surface) update(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) update(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := decodeToken(r, r.PathValue("org_id"))
 	if err == nil {
 		err = s.auth.UpdateOrgToken(r.Context(), c, r.PathValue("org_id"), r.PathValue("apitoken_id"), in)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusOK) // Mist answers PUT with an empty body
+	return nil
 }
 
-func (s *surface) delete(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) delete(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	if err := s.auth.DeleteOrgToken(r.Context(), c, r.PathValue("org_id"), r.PathValue("apitoken_id")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusOK)
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 const Prefix = "/spatio/v1"
 
 type surface struct {
+	wire.Surface
 	auth *authority.Authority
 	log  *slog.Logger
 }
@@ -27,39 +28,26 @@ type surface struct {
 // Register mounts the Spatio surface on mux.
 func Register(mux wire.Router, a *authority.Authority, log *slog.Logger) {
 	s := &surface{auth: a, log: log}
+	s.Surface = wire.Surface{Authenticate: s.authenticate, WriteError: s.writeError}
 	ws := Prefix + "/organizations/{org}/workspaces/{workspace}/tokens"
-	routes := map[string]func(http.ResponseWriter, *http.Request, authority.Caller){
-		"POST " + Prefix + "/tokens":        s.create,
-		"GET " + Prefix + "/tokens":         s.list,
-		"GET " + Prefix + "/tokens/scopes":  s.scopes,
-		"PATCH " + Prefix + "/tokens/{id}":  s.update,
-		"DELETE " + Prefix + "/tokens/{id}": s.revoke,
-		"POST " + ws:                        s.create,
-		"GET " + ws:                         s.list,
-		"PATCH " + ws + "/{id}":             s.update,
-		"DELETE " + ws + "/{id}":            s.revoke,
-	}
-	for pattern, h := range routes {
-		mux.Handle(pattern, s.authenticated(h))
-	}
-	mux.Handle(Prefix+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, credential.Errorf(credential.CodeNotFound, "not found"))
-	}))
+	mux.Handle("POST "+Prefix+"/tokens", s.Authenticated(s.create))
+	mux.Handle("GET "+Prefix+"/tokens", s.Authenticated(s.list))
+	mux.Handle("GET "+Prefix+"/tokens/scopes", s.Authenticated(s.scopes))
+	mux.Handle("PATCH "+Prefix+"/tokens/{id}", s.Authenticated(s.update))
+	mux.Handle("DELETE "+Prefix+"/tokens/{id}", s.Authenticated(s.revoke))
+	mux.Handle("POST "+ws, s.Authenticated(s.create))
+	mux.Handle("GET "+ws, s.Authenticated(s.list))
+	mux.Handle("PATCH "+ws+"/{id}", s.Authenticated(s.update))
+	mux.Handle("DELETE "+ws+"/{id}", s.Authenticated(s.revoke))
+	mux.Handle(Prefix+"/", wire.NewUnrouted(s.writeError, "not found"))
 }
 
-func (s *surface) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := wire.CheckRequest(r); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		c, err := s.auth.AuthenticateUser(r.Context(), wire.Credential(r, "Bearer"), r.Header.Get("X-User-ID"))
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		h(w, r, c)
-	})
+// Errors is the Spatio surface's error writer.
+func Errors(log *slog.Logger) wire.ErrorWriter { return (&surface{log: log}).writeError }
+
+// authenticate resolves a PAT, or the admin key acting for X-User-ID.
+func (s *surface) authenticate(_ http.ResponseWriter, r *http.Request) (authority.Caller, error) {
+	return s.auth.AuthenticateUser(r.Context(), wire.Credential(r, "Bearer"), r.Header.Get("X-User-ID"))
 }
 
 // workspaceRef is the workspace of a workspace route, or nil.
@@ -75,37 +63,53 @@ type errorBody struct {
 	Code  string `json:"code"`
 }
 
+// spatioError is how Spatio answers one of keyward's codes: the status
+// and its code; scopesCode, when set, replaces the code for an error about
+// the scopes parameter.
+type spatioError struct {
+	status     int
+	code       string
+	scopesCode string
+}
+
+// errorTable maps keyward's codes to Spatio's, in one place.
+var errorTable = map[credential.Code]spatioError{
+	credential.CodeMalformed:        {http.StatusBadRequest, "invalid_json", ""},
+	credential.CodeMissing:          {http.StatusBadRequest, "invalid_request", "invalid_scope"},
+	credential.CodeInvalid:          {http.StatusBadRequest, "invalid_request", "invalid_scope"},
+	credential.CodeWrongType:        {http.StatusBadRequest, "invalid_request", "invalid_scope"},
+	credential.CodeTooLong:          {http.StatusBadRequest, "invalid_request", "invalid_scope"},
+	credential.CodeTooMany:          {http.StatusBadRequest, "invalid_request", "invalid_scope"},
+	credential.CodeConstraint:       {http.StatusBadRequest, "invalid_request", "invalid_scope"},
+	credential.CodeReserved:         {http.StatusBadRequest, "invalid_request", "invalid_scope"},
+	credential.CodeUnknownParam:     {http.StatusBadRequest, "unknown_field", "scopes_immutable"},
+	credential.CodeTooLarge:         {http.StatusRequestEntityTooLarge, "payload_too_large", ""},
+	credential.CodeMethodNotAllowed: {http.StatusMethodNotAllowed, "method_not_allowed", ""},
+	credential.CodeNotFound:         {http.StatusNotFound, "not_found", ""},
+	credential.CodeConflict:         {http.StatusConflict, "conflict", ""},
+	credential.CodeUnauthenticated:  {http.StatusUnauthorized, "unauthorized", ""},
+	credential.CodeForbidden:        {http.StatusForbidden, "forbidden", ""},
+	credential.CodeRateLimited:      {http.StatusTooManyRequests, "rate_limited", ""},
+	credential.CodeUnavailable:      {http.StatusServiceUnavailable, "unavailable", ""},
+	credential.CodeInternal:         {http.StatusInternalServerError, "internal_error", ""},
+}
+
+// paramNames spell the authority's parameter names as Spatio's camelCase
+// JSON does.
+var paramNames = map[string]string{
+	"workspace_id": "workspaceId",
+	"expires_at":   "expiresAt",
+}
+
 func statusAndCode(e *credential.Error) (int, string) {
-	switch e.Code {
-	case credential.CodeMalformed:
-		return http.StatusBadRequest, "invalid_json"
-	case credential.CodeMissing, credential.CodeInvalid, credential.CodeWrongType, credential.CodeTooLong,
-		credential.CodeTooMany, credential.CodeConstraint, credential.CodeReserved:
-		if e.Param == "scopes" {
-			return http.StatusBadRequest, "invalid_scope"
-		}
-		return http.StatusBadRequest, "invalid_request"
-	case credential.CodeUnknownParam:
-		if e.Param == "scopes" {
-			return http.StatusBadRequest, "scopes_immutable"
-		}
-		return http.StatusBadRequest, "unknown_field"
-	case credential.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge, "payload_too_large"
-	case credential.CodeNotFound:
-		return http.StatusNotFound, "not_found"
-	case credential.CodeConflict:
-		return http.StatusConflict, "conflict"
-	case credential.CodeUnauthenticated:
-		return http.StatusUnauthorized, "unauthorized"
-	case credential.CodeForbidden:
-		return http.StatusForbidden, "forbidden"
-	case credential.CodeRateLimited:
-		return http.StatusTooManyRequests, "rate_limited"
-	case credential.CodeUnavailable:
-		return http.StatusServiceUnavailable, "unavailable"
+	t, ok := errorTable[e.Code]
+	if !ok {
+		t = errorTable[credential.CodeInternal]
 	}
-	return http.StatusInternalServerError, "internal_error"
+	if e.Param == "scopes" && t.scopesCode != "" {
+		return t.status, t.scopesCode
+	}
+	return t.status, t.code
 }
 
 func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -117,10 +121,16 @@ func (s *surface) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		msg = "internal error"
 		s.log.LogAttrs(r.Context(), slog.LevelError, "spatio request failed",
 			slog.String("request_id", authority.RequestID(r.Context())), slog.String("error", err.Error()))
+	case e.Reason == authority.ReasonNotAMember || e.Reason == authority.ReasonOtherWorkspace:
+		msg = "Insufficient permission: " + e.Message // Spatio's wording for a workspace refusal
 	case code == "scopes_immutable":
 		msg = "scopes cannot be changed after a token is created; create a new token instead"
 	case e.Param != "":
-		msg = e.Param + ": " + e.Message
+		param := e.Param
+		if spelled, ok := paramNames[param]; ok {
+			param = spelled
+		}
+		msg = param + ": " + e.Message
 	}
 	wire.SetRetryAfter(w, e)
 	wire.WriteJSON(w, status, errorBody{Error: msg, Code: code})
@@ -161,7 +171,7 @@ func toPAT(p authority.PAT) patJSON {
 	return out
 }
 
-func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "name", "description", "scopes", "workspaceId", "expiresAt")
 	var in authority.CreatePATInput
 	if err == nil {
@@ -192,45 +202,44 @@ func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Cal
 		err = credential.ParamError(credential.CodeInvalid, "workspaceId", "is given by the route; leave it out")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pat, err := s.auth.CreatePAT(r.Context(), c, ref, in)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	// The create response is the one place the token is handed out.
 	wire.WriteSecretJSON(w, http.StatusCreated, map[string]any{"token": pat.Token, "pat": toPAT(pat)})
+	return nil
 }
 
-func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	pats, err := s.auth.ListPATs(r.Context(), c, workspaceRef(r))
 	var available []string
 	if err == nil {
 		available, err = s.auth.AvailableScopes(r.Context(), c)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out := make([]patJSON, len(pats))
 	for i, p := range pats {
 		out[i] = toPAT(p)
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"tokens": out, "availableScopes": available})
+	return nil
 }
 
-func (s *surface) scopes(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) scopes(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	available, err := s.auth.AvailableScopes(r.Context(), c)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"scopes": available})
+	return nil
 }
 
-func (s *surface) update(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) update(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "name", "description")
 	var in authority.UpdatePATInput
 	if err == nil {
@@ -240,21 +249,20 @@ func (s *surface) update(w http.ResponseWriter, r *http.Request, c authority.Cal
 		in.Description, err = f.String("description")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pat, err := s.auth.UpdatePAT(r.Context(), c, workspaceRef(r), r.PathValue("id"), in)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, toPAT(pat))
+	return nil
 }
 
-func (s *surface) revoke(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (s *surface) revoke(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	if err := s.auth.RevokePAT(r.Context(), c, workspaceRef(r), r.PathValue("id")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

@@ -903,3 +903,27 @@ func TestAWorkspaceBoundPATActsOnlyWithinItsWorkspace(t *testing.T) {
 		e.noLeaks(t)
 	})
 }
+
+// TestErrorsNameParametersInSpatiosSpelling: the authority names its
+// parameters in keyward's snake_case; Spatio's errors name them as its
+// camelCase JSON does, and its workspace refusals keep its wording.
+func TestErrorsNameParametersInSpatiosSpelling(t *testing.T) {
+	e := start(t, testkit.OpenSQLite(t))
+	past := "2020-01-01T00:00:00Z" // before the test clock
+	for _, tc := range []struct {
+		name, path string
+		h          http.Header
+		body       map[string]any
+		want       string
+	}{
+		{"an expiry in the past", "/tokens", e.as(alice), map[string]any{"name": "x", "expiresAt": past}, `{"error":"expiresAt: must be in the future","code":"invalid_request"}`},
+		{"a workspace the user is not in", "/organizations/acme/workspaces/eng/tokens", e.as(nobody), map[string]any{"name": "x"}, `{"error":"Insufficient permission: not a member of this workspace","code":"forbidden"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := e.do(t, "POST", tc.path, tc.h, tc.body)
+			if got := strings.TrimSpace(string(resp.Body)); got != tc.want {
+				t.Errorf("body = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
