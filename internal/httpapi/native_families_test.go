@@ -382,6 +382,12 @@ func TestNativeFamilyOperations(t *testing.T) {
 		do("GET", "/v1/users/user_bob/pats", patToken, nil, 404)
 		do("GET", "/v1/users/user%20bob/pats", admin, nil, 400)
 		do("POST", "/v1/users/"+familyUser+"/pats/"+pat["id"].(string)+"/revoke", admin, nil, 204)
+
+		// A wrong method on a family's route is the JSON 405 with Allow.
+		resp := e.Do(t, "DELETE", "/v1/api_keys", admin, nil)
+		if resp.Status != 405 || resp.Header.Get("Allow") != "GET, HEAD, POST" {
+			t.Errorf("DELETE /v1/api_keys: %d %q %s", resp.Status, resp.Header.Get("Allow"), resp.Body)
+		}
 	})
 }
 
