@@ -44,14 +44,17 @@ func (c *Client) CreateAdminKey(ctx context.Context, in AdminKeyParams) (AdminKe
 	return out, err
 }
 
-// ListAdminKeys lists the instance's admin keys, revoked ones included
-// (GET /v1/admin_keys).
+// ListAdminKeys lists all the instance's admin keys, revoked ones
+// included, walking every page (GET /v1/admin_keys).
 func (c *Client) ListAdminKeys(ctx context.Context) ([]AdminKey, error) {
-	var out struct {
-		Data []AdminKey `json:"data"`
-	}
-	err := c.get(ctx, "/v1/admin_keys", &out)
-	return out.Data, err
+	return All(ctx, func(ctx context.Context, cursor string) (CursorPage[AdminKey], error) {
+		return c.ListAdminKeysPage(ctx, ListParams{Limit: maxPage, Cursor: cursor})
+	})
+}
+
+// ListAdminKeysPage lists one page of the instance's admin keys.
+func (c *Client) ListAdminKeysPage(ctx context.Context, p ListParams) (CursorPage[AdminKey], error) {
+	return listPage[AdminKey](ctx, c, "/v1/admin_keys", nil, p)
 }
 
 // GetAdminKey reads one admin key (GET /v1/admin_keys/{id}).

@@ -176,15 +176,18 @@ type OrganizationParams struct {
 type WorkspaceParams = OrganizationParams
 
 // Page selects a slice of a list; zero values take keyward's defaults.
+// Cursor (a previous answer's NextCursor) replaces Offset.
 type Page struct {
 	Limit  int
 	Offset int
+	Cursor string
 }
 
 // OrganizationList is one page of organizations.
 type OrganizationList struct {
 	Organizations []Organization `json:"data"`
 	TotalCount    int            `json:"total_count"`
+	NextCursor    string         `json:"next_cursor"` // "" on the last page
 }
 
 // CreateOrganization creates an organization (POST /v1/organizations).
@@ -262,16 +265,22 @@ func (c *Client) CreateWorkspace(ctx context.Context, org string, in WorkspacePa
 	return out, err
 }
 
-// ListWorkspaces lists org's workspaces.
+// ListWorkspaces lists all of org's workspaces, walking every page.
 func (c *Client) ListWorkspaces(ctx context.Context, org string) ([]Workspace, error) {
-	var out struct {
-		Data []Workspace `json:"data"`
-	}
 	if err := need("org", org); err != nil {
 		return nil, err
 	}
-	err := c.get(ctx, workspacesPath(org), &out)
-	return out.Data, err
+	return All(ctx, func(ctx context.Context, cursor string) (CursorPage[Workspace], error) {
+		return c.ListWorkspacesPage(ctx, org, ListParams{Limit: maxPage, Cursor: cursor})
+	})
+}
+
+// ListWorkspacesPage lists one page of org's workspaces.
+func (c *Client) ListWorkspacesPage(ctx context.Context, org string, p ListParams) (CursorPage[Workspace], error) {
+	if err := need("org", org); err != nil {
+		return CursorPage[Workspace]{}, err
+	}
+	return listPage[Workspace](ctx, c, workspacesPath(org), nil, p)
 }
 
 // GetWorkspace reads a workspace by id or slug.
@@ -316,16 +325,22 @@ func (c *Client) PutMember(ctx context.Context, org, ws, userID, role string) (M
 	return out, err
 }
 
-// ListMembers lists a workspace's members.
+// ListMembers lists all of a workspace's members, walking every page.
 func (c *Client) ListMembers(ctx context.Context, org, ws string) ([]Member, error) {
-	var out struct {
-		Data []Member `json:"data"`
-	}
 	if err := need2(org, ws); err != nil {
 		return nil, err
 	}
-	err := c.get(ctx, workspacePath(org, ws)+"/members", &out)
-	return out.Data, err
+	return All(ctx, func(ctx context.Context, cursor string) (CursorPage[Member], error) {
+		return c.ListMembersPage(ctx, org, ws, ListParams{Limit: maxPage, Cursor: cursor})
+	})
+}
+
+// ListMembersPage lists one page of a workspace's members.
+func (c *Client) ListMembersPage(ctx context.Context, org, ws string, p ListParams) (CursorPage[Member], error) {
+	if err := need2(org, ws); err != nil {
+		return CursorPage[Member]{}, err
+	}
+	return listPage[Member](ctx, c, workspacePath(org, ws)+"/members", nil, p)
 }
 
 // GetMember reads one member.
@@ -384,6 +399,7 @@ type AuditQuery struct {
 	TargetID string
 	Limit    int
 	Offset   int
+	Cursor   string // a previous answer's NextCursor, in place of Offset
 }
 
 // AuditRef is an audit event's actor or target.
@@ -408,6 +424,7 @@ type AuditEvent struct {
 type AuditEvents struct {
 	Events     []AuditEvent `json:"data"`
 	TotalCount int          `json:"total_count"`
+	NextCursor string       `json:"next_cursor"` // "" on the last page
 }
 
 // AuditEvents reads the instance's audit log (GET /v1/audit_events, admin
@@ -421,7 +438,7 @@ func (c *Client) AuditEvents(ctx context.Context, q AuditQuery) (AuditEvents, er
 	if q.TargetID != "" {
 		v.Set("target_id", q.TargetID)
 	}
-	err := c.get(ctx, "/v1/audit_events"+pageQuery(v, Page{Limit: q.Limit, Offset: q.Offset}), &out)
+	err := c.get(ctx, "/v1/audit_events"+pageQuery(v, Page{Limit: q.Limit, Offset: q.Offset, Cursor: q.Cursor}), &out)
 	return out, err
 }
 
@@ -439,6 +456,9 @@ func pageQuery(v url.Values, p Page) string {
 	}
 	if p.Offset > 0 {
 		v.Set("offset", strconv.Itoa(p.Offset))
+	}
+	if p.Cursor != "" {
+		v.Set("cursor", p.Cursor)
 	}
 	if len(v) == 0 {
 		return ""

@@ -118,6 +118,7 @@ func newRemoteCommands() []*cobra.Command {
 		newM2MCommand(rc),
 		newOrgsCommand(rc),
 		newSitesCommand(rc),
+		newSitegroupsCommand(rc),
 		newWorkspacesCommand(rc),
 		newMembersCommand(rc),
 		newOrgTokensCommand(rc),
@@ -295,7 +296,12 @@ func (rc *remoteConfig) sdk() (*client.Client, error) {
 	if err := rc.needAdminKey(); err != nil {
 		return nil, err
 	}
-	return client.New(rc.server, rc.adminKey, client.WithHTTPClient(rc.httpClient), client.WithUserAgent("keyward-cli/"+shortVersion())), nil
+	return rc.sdkWith(rc.adminKey), nil
+}
+
+// sdkWith returns an SDK client with key (a machine's, for instance).
+func (rc *remoteConfig) sdkWith(key string) *client.Client {
+	return client.New(rc.server, key, client.WithHTTPClient(rc.httpClient), client.WithUserAgent("keyward-cli/"+shortVersion()))
 }
 
 func (rc *remoteConfig) json() bool { return rc.output == "json" }
@@ -458,39 +464,6 @@ func rfc(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func millisTime(ms int64) string {
-	if ms == 0 {
-		return ""
-	}
-	return rfc(time.UnixMilli(ms))
-}
-
-func millisPtr(ms *int64) string {
-	if ms == nil {
-		return ""
-	}
-	return millisTime(*ms)
-}
-
-func secondsPtr(s *int64) string {
-	if s == nil || *s == 0 {
-		return ""
-	}
-	return rfc(time.Unix(*s, 0))
-}
-
-// rfcString re-renders an RFC 3339 string from the server in seconds.
-func rfcString(s *string) string {
-	if s == nil || *s == "" {
-		return ""
-	}
-	t, err := time.Parse(time.RFC3339Nano, *s)
-	if err != nil {
-		return *s
-	}
-	return rfc(t)
-}
-
 func joinOr(items []string, empty string) string {
 	if len(items) == 0 {
 		return empty
@@ -540,46 +513,6 @@ func nonEmpty(args []string, names ...string) error {
 
 // Error envelopes of the surfaces.
 
-func clerkError(body []byte) (string, string) {
-	var env struct {
-		Errors []struct {
-			Code        string `json:"code"`
-			Message     string `json:"message"`
-			LongMessage string `json:"long_message"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(body, &env) != nil || len(env.Errors) == 0 {
-		return "", ""
-	}
-	e := env.Errors[0]
-	msg := e.LongMessage
-	if msg == "" {
-		msg = e.Message
-	}
-	return e.Code, msg
-}
-
-func mistError(body []byte) (string, string) {
-	var env struct {
-		Detail string `json:"detail"`
-	}
-	if json.Unmarshal(body, &env) != nil {
-		return "", ""
-	}
-	return "", env.Detail
-}
-
-func spatioError(body []byte) (string, string) {
-	var env struct {
-		Error string `json:"error"`
-		Code  string `json:"code"`
-	}
-	if json.Unmarshal(body, &env) != nil {
-		return "", ""
-	}
-	return env.Code, env.Error
-}
-
 func freezerError(body []byte) (string, string) {
 	var env struct {
 		Title       string `json:"title"`
@@ -590,20 +523,4 @@ func freezerError(body []byte) (string, string) {
 	}
 	code := strings.ToLower(strings.ReplaceAll(env.Title, " ", "_"))
 	return code, env.Description
-}
-
-func nativeError(body []byte) (string, string) {
-	var env struct {
-		Error struct {
-			Code, Message, Param string
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &env) != nil {
-		return "", ""
-	}
-	msg := env.Error.Message
-	if env.Error.Param != "" {
-		msg += " (param " + env.Error.Param + ")"
-	}
-	return env.Error.Code, msg
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/client"
 )
@@ -50,27 +51,38 @@ func newAdminKeysCommand(rc *remoteConfig) *cobra.Command {
 		Example: "  keyward admin-keys create --name protected-api --permission verify\n" +
 			"  keyward admin-keys list",
 	}
-	var (
-		name        string
-		permissions []string
-		expiresAt   string
-	)
-	create := &cobra.Command{
-		Use:   "create",
-		Short: "Create an admin key holding some of your key's permissions; prints its secret once",
-		Long: "Create an admin key. It may hold only permissions your own key holds, and may not\n" +
-			"outlive it (write implies read). Permissions: " + strings.Join(permissionNames(), ", ") + ".",
-		Example: "  keyward admin-keys create --name protected-api --permission verify\n" +
+	list := rc.leaf(leaf{use: "list", short: "List admin keys (never their secrets)", example: "  keyward admin-keys list\n  keyward admin-keys list -o json",
+		run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+			keys, err := c.ListAdminKeys(cmd.Context())
+			if err != nil || rc.json() {
+				return printOr(cmd, keys, err)
+			}
+			return adminKeyTable(cmd, keys).flush()
+		}})
+	get := rc.adminKeyByID("get", "Show an admin key", (*client.Client).GetAdminKey)
+	revoke := rc.adminKeyByID("revoke", "Revoke an admin key; it stops authenticating at once", (*client.Client).RevokeAdminKey)
+	cmd.AddCommand(rc.adminKeyCreate(), list, get, revoke)
+	return cmd
+}
+
+func (rc *remoteConfig) adminKeyCreate() *cobra.Command {
+	var in client.AdminKeyParams
+	var expiresAt string
+	create := rc.leaf(leaf{use: "create", short: "Create an admin key holding some of your key's permissions; prints its secret once",
+		example: "  keyward admin-keys create --name protected-api --permission verify\n" +
 			"  keyward admin-keys create --name ci --permission machines:write --permission m2m_tokens:read --expires-at 2027-01-01T00:00:00Z",
-		Args: noArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if strings.TrimSpace(name) == "" {
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&in.Name, "name", "", "what the key is for (required)")
+			fs.StringArrayVar(&in.Permissions, "permission", nil, "a permission the key holds (repeatable)")
+			fs.StringVar(&expiresAt, "expires-at", "", "when the key stops working (RFC 3339); never by default")
+		},
+		check: func() error {
+			if strings.TrimSpace(in.Name) == "" {
 				return usageErrorf("--name is required")
 			}
-			if len(permissions) == 0 {
+			if len(in.Permissions) == 0 {
 				return usageErrorf("pass at least one --permission (e.g. --permission verify)")
 			}
-			in := client.AdminKeyParams{Name: name, Permissions: permissions}
 			if expiresAt != "" {
 				t, err := time.Parse(time.RFC3339, expiresAt)
 				if err != nil {
@@ -78,52 +90,22 @@ func newAdminKeysCommand(rc *remoteConfig) *cobra.Command {
 				}
 				in.ExpiresAt = &t
 			}
-			c, err := rc.sdk()
-			if err != nil {
-				return err
-			}
+			return nil
+		},
+		run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			k, err := c.CreateAdminKey(cmd.Context(), in)
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), k)
+			if err != nil || rc.json() {
+				return printOr(cmd, k, err)
 			}
 			if err := adminKeyTable(cmd, []client.AdminKey{k}).flush(); err != nil {
 				return err
 			}
 			printSecret(cmd.OutOrStdout(), "admin key", k.Secret, "shown once; keyward cannot show it again")
 			return nil
-		},
-	}
-	create.Flags().StringVar(&name, "name", "", "what the key is for (required)")
-	create.Flags().StringArrayVar(&permissions, "permission", nil, "a permission the key holds (repeatable)")
-	create.Flags().StringVar(&expiresAt, "expires-at", "", "when the key stops working (RFC 3339); never by default")
-
-	list := &cobra.Command{
-		Use:     "list",
-		Short:   "List admin keys (never their secrets)",
-		Example: "  keyward admin-keys list\n  keyward admin-keys list -o json",
-		Args:    noArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := rc.sdk()
-			if err != nil {
-				return err
-			}
-			keys, err := c.ListAdminKeys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), keys)
-			}
-			return adminKeyTable(cmd, keys).flush()
-		},
-	}
-	get := rc.adminKeyByID("get", "Show an admin key", (*client.Client).GetAdminKey)
-	revoke := rc.adminKeyByID("revoke", "Revoke an admin key; it stops authenticating at once", (*client.Client).RevokeAdminKey)
-	cmd.AddCommand(create, list, get, revoke)
-	return cmd
+		}})
+	create.Long = "Create an admin key. It may hold only permissions your own key holds, and may not\n" +
+		"outlive it (write implies read). Permissions: " + strings.Join(permissionNames(), ", ") + "."
+	return create
 }
 
 // adminKeyByID builds a leaf command that calls one SDK method on a key id

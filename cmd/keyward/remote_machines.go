@@ -1,63 +1,62 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/keyward/keyward/client"
 )
 
-// Machines and M2M tokens, over the Clerk surface (/clerk/v1).
+// Machines and M2M tokens on a running server, through the SDK.
 
-const clerkPrefix = "/clerk/v1"
-
-type machineOut struct {
-	ID              string       `json:"id"`
-	Name            string       `json:"name"`
-	CreatedAt       int64        `json:"created_at"`
-	DefaultTokenTTL int64        `json:"default_token_ttl"`
-	ScopedMachines  []machineOut `json:"scoped_machines"`
-	SecretKey       string       `json:"secret_key"`
-}
-
-func machineTable(cmd *cobra.Command, ms []machineOut) *table {
+func machineTable(cmd *cobra.Command, ms []client.Machine) *table {
 	t := newTable(cmd.OutOrStdout(), "ID", "NAME", "DEFAULT_TOKEN_TTL", "SCOPED_MACHINES", "CREATED")
 	for _, m := range ms {
 		scoped := make([]string, len(m.ScopedMachines))
 		for i, s := range m.ScopedMachines {
 			scoped[i] = s.ID
 		}
-		t.row(m.ID, m.Name, strconv.FormatInt(m.DefaultTokenTTL, 10), joinOr(scoped, ""), millisTime(m.CreatedAt))
+		t.row(m.ID, m.Name, strconv.FormatInt(m.DefaultTokenTTL, 10), joinOr(scoped, ""), rfc(m.CreatedAt))
 	}
 	return t
 }
 
-func (rc *remoteConfig) clerk(cmd *cobra.Command, method, path string, body any) ([]byte, error) {
-	if err := rc.needAdminKey(); err != nil {
-		return nil, err
+// showMachine prints a machine, and its secret key when the answer holds
+// one (a create).
+func (rc *remoteConfig) showMachine(cmd *cobra.Command, m client.Machine, err error) error {
+	if err != nil || rc.json() {
+		return printOr(cmd, m, err)
 	}
-	return rc.do(cmd.Context(), call{method: method, path: clerkPrefix + path, scheme: "Bearer", key: rc.adminKey, body: body}, clerkError)
-}
-
-// printMachine prints one machine object (or the raw JSON).
-func (rc *remoteConfig) printMachine(cmd *cobra.Command, raw []byte) error {
-	if rc.json() {
-		return printJSON(cmd.OutOrStdout(), raw)
-	}
-	var m machineOut
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return err
-	}
-	if err := machineTable(cmd, []machineOut{m}).flush(); err != nil {
+	if err := machineTable(cmd, []client.Machine{m}).flush(); err != nil {
 		return err
 	}
 	if m.SecretKey != "" {
 		printSecret(cmd.OutOrStdout(), "secret key", m.SecretKey, "the machine authenticates with this key; keep it secret")
 	}
 	return nil
+}
+
+// showSecretKey prints a machine's secret key with a note.
+func (rc *remoteConfig) showSecretKey(cmd *cobra.Command, k client.MachineSecretKey, err error, note string) error {
+	if err != nil || rc.json() {
+		return printOr(cmd, k, err)
+	}
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "secret key: %s\n(%s)\n", k.SecretKey, note)
+	return err
+}
+
+// changed reads an int64 flag only when it was given.
+func changed(fs *pflag.FlagSet, name string, v int64) *int64 {
+	if !fs.Changed(name) {
+		return nil
+	}
+	return &v
 }
 
 func newMachinesCommand(rc *remoteConfig) *cobra.Command {
@@ -67,271 +66,153 @@ func newMachinesCommand(rc *remoteConfig) *cobra.Command {
 		Short:   "Manage machines (service identities) on a running server",
 		Example: "  keyward machines list\n  keyward machines create billing-api --ttl 600",
 	}
+	secret := rc.machineSecretCommands()
+	cmd.AddCommand(rc.machineList(), rc.machineCreate(), rc.machineUpdate(), secret[0], secret[1],
+		rc.leaf(leaf{use: "get MACHINE_ID", short: "Show a machine and the machines it is scoped to", example: "  keyward machines get mch_…",
+			args: []string{"MACHINE_ID"},
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				m, err := c.GetMachine(cmd.Context(), args[0])
+				return rc.showMachine(cmd, m, err)
+			}}),
+		rc.leaf(leaf{use: "delete MACHINE_ID", short: "Delete a machine; its keys stop working and its opaque tokens are revoked",
+			example: "  keyward machines delete mch_…", args: []string{"MACHINE_ID"},
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				return rc.deleted(cmd, args[0], c.DeleteMachine(cmd.Context(), args[0]))
+			}}),
+		rc.machineScopeCommand(),
+	)
+	return cmd
+}
 
-	var query, orderBy string
-	var limit, offset int64
-	list := &cobra.Command{
-		Use:     "list",
-		Short:   "List machines, newest first",
-		Example: "  keyward machines list --query worker --order-by name\n  keyward machines list -o json",
-		Args:    noArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			v := url.Values{}
-			if query != "" {
-				v.Set("query", query)
-			}
-			if orderBy != "" {
-				v.Set("order_by", orderBy)
-			}
-			if cmd.Flags().Changed("limit") {
-				v.Set("limit", strconv.FormatInt(limit, 10))
-			}
-			if cmd.Flags().Changed("offset") {
-				v.Set("offset", strconv.FormatInt(offset, 10))
-			}
-			path := "/machines"
-			if len(v) > 0 {
-				path += "?" + v.Encode()
-			}
-			raw, err := rc.clerk(cmd, "GET", path, nil)
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var out struct {
-				Data       []machineOut `json:"data"`
-				TotalCount int          `json:"total_count"`
-			}
-			if err := json.Unmarshal(raw, &out); err != nil {
-				return err
-			}
-			return machineTable(cmd, out.Data).flush()
+func (rc *remoteConfig) machineList() *cobra.Command {
+	var q client.MachineQuery
+	return rc.leaf(leaf{use: "list", short: "List machines, newest first", example: "  keyward machines list --query worker --order-by name\n  keyward machines list -o json",
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&q.Query, "query", "", "search by id or part of a name")
+			fs.StringVar(&q.OrderBy, "order-by", "", "order: name, -name, created_at or -created_at")
+			fs.IntVar(&q.Limit, "limit", 0, "page size (1..100; default: every page)")
+			fs.StringVar(&q.Cursor, "cursor", "", "the next_cursor of the previous page")
 		},
-	}
-	list.Flags().StringVar(&query, "query", "", "search by id or part of a name")
-	list.Flags().StringVar(&orderBy, "order-by", "", "order: name, -name, created_at or -created_at")
-	list.Flags().Int64Var(&limit, "limit", 0, "page size")
-	list.Flags().Int64Var(&offset, "offset", 0, "page offset")
+		run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+			if q.Limit > 0 || q.Cursor != "" { // one page, as asked
+				page, err := c.ListMachines(cmd.Context(), q)
+				if err != nil || rc.json() {
+					return printOr(cmd, page, err)
+				}
+				return machineTable(cmd, page.Data).flush()
+			}
+			all, err := client.All(cmd.Context(), func(ctx context.Context, cursor string) (client.CursorPage[client.Machine], error) {
+				q.Limit, q.Cursor = 100, cursor
+				return c.ListMachines(ctx, q)
+			})
+			return showAllOr(rc, cmd, all, err, machineTable)
+		}})
+}
 
-	var scopes []string
+func (rc *remoteConfig) machineCreate() *cobra.Command {
+	var in client.MachineParams
 	var ttl int64
-	create := &cobra.Command{
-		Use:   "create NAME",
-		Short: "Create a machine and print its secret key",
-		Example: "  keyward machines create billing-api\n" +
-			"  keyward machines create invoice-worker --ttl 600 --scope mch_API",
-		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "NAME"); err != nil {
-				return err
-			}
-			body := map[string]any{"name": args[0]}
-			if len(scopes) > 0 {
-				body["scoped_machines"] = scopes
-			}
-			if cmd.Flags().Changed("ttl") {
-				body["default_token_ttl"] = ttl
-			}
-			raw, err := rc.clerk(cmd, "POST", "/machines", body)
-			if err != nil {
-				return err
-			}
-			return rc.printMachine(cmd, raw)
+	var fs *pflag.FlagSet
+	return rc.leaf(leaf{use: "create NAME", short: "Create a machine and print its secret key", args: []string{"NAME"},
+		example: "  keyward machines create billing-api\n  keyward machines create invoice-worker --ttl 600 --scope mch_API",
+		flags: func(f *pflag.FlagSet) {
+			fs = f
+			f.StringArrayVar(&in.ScopedMachines, "scope", nil, "a machine id this machine may call (repeatable)")
+			f.Int64Var(&ttl, "ttl", 0, "default M2M token lifetime in seconds")
 		},
-	}
-	create.Flags().StringArrayVar(&scopes, "scope", nil, "a machine id this machine may call (repeatable)")
-	create.Flags().Int64Var(&ttl, "ttl", 0, "default M2M token lifetime in seconds")
+		run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+			in.Name, in.DefaultTokenTTL = args[0], changed(fs, "ttl", ttl)
+			m, err := c.CreateMachine(cmd.Context(), in)
+			return rc.showMachine(cmd, m, err)
+		}})
+}
 
-	get := &cobra.Command{
-		Use:     "get MACHINE_ID",
-		Short:   "Show a machine and the machines it is scoped to",
-		Example: "  keyward machines get mch_…",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "MACHINE_ID"); err != nil {
-				return err
-			}
-			raw, err := rc.clerk(cmd, "GET", "/machines/"+url.PathEscape(args[0]), nil)
-			if err != nil {
-				return err
-			}
-			return rc.printMachine(cmd, raw)
+func (rc *remoteConfig) machineUpdate() *cobra.Command {
+	var name string
+	var ttl int64
+	var fs *pflag.FlagSet
+	return rc.leaf(leaf{use: "update MACHINE_ID", short: "Rename a machine or change its default token lifetime", args: []string{"MACHINE_ID"},
+		example: "  keyward machines update mch_… --name invoices\n  keyward machines update mch_… --ttl 900",
+		flags: func(f *pflag.FlagSet) {
+			fs = f
+			f.StringVar(&name, "name", "", "the new name")
+			f.Int64Var(&ttl, "ttl", 0, "the new default M2M token lifetime in seconds")
 		},
-	}
-
-	var newName string
-	var newTTL int64
-	update := &cobra.Command{
-		Use:     "update MACHINE_ID",
-		Short:   "Rename a machine or change its default token lifetime",
-		Example: "  keyward machines update mch_… --name invoices\n  keyward machines update mch_… --ttl 900",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "MACHINE_ID"); err != nil {
-				return err
-			}
-			body := map[string]any{}
-			if cmd.Flags().Changed("name") {
-				body["name"] = newName
-			}
-			if cmd.Flags().Changed("ttl") {
-				body["default_token_ttl"] = newTTL
-			}
-			if len(body) == 0 {
+		check: func() error {
+			if !fs.Changed("name") && !fs.Changed("ttl") {
 				return usageErrorf("nothing to change: pass --name and/or --ttl")
 			}
-			raw, err := rc.clerk(cmd, "PATCH", "/machines/"+url.PathEscape(args[0]), body)
-			if err != nil {
-				return err
-			}
-			return rc.printMachine(cmd, raw)
+			return nil
 		},
-	}
-	update.Flags().StringVar(&newName, "name", "", "the new name")
-	update.Flags().Int64Var(&newTTL, "ttl", 0, "the new default M2M token lifetime in seconds")
+		run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+			m, err := c.UpdateMachine(cmd.Context(), args[0], client.MachineParams{Name: name, DefaultTokenTTL: changed(fs, "ttl", ttl)})
+			return rc.showMachine(cmd, m, err)
+		}})
+}
 
-	del := &cobra.Command{
-		Use:     "delete MACHINE_ID",
-		Short:   "Delete a machine; its keys stop working and its opaque tokens are revoked",
-		Example: "  keyward machines delete mch_…",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "MACHINE_ID"); err != nil {
-				return err
-			}
-			raw, err := rc.clerk(cmd, "DELETE", "/machines/"+url.PathEscape(args[0]), nil)
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
-			return err
-		},
-	}
-
-	printKey := func(cmd *cobra.Command, raw []byte, note string) error {
-		if rc.json() {
-			return printJSON(cmd.OutOrStdout(), raw)
-		}
-		var out struct {
-			Secret string `json:"secret"`
-		}
-		if err := json.Unmarshal(raw, &out); err != nil {
-			return err
-		}
-		_, err := fmt.Fprintf(cmd.OutOrStdout(), "secret key: %s\n(%s)\n", out.Secret, note)
-		return err
-	}
-	secret := &cobra.Command{
-		Use:     "secret MACHINE_ID",
-		Short:   "Print a machine's current secret key",
-		Example: "  keyward machines secret mch_…\n  export KEYWARD_MACHINE_KEY=$(keyward machines secret mch_… -o json | jq -r .secret)",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "MACHINE_ID"); err != nil {
-				return err
-			}
-			raw, err := rc.clerk(cmd, "GET", "/machines/"+url.PathEscape(args[0])+"/secret_key", nil)
-			if err != nil {
-				return err
-			}
-			return printKey(cmd, raw, "keep it secret")
-		},
-	}
-
+// machineSecretCommands are secret (read the key) and rotate.
+func (rc *remoteConfig) machineSecretCommands() [2]*cobra.Command {
 	var previousTTL int64
-	rotate := &cobra.Command{
-		Use:   "rotate MACHINE_ID --previous-ttl SECONDS",
-		Short: "Give a machine a new secret key; the old one works for --previous-ttl seconds",
-		Long: "Give a machine a new secret key and print it. The key that was current keeps\n" +
-			"authenticating for --previous-ttl seconds (0..28800; 0 ends it at once).",
-		Example: "  keyward machines rotate mch_… --previous-ttl 300\n  keyward machines rotate mch_… --previous-ttl 0 -o json",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "MACHINE_ID"); err != nil {
-				return err
-			}
-			if !cmd.Flags().Changed("previous-ttl") {
+	var fs *pflag.FlagSet
+	secret := rc.leaf(leaf{use: "secret MACHINE_ID", short: "Print a machine's current secret key", args: []string{"MACHINE_ID"},
+		example: "  keyward machines secret mch_…\n  export KEYWARD_MACHINE_KEY=$(keyward machines secret mch_… -o json | jq -r .secret_key)",
+		run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+			k, err := c.MachineSecretKey(cmd.Context(), args[0])
+			return rc.showSecretKey(cmd, k, err, "keep it secret")
+		}})
+	rotate := rc.leaf(leaf{use: "rotate MACHINE_ID --previous-ttl SECONDS", short: "Give a machine a new secret key; the old one works for --previous-ttl seconds",
+		example: "  keyward machines rotate mch_… --previous-ttl 300\n  keyward machines rotate mch_… --previous-ttl 0 -o json", args: []string{"MACHINE_ID"},
+		flags: func(f *pflag.FlagSet) {
+			fs = f
+			f.Int64Var(&previousTTL, "previous-ttl", 0, "seconds the previous key keeps authenticating (required)")
+		},
+		check: func() error {
+			if !fs.Changed("previous-ttl") {
 				return usageErrorf("--previous-ttl is required (seconds the old key keeps working; 0 ends it at once)")
 			}
-			raw, err := rc.clerk(cmd, "POST", "/machines/"+url.PathEscape(args[0])+"/secret_key/rotate",
-				map[string]any{"previous_token_ttl": previousTTL})
-			if err != nil {
-				return err
-			}
-			return printKey(cmd, raw, fmt.Sprintf("the new key; the previous one stops working in %d s", previousTTL))
+			return nil
 		},
-	}
-	rotate.Flags().Int64Var(&previousTTL, "previous-ttl", 0, "seconds the previous key keeps authenticating (required)")
+		run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+			k, err := c.RotateMachineSecretKey(cmd.Context(), args[0], previousTTL)
+			return rc.showSecretKey(cmd, k, err, fmt.Sprintf("the new key; the previous one stops working in %d s", previousTTL))
+		}})
+	rotate.Long = "Give a machine a new secret key and print it. The key that was current keeps\n" +
+		"authenticating for --previous-ttl seconds (0..28800; 0 ends it at once)."
+	return [2]*cobra.Command{secret, rotate}
+}
 
+func (rc *remoteConfig) machineScopeCommand() *cobra.Command {
 	scope := &cobra.Command{
 		Use:     "scope",
 		Short:   "Let one machine call another, or stop it",
 		Example: "  keyward machines scope add mch_WORKER mch_API\n  keyward machines scope remove mch_WORKER mch_API",
 	}
-	scope.AddCommand(&cobra.Command{
-		Use:     "add FROM_MACHINE_ID TO_MACHINE_ID",
-		Short:   "Let FROM call TO (its M2M tokens will carry TO)",
-		Example: "  keyward machines scope add mch_WORKER mch_API",
-		Args:    exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "FROM_MACHINE_ID", "TO_MACHINE_ID"); err != nil {
+	ids := []string{"FROM_MACHINE_ID", "TO_MACHINE_ID"}
+	scope.AddCommand(
+		rc.leaf(leaf{use: "add FROM_MACHINE_ID TO_MACHINE_ID", short: "Let FROM call TO (its M2M tokens will carry TO)",
+			example: "  keyward machines scope add mch_WORKER mch_API", args: ids,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				s, err := c.AddMachineScope(cmd.Context(), args[0], args[1])
+				if err != nil || rc.json() {
+					return printOr(cmd, s, err)
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s may now call %s\n", args[0], args[1])
 				return err
-			}
-			raw, err := rc.clerk(cmd, "POST", "/machines/"+url.PathEscape(args[0])+"/scopes", map[string]any{"to_machine_id": args[1]})
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s may now call %s\n", args[0], args[1])
-			return err
-		},
-	}, &cobra.Command{
-		Use:     "remove FROM_MACHINE_ID TO_MACHINE_ID",
-		Short:   "Stop FROM calling TO",
-		Example: "  keyward machines scope remove mch_WORKER mch_API",
-		Args:    exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "FROM_MACHINE_ID", "TO_MACHINE_ID"); err != nil {
-				return err
-			}
-			raw, err := rc.clerk(cmd, "DELETE", "/machines/"+url.PathEscape(args[0])+"/scopes/"+url.PathEscape(args[1]), nil)
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s may no longer call %s\n", args[0], args[1])
-			return err
-		},
-	})
-
-	cmd.AddCommand(list, create, get, update, del, secret, rotate, scope)
-	return cmd
+			}}),
+		rc.leaf(leaf{use: "remove FROM_MACHINE_ID TO_MACHINE_ID", short: "Stop FROM calling TO",
+			example: "  keyward machines scope remove mch_WORKER mch_API", args: ids,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				if err := c.RemoveMachineScope(cmd.Context(), args[0], args[1]); err != nil {
+					return err
+				}
+				return rc.done(cmd, fmt.Sprintf("%s may no longer call %s", args[0], args[1]),
+					map[string]any{"from_machine_id": args[0], "to_machine_id": args[1], "deleted": true})
+			}}),
+	)
+	return scope
 }
 
-type m2mOut struct {
-	ID               string          `json:"id"`
-	Subject          string          `json:"subject"`
-	Claims           json.RawMessage `json:"claims"`
-	Scopes           []string        `json:"scopes"`
-	Token            string          `json:"token"`
-	Revoked          bool            `json:"revoked"`
-	RevocationReason *string         `json:"revocation_reason"`
-	Expired          bool            `json:"expired"`
-	Expiration       *int64          `json:"expiration"`
-	LastUsedAt       *int64          `json:"last_used_at"`
-	CreatedAt        int64           `json:"created_at"`
-}
-
-func m2mTable(cmd *cobra.Command, toks []m2mOut) *table {
+func m2mTable(cmd *cobra.Command, toks []client.M2MToken) *table {
 	t := newTable(cmd.OutOrStdout(), "ID", "SUBJECT", "SCOPES", "STATUS", "EXPIRES", "LAST_USED", "CREATED")
 	for _, tok := range toks {
 		status := "active"
@@ -344,183 +225,148 @@ func m2mTable(cmd *cobra.Command, toks []m2mOut) *table {
 		case tok.Expired:
 			status = "expired"
 		}
-		t.row(tok.ID, tok.Subject, joinOr(tok.Scopes, ""), status, millisPtr(tok.Expiration), millisPtr(tok.LastUsedAt), millisTime(tok.CreatedAt))
+		t.row(tok.ID, tok.MachineID, joinOr(tok.Scopes, ""), status, timePtr(tok.ExpiresAt), timePtr(tok.LastUsedAt), rfc(tok.CreatedAt))
 	}
 	return t
 }
 
+// m2mKeys picks the credentials of the m2m commands: the machine key
+// (flag or environment) to mint; the admin key, or else the machine key
+// (which sees only its own tokens), to list and revoke.
+type m2mKeys struct {
+	rc   *remoteConfig
+	flag string
+}
+
+func (k *m2mKeys) machine(cmd *cobra.Command) (string, error) {
+	if cmd.Flags().Changed("machine-key") {
+		return strings.TrimSpace(k.flag), nil
+	}
+	v, err := envSecretValue("KEYWARD_MACHINE_KEY")
+	if err != nil {
+		return "", &cliError{code: exitUsage, err: err}
+	}
+	return v, nil
+}
+
+func (k *m2mKeys) minter(cmd *cobra.Command) (string, error) {
+	v, err := k.machine(cmd)
+	if err == nil && v == "" {
+		err = usageErrorf("a machine key is required: pass --machine-key or set KEYWARD_MACHINE_KEY (or KEYWARD_MACHINE_KEY_FILE)")
+	}
+	return v, err
+}
+
+func (k *m2mKeys) lister(cmd *cobra.Command) (string, error) {
+	if k.rc.adminKey != "" && !cmd.Flags().Changed("machine-key") {
+		return k.rc.adminKey, nil
+	}
+	v, err := k.machine(cmd)
+	if err == nil && v == "" {
+		err = usageErrorf("an admin key (--admin-key, KEYWARD_ADMIN_KEY) or a machine key (--machine-key, KEYWARD_MACHINE_KEY) is required")
+	}
+	return v, err
+}
+
 func newM2MCommand(rc *remoteConfig) *cobra.Command {
-	var machineKey string
+	keys := &m2mKeys{rc: rc}
 	cmd := &cobra.Command{
 		Use:   "m2m",
 		Short: "Mint, list and revoke machine-to-machine tokens on a running server",
 		Example: "  KEYWARD_MACHINE_KEY=ak_… keyward m2m create --ttl 300\n" +
 			"  keyward m2m list --subject mch_…\n  keyward m2m revoke mt_… --reason leaked",
 	}
-	cmd.PersistentFlags().StringVar(&machineKey, "machine-key", "", "a machine's secret key (env KEYWARD_MACHINE_KEY, or a file named by KEYWARD_MACHINE_KEY_FILE)")
+	cmd.PersistentFlags().StringVar(&keys.flag, "machine-key", "", "a machine's secret key (env KEYWARD_MACHINE_KEY, or a file named by KEYWARD_MACHINE_KEY_FILE)")
+	var reason string
+	cmd.AddCommand(rc.m2mCreate(keys), rc.m2mList(keys),
+		rc.leaf(leaf{use: "revoke TOKEN_ID", short: "Revoke an M2M token", example: "  keyward m2m revoke mt_… --reason leaked",
+			args: []string{"TOKEN_ID"}, key: keys.lister,
+			flags: func(fs *pflag.FlagSet) { fs.StringVar(&reason, "reason", "", "why (kept with the token)") },
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				tok, err := c.RevokeM2MToken(cmd.Context(), args[0], reason)
+				return showOr(rc, cmd, tok, err, m2mTable)
+			}}))
+	return cmd
+}
 
-	// key returns the machine key, from the flag or the environment.
-	key := func(cmd *cobra.Command) (string, error) {
-		if cmd.Flags().Changed("machine-key") {
-			return strings.TrimSpace(machineKey), nil
-		}
-		v, err := envSecretValue("KEYWARD_MACHINE_KEY")
-		if err != nil {
-			return "", &cliError{code: exitUsage, err: err}
-		}
-		return v, nil
-	}
-	// listKey is the admin key, or else the machine key (which sees only
-	// its own tokens).
-	listKey := func(cmd *cobra.Command) (string, error) {
-		if rc.adminKey != "" && !cmd.Flags().Changed("machine-key") {
-			return rc.adminKey, nil
-		}
-		k, err := key(cmd)
-		if err == nil && k == "" {
-			err = usageErrorf("an admin key (--admin-key, KEYWARD_ADMIN_KEY) or a machine key (--machine-key, KEYWARD_MACHINE_KEY) is required")
-		}
-		return k, err
-	}
-
+func (rc *remoteConfig) m2mCreate(keys *m2mKeys) *cobra.Command {
 	var jwt bool
 	var ttl float64
 	var claims string
-	create := &cobra.Command{
-		Use:   "create",
-		Short: "Mint an M2M token with a machine's secret key and print it once",
-		Example: "  keyward m2m create --machine-key ak_… --ttl 300\n" +
+	var fs *pflag.FlagSet
+	return rc.leaf(leaf{use: "create", short: "Mint an M2M token with a machine's secret key and print it once", key: keys.minter,
+		example: "  keyward m2m create --machine-key ak_… --ttl 300\n" +
 			"  KEYWARD_MACHINE_KEY=ak_… keyward m2m create --jwt --claims '{\"job\":\"nightly\"}'",
-		Args: noArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := key(cmd)
-			if err != nil {
-				return err
+		flags: func(f *pflag.FlagSet) {
+			fs = f
+			f.BoolVar(&jwt, "jwt", false, "mint a JWT instead of an opaque token")
+			f.Float64Var(&ttl, "ttl", 0, "seconds until expiration (default: the machine's default_token_ttl)")
+			f.StringVar(&claims, "claims", "", "custom claims, a JSON object")
+		},
+		check: func() error {
+			var obj map[string]any
+			if claims != "" && (json.Unmarshal([]byte(claims), &obj) != nil || obj == nil) {
+				return usageErrorf("--claims must be a JSON object")
 			}
-			if k == "" {
-				return usageErrorf("a machine key is required: pass --machine-key or set KEYWARD_MACHINE_KEY (or KEYWARD_MACHINE_KEY_FILE)")
-			}
-			body := map[string]any{}
+			return nil
+		},
+		run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+			in := client.M2MTokenParams{}
 			if jwt {
-				body["token_format"] = "jwt"
+				in.Format = "jwt"
 			}
-			if cmd.Flags().Changed("ttl") {
-				body["seconds_until_expiration"] = ttl
+			if fs.Changed("ttl") {
+				in.SecondsUntilExpiration = &ttl
 			}
 			if claims != "" {
-				var obj map[string]any
-				if err := json.Unmarshal([]byte(claims), &obj); err != nil || obj == nil {
-					return usageErrorf("--claims must be a JSON object")
-				}
-				body["claims"] = json.RawMessage(claims)
+				in.Claims = json.RawMessage(claims)
 			}
-			raw, err := rc.do(cmd.Context(), call{method: "POST", path: clerkPrefix + "/m2m_tokens", scheme: "Bearer", key: k, body: body}, clerkError)
-			if err != nil {
-				return err
+			tok, err := c.CreateM2MToken(cmd.Context(), in)
+			if err != nil || rc.json() {
+				return printOr(cmd, tok, err)
 			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var tok m2mOut
-			if err := json.Unmarshal(raw, &tok); err != nil {
-				return err
-			}
-			if err := m2mTable(cmd, []m2mOut{tok}).flush(); err != nil {
+			if err := m2mTable(cmd, []client.M2MToken{tok}).flush(); err != nil {
 				return err
 			}
 			printSecret(cmd.OutOrStdout(), "token", tok.Token, "shown once; keyward cannot show it again")
 			return nil
-		},
-	}
-	create.Flags().BoolVar(&jwt, "jwt", false, "mint a JWT instead of an opaque token")
-	create.Flags().Float64Var(&ttl, "ttl", 0, "seconds until expiration (default: the machine's default_token_ttl)")
-	create.Flags().StringVar(&claims, "claims", "", "custom claims, a JSON object")
+		}})
+}
 
+func (rc *remoteConfig) m2mList(keys *m2mKeys) *cobra.Command {
 	var subject string
 	var revoked, expired bool
-	var limit, offset int64
-	list := &cobra.Command{
-		Use:     "list --subject MACHINE_ID",
-		Short:   "List a machine's tokens (live ones unless --revoked or --expired)",
-		Example: "  keyward m2m list --subject mch_…\n  keyward m2m list --subject mch_… --revoked -o json",
-		Args:    noArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if subject == "" {
-				return usageErrorf("--subject is required")
-			}
-			k, err := listKey(cmd)
-			if err != nil {
-				return err
-			}
-			v := url.Values{"subject": {subject}}
-			if cmd.Flags().Changed("revoked") {
-				v.Set("revoked", strconv.FormatBool(revoked))
-			}
-			if cmd.Flags().Changed("expired") {
-				v.Set("expired", strconv.FormatBool(expired))
-			}
-			if cmd.Flags().Changed("limit") {
-				v.Set("limit", strconv.FormatInt(limit, 10))
-			}
-			if cmd.Flags().Changed("offset") {
-				v.Set("offset", strconv.FormatInt(offset, 10))
-			}
-			raw, err := rc.do(cmd.Context(), call{method: "GET", path: clerkPrefix + "/m2m_tokens?" + v.Encode(), scheme: "Bearer", key: k}, clerkError)
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var out struct {
-				Tokens []m2mOut `json:"m2m_tokens"`
-			}
-			if err := json.Unmarshal(raw, &out); err != nil {
-				return err
-			}
-			return m2mTable(cmd, out.Tokens).flush()
+	var q client.M2MTokenQuery
+	var fs *pflag.FlagSet
+	return rc.leaf(leaf{use: "list --subject MACHINE_ID", short: "List a machine's tokens (live ones unless --revoked or --expired)", key: keys.lister,
+		example: "  keyward m2m list --subject mch_…\n  keyward m2m list --subject mch_… --revoked -o json",
+		flags: func(f *pflag.FlagSet) {
+			fs = f
+			f.StringVar(&subject, "subject", "", "the machine whose tokens to list (required)")
+			f.BoolVar(&revoked, "revoked", false, "list revoked tokens")
+			f.BoolVar(&expired, "expired", false, "list expired tokens")
+			f.IntVar(&q.Limit, "limit", 0, "page size (1..100; default: every page)")
+			f.StringVar(&q.Cursor, "cursor", "", "the next_cursor of the previous page")
 		},
-	}
-	list.Flags().StringVar(&subject, "subject", "", "the machine whose tokens to list (required)")
-	list.Flags().BoolVar(&revoked, "revoked", false, "list revoked tokens")
-	list.Flags().BoolVar(&expired, "expired", false, "list expired tokens")
-	list.Flags().Int64Var(&limit, "limit", 0, "page size")
-	list.Flags().Int64Var(&offset, "offset", 0, "page offset")
-
-	var reason string
-	revoke := &cobra.Command{
-		Use:     "revoke TOKEN_ID",
-		Short:   "Revoke an M2M token",
-		Example: "  keyward m2m revoke mt_… --reason leaked",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "TOKEN_ID"); err != nil {
-				return err
+		check: func() error { return required("--subject", subject) },
+		run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+			if fs.Changed("revoked") {
+				q.Revoked = &revoked
 			}
-			k, err := listKey(cmd)
-			if err != nil {
-				return err
+			if fs.Changed("expired") {
+				q.Expired = &expired
 			}
-			body := map[string]any{}
-			if reason != "" {
-				body["revocation_reason"] = reason
+			if q.Limit > 0 || q.Cursor != "" {
+				page, err := c.ListM2MTokens(cmd.Context(), subject, q)
+				if err != nil || rc.json() {
+					return printOr(cmd, page, err)
+				}
+				return m2mTable(cmd, page.Data).flush()
 			}
-			raw, err := rc.do(cmd.Context(), call{method: "POST", path: clerkPrefix + "/m2m_tokens/" + url.PathEscape(args[0]) + "/revoke", scheme: "Bearer", key: k, body: body}, clerkError)
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var tok m2mOut
-			if err := json.Unmarshal(raw, &tok); err != nil {
-				return err
-			}
-			return m2mTable(cmd, []m2mOut{tok}).flush()
-		},
-	}
-	revoke.Flags().StringVar(&reason, "reason", "", "why (kept with the token)")
-
-	cmd.AddCommand(create, list, revoke)
-	return cmd
+			all, err := client.All(cmd.Context(), func(ctx context.Context, cursor string) (client.CursorPage[client.M2MToken], error) {
+				q.Limit, q.Cursor = 100, cursor
+				return c.ListM2MTokens(ctx, subject, q)
+			})
+			return showAllOr(rc, cmd, all, err, m2mTable)
+		}})
 }

@@ -89,20 +89,9 @@ func newVerifyCommand(rc *remoteConfig) *cobra.Command {
 			"  printf %s \"$TOKEN\" | keyward verify - --client-ip 203.0.113.7",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			token := args[0]
-			if token == "-" {
-				sc := bufio.NewScanner(cmd.InOrStdin())
-				sc.Buffer(make([]byte, 64<<10), 64<<10)
-				if sc.Scan() {
-					token = sc.Text()
-				}
-				if err := sc.Err(); err != nil {
-					return usageErrorf("read the token from standard input: %v", err)
-				}
-			}
-			token = strings.TrimSpace(token)
-			if token == "" {
-				return usageErrorf("TOKEN must not be empty")
+			token, err := readToken(cmd, args[0])
+			if err != nil {
+				return err
 			}
 			c, err := rc.sdk()
 			if err != nil {
@@ -112,20 +101,8 @@ func newVerifyCommand(rc *remoteConfig) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if rc.json() {
-				if err := printJSON(cmd.OutOrStdout(), res); err != nil {
-					return err
-				}
-			} else {
-				expires := ""
-				if res.ExpiresAt != nil {
-					expires = rfc(*res.ExpiresAt)
-				}
-				t := newTable(cmd.OutOrStdout(), "CODE", "KIND", "ID", "SUBJECT", "SCOPES", "WORKSPACE", "EXPIRES")
-				t.row(res.Code, res.Kind, res.ID, res.Subject, joinOr(res.Scopes, ""), res.WorkspaceID, expires)
-				if err := t.flush(); err != nil {
-					return err
-				}
+			if err := rc.printDecision(cmd, res); err != nil {
+				return err
 			}
 			if !res.Valid {
 				return &cliError{code: exitNotValid, err: fmt.Errorf("the credential is not valid: %s", res.Code)}
@@ -136,6 +113,39 @@ func newVerifyCommand(rc *remoteConfig) *cobra.Command {
 	cmd.Flags().StringVar(&clientIP, "client-ip", "", "the address the credential was presented from (checked against org tokens' allowlists)")
 	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "a scope the credential must hold (repeatable)")
 	return cmd
+}
+
+// readToken is the TOKEN argument, or a line of standard input for "-".
+func readToken(cmd *cobra.Command, arg string) (string, error) {
+	token := arg
+	if token == "-" {
+		sc := bufio.NewScanner(cmd.InOrStdin())
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		if sc.Scan() {
+			token = sc.Text()
+		}
+		if err := sc.Err(); err != nil {
+			return "", usageErrorf("read the token from standard input: %v", err)
+		}
+	}
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return "", usageErrorf("TOKEN must not be empty")
+	}
+	return token, nil
+}
+
+func (rc *remoteConfig) printDecision(cmd *cobra.Command, res client.VerifyResult) error {
+	if rc.json() {
+		return printJSON(cmd.OutOrStdout(), res)
+	}
+	expires := ""
+	if res.ExpiresAt != nil {
+		expires = rfc(*res.ExpiresAt)
+	}
+	t := newTable(cmd.OutOrStdout(), "CODE", "KIND", "ID", "SUBJECT", "SCOPES", "WORKSPACE", "EXPIRES")
+	t.row(res.Code, res.Kind, res.ID, res.Subject, joinOr(res.Scopes, ""), res.WorkspaceID, expires)
+	return t.flush()
 }
 
 func newAuditCommand(rc *remoteConfig) *cobra.Command {

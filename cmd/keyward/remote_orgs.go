@@ -1,19 +1,18 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
-	"net/url"
+	"context"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/client"
 )
 
-// Organizations, sites, workspaces and members (native API, mostly through
-// the SDK), and organization API tokens over the Mist surface.
+// Organizations, sites, sitegroups, workspaces, members and organization
+// API tokens, on a running server through the SDK. Each leaf command is
+// built by rc.leaf.
 
 func orgTable(cmd *cobra.Command, orgs []client.Organization) *table {
 	t := newTable(cmd.OutOrStdout(), "ID", "SLUG", "NAME", "CREATED", "UPDATED")
@@ -23,13 +22,6 @@ func orgTable(cmd *cobra.Command, orgs []client.Organization) *table {
 	return t
 }
 
-func (rc *remoteConfig) printOrg(cmd *cobra.Command, o client.Organization) error {
-	if rc.json() {
-		return printJSON(cmd.OutOrStdout(), o)
-	}
-	return orgTable(cmd, []client.Organization{o}).flush()
-}
-
 func newOrgsCommand(rc *remoteConfig) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "orgs",
@@ -37,117 +29,92 @@ func newOrgsCommand(rc *remoteConfig) *cobra.Command {
 		Short:   "Manage organizations on a running server",
 		Example: "  keyward orgs create acme Acme\n  keyward orgs list",
 	}
-	var limit, offset int
-	list := &cobra.Command{
-		Use:     "list",
-		Short:   "List organizations",
-		Example: "  keyward orgs list\n  keyward orgs list --limit 50 -o json",
-		Args:    noArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := rc.sdk()
-			if err != nil {
-				return err
-			}
-			out, err := c.ListOrganizations(cmd.Context(), client.Page{Limit: limit, Offset: offset})
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), out)
-			}
-			return orgTable(cmd, out.Organizations).flush()
-		},
-	}
-	list.Flags().IntVar(&limit, "limit", 0, "page size")
-	list.Flags().IntVar(&offset, "offset", 0, "page offset")
-
-	create := &cobra.Command{
-		Use:     "create SLUG NAME",
-		Short:   "Create an organization",
-		Example: "  keyward orgs create acme \"Acme Corp\"",
-		Args:    exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "SLUG", "NAME"); err != nil {
-				return err
-			}
-			c, err := rc.sdk()
-			if err != nil {
-				return err
-			}
-			o, err := c.CreateOrganization(cmd.Context(), client.OrganizationParams{Slug: args[0], Name: args[1]})
-			if err != nil {
-				return err
-			}
-			return rc.printOrg(cmd, o)
-		},
-	}
-	get := &cobra.Command{
-		Use:     "get ORG",
-		Short:   "Show an organization (by id or slug)",
-		Example: "  keyward orgs get acme",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "ORG"); err != nil {
-				return err
-			}
-			c, err := rc.sdk()
-			if err != nil {
-				return err
-			}
-			o, err := c.GetOrganization(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return rc.printOrg(cmd, o)
-		},
-	}
+	var page client.Page
 	var name, slug string
-	update := &cobra.Command{
-		Use:     "update ORG",
-		Short:   "Rename an organization or change its slug",
-		Example: "  keyward orgs update acme --name \"Acme Inc\"\n  keyward orgs update acme --slug acme-inc",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "ORG"); err != nil {
-				return err
-			}
-			if name == "" && slug == "" {
-				return usageErrorf("nothing to change: pass --name and/or --slug")
-			}
-			c, err := rc.sdk()
-			if err != nil {
-				return err
-			}
-			o, err := c.UpdateOrganization(cmd.Context(), args[0], client.OrganizationParams{Slug: slug, Name: name})
-			if err != nil {
-				return err
-			}
-			return rc.printOrg(cmd, o)
-		},
-	}
-	update.Flags().StringVar(&name, "name", "", "the new name")
-	update.Flags().StringVar(&slug, "slug", "", "the new slug")
-	del := &cobra.Command{
-		Use:     "delete ORG",
-		Short:   "Delete an organization and revoke its tokens",
-		Example: "  keyward orgs delete acme",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "ORG"); err != nil {
-				return err
-			}
-			c, err := rc.sdk()
-			if err != nil {
-				return err
-			}
-			if err := c.DeleteOrganization(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			return rc.done(cmd, "deleted "+args[0], map[string]any{"id": args[0], "deleted": true})
-		},
-	}
-	cmd.AddCommand(list, create, get, update, del)
+	cmd.AddCommand(
+		rc.leaf(leaf{use: "list", short: "List organizations", example: "  keyward orgs list\n  keyward orgs list --limit 50 -o json",
+			flags: func(fs *pflag.FlagSet) {
+				fs.IntVar(&page.Limit, "limit", 0, "page size")
+				fs.IntVar(&page.Offset, "offset", 0, "page offset")
+				fs.StringVar(&page.Cursor, "cursor", "", "the next_cursor of the previous page")
+			},
+			run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+				out, err := c.ListOrganizations(cmd.Context(), page)
+				if err != nil || rc.json() {
+					return printOr(cmd, out, err)
+				}
+				return orgTable(cmd, out.Organizations).flush()
+			}}),
+		rc.leaf(leaf{use: "create SLUG NAME", short: "Create an organization", example: "  keyward orgs create acme \"Acme Corp\"", args: []string{"SLUG", "NAME"},
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				o, err := c.CreateOrganization(cmd.Context(), client.OrganizationParams{Slug: args[0], Name: args[1]})
+				return showOr(rc, cmd, o, err, orgTable)
+			}}),
+		rc.leaf(leaf{use: "get ORG", short: "Show an organization (by id or slug)", example: "  keyward orgs get acme", args: []string{"ORG"},
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				o, err := c.GetOrganization(cmd.Context(), args[0])
+				return showOr(rc, cmd, o, err, orgTable)
+			}}),
+		rc.leaf(leaf{use: "update ORG", short: "Rename an organization or change its slug", args: []string{"ORG"},
+			example: "  keyward orgs update acme --name \"Acme Inc\"\n  keyward orgs update acme --slug acme-inc",
+			flags:   nameSlugFlags(&name, &slug),
+			check:   func() error { return somethingToChange(name, slug) },
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				o, err := c.UpdateOrganization(cmd.Context(), args[0], client.OrganizationParams{Slug: slug, Name: name})
+				return showOr(rc, cmd, o, err, orgTable)
+			}}),
+		rc.leaf(leaf{use: "delete ORG", short: "Delete an organization and revoke its tokens", example: "  keyward orgs delete acme", args: []string{"ORG"},
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				return rc.deleted(cmd, args[0], c.DeleteOrganization(cmd.Context(), args[0]))
+			}}),
+	)
 	return cmd
+}
+
+// printOr prints v as JSON unless err.
+func printOr(cmd *cobra.Command, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	return printJSON(cmd.OutOrStdout(), v)
+}
+
+// showOr shows v unless err.
+func showOr[T any](rc *remoteConfig, cmd *cobra.Command, v T, err error, table func(*cobra.Command, []T) *table) error {
+	if err != nil {
+		return err
+	}
+	return show(rc, cmd, v, table)
+}
+
+// showAllOr shows items unless err.
+func showAllOr[T any](rc *remoteConfig, cmd *cobra.Command, items []T, err error, table func(*cobra.Command, []T) *table) error {
+	if err != nil {
+		return err
+	}
+	return showAll(rc, cmd, items, table)
+}
+
+// deleted reports a deletion of id unless err.
+func (rc *remoteConfig) deleted(cmd *cobra.Command, id string, err error) error {
+	if err != nil {
+		return err
+	}
+	return rc.done(cmd, "deleted "+id, map[string]any{"id": id, "deleted": true})
+}
+
+func nameSlugFlags(name, slug *string) func(*pflag.FlagSet) {
+	return func(fs *pflag.FlagSet) {
+		fs.StringVar(name, "name", "", "the new name")
+		fs.StringVar(slug, "slug", "", "the new slug")
+	}
+}
+
+func somethingToChange(name, slug string) error {
+	if name == "" && slug == "" {
+		return usageErrorf("nothing to change: pass --name and/or --slug")
+	}
+	return nil
 }
 
 // orgFlag adds the required --org to a command group.
@@ -162,16 +129,16 @@ func needOrg(org string) error {
 	return nil
 }
 
-type siteOut struct {
-	ID        string  `json:"id"`
-	OrgID     string  `json:"org_id"`
-	Name      string  `json:"name"`
-	CreatedAt *string `json:"created_at"`
-	UpdatedAt *string `json:"updated_at"`
+func siteTable(cmd *cobra.Command, sites []client.Site) *table {
+	t := newTable(cmd.OutOrStdout(), "ID", "NAME", "CREATED", "UPDATED")
+	for _, s := range sites {
+		t.row(s.ID, s.Name, rfc(s.CreatedAt), rfc(s.UpdatedAt))
+	}
+	return t
 }
 
 func newSitesCommand(rc *remoteConfig) *cobra.Command {
-	var org string
+	var org, name string
 	cmd := &cobra.Command{
 		Use:     "sites",
 		Aliases: []string{"site"},
@@ -179,125 +146,118 @@ func newSitesCommand(rc *remoteConfig) *cobra.Command {
 		Example: "  keyward sites create HQ --org acme\n  keyward sites list --org acme",
 	}
 	orgFlag(cmd, &org)
-	native := func(cmd *cobra.Command, method, path string, body any) ([]byte, error) {
-		if err := needOrg(org); err != nil {
-			return nil, err
-		}
-		if err := rc.needAdminKey(); err != nil {
-			return nil, err
-		}
-		return rc.do(cmd.Context(), call{method: method, path: "/v1/organizations/" + url.PathEscape(org) + "/sites" + path,
-			scheme: "Bearer", key: rc.adminKey, body: body}, nativeError)
-	}
-	show := func(cmd *cobra.Command, raw []byte, many bool) error {
-		if rc.json() {
-			return printJSON(cmd.OutOrStdout(), raw)
-		}
-		var sites []siteOut
-		if many {
-			var out struct {
-				Data []siteOut `json:"data"`
-			}
-			if err := json.Unmarshal(raw, &out); err != nil {
-				return err
-			}
-			sites = out.Data
-		} else {
-			var s siteOut
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return err
-			}
-			sites = []siteOut{s}
-		}
-		t := newTable(cmd.OutOrStdout(), "ID", "NAME", "CREATED", "UPDATED")
-		for _, s := range sites {
-			t.row(s.ID, s.Name, rfcString(s.CreatedAt), rfcString(s.UpdatedAt))
-		}
-		return t.flush()
-	}
-	list := &cobra.Command{
-		Use:     "list --org ORG",
-		Short:   "List an organization's sites",
-		Example: "  keyward sites list --org acme",
-		Args:    noArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := native(cmd, "GET", "", nil)
-			if err != nil {
-				return err
-			}
-			return show(cmd, raw, true)
-		},
-	}
-	create := &cobra.Command{
-		Use:     "create NAME --org ORG",
-		Short:   "Create a site",
-		Example: "  keyward sites create HQ --org acme",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "NAME"); err != nil {
-				return err
-			}
-			raw, err := native(cmd, "POST", "", map[string]string{"name": args[0]})
-			if err != nil {
-				return err
-			}
-			return show(cmd, raw, false)
-		},
-	}
-	get := &cobra.Command{
-		Use:     "get SITE_ID --org ORG",
-		Short:   "Show a site",
-		Example: "  keyward sites get 5f0c… --org acme",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "SITE_ID"); err != nil {
-				return err
-			}
-			raw, err := native(cmd, "GET", "/"+url.PathEscape(args[0]), nil)
-			if err != nil {
-				return err
-			}
-			return show(cmd, raw, false)
-		},
-	}
-	var name string
-	update := &cobra.Command{
-		Use:     "update SITE_ID --org ORG --name NAME",
-		Short:   "Rename a site",
-		Example: "  keyward sites update 5f0c… --org acme --name \"HQ West\"",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "SITE_ID"); err != nil {
-				return err
-			}
-			if name == "" {
-				return usageErrorf("--name is required")
-			}
-			raw, err := native(cmd, "PATCH", "/"+url.PathEscape(args[0]), map[string]string{"name": name})
-			if err != nil {
-				return err
-			}
-			return show(cmd, raw, false)
-		},
-	}
-	update.Flags().StringVar(&name, "name", "", "the new name (required)")
-	del := &cobra.Command{
-		Use:     "delete SITE_ID --org ORG",
-		Short:   "Delete a site (it leaves its sitegroups)",
-		Example: "  keyward sites delete 5f0c… --org acme",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "SITE_ID"); err != nil {
-				return err
-			}
-			if _, err := native(cmd, "DELETE", "/"+url.PathEscape(args[0]), nil); err != nil {
-				return err
-			}
-			return rc.done(cmd, "deleted "+args[0], map[string]any{"id": args[0], "deleted": true})
-		},
-	}
-	cmd.AddCommand(list, create, get, update, del)
+	hasOrg := func() error { return needOrg(org) }
+	cmd.AddCommand(
+		rc.leaf(leaf{use: "list --org ORG", short: "List an organization's sites", example: "  keyward sites list --org acme", check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+				sites, err := client.All(cmd.Context(), func(ctx context.Context, cursor string) (client.CursorPage[client.Site], error) {
+					return c.ListSites(ctx, org, client.ListParams{Limit: 100, Cursor: cursor})
+				})
+				return showAllOr(rc, cmd, sites, err, siteTable)
+			}}),
+		rc.leaf(leaf{use: "create NAME --org ORG", short: "Create a site", example: "  keyward sites create HQ --org acme", args: []string{"NAME"}, check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				s, err := c.CreateSite(cmd.Context(), org, args[0])
+				return showOr(rc, cmd, s, err, siteTable)
+			}}),
+		rc.leaf(leaf{use: "get SITE_ID --org ORG", short: "Show a site", example: "  keyward sites get 5f0c… --org acme", args: []string{"SITE_ID"}, check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				s, err := c.GetSite(cmd.Context(), org, args[0])
+				return showOr(rc, cmd, s, err, siteTable)
+			}}),
+		rc.leaf(leaf{use: "update SITE_ID --org ORG --name NAME", short: "Rename a site", example: "  keyward sites update 5f0c… --org acme --name \"HQ West\"",
+			args:  []string{"SITE_ID"},
+			flags: func(fs *pflag.FlagSet) { fs.StringVar(&name, "name", "", "the new name (required)") },
+			check: func() error { return firstError(hasOrg(), required("--name", name)) },
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				s, err := c.RenameSite(cmd.Context(), org, args[0], name)
+				return showOr(rc, cmd, s, err, siteTable)
+			}}),
+		rc.leaf(leaf{use: "delete SITE_ID --org ORG", short: "Delete a site (it leaves its sitegroups)", example: "  keyward sites delete 5f0c… --org acme",
+			args: []string{"SITE_ID"}, check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				return rc.deleted(cmd, args[0], c.DeleteSite(cmd.Context(), org, args[0]))
+			}}),
+	)
 	return cmd
+}
+
+func sitegroupTable(cmd *cobra.Command, groups []client.Sitegroup) *table {
+	t := newTable(cmd.OutOrStdout(), "ID", "NAME", "SITES", "CREATED", "UPDATED")
+	for _, g := range groups {
+		t.row(g.ID, g.Name, joinOr(g.SiteIDs, "none"), rfc(g.CreatedAt), rfc(g.UpdatedAt))
+	}
+	return t
+}
+
+func newSitegroupsCommand(rc *remoteConfig) *cobra.Command {
+	var org, name string
+	var sites []string
+	cmd := &cobra.Command{
+		Use:     "sitegroups",
+		Aliases: []string{"sitegroup"},
+		Short:   "Manage an organization's sitegroups on a running server",
+		Example: "  keyward sitegroups create west --site 5f0c… --org acme\n  keyward sitegroups list --org acme",
+	}
+	orgFlag(cmd, &org)
+	hasOrg := func() error { return needOrg(org) }
+	siteFlag := func(fs *pflag.FlagSet) { fs.StringArrayVar(&sites, "site", nil, "a site of the group (repeatable)") }
+	cmd.AddCommand(
+		rc.leaf(leaf{use: "list --org ORG", short: "List an organization's sitegroups", example: "  keyward sitegroups list --org acme", check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+				groups, err := client.All(cmd.Context(), func(ctx context.Context, cursor string) (client.CursorPage[client.Sitegroup], error) {
+					return c.ListSitegroups(ctx, org, client.ListParams{Limit: 100, Cursor: cursor})
+				})
+				return showAllOr(rc, cmd, groups, err, sitegroupTable)
+			}}),
+		rc.leaf(leaf{use: "create NAME --org ORG [--site SITE_ID …]", short: "Create a sitegroup", example: "  keyward sitegroups create west --site 5f0c… --org acme",
+			args: []string{"NAME"}, flags: siteFlag, check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				g, err := c.CreateSitegroup(cmd.Context(), org, client.SitegroupParams{Name: args[0], SiteIDs: sites})
+				return showOr(rc, cmd, g, err, sitegroupTable)
+			}}),
+		rc.leaf(leaf{use: "get SITEGROUP_ID --org ORG", short: "Show a sitegroup", example: "  keyward sitegroups get 7a1b… --org acme",
+			args: []string{"SITEGROUP_ID"}, check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				g, err := c.GetSitegroup(cmd.Context(), org, args[0])
+				return showOr(rc, cmd, g, err, sitegroupTable)
+			}}),
+		rc.leaf(leaf{use: "update SITEGROUP_ID --org ORG [--name NAME] [--site SITE_ID …]", short: "Rename a sitegroup or replace its sites",
+			example: "  keyward sitegroups update 7a1b… --org acme --site 5f0c… --site 9d2e…", args: []string{"SITEGROUP_ID"},
+			flags: func(fs *pflag.FlagSet) { siteFlag(fs); fs.StringVar(&name, "name", "", "the new name") },
+			check: func() error {
+				if name == "" && sites == nil {
+					return usageErrorf("nothing to change: pass --name and/or --site")
+				}
+				return hasOrg()
+			},
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				g, err := c.UpdateSitegroup(cmd.Context(), org, args[0], client.SitegroupParams{Name: name, SiteIDs: sites})
+				return showOr(rc, cmd, g, err, sitegroupTable)
+			}}),
+		rc.leaf(leaf{use: "delete SITEGROUP_ID --org ORG", short: "Delete a sitegroup", example: "  keyward sitegroups delete 7a1b… --org acme",
+			args: []string{"SITEGROUP_ID"}, check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				return rc.deleted(cmd, args[0], c.DeleteSitegroup(cmd.Context(), org, args[0]))
+			}}),
+	)
+	return cmd
+}
+
+func required(flag, value string) error {
+	if strings.TrimSpace(value) == "" {
+		return usageErrorf("%s is required", flag)
+	}
+	return nil
+}
+
+func firstError(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func workspaceTable(cmd *cobra.Command, wss []client.Workspace) *table {
@@ -309,7 +269,7 @@ func workspaceTable(cmd *cobra.Command, wss []client.Workspace) *table {
 }
 
 func newWorkspacesCommand(rc *remoteConfig) *cobra.Command {
-	var org string
+	var org, name, slug string
 	cmd := &cobra.Command{
 		Use:     "workspaces",
 		Aliases: []string{"workspace", "ws"},
@@ -317,124 +277,39 @@ func newWorkspacesCommand(rc *remoteConfig) *cobra.Command {
 		Example: "  keyward workspaces create data Data --org acme\n  keyward workspaces list --org acme",
 	}
 	orgFlag(cmd, &org)
-	sdk := func() (*client.Client, error) {
-		if err := needOrg(org); err != nil {
-			return nil, err
-		}
-		return rc.sdk()
-	}
-	show := func(cmd *cobra.Command, w client.Workspace) error {
-		if rc.json() {
-			return printJSON(cmd.OutOrStdout(), w)
-		}
-		return workspaceTable(cmd, []client.Workspace{w}).flush()
-	}
-	list := &cobra.Command{
-		Use:     "list --org ORG",
-		Short:   "List an organization's workspaces",
-		Example: "  keyward workspaces list --org acme",
-		Args:    noArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sdk()
-			if err != nil {
-				return err
-			}
-			wss, err := c.ListWorkspaces(cmd.Context(), org)
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printData(cmd, wss)
-			}
-			return workspaceTable(cmd, wss).flush()
-		},
-	}
-	create := &cobra.Command{
-		Use:     "create SLUG NAME --org ORG",
-		Short:   "Create a workspace",
-		Example: "  keyward workspaces create data \"Data team\" --org acme",
-		Args:    exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "SLUG", "NAME"); err != nil {
-				return err
-			}
-			c, err := sdk()
-			if err != nil {
-				return err
-			}
-			w, err := c.CreateWorkspace(cmd.Context(), org, client.WorkspaceParams{Slug: args[0], Name: args[1]})
-			if err != nil {
-				return err
-			}
-			return show(cmd, w)
-		},
-	}
-	get := &cobra.Command{
-		Use:     "get WORKSPACE --org ORG",
-		Short:   "Show a workspace (by id or slug)",
-		Example: "  keyward workspaces get data --org acme",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "WORKSPACE"); err != nil {
-				return err
-			}
-			c, err := sdk()
-			if err != nil {
-				return err
-			}
-			w, err := c.GetWorkspace(cmd.Context(), org, args[0])
-			if err != nil {
-				return err
-			}
-			return show(cmd, w)
-		},
-	}
-	var name, slug string
-	update := &cobra.Command{
-		Use:     "update WORKSPACE --org ORG",
-		Short:   "Rename a workspace or change its slug",
-		Example: "  keyward workspaces update data --org acme --name \"Data platform\"",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "WORKSPACE"); err != nil {
-				return err
-			}
-			if name == "" && slug == "" {
-				return usageErrorf("nothing to change: pass --name and/or --slug")
-			}
-			c, err := sdk()
-			if err != nil {
-				return err
-			}
-			w, err := c.UpdateWorkspace(cmd.Context(), org, args[0], client.WorkspaceParams{Slug: slug, Name: name})
-			if err != nil {
-				return err
-			}
-			return show(cmd, w)
-		},
-	}
-	update.Flags().StringVar(&name, "name", "", "the new name")
-	update.Flags().StringVar(&slug, "slug", "", "the new slug")
-	del := &cobra.Command{
-		Use:     "delete WORKSPACE --org ORG",
-		Short:   "Delete a workspace and revoke the tokens bound to it",
-		Example: "  keyward workspaces delete data --org acme",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "WORKSPACE"); err != nil {
-				return err
-			}
-			c, err := sdk()
-			if err != nil {
-				return err
-			}
-			if err := c.DeleteWorkspace(cmd.Context(), org, args[0]); err != nil {
-				return err
-			}
-			return rc.done(cmd, "deleted "+args[0], map[string]any{"id": args[0], "deleted": true})
-		},
-	}
-	cmd.AddCommand(list, create, get, update, del)
+	hasOrg := func() error { return needOrg(org) }
+	cmd.AddCommand(
+		rc.leaf(leaf{use: "list --org ORG", short: "List an organization's workspaces", example: "  keyward workspaces list --org acme", check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+				wss, err := c.ListWorkspaces(cmd.Context(), org)
+				return showAllOr(rc, cmd, wss, err, workspaceTable)
+			}}),
+		rc.leaf(leaf{use: "create SLUG NAME --org ORG", short: "Create a workspace", example: "  keyward workspaces create data \"Data team\" --org acme",
+			args: []string{"SLUG", "NAME"}, check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				w, err := c.CreateWorkspace(cmd.Context(), org, client.WorkspaceParams{Slug: args[0], Name: args[1]})
+				return showOr(rc, cmd, w, err, workspaceTable)
+			}}),
+		rc.leaf(leaf{use: "get WORKSPACE --org ORG", short: "Show a workspace (by id or slug)", example: "  keyward workspaces get data --org acme",
+			args: []string{"WORKSPACE"}, check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				w, err := c.GetWorkspace(cmd.Context(), org, args[0])
+				return showOr(rc, cmd, w, err, workspaceTable)
+			}}),
+		rc.leaf(leaf{use: "update WORKSPACE --org ORG", short: "Rename a workspace or change its slug",
+			example: "  keyward workspaces update data --org acme --name \"Data platform\"", args: []string{"WORKSPACE"},
+			flags: nameSlugFlags(&name, &slug),
+			check: func() error { return firstError(hasOrg(), somethingToChange(name, slug)) },
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				w, err := c.UpdateWorkspace(cmd.Context(), org, args[0], client.WorkspaceParams{Slug: slug, Name: name})
+				return showOr(rc, cmd, w, err, workspaceTable)
+			}}),
+		rc.leaf(leaf{use: "delete WORKSPACE --org ORG", short: "Delete a workspace and revoke the tokens bound to it",
+			example: "  keyward workspaces delete data --org acme", args: []string{"WORKSPACE"}, check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				return rc.deleted(cmd, args[0], c.DeleteWorkspace(cmd.Context(), org, args[0]))
+			}}),
+	)
 	return cmd
 }
 
@@ -447,7 +322,7 @@ func memberTable(cmd *cobra.Command, ms []client.Member) *table {
 }
 
 func newMembersCommand(rc *remoteConfig) *cobra.Command {
-	var org, ws string
+	var org, ws, role string
 	cmd := &cobra.Command{
 		Use:     "members",
 		Aliases: []string{"member"},
@@ -456,119 +331,43 @@ func newMembersCommand(rc *remoteConfig) *cobra.Command {
 	}
 	orgFlag(cmd, &org)
 	cmd.PersistentFlags().StringVar(&ws, "workspace", "", "the workspace, by id or slug (required)")
-	sdk := func() (*client.Client, error) {
-		if err := needOrg(org); err != nil {
-			return nil, err
-		}
-		if strings.TrimSpace(ws) == "" {
-			return nil, usageErrorf("--workspace is required")
-		}
-		return rc.sdk()
-	}
-	var role string
-	put := &cobra.Command{
-		Use:     "put USER_ID --role ROLE --org ORG --workspace WORKSPACE",
-		Short:   "Add a user to a workspace or change their role (owner, admin or member)",
-		Example: "  keyward members put user_42 --role admin --org acme --workspace data",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "USER_ID"); err != nil {
-				return err
-			}
-			if role == "" {
-				return usageErrorf("--role is required (owner, admin or member)")
-			}
-			c, err := sdk()
-			if err != nil {
-				return err
-			}
-			m, err := c.PutMember(cmd.Context(), org, ws, args[0], role)
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), m)
-			}
-			return memberTable(cmd, []client.Member{m}).flush()
-		},
-	}
-	put.Flags().StringVar(&role, "role", "", "owner, admin or member (required)")
-	list := &cobra.Command{
-		Use:     "list --org ORG --workspace WORKSPACE",
-		Short:   "List a workspace's members",
-		Example: "  keyward members list --org acme --workspace data",
-		Args:    noArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sdk()
-			if err != nil {
-				return err
-			}
-			ms, err := c.ListMembers(cmd.Context(), org, ws)
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printData(cmd, ms)
-			}
-			return memberTable(cmd, ms).flush()
-		},
-	}
-	get := &cobra.Command{
-		Use:     "get USER_ID --org ORG --workspace WORKSPACE",
-		Short:   "Show one member",
-		Example: "  keyward members get user_42 --org acme --workspace data",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "USER_ID"); err != nil {
-				return err
-			}
-			c, err := sdk()
-			if err != nil {
-				return err
-			}
-			m, err := c.GetMember(cmd.Context(), org, ws, args[0])
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), m)
-			}
-			return memberTable(cmd, []client.Member{m}).flush()
-		},
-	}
-	remove := &cobra.Command{
-		Use:     "remove USER_ID --org ORG --workspace WORKSPACE",
-		Short:   "Remove a user from a workspace, revoking their tokens bound to it",
-		Example: "  keyward members remove user_42 --org acme --workspace data",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "USER_ID"); err != nil {
-				return err
-			}
-			c, err := sdk()
-			if err != nil {
-				return err
-			}
-			if err := c.RemoveMember(cmd.Context(), org, ws, args[0]); err != nil {
-				return err
-			}
-			return rc.done(cmd, "removed "+args[0], map[string]any{"user_id": args[0], "removed": true})
-		},
-	}
-	cmd.AddCommand(put, list, get, remove)
+	hasWorkspace := func() error { return firstError(needOrg(org), required("--workspace", ws)) }
+	cmd.AddCommand(
+		rc.leaf(leaf{use: "put USER_ID --role ROLE --org ORG --workspace WORKSPACE", short: "Add a user to a workspace or change their role (owner, admin or member)",
+			example: "  keyward members put user_42 --role admin --org acme --workspace data", args: []string{"USER_ID"},
+			flags: func(fs *pflag.FlagSet) { fs.StringVar(&role, "role", "", "owner, admin or member (required)") },
+			check: func() error {
+				if role == "" {
+					return usageErrorf("--role is required (owner, admin or member)")
+				}
+				return hasWorkspace()
+			},
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				m, err := c.PutMember(cmd.Context(), org, ws, args[0], role)
+				return showOr(rc, cmd, m, err, memberTable)
+			}}),
+		rc.leaf(leaf{use: "list --org ORG --workspace WORKSPACE", short: "List a workspace's members", example: "  keyward members list --org acme --workspace data",
+			check: hasWorkspace,
+			run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+				ms, err := c.ListMembers(cmd.Context(), org, ws)
+				return showAllOr(rc, cmd, ms, err, memberTable)
+			}}),
+		rc.leaf(leaf{use: "get USER_ID --org ORG --workspace WORKSPACE", short: "Show one member", example: "  keyward members get user_42 --org acme --workspace data",
+			args: []string{"USER_ID"}, check: hasWorkspace,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				m, err := c.GetMember(cmd.Context(), org, ws, args[0])
+				return showOr(rc, cmd, m, err, memberTable)
+			}}),
+		rc.leaf(leaf{use: "remove USER_ID --org ORG --workspace WORKSPACE", short: "Remove a user from a workspace, revoking their tokens bound to it",
+			example: "  keyward members remove user_42 --org acme --workspace data", args: []string{"USER_ID"}, check: hasWorkspace,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				if err := c.RemoveMember(cmd.Context(), org, ws, args[0]); err != nil {
+					return err
+				}
+				return rc.done(cmd, "removed "+args[0], map[string]any{"user_id": args[0], "removed": true})
+			}}),
+	)
 	return cmd
-}
-
-type orgTokenOut struct {
-	ID         string             `json:"id"`
-	OrgID      string             `json:"org_id"`
-	Name       string             `json:"name"`
-	Key        string             `json:"key"`
-	Privileges []client.Privilege `json:"privileges"`
-	SrcIPs     []string           `json:"src_ips"`
-	CreatedBy  string             `json:"created_by"`
-	Created    *int64             `json:"created_time"`
-	LastUsed   *int64             `json:"last_used"`
 }
 
 func privilegeString(p client.Privilege) string {
@@ -611,161 +410,86 @@ func parsePrivilege(s string) (client.Privilege, error) {
 	return p, nil
 }
 
+func parsePrivileges(flags []string) ([]client.Privilege, error) {
+	if len(flags) == 0 {
+		return nil, usageErrorf("at least one --privilege is required, e.g. --privilege scope=org,role=read")
+	}
+	privs := make([]client.Privilege, 0, len(flags))
+	for _, s := range flags {
+		p, err := parsePrivilege(s)
+		if err != nil {
+			return nil, err
+		}
+		privs = append(privs, p)
+	}
+	return privs, nil
+}
+
+func orgTokenTable(cmd *cobra.Command, toks []client.OrgToken) *table {
+	t := newTable(cmd.OutOrStdout(), "ID", "NAME", "PRIVILEGES", "SRC_IPS", "CREATED", "LAST_USED")
+	for _, tok := range toks {
+		privs := make([]string, len(tok.Privileges))
+		for i, p := range tok.Privileges {
+			privs[i] = privilegeString(p)
+		}
+		t.row(tok.ID, tok.Name, joinOr(privs, ""), joinOr(tok.SrcIPs, "any"), rfc(tok.CreatedAt), timePtr(tok.LastUsedAt))
+	}
+	return t
+}
+
 func newOrgTokensCommand(rc *remoteConfig) *cobra.Command {
 	var org string
+	var privileges, srcIPs []string
 	cmd := &cobra.Command{
 		Use:     "org-tokens",
 		Aliases: []string{"org-token", "apitokens"},
-		Short:   "Manage an organization's API tokens (Mist) on a running server",
+		Short:   "Manage an organization's API tokens on a running server",
 		Example: "  keyward org-tokens create automation --org acme --privilege scope=org,role=read\n  keyward org-tokens list --org acme",
 	}
 	orgFlag(cmd, &org)
-	// mist calls the Mist surface; it takes the organization's UUID, so a
-	// slug is resolved through the native API first.
-	mist := func(cmd *cobra.Command, method, path string, body any) ([]byte, error) {
-		if err := needOrg(org); err != nil {
-			return nil, err
-		}
-		if err := rc.needAdminKey(); err != nil {
-			return nil, err
-		}
-		id := org
-		if _, err := uuid.Parse(org); err != nil {
-			c, err := rc.sdk()
-			if err != nil {
-				return nil, err
-			}
-			o, err := c.GetOrganization(cmd.Context(), org)
-			if err != nil {
-				return nil, err
-			}
-			id = o.ID
-		}
-		return rc.do(cmd.Context(), call{method: method, path: "/mist/api/v1/orgs/" + url.PathEscape(id) + "/apitokens" + path,
-			scheme: "Token", key: rc.adminKey, body: body}, mistError)
-	}
-	tokenTable := func(cmd *cobra.Command, toks []orgTokenOut) *table {
-		t := newTable(cmd.OutOrStdout(), "ID", "NAME", "PRIVILEGES", "SRC_IPS", "CREATED", "LAST_USED")
-		for _, tok := range toks {
-			privs := make([]string, len(tok.Privileges))
-			for i, p := range tok.Privileges {
-				privs[i] = privilegeString(p)
-			}
-			t.row(tok.ID, tok.Name, joinOr(privs, ""), joinOr(tok.SrcIPs, "any"), secondsPtr(tok.Created), secondsPtr(tok.LastUsed))
-		}
-		return t
-	}
-	printOne := func(cmd *cobra.Command, raw []byte, showKey bool) error {
-		if rc.json() {
-			return printJSON(cmd.OutOrStdout(), raw)
-		}
-		var tok orgTokenOut
-		if err := json.Unmarshal(raw, &tok); err != nil {
-			return err
-		}
-		if err := tokenTable(cmd, []orgTokenOut{tok}).flush(); err != nil {
-			return err
-		}
-		if showKey {
-			printSecret(cmd.OutOrStdout(), "key", tok.Key, "shown once; send it as Authorization: Token <key>")
-		}
-		return nil
-	}
-
-	list := &cobra.Command{
-		Use:     "list --org ORG",
-		Short:   "List an organization's API tokens (keys masked)",
-		Example: "  keyward org-tokens list --org acme",
-		Args:    noArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := mist(cmd, "GET", "", nil)
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var toks []orgTokenOut
-			if err := json.Unmarshal(raw, &toks); err != nil {
-				return err
-			}
-			return tokenTable(cmd, toks).flush()
-		},
-	}
-	var privileges, srcIPs []string
-	create := &cobra.Command{
-		Use:   "create NAME --org ORG --privilege scope=…,role=… [--privilege …]",
-		Short: "Create an organization API token and print its key once",
-		Example: "  keyward org-tokens create automation --org acme --privilege scope=org,role=admin\n" +
-			"  keyward org-tokens create hq-ro --org acme --privilege scope=site,role=read,site_id=5f0c… --src-ip 203.0.113.0/24",
-		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "NAME"); err != nil {
-				return err
-			}
-			if len(privileges) == 0 {
-				return usageErrorf("at least one --privilege is required, e.g. --privilege scope=org,role=read")
-			}
-			privs := make([]client.Privilege, 0, len(privileges))
-			for _, s := range privileges {
-				p, err := parsePrivilege(s)
+	hasOrg := func() error { return needOrg(org) }
+	cmd.AddCommand(
+		rc.leaf(leaf{use: "list --org ORG", short: "List an organization's API tokens (keys masked)", example: "  keyward org-tokens list --org acme", check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+				toks, err := client.All(cmd.Context(), func(ctx context.Context, cursor string) (client.CursorPage[client.OrgToken], error) {
+					return c.ListOrgTokens(ctx, org, client.ListParams{Limit: 100, Cursor: cursor})
+				})
+				return showAllOr(rc, cmd, toks, err, orgTokenTable)
+			}}),
+		rc.leaf(leaf{use: "create NAME --org ORG --privilege scope=…,role=… [--privilege …]", short: "Create an organization API token and print its key once",
+			example: "  keyward org-tokens create automation --org acme --privilege scope=org,role=admin\n" +
+				"  keyward org-tokens create hq-ro --org acme --privilege scope=site,role=read,site_id=5f0c… --src-ip 203.0.113.0/24",
+			args: []string{"NAME"}, check: hasOrg,
+			flags: func(fs *pflag.FlagSet) {
+				fs.StringArrayVar(&privileges, "privilege", nil, "scope=org|site|sitegroup,role=admin|write|read|helpdesk|installer[,site_id=…|sitegroup_id=…][,views=…] (repeatable)")
+				fs.StringArrayVar(&srcIPs, "src-ip", nil, "an address or CIDR the token may be used from (repeatable; default any)")
+			},
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				privs, err := parsePrivileges(privileges)
 				if err != nil {
 					return err
 				}
-				privs = append(privs, p)
-			}
-			body := map[string]any{"name": args[0], "privileges": privs}
-			if len(srcIPs) > 0 {
-				body["src_ips"] = srcIPs
-			}
-			raw, err := mist(cmd, "POST", "", body)
-			if err != nil {
-				return err
-			}
-			return printOne(cmd, raw, true)
-		},
-	}
-	create.Flags().StringArrayVar(&privileges, "privilege", nil, "scope=org|site|sitegroup,role=admin|write|read|helpdesk|installer[,site_id=…|sitegroup_id=…][,views=…] (repeatable)")
-	create.Flags().StringArrayVar(&srcIPs, "src-ip", nil, "an address or CIDR the token may be used from (repeatable; default any)")
-	get := &cobra.Command{
-		Use:     "get TOKEN_ID --org ORG",
-		Short:   "Show an organization API token (key masked)",
-		Example: "  keyward org-tokens get 2a9e… --org acme",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "TOKEN_ID"); err != nil {
-				return err
-			}
-			raw, err := mist(cmd, "GET", "/"+url.PathEscape(args[0]), nil)
-			if err != nil {
-				return err
-			}
-			return printOne(cmd, raw, false)
-		},
-	}
-	del := &cobra.Command{
-		Use:     "delete TOKEN_ID --org ORG",
-		Short:   "Delete an organization API token; it stops working at once",
-		Example: "  keyward org-tokens delete 2a9e… --org acme",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "TOKEN_ID"); err != nil {
-				return err
-			}
-			if _, err := mist(cmd, "DELETE", "/"+url.PathEscape(args[0]), nil); err != nil {
-				return err
-			}
-			return rc.done(cmd, fmt.Sprintf("deleted %s", args[0]), map[string]any{"id": args[0], "deleted": true})
-		},
-	}
-	cmd.AddCommand(list, create, get, del)
+				tok, err := c.CreateOrgToken(cmd.Context(), org, client.OrgTokenParams{Name: args[0], Privileges: privs, SrcIPs: srcIPs})
+				if err != nil || rc.json() {
+					return printOr(cmd, tok, err)
+				}
+				if err := orgTokenTable(cmd, []client.OrgToken{tok}).flush(); err != nil {
+					return err
+				}
+				printSecret(cmd.OutOrStdout(), "key", tok.Key, "shown once; send it as Authorization: Token <key>")
+				return nil
+			}}),
+		rc.leaf(leaf{use: "get TOKEN_ID --org ORG", short: "Show an organization API token (key masked)", example: "  keyward org-tokens get 2a9e… --org acme",
+			args: []string{"TOKEN_ID"}, check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				tok, err := c.GetOrgToken(cmd.Context(), org, args[0])
+				return showOr(rc, cmd, tok, err, orgTokenTable)
+			}}),
+		rc.leaf(leaf{use: "delete TOKEN_ID --org ORG", short: "Delete an organization API token; it stops working at once",
+			example: "  keyward org-tokens delete 2a9e… --org acme", args: []string{"TOKEN_ID"}, check: hasOrg,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				return rc.deleted(cmd, args[0], c.DeleteOrgToken(cmd.Context(), org, args[0]))
+			}}),
+	)
 	return cmd
-}
-
-// printData prints a list as {"data": [...]}, never null.
-func printData[T any](cmd *cobra.Command, items []T) error {
-	if items == nil {
-		items = []T{}
-	}
-	return printJSON(cmd.OutOrStdout(), map[string]any{"data": items})
 }

@@ -117,14 +117,14 @@ func TestRemoteDoneWhen(t *testing.T) {
 	}
 
 	rot := e.okJSON("machines", "rotate", machineID, "--previous-ttl", "0")
-	if newKey := str(t, rot, "secret"); newKey == firstKey || !strings.HasPrefix(newKey, "ak_") {
+	if newKey := str(t, rot, "secret_key"); newKey == firstKey || !strings.HasPrefix(newKey, "ak_") {
 		t.Fatalf("rotate did not hand out a new key: %v", rot)
 	}
 
 	e.okJSON("scopes", "set", "read", "write")
 	pat := e.okJSON("pats", "create", "ci", "--user", "user_42", "--scope", "read")
 	token := str(t, pat, "token")
-	patID := str(t, pat["pat"].(map[string]any), "id")
+	patID := str(t, pat, "id")
 
 	v := e.okJSON("verify", token, "--scope", "read")
 	if v["valid"] != true || v["code"] != "valid" || v["subject"] != "user_42" {
@@ -270,7 +270,7 @@ func TestRemoteCommandsCoverTheSurfaces(t *testing.T) {
 	if r := e.ok("machines", "get", workerID); !strings.Contains(r.out, "invoices") || !strings.Contains(r.out, api) || strings.Contains(r.out, "ak_") {
 		t.Fatalf("machines get table:\n%s", r.out)
 	}
-	key := str(t, e.okJSON("machines", "secret", workerID), "secret")
+	key := str(t, e.okJSON("machines", "secret", workerID), "secret_key")
 	if r := e.ok("machines", "create", "third"); !strings.Contains(r.out, "secret key: ak_") {
 		t.Fatalf("machine create table does not label the secret key:\n%s", r.out)
 	}
@@ -285,7 +285,7 @@ func TestRemoteCommandsCoverTheSurfaces(t *testing.T) {
 		t.Fatalf("m2m create --jwt table:\n%s", r.out)
 	}
 	os.Unsetenv("KEYWARD_MACHINE_KEY")
-	if l := e.okJSON("m2m", "list", "--subject", workerID); len(l["m2m_tokens"].([]any)) == 0 {
+	if l := e.okJSON("m2m", "list", "--subject", workerID); len(l["data"].([]any)) == 0 {
 		t.Fatalf("m2m list: %v", l)
 	}
 	if rv := e.okJSON("m2m", "revoke", tokID, "--reason", "leaked"); rv["revoked"] != true {
@@ -310,6 +310,16 @@ func TestRemoteCommandsCoverTheSurfaces(t *testing.T) {
 	e.okJSON("sites", "list", "--org", "acme")
 	e.okJSON("sites", "update", site, "--org", "acme", "--name", "HQ West")
 	e.ok("sites", "get", site, "--org", "acme")
+	group := str(t, e.okJSON("sitegroups", "create", "west", "--site", site, "--org", "acme"), "id")
+	if r := e.ok("sitegroups", "list", "--org", "acme"); !strings.Contains(r.out, group) || !strings.Contains(r.out, site) {
+		t.Fatalf("sitegroups list:\n%s", r.out)
+	}
+	e.okJSON("sitegroups", "update", group, "--org", "acme", "--name", "West")
+	if g := e.okJSON("sitegroups", "get", group, "--org", "acme"); g["name"] != "West" {
+		t.Fatalf("sitegroups get: %v", g)
+	}
+	e.run("sitegroups", "update", group, "--org", "acme")
+	e.okJSON("sitegroups", "delete", group, "--org", "acme")
 	e.okJSON("workspaces", "create", "data", "Data", "--org", "acme")
 	e.okJSON("workspaces", "list", "--org", "acme")
 	e.ok("workspaces", "get", "data", "--org", "acme")

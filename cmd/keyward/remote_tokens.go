@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/url"
 	"strconv"
@@ -8,11 +9,15 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/keyward/keyward/client"
 )
 
-// Personal access tokens over the Spatio surface and the client registry
-// over the Freezer surface; the admin key acts for the user named by
-// --user (sent as X-User-ID).
+// Personal access tokens through the SDK (native API, /v1/users/{user})
+// and the client registry over the Freezer surface (its search has no
+// native counterpart yet); the admin key acts for the user named by
+// --user.
 
 func userFlag(cmd *cobra.Command, user *string) {
 	cmd.PersistentFlags().StringVar(user, "user", "", "the user the admin key acts for (X-User-ID; required)")
@@ -28,19 +33,7 @@ func (rc *remoteConfig) asUser(user string) (map[string]string, error) {
 	return map[string]string{"X-User-ID": user}, nil
 }
 
-type patOut struct {
-	ID          string   `json:"id"`
-	Name        string   `json:"name"`
-	Description string   `json:"description"`
-	Scopes      []string `json:"scopes"`
-	WorkspaceID *string  `json:"workspaceId"`
-	CreatedAt   *string  `json:"createdAt"`
-	LastUsedAt  *string  `json:"lastUsedAt"`
-	ExpiresAt   *string  `json:"expiresAt"`
-	TokenPrefix string   `json:"tokenPrefix"`
-}
-
-func patTable(cmd *cobra.Command, pats []patOut) *table {
+func patTable(cmd *cobra.Command, pats []client.PAT) *table {
 	t := newTable(cmd.OutOrStdout(), "ID", "NAME", "SCOPES", "WORKSPACE", "PREFIX", "CREATED", "EXPIRES", "LAST_USED")
 	for _, p := range pats {
 		ws := ""
@@ -51,7 +44,7 @@ func patTable(cmd *cobra.Command, pats []patOut) *table {
 		if p.TokenPrefix != "" {
 			prefix = p.TokenPrefix + "…"
 		}
-		t.row(p.ID, p.Name, joinOr(p.Scopes, ""), ws, prefix, rfcString(p.CreatedAt), rfcString(p.ExpiresAt), rfcString(p.LastUsedAt))
+		t.row(p.ID, p.Name, joinOr(p.Scopes, ""), ws, prefix, rfc(p.CreatedAt), timePtr(p.ExpiresAt), timePtr(p.LastUsedAt))
 	}
 	return t
 }
@@ -61,113 +54,66 @@ func newPATsCommand(rc *remoteConfig) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "pats",
 		Aliases: []string{"pat"},
-		Short:   "Manage a user's personal access tokens (Spatio) on a running server",
+		Short:   "Manage a user's personal access tokens on a running server",
 		Example: "  keyward pats create ci --user user_42 --scope read\n  keyward pats list --user user_42",
 	}
 	userFlag(cmd, &user)
-	spatio := func(cmd *cobra.Command, method, path string, body any) ([]byte, error) {
-		h, err := rc.asUser(user)
-		if err != nil {
-			return nil, err
-		}
-		return rc.do(cmd.Context(), call{method: method, path: "/spatio/v1/tokens" + path, scheme: "Bearer", key: rc.adminKey, header: h, body: body}, spatioError)
-	}
+	hasUser := func() error { return required("--user", user) }
+	cmd.AddCommand(
+		rc.leaf(leaf{use: "list --user USER", short: "List a user's tokens", example: "  keyward pats list --user user_42", check: hasUser,
+			run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+				pats, err := client.All(cmd.Context(), func(ctx context.Context, cursor string) (client.CursorPage[client.PAT], error) {
+					return c.ListPATs(ctx, user, client.ListParams{Limit: 100, Cursor: cursor})
+				})
+				return showAllOr(rc, cmd, pats, err, patTable)
+			}}),
+		rc.patCreate(&user, hasUser),
+		rc.leaf(leaf{use: "revoke TOKEN_ID --user USER", short: "Revoke a user's token; it stops working at once",
+			example: "  keyward pats revoke pt_… --user user_42", args: []string{"TOKEN_ID"}, check: hasUser,
+			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+				if err := c.RevokePAT(cmd.Context(), user, args[0]); err != nil {
+					return err
+				}
+				return rc.done(cmd, "revoked "+args[0], map[string]any{"id": args[0], "revoked": true})
+			}}),
+	)
+	return cmd
+}
 
-	list := &cobra.Command{
-		Use:     "list --user USER",
-		Short:   "List a user's tokens",
-		Example: "  keyward pats list --user user_42",
-		Args:    noArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := spatio(cmd, "GET", "", nil)
-			if err != nil {
-				return err
-			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var out struct {
-				Tokens []patOut `json:"tokens"`
-			}
-			if err := json.Unmarshal(raw, &out); err != nil {
-				return err
-			}
-			return patTable(cmd, out.Tokens).flush()
-		},
-	}
-
-	var scopes []string
-	var workspaceID, expires, description string
-	create := &cobra.Command{
-		Use:   "create NAME --user USER",
-		Short: "Create a personal access token for a user and print it once",
-		Example: "  keyward pats create ci --user user_42 --scope read --scope keyward:tokens\n" +
+func (rc *remoteConfig) patCreate(user *string, hasUser func() error) *cobra.Command {
+	var in client.PATParams
+	var expires string
+	return rc.leaf(leaf{use: "create NAME --user USER", short: "Create a personal access token for a user and print it once", args: []string{"NAME"},
+		example: "  keyward pats create ci --user user_42 --scope read --scope keyward:tokens\n" +
 			"  keyward pats create nightly --user user_42 --workspace-id ws_… --expires 2027-01-01T00:00:00Z",
-		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "NAME"); err != nil {
-				return err
-			}
-			body := map[string]any{"name": args[0]}
-			if description != "" {
-				body["description"] = description
-			}
-			if len(scopes) > 0 {
-				body["scopes"] = scopes
-			}
-			if workspaceID != "" {
-				body["workspaceId"] = workspaceID
-			}
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringArrayVar(&in.Scopes, "scope", nil, "a scope from the instance's catalogue (repeatable)")
+			fs.StringVar(&in.WorkspaceID, "workspace-id", "", "bind the token to this workspace")
+			fs.StringVar(&expires, "expires", "", "expiry, RFC 3339 (default: the instance's maximum lifetime)")
+			fs.StringVar(&in.Description, "description", "", "what the token is for")
+		},
+		check: func() error {
 			if expires != "" {
 				t, err := time.Parse(time.RFC3339, expires)
 				if err != nil {
 					return usageErrorf("--expires must be an RFC 3339 time, e.g. 2027-01-01T00:00:00Z")
 				}
-				body["expiresAt"] = t.UTC().Format(time.RFC3339)
+				in.ExpiresAt = &t
 			}
-			raw, err := spatio(cmd, "POST", "", body)
-			if err != nil {
+			return hasUser()
+		},
+		run: func(cmd *cobra.Command, c *client.Client, args []string) error {
+			in.Name = args[0]
+			p, err := c.CreatePAT(cmd.Context(), *user, in)
+			if err != nil || rc.json() {
+				return printOr(cmd, p, err)
+			}
+			if err := patTable(cmd, []client.PAT{p}).flush(); err != nil {
 				return err
 			}
-			if rc.json() {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var out struct {
-				Token string `json:"token"`
-				PAT   patOut `json:"pat"`
-			}
-			if err := json.Unmarshal(raw, &out); err != nil {
-				return err
-			}
-			if err := patTable(cmd, []patOut{out.PAT}).flush(); err != nil {
-				return err
-			}
-			printSecret(cmd.OutOrStdout(), "token", out.Token, "shown once; keyward cannot show it again")
+			printSecret(cmd.OutOrStdout(), "token", p.Token, "shown once; keyward cannot show it again")
 			return nil
-		},
-	}
-	create.Flags().StringArrayVar(&scopes, "scope", nil, "a scope from the instance's catalogue (repeatable)")
-	create.Flags().StringVar(&workspaceID, "workspace-id", "", "bind the token to this workspace")
-	create.Flags().StringVar(&expires, "expires", "", "expiry, RFC 3339 (default: the instance's maximum lifetime)")
-	create.Flags().StringVar(&description, "description", "", "what the token is for")
-
-	revoke := &cobra.Command{
-		Use:     "revoke TOKEN_ID --user USER",
-		Short:   "Revoke a user's token; it stops working at once",
-		Example: "  keyward pats revoke pt_… --user user_42",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := nonEmpty(args, "TOKEN_ID"); err != nil {
-				return err
-			}
-			if _, err := spatio(cmd, "DELETE", "/"+url.PathEscape(args[0]), nil); err != nil {
-				return err
-			}
-			return rc.done(cmd, "revoked "+args[0], map[string]any{"id": args[0], "revoked": true})
-		},
-	}
-	cmd.AddCommand(list, create, revoke)
-	return cmd
+		}})
 }
 
 // clientEntry is Freezer's {"client": {...}, "user_id": ...}.

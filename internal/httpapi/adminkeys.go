@@ -86,12 +86,14 @@ func (n *native) createAdminKey(w http.ResponseWriter, r *http.Request, c author
 }
 
 func (n *native) listAdminKeys(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	keys, err := n.auth.ListAdminKeys(r.Context(), c)
-	data := make([]adminKeyJSON, len(keys))
-	for i, k := range keys {
-		data[i] = toAdminKey(k)
+	p, err := readCursorPage(r)
+	var keys []authority.AdminKey
+	if err == nil {
+		keys, err = n.auth.ListAdminKeys(r.Context(), c)
 	}
-	n.respond(w, r, http.StatusOK, map[string]any{"data": data, "total_count": len(data)}, err)
+	items, next := pageOf(keys, p)
+	page := mapPage(items, next, toAdminKey)
+	n.respond(w, r, http.StatusOK, map[string]any{"data": page.Data, "total_count": len(keys), "next_cursor": page.NextCursor}, err)
 }
 
 func (n *native) getAdminKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {

@@ -44,6 +44,10 @@ func (n *native) register(mux wire.Router) {
 	n.registerOrganizations(mux)
 	n.registerWorkspaces(mux)
 	n.registerAdminKeys(mux)
+	n.registerMachines(mux)
+	n.registerAPIKeys(mux)
+	n.registerOrgTokens(mux)
+	n.registerUserFamilies(mux)
 	mux.Handle("POST /oauth/token", n.checked(n.token))
 	mux.Handle("POST /oauth/revoke", n.checked(n.revoke))
 	mux.Handle("GET /.well-known/openid-configuration", n.checked(n.discovery))
@@ -189,7 +193,7 @@ func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c autho
 	q := r.URL.Query()
 	in := authority.ListAuditEventsInput{Action: q.Get("action"), TargetID: q.Get("target_id"), CredentialSHA256: q.Get("credential_sha256")}
 	var err error
-	if in.Limit, in.Offset, err = wire.Page(r); err != nil {
+	if in.Limit, in.Offset, err = offsetPage(r); err != nil {
 		n.writeError(w, r, err)
 		return
 	}
@@ -217,7 +221,7 @@ func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c autho
 			Hash:         e.Hash,
 		}
 	}
-	wire.WriteJSON(w, http.StatusOK, map[string]any{"data": data, "total_count": total})
+	wire.WriteJSON(w, http.StatusOK, map[string]any{"data": data, "total_count": total, "next_cursor": nextAfter(in.Offset, len(data), total)})
 }
 
 type instanceJSON struct {

@@ -112,7 +112,7 @@ func (n *native) createOrganization(w http.ResponseWriter, r *http.Request, c au
 }
 
 func (n *native) listOrganizations(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	limit, offset, err := wire.Page(r)
+	limit, offset, err := offsetPage(r)
 	if err != nil {
 		n.writeError(w, r, err)
 		return
@@ -122,7 +122,7 @@ func (n *native) listOrganizations(w http.ResponseWriter, r *http.Request, c aut
 	for i, o := range orgs {
 		data[i] = toOrganization(o)
 	}
-	n.respond(w, r, http.StatusOK, map[string]any{"data": data, "total_count": total}, err)
+	n.respond(w, r, http.StatusOK, map[string]any{"data": data, "total_count": total, "next_cursor": nextAfter(offset, len(data), total)}, err)
 }
 
 func (n *native) getOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) {
@@ -161,12 +161,13 @@ func (n *native) createSite(w http.ResponseWriter, r *http.Request, c authority.
 }
 
 func (n *native) listSites(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	sites, err := n.auth.ListSites(r.Context(), c, r.PathValue("org"))
-	data := make([]siteJSON, len(sites))
-	for i, s := range sites {
-		data[i] = toSite(s)
+	p, err := readCursorPage(r)
+	var sites []credential.Site
+	if err == nil {
+		sites, err = n.auth.ListSites(r.Context(), c, r.PathValue("org"))
 	}
-	n.respond(w, r, http.StatusOK, map[string]any{"data": data}, err)
+	items, next := pageOf(sites, p)
+	n.respond(w, r, http.StatusOK, mapPage(items, next, toSite), err)
 }
 
 func (n *native) getSite(w http.ResponseWriter, r *http.Request, c authority.Caller) {
@@ -208,12 +209,13 @@ func (n *native) createSitegroup(w http.ResponseWriter, r *http.Request, c autho
 }
 
 func (n *native) listSitegroups(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	groups, err := n.auth.ListSitegroups(r.Context(), c, r.PathValue("org"))
-	data := make([]sitegroupJSON, len(groups))
-	for i, g := range groups {
-		data[i] = toSitegroup(g)
+	p, err := readCursorPage(r)
+	var groups []credential.Sitegroup
+	if err == nil {
+		groups, err = n.auth.ListSitegroups(r.Context(), c, r.PathValue("org"))
 	}
-	n.respond(w, r, http.StatusOK, map[string]any{"data": data}, err)
+	items, next := pageOf(groups, p)
+	n.respond(w, r, http.StatusOK, mapPage(items, next, toSitegroup), err)
 }
 
 func (n *native) getSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) {

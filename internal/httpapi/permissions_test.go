@@ -171,6 +171,43 @@ var routePermissions = map[string]string{
 	"GET /v1/admin_keys":              "admin_keys:read",
 	"GET /v1/admin_keys/{id}":         "admin_keys:read",
 	"POST /v1/admin_keys/{id}/revoke": "admin_keys:write",
+
+	// The native families (native_*.go).
+	"POST /v1/machines":                                          "machines:write",
+	"GET /v1/machines":                                           "machines:read",
+	"GET /v1/machines/{machine_id}":                              "machines:read",
+	"PATCH /v1/machines/{machine_id}":                            "machines:write",
+	"DELETE /v1/machines/{machine_id}":                           "machines:write",
+	"GET /v1/machines/{machine_id}/secret_key":                   "machines:write",
+	"POST /v1/machines/{machine_id}/secret_key/rotate":           "machines:write",
+	"POST /v1/machines/{machine_id}/scopes":                      "machines:write",
+	"DELETE /v1/machines/{machine_id}/scopes/{other_machine_id}": "machines:write",
+	"GET /v1/machines/{machine_id}/m2m_tokens":                   "m2m_tokens:read",
+	"POST /v1/m2m_tokens":                                        machineOnly,
+	"POST /v1/m2m_tokens/{m2m_token_id}/revoke":                  "m2m_tokens:write",
+	"POST /v1/api_keys":                                          "api_keys:write",
+	"GET /v1/api_keys":                                           "api_keys:read",
+	"GET /v1/api_keys/{api_key_id}":                              "api_keys:read",
+	"PATCH /v1/api_keys/{api_key_id}":                            "api_keys:write",
+	"POST /v1/api_keys/{api_key_id}/revoke":                      "api_keys:write",
+	"GET /v1/api_keys/{api_key_id}/secret":                       "api_keys:write",
+	"POST /v1/actor_tokens":                                      "actor_tokens:write",
+	"GET /v1/actor_tokens":                                       "actor_tokens:read",
+	"GET /v1/actor_tokens/{actor_token_id}":                      "actor_tokens:read",
+	"POST /v1/actor_tokens/{actor_token_id}/revoke":              "actor_tokens:write",
+	"POST /v1/organizations/{org}/tokens":                        "organizations:write",
+	"GET /v1/organizations/{org}/tokens":                         "organizations:read",
+	"GET /v1/organizations/{org}/tokens/{org_token_id}":          "organizations:read",
+	"PATCH /v1/organizations/{org}/tokens/{org_token_id}":        "organizations:write",
+	"DELETE /v1/organizations/{org}/tokens/{org_token_id}":       "organizations:write",
+	"POST /v1/users/{user_id}/pats":                              "pats:write",
+	"GET /v1/users/{user_id}/pats":                               "pats:read",
+	"PATCH /v1/users/{user_id}/pats/{pat_id}":                    "pats:write",
+	"POST /v1/users/{user_id}/pats/{pat_id}/revoke":              "pats:write",
+	"POST /v1/users/{user_id}/clients":                           "clients:write",
+	"GET /v1/users/{user_id}/clients":                            "clients:read",
+	"GET /v1/users/{user_id}/clients/{client_id}":                "clients:read",
+	"DELETE /v1/users/{user_id}/clients/{client_id}":             "clients:write",
 }
 
 func TestEveryRouteHasAPermission(t *testing.T) {
@@ -274,6 +311,7 @@ func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 			"org_id": o.ID, "apitoken_id": ot.ID, "client_id": clientID, "id": "", "$": "",
 			"api_key_id": ak.ID,
 			"id:admin":   target.ID, "id:pat": p.ID, "id:wspat": wp.ID, "id:session": session.Session.ID, "third": third.ID,
+			"org_token_id": ot.ID, "pat_id": p.ID,
 		},
 		user:     permUser,
 		m2mToken: tok.Token,
@@ -367,6 +405,28 @@ func (f fixtures) request(route string) (method, path string, body any, header h
 		body = map[string]any{"client_id": "752d8cd43d654e7a840bbfd277ce41af_host02", "hostname": "host02.example.org"}
 	case "POST /v1/admin_keys":
 		body = map[string]any{"name": "made", "permissions": []string{"admin_keys:read"}}
+	case "POST /v1/machines":
+		body = map[string]any{"name": "new"}
+	case "PATCH /v1/machines/{machine_id}", "PATCH /v1/organizations/{org}/tokens/{org_token_id}", "PATCH /v1/users/{user_id}/pats/{pat_id}":
+		body = map[string]any{"name": "renamed"}
+	case "POST /v1/machines/{machine_id}/secret_key/rotate":
+		body = map[string]any{"previous_token_ttl": 0}
+	case "POST /v1/machines/{machine_id}/scopes":
+		body = map[string]any{"to_machine_id": f.params["third"]}
+	case "POST /v1/api_keys":
+		body = map[string]any{"name": "new key", "subject": permAPIKeySubject}
+	case "GET /v1/api_keys":
+		path += "?subject=" + permAPIKeySubject
+	case "PATCH /v1/api_keys/{api_key_id}":
+		body = map[string]any{"scopes": []string{"read"}}
+	case "POST /v1/actor_tokens":
+		body = map[string]any{"user_id": f.user, "actor": map[string]string{"sub": "admin_2"}}
+	case "POST /v1/organizations/{org}/tokens":
+		body = map[string]any{"name": "new", "privileges": []map[string]string{{"scope": "org", "role": "read"}}}
+	case "POST /v1/users/{user_id}/pats":
+		body = map[string]any{"name": "new"}
+	case "POST /v1/users/{user_id}/clients":
+		body = map[string]any{"client_id": "752d8cd43d654e7a840bbfd277ce41af_host02", "hostname": "host02.example.org"}
 	}
 	if strings.HasPrefix(pattern, "/spatio/v1/organizations/") {
 		path = strings.Replace(path, f.params["org"], "acme", 1) // Spatio names them by slug

@@ -65,12 +65,13 @@ func (n *native) createWorkspace(w http.ResponseWriter, r *http.Request, c autho
 }
 
 func (n *native) listWorkspaces(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	list, err := n.auth.ListWorkspaces(r.Context(), c, r.PathValue("org"))
-	data := make([]workspaceJSON, len(list))
-	for i, ws := range list {
-		data[i] = toWorkspace(ws)
+	p, err := readCursorPage(r)
+	var list []credential.Workspace
+	if err == nil {
+		list, err = n.auth.ListWorkspaces(r.Context(), c, r.PathValue("org"))
 	}
-	n.respond(w, r, http.StatusOK, map[string]any{"data": data}, err)
+	items, next := pageOf(list, p)
+	n.respond(w, r, http.StatusOK, mapPage(items, next, toWorkspace), err)
 }
 
 func (n *native) getWorkspace(w http.ResponseWriter, r *http.Request, c authority.Caller) {
@@ -92,12 +93,13 @@ func (n *native) deleteWorkspace(w http.ResponseWriter, r *http.Request, c autho
 }
 
 func (n *native) listMembers(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	list, err := n.auth.ListMembers(r.Context(), c, r.PathValue("org"), r.PathValue("ws"))
-	data := make([]memberJSON, len(list))
-	for i, m := range list {
-		data[i] = toMember(m)
+	p, err := readCursorPage(r)
+	var list []credential.Member
+	if err == nil {
+		list, err = n.auth.ListMembers(r.Context(), c, r.PathValue("org"), r.PathValue("ws"))
 	}
-	n.respond(w, r, http.StatusOK, map[string]any{"data": data}, err)
+	items, next := pageOf(list, p)
+	n.respond(w, r, http.StatusOK, mapPage(items, next, toMember), err)
 }
 
 func (n *native) getMember(w http.ResponseWriter, r *http.Request, c authority.Caller) {
