@@ -148,7 +148,7 @@ func (a *Authority) CreateAPIKey(ctx context.Context, c Caller, in CreateAPIKeyI
 		return APIKey{}, err
 	}
 	now := a.clock.Now()
-	cred := a.newCredential(credential.NewHexID(credential.PrefixAPIKey), c.InstanceID, credential.KindAPIKey, secret, *in.Subject)
+	cred := a.newCredential(credential.NewTimeHexID(credential.PrefixAPIKey, now), c.InstanceID, credential.KindAPIKey, secret, *in.Subject)
 	cred.ParentID = typ
 	cred.ExpiresAt = apiKeyExpiry(in.SecondsUntilExpiration, now)
 	if cred.Attrs, err = json.Marshal(attrs); err != nil {

@@ -324,7 +324,7 @@ func (a *Authority) checkForeignKey(in ImportForeignKeysInput, k ForeignKey, hma
 		display = prefix
 	}
 	c := credential.Credential{
-		ID: credential.NewHexID(credential.PrefixAPIKey), InstanceID: in.InstanceID, Kind: credential.KindAPIKey,
+		ID: credential.NewTimeHexID(credential.PrefixAPIKey, now), InstanceID: in.InstanceID, Kind: credential.KindAPIKey,
 		Digest: placeholder, DisplayPrefix: display, Subject: k.Subject, ParentID: typ,
 		ExpiresAt: k.ExpiresAt, CreatedAt: created, UpdatedAt: now,
 	}

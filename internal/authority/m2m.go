@@ -213,7 +213,7 @@ func (a *Authority) mintOpaqueM2M(ctx context.Context, c Caller, claims json.Raw
 	if err != nil {
 		return M2MToken{}, err
 	}
-	cred := a.newCredential(credential.NewHexID("mt_"), c.InstanceID, credential.KindM2MToken, secret, c.MachineID)
+	cred := a.newCredential(credential.NewTimeHexID("mt_", now), c.InstanceID, credential.KindM2MToken, secret, c.MachineID)
 	cred.ExpiresAt = expiresAt
 	attrs := tokenAttrs{Claims: claims, Scopes: scopes, Reusable: reusable}
 	if cred.Attrs, err = json.Marshal(attrs); err != nil {
@@ -436,7 +436,7 @@ func (a *Authority) SeedM2MTokens(ctx context.Context, c Caller, n int, lifetime
 			if minted[i], err = credential.Generate(credential.KindM2MToken); err != nil {
 				return nil, err
 			}
-			batch[i] = a.newCredential(credential.NewHexID("mt_"), c.InstanceID, credential.KindM2MToken, minted[i], c.MachineID)
+			batch[i] = a.newCredential(credential.NewTimeHexID("mt_", now), c.InstanceID, credential.KindM2MToken, minted[i], c.MachineID)
 			batch[i].ExpiresAt, batch[i].Attrs = now.Add(lifetime), attrs
 			if !c.ExpiresAt.IsZero() && batch[i].ExpiresAt.After(c.ExpiresAt) {
 				batch[i].ExpiresAt = c.ExpiresAt // no token outlives the key that made it
