@@ -236,15 +236,3 @@ func (n *native) updateSitegroup(w http.ResponseWriter, r *http.Request, c autho
 func (n *native) deleteSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	return respond(w, 0, nil, n.auth.DeleteSitegroup(r.Context(), c, r.PathValue("org"), r.PathValue("sitegroup")))
 }
-
-func (n *native) respond(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	if v == nil {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	wire.WriteJSON(w, status, v)
-}
