@@ -43,13 +43,13 @@ func toAdminKey(k authority.AdminKey) adminKeyJSON {
 }
 
 func (n *native) registerAdminKeys(mux wire.Router) {
-	mux.Handle("POST /v1/admin_keys", n.authenticated(n.createAdminKey))
-	mux.Handle("GET /v1/admin_keys", n.authenticated(n.listAdminKeys))
-	mux.Handle("GET /v1/admin_keys/{id}", n.authenticated(n.getAdminKey))
-	mux.Handle("POST /v1/admin_keys/{id}/revoke", n.authenticated(n.revokeAdminKey))
+	mux.Handle("POST /v1/admin_keys", n.Authenticated(n.createAdminKey))
+	mux.Handle("GET /v1/admin_keys", n.Authenticated(n.listAdminKeys))
+	mux.Handle("GET /v1/admin_keys/{id}", n.Authenticated(n.getAdminKey))
+	mux.Handle("POST /v1/admin_keys/{id}/revoke", n.Authenticated(n.revokeAdminKey))
 }
 
-func (n *native) createAdminKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createAdminKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "name", "permissions", "expires_at")
 	var in authority.CreateAdminKeyInput
 	if err == nil {
@@ -70,22 +70,21 @@ func (n *native) createAdminKey(w http.ResponseWriter, r *http.Request, c author
 		in.ExpiresAt = &t
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	k, secret, err := n.auth.CreateAdminKey(r.Context(), c, in)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	body := toAdminKey(k)
 	wire.WriteSecretJSON(w, http.StatusCreated, struct {
 		adminKeyJSON
 		Secret string `json:"secret"`
 	}{body, secret.Reveal()})
+	return nil
 }
 
-func (n *native) listAdminKeys(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listAdminKeys(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	var keys []authority.AdminKey
 	if err == nil {
@@ -93,15 +92,15 @@ func (n *native) listAdminKeys(w http.ResponseWriter, r *http.Request, c authori
 	}
 	items, next := pageOf(keys, p)
 	page := mapPage(items, next, toAdminKey)
-	n.respond(w, r, http.StatusOK, map[string]any{"data": page.Data, "total_count": len(keys), "next_cursor": page.NextCursor}, err)
+	return respond(w, http.StatusOK, map[string]any{"data": page.Data, "total_count": len(keys), "next_cursor": page.NextCursor}, err)
 }
 
-func (n *native) getAdminKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getAdminKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	k, err := n.auth.GetAdminKey(r.Context(), c, r.PathValue("id"))
-	n.respond(w, r, http.StatusOK, toAdminKey(k), err)
+	return respond(w, http.StatusOK, toAdminKey(k), err)
 }
 
-func (n *native) revokeAdminKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) revokeAdminKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	k, err := n.auth.RevokeAdminKey(r.Context(), c, r.PathValue("id"))
-	n.respond(w, r, http.StatusOK, toAdminKey(k), err)
+	return respond(w, http.StatusOK, toAdminKey(k), err)
 }

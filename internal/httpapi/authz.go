@@ -27,7 +27,7 @@ const (
 var authzMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
 
 func (n *native) registerAuthz(mux wire.Router) {
-	h := n.checked(n.authz)
+	h := n.Checked(n.authz)
 	for _, m := range authzMethods {
 		mux.Handle(m+" "+authzPath, h)
 	}
@@ -43,13 +43,13 @@ func (n *native) registerAuthz(mux wire.Router) {
 // X-Keyward-Required-* headers, and only add up: whoever can add to them
 // (a client, through a gateway that forwards its query or headers) can
 // make the check stricter, never looser.
-func (n *native) authz(w http.ResponseWriter, r *http.Request) {
+func (n *native) authz(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	token := n.authzCredential(r)
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="keyward"`)
 		n.authzDenied(w, r, http.StatusUnauthorized, "unauthenticated", "no credential was presented")
-		return
+		return nil
 	}
 	in := authority.VerifyInput{Token: token, ClientIP: wire.ClientIP(r, n.trusted)}
 	q := r.URL.Query()
@@ -60,18 +60,15 @@ func (n *native) authz(w http.ResponseWriter, r *http.Request) {
 	case 1:
 		p, err := requiredPrivilege([]byte(privileges[0]))
 		if err != nil {
-			n.writeError(w, r, err)
-			return
+			return err
 		}
 		in.RequiredPrivilege = p
 	default:
-		n.writeError(w, r, credential.ParamError(credential.CodeTooMany, "privilege", "require at most one privilege"))
-		return
+		return credential.ParamError(credential.CodeTooMany, "privilege", "require at most one privilege")
 	}
 	res, err := n.auth.VerifyForGateway(r.Context(), n.authzInstance, in)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	h := w.Header()
 	switch res.Reason {
@@ -100,6 +97,7 @@ func (n *native) authz(w http.ResponseWriter, r *http.Request) {
 		h.Set("WWW-Authenticate", `Bearer realm="keyward", error="invalid_token"`)
 		n.authzDenied(w, r, http.StatusUnauthorized, string(res.Reason), "the credential is not valid")
 	}
+	return nil
 }
 
 // authzCredential reads the credential: from the configured header when

@@ -34,13 +34,13 @@ func (n *native) register(mux wire.Router) {
 	}))
 	mux.Handle("GET /readyz", http.HandlerFunc(n.ready))
 	mux.Handle("GET /openapi.json", http.HandlerFunc(n.openapi))
-	mux.Handle("GET /v1/audit_events", n.authenticated(n.listAuditEvents))
-	mux.Handle("GET /v1/caller", n.authenticated(n.caller))
-	mux.Handle("POST /v1/verify", n.authenticated(n.verify))
-	mux.Handle("POST /oauth/introspect", n.checked(n.introspect))
+	mux.Handle("GET /v1/audit_events", n.Authenticated(n.listAuditEvents))
+	mux.Handle("GET /v1/caller", n.Authenticated(n.caller))
+	mux.Handle("POST /v1/verify", n.Authenticated(n.verify))
+	mux.Handle("POST /oauth/introspect", n.Checked(n.introspect))
 	mux.Handle("GET /.well-known/jwks.json", http.HandlerFunc(n.jwks))
-	mux.Handle("GET /v1/instance", n.authenticated(n.getInstance))
-	mux.Handle("PATCH /v1/instance", n.authenticated(n.updateInstance))
+	mux.Handle("GET /v1/instance", n.Authenticated(n.getInstance))
+	mux.Handle("PATCH /v1/instance", n.Authenticated(n.updateInstance))
 	n.registerOrganizations(mux)
 	n.registerWorkspaces(mux)
 	n.registerAdminKeys(mux)
@@ -48,14 +48,14 @@ func (n *native) register(mux wire.Router) {
 	n.registerAPIKeys(mux)
 	n.registerOrgTokens(mux)
 	n.registerUserFamilies(mux)
-	mux.Handle("POST /oauth/token", n.checked(n.token))
-	mux.Handle("POST /oauth/revoke", n.checked(n.revoke))
-	mux.Handle("GET /.well-known/openid-configuration", n.checked(n.discovery))
-	mux.Handle("GET /.well-known/oauth-authorization-server", n.checked(n.discovery))
+	mux.Handle("POST /oauth/token", n.Checked(n.token))
+	mux.Handle("POST /oauth/revoke", n.Checked(n.revoke))
+	mux.Handle("GET /.well-known/openid-configuration", n.Checked(n.discovery))
+	mux.Handle("GET /.well-known/oauth-authorization-server", n.Checked(n.discovery))
 	n.registerAuthz(mux)
-	mux.Handle("GET /v1/tickets/accept", n.checked(n.previewTicket))
-	mux.Handle("POST /v1/tickets/accept", n.checked(n.acceptTicket))
-	mux.Handle("POST /v1/impersonation_sessions/{id}/revoke", n.authenticated(n.revokeSession))
+	mux.Handle("GET /v1/tickets/accept", n.Checked(n.previewTicket))
+	mux.Handle("POST /v1/tickets/accept", n.Checked(n.acceptTicket))
+	mux.Handle("POST /v1/impersonation_sessions/{id}/revoke", n.Authenticated(n.revokeSession))
 	mux.Handle("/v1/", wire.NewUnrouted(n.writeError, "no such endpoint"))
 	mux.Handle("/", wire.NewUnrouted(n.writeError, "no such endpoint")) // every path no surface owns
 }
@@ -71,7 +71,7 @@ func (n *native) ready(w http.ResponseWriter, r *http.Request) {
 
 // caller tells an authenticated caller who keyward takes it for: the
 // quickest way to check that a key works.
-func (n *native) caller(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) caller(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	out := map[string]any{
 		"kind":          string(c.Kind),
 		"instance_id":   c.InstanceID,
@@ -83,25 +83,7 @@ func (n *native) caller(w http.ResponseWriter, r *http.Request, c authority.Call
 		out["expires_at"] = optionalTime(c.ExpiresAt)
 	}
 	wire.WriteJSON(w, http.StatusOK, out)
-}
-
-// checked serves h through the surface's adapter (wire.Surface.Checked);
-// h writes its own answers, errors included.
-func (n *native) checked(h http.HandlerFunc) http.Handler {
-	return n.Checked(func(w http.ResponseWriter, r *http.Request) error {
-		h(w, r)
-		return nil
-	})
-}
-
-// authenticated serves h with the bearer credential's caller through the
-// surface's adapter (wire.Surface.Authenticated); h writes its own
-// answers, errors included.
-func (n *native) authenticated(h func(http.ResponseWriter, *http.Request, authority.Caller)) http.Handler {
-	return n.Authenticated(func(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-		h(w, r, c)
-		return nil
-	})
+	return nil
 }
 
 // authenticate resolves the bearer credential to a caller; each handler's
@@ -189,18 +171,16 @@ type auditRefJSON struct {
 	ID   string `json:"id"`
 }
 
-func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	q := r.URL.Query()
 	in := authority.ListAuditEventsInput{Action: q.Get("action"), TargetID: q.Get("target_id"), CredentialSHA256: q.Get("credential_sha256")}
 	var err error
 	if in.Limit, in.Offset, err = offsetPage(r); err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	events, total, err := n.auth.ListAuditEvents(r.Context(), c, in)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	data := make([]auditEventJSON, len(events))
 	for i, e := range events {
@@ -222,6 +202,7 @@ func (n *native) listAuditEvents(w http.ResponseWriter, r *http.Request, c autho
 		}
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"data": data, "total_count": total, "next_cursor": nextAfter(in.Offset, len(data), total)})
+	return nil
 }
 
 type instanceJSON struct {
@@ -241,14 +222,14 @@ func toInstance(in credential.Instance) instanceJSON {
 		CreatedAt: in.CreatedAt.UTC().Format(time.RFC3339Nano)}
 }
 
-func (n *native) getInstance(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getInstance(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := n.auth.Instance(r.Context(), c)
-	n.respond(w, r, http.StatusOK, toInstance(in), err)
+	return respond(w, http.StatusOK, toInstance(in), err)
 }
 
 // updateInstance changes the instance's settings:
 // {"org_token_hourly_limit": N ≥ 1 (null restores 5000), "impersonation_redirect_url": "https://…"}.
-func (n *native) updateInstance(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) updateInstance(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "org_token_hourly_limit", "impersonation_redirect_url")
 	var (
 		limit        *int64
@@ -277,5 +258,5 @@ func (n *native) updateInstance(w http.ResponseWriter, r *http.Request, c author
 	if err == nil && (limit != nil || restoreLimit) {
 		in, err = n.auth.SetOrgTokenHourlyLimit(r.Context(), c, limit)
 	}
-	n.respond(w, r, http.StatusOK, toInstance(in), err)
+	return respond(w, http.StatusOK, toInstance(in), err)
 }

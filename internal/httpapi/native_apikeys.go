@@ -73,7 +73,7 @@ func toNativeActorToken(t credential.ActorToken) nativeActorTokenJSON {
 func (n *native) registerAPIKeys(mux wire.Router) {
 	const k = "/v1/api_keys/{api_key_id}"
 	const a = "/v1/actor_tokens/{actor_token_id}"
-	routes := map[string]func(http.ResponseWriter, *http.Request, authority.Caller){
+	routes := map[string]wire.Handler{
 		"POST /v1/api_keys":     n.createAPIKey,
 		"GET /v1/api_keys":      n.listAPIKeys,
 		"GET " + k:              n.getAPIKey,
@@ -86,11 +86,11 @@ func (n *native) registerAPIKeys(mux wire.Router) {
 		"POST " + a + "/revoke": n.revokeActorToken,
 	}
 	for pattern, h := range routes {
-		mux.Handle(pattern, n.authenticated(h))
+		mux.Handle(pattern, n.Authenticated(h))
 	}
 }
 
-func (n *native) createAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "type", "name", "description", "subject", "claims", "scopes", "created_by", "seconds_until_expiration")
 	var in authority.CreateAPIKeyInput
 	for _, field := range []struct {
@@ -108,25 +108,24 @@ func (n *native) createAPIKey(w http.ResponseWriter, r *http.Request, c authorit
 		in.SecondsUntilExpiration, err = f.Number("seconds_until_expiration")
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	in.Claims = f.Raw("claims")
 	k, err := n.auth.CreateAPIKey(r.Context(), c, in)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteSecretJSON(w, http.StatusCreated, struct {
 		nativeAPIKeyJSON
 		Secret string `json:"secret"`
 	}{toNativeAPIKey(k), k.Secret})
+	return nil
 }
 
 // listAPIKeys lists one subject's keys of one type (?subject, required;
 // ?type; ?query, a name substring; ?include_invalid=true for revoked and
 // expired keys too), newest first.
-func (n *native) listAPIKeys(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listAPIKeys(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	q := r.URL.Query()
 	in := authority.ListAPIKeysInput{Subject: q.Get("subject"), Query: q.Get("query")}
 	if q.Has("type") {
@@ -139,23 +138,22 @@ func (n *native) listAPIKeys(w http.ResponseWriter, r *http.Request, c authority
 		invalid, err = queryBool(r, "include_invalid")
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	in.IncludeInvalid = invalid != nil && *invalid
 	in.Limit, in.Offset = p.limitOffset()
 	list, total, err := n.auth.ListAPIKeys(r.Context(), c, in)
-	n.respond(w, r, http.StatusOK, mapPage(list, p.next(len(list), total), toNativeAPIKey), err)
+	return respond(w, http.StatusOK, mapPage(list, p.next(len(list), total), toNativeAPIKey), err)
 }
 
-func (n *native) getAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	k, err := n.auth.GetAPIKey(r.Context(), c, r.PathValue("api_key_id"))
-	n.respond(w, r, http.StatusOK, toNativeAPIKey(k), err)
+	return respond(w, http.StatusOK, toNativeAPIKey(k), err)
 }
 
 // updateAPIKey changes what is sent; null clears description and claims,
 // and seconds_until_expiration null makes the key never expire.
-func (n *native) updateAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) updateAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "claims", "scopes", "description", "subject", "seconds_until_expiration")
 	var in authority.UpdateAPIKeyInput
 	if err == nil {
@@ -177,39 +175,38 @@ func (n *native) updateAPIKey(w http.ResponseWriter, r *http.Request, c authorit
 		in.SetClaims, in.Claims = f.Sent("claims"), f.Raw("claims")
 		k, err = n.auth.UpdateAPIKey(r.Context(), c, r.PathValue("api_key_id"), in)
 	}
-	n.respond(w, r, http.StatusOK, toNativeAPIKey(k), err)
+	return respond(w, http.StatusOK, toNativeAPIKey(k), err)
 }
 
 // revokeAPIKey: {"revocation_reason": "…"} (optional).
-func (n *native) revokeAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) revokeAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "revocation_reason")
 	var reason *string
 	if err == nil {
 		reason, err = f.String("revocation_reason")
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	if reason == nil {
 		reason = new(string)
 	}
 	k, err := n.auth.RevokeAPIKey(r.Context(), c, r.PathValue("api_key_id"), *reason)
-	n.respond(w, r, http.StatusOK, toNativeAPIKey(k), err)
+	return respond(w, http.StatusOK, toNativeAPIKey(k), err)
 }
 
 // getAPIKeySecret is the documented secret read: needs api_keys:write.
-func (n *native) getAPIKeySecret(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getAPIKeySecret(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	id := r.PathValue("api_key_id")
 	secret, err := n.auth.APIKeySecret(r.Context(), c, id)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteSecretJSON(w, http.StatusOK, map[string]string{"id": id, "secret": secret.Reveal()})
+	return nil
 }
 
-func (n *native) createActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "user_id", "actor", "expires_in_seconds", "session_max_duration_in_seconds")
 	var in authority.CreateActorTokenInput
 	if err == nil {
@@ -222,41 +219,39 @@ func (n *native) createActorToken(w http.ResponseWriter, r *http.Request, c auth
 		in.SessionMaxDurationInSeconds, err = f.Int("session_max_duration_in_seconds")
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	in.Actor = f.Raw("actor")
 	t, err := n.auth.CreateActorToken(r.Context(), c, in, n.publicURL)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	out := toNativeActorToken(t.ActorToken)
 	out.Token, out.URL = t.Token, t.URL
 	wire.WriteSecretJSON(w, http.StatusCreated, out)
+	return nil
 }
 
 // listActorTokens: ?user_id and ?status (pending, accepted, revoked)
 // filter; newest first.
-func (n *native) listActorTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listActorTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	limit, offset := p.limitOffset()
 	list, total, err := n.auth.ListActorTokens(r.Context(), c, r.URL.Query().Get("user_id"), r.URL.Query().Get("status"), limit, offset)
-	n.respond(w, r, http.StatusOK, mapPage(list, p.next(len(list), total), toNativeActorToken), err)
+	return respond(w, http.StatusOK, mapPage(list, p.next(len(list), total), toNativeActorToken), err)
 }
 
-func (n *native) getActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	t, err := n.auth.GetActorToken(r.Context(), c, r.PathValue("actor_token_id"))
-	n.respond(w, r, http.StatusOK, toNativeActorToken(t), err)
+	return respond(w, http.StatusOK, toNativeActorToken(t), err)
 }
 
 // revokeActorToken revokes a pending ticket; one already accepted or
 // revoked is a 409.
-func (n *native) revokeActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) revokeActorToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	t, err := n.auth.RevokeActorToken(r.Context(), c, r.PathValue("actor_token_id"))
-	n.respond(w, r, http.StatusOK, toNativeActorToken(t), err)
+	return respond(w, http.StatusOK, toNativeActorToken(t), err)
 }

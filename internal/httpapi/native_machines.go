@@ -74,7 +74,7 @@ func toNativeM2MToken(t authority.M2MToken) nativeM2MTokenJSON {
 
 func (n *native) registerMachines(mux wire.Router) {
 	const m = "/v1/machines/{machine_id}"
-	routes := map[string]func(http.ResponseWriter, *http.Request, authority.Caller){
+	routes := map[string]wire.Handler{
 		"POST /v1/machines":                          n.createMachine,
 		"GET /v1/machines":                           n.listMachines,
 		"GET " + m:                                   n.getMachine,
@@ -89,11 +89,11 @@ func (n *native) registerMachines(mux wire.Router) {
 		"POST /v1/m2m_tokens/{m2m_token_id}/revoke":  n.revokeM2MToken,
 	}
 	for pattern, h := range routes {
-		mux.Handle(pattern, n.authenticated(h))
+		mux.Handle(pattern, n.Authenticated(h))
 	}
 }
 
-func (n *native) createMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "name", "scoped_machines", "default_token_ttl")
 	var in authority.CreateMachineInput
 	if err == nil {
@@ -106,38 +106,36 @@ func (n *native) createMachine(w http.ResponseWriter, r *http.Request, c authori
 		in.DefaultTokenTTL, err = f.Int("default_token_ttl")
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	m, secret, err := n.auth.CreateMachine(r.Context(), c, in)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteSecretJSON(w, http.StatusCreated, struct {
 		nativeMachineJSON
 		SecretKey string `json:"secret_key"`
 	}{toNativeMachine(m), secret.Reveal()})
+	return nil
 }
 
-func (n *native) listMachines(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listMachines(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	in := authority.ListMachinesInput{Query: r.URL.Query().Get("query"), OrderBy: r.URL.Query().Get("order_by")}
 	in.Limit, in.Offset = p.limitOffset()
 	list, total, err := n.auth.ListMachines(r.Context(), c, in)
-	n.respond(w, r, http.StatusOK, mapPage(list, p.next(len(list), total), toNativeMachine), err)
+	return respond(w, http.StatusOK, mapPage(list, p.next(len(list), total), toNativeMachine), err)
 }
 
-func (n *native) getMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	m, err := n.auth.GetMachine(r.Context(), c, r.PathValue("machine_id"))
-	n.respond(w, r, http.StatusOK, toNativeMachine(m), err)
+	return respond(w, http.StatusOK, toNativeMachine(m), err)
 }
 
-func (n *native) updateMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) updateMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "name", "default_token_ttl")
 	var in authority.UpdateMachineInput
 	if err == nil {
@@ -150,42 +148,41 @@ func (n *native) updateMachine(w http.ResponseWriter, r *http.Request, c authori
 	if err == nil {
 		m, err = n.auth.UpdateMachine(r.Context(), c, r.PathValue("machine_id"), in)
 	}
-	n.respond(w, r, http.StatusOK, toNativeMachine(m), err)
+	return respond(w, http.StatusOK, toNativeMachine(m), err)
 }
 
-func (n *native) deleteMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	n.respond(w, r, 0, nil, n.auth.DeleteMachine(r.Context(), c, r.PathValue("machine_id")))
+func (n *native) deleteMachine(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	return respond(w, 0, nil, n.auth.DeleteMachine(r.Context(), c, r.PathValue("machine_id")))
 }
 
-func (n *native) writeMachineSecret(w http.ResponseWriter, r *http.Request, id string, secret credential.Secret, err error) {
+func writeMachineSecret(w http.ResponseWriter, id string, secret credential.Secret, err error) error {
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteSecretJSON(w, http.StatusOK, machineSecretJSON{MachineID: id, SecretKey: secret.Reveal()})
+	return nil
 }
 
 // getMachineSecretKey is the documented secret read: needs machines:write.
-func (n *native) getMachineSecretKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getMachineSecretKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	id := r.PathValue("machine_id")
 	secret, err := n.auth.MachineSecretKey(r.Context(), c, id)
-	n.writeMachineSecret(w, r, id, secret, err)
+	return writeMachineSecret(w, id, secret, err)
 }
 
 // rotateMachineSecretKey: {"previous_token_ttl": seconds the old key keeps working}.
-func (n *native) rotateMachineSecretKey(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) rotateMachineSecretKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "previous_token_ttl")
 	var ttl *int64
 	if err == nil {
 		ttl, err = f.Int("previous_token_ttl")
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	id := r.PathValue("machine_id")
 	secret, err := n.auth.RotateMachineSecretKey(r.Context(), c, id, ttl)
-	n.writeMachineSecret(w, r, id, secret, err)
+	return writeMachineSecret(w, id, secret, err)
 }
 
 type machineScopeJSON struct {
@@ -195,7 +192,7 @@ type machineScopeJSON struct {
 }
 
 // addMachineScope lets the machine call another: {"to_machine_id": "mch_…"}.
-func (n *native) addMachineScope(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) addMachineScope(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "to_machine_id")
 	var to *string
 	if err == nil {
@@ -208,11 +205,11 @@ func (n *native) addMachineScope(w http.ResponseWriter, r *http.Request, c autho
 	if err == nil {
 		s, err = n.auth.CreateMachineScope(r.Context(), c, r.PathValue("machine_id"), *to)
 	}
-	n.respond(w, r, http.StatusCreated, machineScopeJSON{FromMachineID: s.FromMachineID, ToMachineID: s.ToMachineID, CreatedAt: rfc3339(s.CreatedAt)}, err)
+	return respond(w, http.StatusCreated, machineScopeJSON{FromMachineID: s.FromMachineID, ToMachineID: s.ToMachineID, CreatedAt: rfc3339(s.CreatedAt)}, err)
 }
 
-func (n *native) removeMachineScope(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	n.respond(w, r, 0, nil, n.auth.DeleteMachineScope(r.Context(), c, r.PathValue("machine_id"), r.PathValue("other_machine_id")))
+func (n *native) removeMachineScope(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	return respond(w, 0, nil, n.auth.DeleteMachineScope(r.Context(), c, r.PathValue("machine_id"), r.PathValue("other_machine_id")))
 }
 
 // queryBool reads an optional true/false query parameter.
@@ -230,7 +227,7 @@ func queryBool(r *http.Request, name string) (*bool, error) {
 
 // listM2MTokens lists a machine's opaque tokens, newest first; ?revoked
 // and ?expired include those (default: live tokens only).
-func (n *native) listM2MTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listM2MTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	in := authority.ListM2MTokensInput{Subject: r.PathValue("machine_id")}
 	if err == nil {
@@ -240,17 +237,16 @@ func (n *native) listM2MTokens(w http.ResponseWriter, r *http.Request, c authori
 		in.Expired, err = queryBool(r, "expired")
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	in.Limit, in.Offset = p.limitOffset()
 	list, total, err := n.auth.ListM2MTokens(r.Context(), c, in)
-	n.respond(w, r, http.StatusOK, mapPage(list, p.next(len(list), total), toNativeM2MToken), err)
+	return respond(w, http.StatusOK, mapPage(list, p.next(len(list), total), toNativeM2MToken), err)
 }
 
 // createM2MToken mints a token for the calling machine (a machine secret
 // key only).
-func (n *native) createM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "token_format", "seconds_until_expiration", "claims", "min_remaining_ttl_seconds", "scopes")
 	var in authority.CreateM2MTokenInput
 	var format *string
@@ -270,34 +266,32 @@ func (n *native) createM2MToken(w http.ResponseWriter, r *http.Request, c author
 		in.Scopes, err = f.Strings("scopes")
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	in.Claims = f.Raw("claims")
 	t, err := n.auth.CreateM2MToken(r.Context(), c, in)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	out := toNativeM2MToken(t)
 	out.Token = t.Token
 	wire.WriteSecretJSON(w, http.StatusCreated, out)
+	return nil
 }
 
 // revokeM2MToken: {"revocation_reason": "…"} (optional).
-func (n *native) revokeM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) revokeM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "revocation_reason")
 	var reason *string
 	if err == nil {
 		reason, err = f.String("revocation_reason")
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	if reason == nil {
 		reason = new(string)
 	}
 	t, err := n.auth.RevokeM2MToken(r.Context(), c, r.PathValue("m2m_token_id"), *reason)
-	n.respond(w, r, http.StatusOK, toNativeM2MToken(t), err)
+	return respond(w, http.StatusOK, toNativeM2MToken(t), err)
 }

@@ -53,7 +53,7 @@ func (n *native) orgTokenOrg(r *http.Request, c authority.Caller) (string, error
 
 func (n *native) registerOrgTokens(mux wire.Router) {
 	const t = "/v1/organizations/{org}/tokens"
-	routes := map[string]func(http.ResponseWriter, *http.Request, authority.Caller){
+	routes := map[string]wire.Handler{
 		"POST " + t:                       n.createOrgToken,
 		"GET " + t:                        n.listOrgTokens,
 		"GET " + t + "/{org_token_id}":    n.getOrgToken,
@@ -61,7 +61,7 @@ func (n *native) registerOrgTokens(mux wire.Router) {
 		"DELETE " + t + "/{org_token_id}": n.deleteOrgToken,
 	}
 	for pattern, h := range routes {
-		mux.Handle(pattern, n.authenticated(h))
+		mux.Handle(pattern, n.Authenticated(h))
 	}
 }
 
@@ -86,7 +86,7 @@ func orgTokenInput(r *http.Request) (in authority.OrgTokenInput, err error) {
 	return in, err
 }
 
-func (n *native) createOrgToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createOrgToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := orgTokenInput(r)
 	if err == nil && in.Privileges == nil {
 		err = credential.ParamError(credential.CodeMissing, "privileges", "is missing")
@@ -100,16 +100,16 @@ func (n *native) createOrgToken(w http.ResponseWriter, r *http.Request, c author
 		t, err = n.auth.CreateOrgToken(r.Context(), c, org, in)
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteSecretJSON(w, http.StatusCreated, struct {
 		nativeOrgTokenJSON
 		Key string `json:"key"`
 	}{toNativeOrgToken(t), t.Key})
+	return nil
 }
 
-func (n *native) listOrgTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listOrgTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	var org string
 	if err == nil {
@@ -120,19 +120,19 @@ func (n *native) listOrgTokens(w http.ResponseWriter, r *http.Request, c authori
 		list, err = n.auth.ListOrgTokens(r.Context(), c, org)
 	}
 	items, next := pageOf(list, p)
-	n.respond(w, r, http.StatusOK, mapPage(items, next, toNativeOrgToken), err)
+	return respond(w, http.StatusOK, mapPage(items, next, toNativeOrgToken), err)
 }
 
-func (n *native) getOrgToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getOrgToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	org, err := n.orgTokenOrg(r, c)
 	var t authority.OrgToken
 	if err == nil {
 		t, err = n.auth.GetOrgToken(r.Context(), c, org, r.PathValue("org_token_id"))
 	}
-	n.respond(w, r, http.StatusOK, toNativeOrgToken(t), err)
+	return respond(w, http.StatusOK, toNativeOrgToken(t), err)
 }
 
-func (n *native) updateOrgToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) updateOrgToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := orgTokenInput(r)
 	var org string
 	if err == nil {
@@ -145,13 +145,13 @@ func (n *native) updateOrgToken(w http.ResponseWriter, r *http.Request, c author
 	if err == nil {
 		t, err = n.auth.GetOrgToken(r.Context(), c, org, r.PathValue("org_token_id"))
 	}
-	n.respond(w, r, http.StatusOK, toNativeOrgToken(t), err)
+	return respond(w, http.StatusOK, toNativeOrgToken(t), err)
 }
 
-func (n *native) deleteOrgToken(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) deleteOrgToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	org, err := n.orgTokenOrg(r, c)
 	if err == nil {
 		err = n.auth.DeleteOrgToken(r.Context(), c, org, r.PathValue("org_token_id"))
 	}
-	n.respond(w, r, 0, nil, err)
+	return respond(w, 0, nil, err)
 }

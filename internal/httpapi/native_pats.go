@@ -64,7 +64,7 @@ func everyClient(credential.Client) (bool, error) { return true, nil }
 
 func (n *native) registerUserFamilies(mux wire.Router) {
 	const u = "/v1/users/{user_id}"
-	routes := map[string]func(http.ResponseWriter, *http.Request, authority.Caller){
+	routes := map[string]wire.Handler{
 		"POST " + u + "/pats":                  n.createPAT,
 		"GET " + u + "/pats":                   n.listPATs,
 		"PATCH " + u + "/pats/{pat_id}":        n.updatePAT,
@@ -75,28 +75,26 @@ func (n *native) registerUserFamilies(mux wire.Router) {
 		"DELETE " + u + "/clients/{client_id}": n.deleteClient,
 	}
 	for pattern, h := range routes {
-		mux.Handle(pattern, n.authenticated(n.actingForPathUser(h)))
+		mux.Handle(pattern, n.Authenticated(n.actingForPathUser(h)))
 	}
 }
 
 // actingForPathUser makes the caller act for the path's user.
-func (n *native) actingForPathUser(h func(http.ResponseWriter, *http.Request, authority.Caller)) func(http.ResponseWriter, *http.Request, authority.Caller) {
-	return func(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) actingForPathUser(h wire.Handler) wire.Handler {
+	return func(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 		user := r.PathValue("user_id")
 		if !authority.ValidUserID(user) {
-			n.writeError(w, r, credential.ParamError(credential.CodeInvalid, "user_id", "must be 1 to 255 printable characters without spaces"))
-			return
+			return credential.ParamError(credential.CodeInvalid, "user_id", "must be 1 to 255 printable characters without spaces")
 		}
 		if c.Kind == credential.KindPAT && c.UserID != user {
-			n.writeError(w, r, credential.Errorf(credential.CodeNotFound, "no such user"))
-			return
+			return credential.Errorf(credential.CodeNotFound, "no such user")
 		}
-		h(w, r, c.ActingFor(user))
+		return h(w, r, c.ActingFor(user))
 	}
 }
 
 // createPAT: {"name", "description", "scopes", "workspace_id", "expires_at" (RFC 3339)}.
-func (n *native) createPAT(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createPAT(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "name", "description", "scopes", "workspace_id", "expires_at")
 	var in authority.CreatePATInput
 	if err == nil {
@@ -127,27 +125,27 @@ func (n *native) createPAT(w http.ResponseWriter, r *http.Request, c authority.C
 		p, err = n.auth.CreatePAT(r.Context(), c, nil, in)
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteSecretJSON(w, http.StatusCreated, struct {
 		nativePATJSON
 		Token string `json:"token"`
 	}{toNativePAT(p), p.Token})
+	return nil
 }
 
-func (n *native) listPATs(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listPATs(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	var list []authority.PAT
 	if err == nil {
 		list, err = n.auth.ListPATs(r.Context(), c, nil)
 	}
 	items, next := pageOf(list, p)
-	n.respond(w, r, http.StatusOK, mapPage(items, next, toNativePAT), err)
+	return respond(w, http.StatusOK, mapPage(items, next, toNativePAT), err)
 }
 
 // updatePAT renames a token or changes its description: {"name", "description"}.
-func (n *native) updatePAT(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) updatePAT(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "name", "description")
 	var in authority.UpdatePATInput
 	if err == nil {
@@ -160,16 +158,16 @@ func (n *native) updatePAT(w http.ResponseWriter, r *http.Request, c authority.C
 	if err == nil {
 		p, err = n.auth.UpdatePAT(r.Context(), c, nil, r.PathValue("pat_id"), in)
 	}
-	n.respond(w, r, http.StatusOK, toNativePAT(p), err)
+	return respond(w, http.StatusOK, toNativePAT(p), err)
 }
 
-func (n *native) revokePAT(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	n.respond(w, r, 0, nil, n.auth.RevokePAT(r.Context(), c, nil, r.PathValue("pat_id")))
+func (n *native) revokePAT(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	return respond(w, 0, nil, n.auth.RevokePAT(r.Context(), c, nil, r.PathValue("pat_id")))
 }
 
 // createClient registers a backup client: the body is its client-info
 // object, with client_id.
-func (n *native) createClient(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createClient(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	body, err := wire.Body(r)
 	var f *wire.Form
 	if err == nil {
@@ -190,14 +188,13 @@ func (n *native) createClient(w http.ResponseWriter, r *http.Request, c authorit
 	if err == nil {
 		cl, err = n.auth.GetClient(r.Context(), c, id)
 	}
-	n.respond(w, r, http.StatusCreated, toNativeClient(cl), err)
+	return respond(w, http.StatusCreated, toNativeClient(cl), err)
 }
 
-func (n *native) listClients(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listClients(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	// One more than the page tells whether another page follows.
 	limit, offset := p.limit+1, p.offset
@@ -208,14 +205,14 @@ func (n *native) listClients(w http.ResponseWriter, r *http.Request, c authority
 		s := encodeCursor(p.offset + p.limit)
 		next = &s
 	}
-	n.respond(w, r, http.StatusOK, mapPage(list, next, toNativeClient), err)
+	return respond(w, http.StatusOK, mapPage(list, next, toNativeClient), err)
 }
 
-func (n *native) getClient(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getClient(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	cl, err := n.auth.GetClient(r.Context(), c, r.PathValue("client_id"))
-	n.respond(w, r, http.StatusOK, toNativeClient(cl), err)
+	return respond(w, http.StatusOK, toNativeClient(cl), err)
 }
 
-func (n *native) deleteClient(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	n.respond(w, r, 0, nil, n.auth.DeleteClient(r.Context(), c, r.PathValue("client_id")))
+func (n *native) deleteClient(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	return respond(w, 0, nil, n.auth.DeleteClient(r.Context(), c, r.PathValue("client_id")))
 }

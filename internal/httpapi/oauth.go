@@ -26,44 +26,46 @@ const (
 )
 
 // token serves every grant of the token endpoint.
-func (n *native) token(w http.ResponseWriter, r *http.Request) {
+func (n *native) token(w http.ResponseWriter, r *http.Request) error {
 	form, err := readForm(r)
 	if err != nil {
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: err.Error()})
-		return
+		return nil
 	}
 	for name, vs := range form {
 		if len(vs) > 1 { // RFC 6749 §3.2: no parameter more than once
 			writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: name + " is sent more than once"})
-			return
+			return nil
 		}
 	}
 	switch form.Get("grant_type") {
 	case grantClientCredentials:
-		n.clientCredentials(w, r, form)
+		return n.clientCredentials(w, r, form)
 	case grantTokenExchange:
-		n.tokenExchange(w, r, form)
+		return n.tokenExchange(w, r, form)
 	case "":
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "grant_type is missing"})
 	default:
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "unsupported_grant_type", Description: "the supported grants are " + grantClientCredentials + " and " + grantTokenExchange})
 	}
+	return nil
 }
 
 // clientCaller authenticates the OAuth client by HTTP Basic or by
 // client_id and client_secret in the form, never both (RFC 6749 §2.3).
-// It writes the error itself and reports false on failure.
-func (n *native) clientCaller(w http.ResponseWriter, r *http.Request, form url.Values) (authority.Caller, bool) {
+// It reports false on failure, having written the OAuth error, or with
+// the error for the native envelope to write.
+func (n *native) clientCaller(w http.ResponseWriter, r *http.Request, form url.Values) (authority.Caller, bool, error) {
 	if len(r.Header.Values("Authorization")) > 1 {
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "send one Authorization header"})
-		return authority.Caller{}, false
+		return authority.Caller{}, false, nil
 	}
 	id, secret, basic := r.BasicAuth()
 	_, inForm := form["client_secret"]
 	switch {
 	case basic && (inForm || form.Has("client_id") && form.Get("client_id") != decodeBasic(id)):
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "authenticate the client one way: HTTP Basic or client_secret in the body"})
-		return authority.Caller{}, false
+		return authority.Caller{}, false, nil
 	case basic:
 		// RFC 6749 §2.3.1: both halves are form-urlencoded before Basic.
 		id, secret = decodeBasic(id), decodeBasic(secret)
@@ -73,19 +75,18 @@ func (n *native) clientCaller(w http.ResponseWriter, r *http.Request, form url.V
 	if id == "" || secret == "" {
 		w.Header().Set("WWW-Authenticate", basicChallenge)
 		writeOAuthError(w, http.StatusUnauthorized, oauthError{Error: "invalid_client", Description: "client authentication is required: the machine id and its secret key"})
-		return authority.Caller{}, false
+		return authority.Caller{}, false, nil
 	}
 	c, err := n.auth.AuthenticateClient(r.Context(), id, secret)
 	if err != nil {
 		if credential.IsCode(err, credential.CodeUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", basicChallenge)
 			writeOAuthError(w, http.StatusUnauthorized, oauthError{Error: "invalid_client", Description: "client authentication failed"})
-		} else {
-			n.oauthFailure(w, r, err)
+			return authority.Caller{}, false, nil
 		}
-		return authority.Caller{}, false
+		return authority.Caller{}, false, oauthFailure(w, err)
 	}
-	return c, true
+	return c, true, nil
 }
 
 func decodeBasic(s string) string {
@@ -108,10 +109,10 @@ type clientCredentialsResponse struct {
 // machine's scoped machines); token_format is jwt (the default: any
 // OAuth resource server can check it offline against the JWKS) or opaque
 // (revocable at once, checked through keyward).
-func (n *native) clientCredentials(w http.ResponseWriter, r *http.Request, form url.Values) {
-	c, ok := n.clientCaller(w, r, form)
+func (n *native) clientCredentials(w http.ResponseWriter, r *http.Request, form url.Values) error {
+	c, ok, err := n.clientCaller(w, r, form)
 	if !ok {
-		return
+		return err
 	}
 	in := authority.CreateM2MTokenInput{Format: authority.FormatJWT}
 	switch f := form.Get("token_format"); f {
@@ -120,7 +121,7 @@ func (n *native) clientCredentials(w http.ResponseWriter, r *http.Request, form 
 		in.Format = f
 	default:
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "token_format must be jwt or opaque"})
-		return
+		return nil
 	}
 	if s := strings.Fields(form.Get("scope")); len(s) > 0 {
 		in.Scopes = s
@@ -129,27 +130,27 @@ func (n *native) clientCredentials(w http.ResponseWriter, r *http.Request, form 
 	if err != nil {
 		if e := credential.AsError(err); e.Param == "scopes" {
 			writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_scope", Description: e.Message})
-			return
+			return nil
 		}
-		n.oauthFailure(w, r, err)
-		return
+		return oauthFailure(w, err)
 	}
 	wire.WriteSecretJSON(w, http.StatusOK, clientCredentialsResponse{
 		AccessToken: tok.Token, TokenType: "Bearer",
 		ExpiresIn: int64(math.Round(tok.ExpiresAt.Sub(n.auth.Now()).Seconds())),
 		Scope:     strings.Join(tok.Scopes, " "),
 	})
+	return nil
 }
 
 // revoke is RFC 7009 token revocation, for the client that holds the
 // token (Basic or body credentials) or an admin key (Bearer). It answers
 // 200 for an unknown token and for one the caller may not revoke, so it
 // tells nobody whether a token exists.
-func (n *native) revoke(w http.ResponseWriter, r *http.Request) {
+func (n *native) revoke(w http.ResponseWriter, r *http.Request) error {
 	form, err := readForm(r)
 	if err != nil {
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: err.Error()})
-		return
+		return nil
 	}
 	var c authority.Caller
 	if bearer := wire.Credential(r, "Bearer"); bearer != "" { // one Authorization line only
@@ -157,33 +158,34 @@ func (n *native) revoke(w http.ResponseWriter, r *http.Request) {
 			if credential.IsCode(err, credential.CodeUnauthenticated) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="keyward"`)
 				writeOAuthError(w, http.StatusUnauthorized, oauthError{Error: "invalid_client", Description: "client authentication failed"})
-				return
+				return nil
 			}
-			n.oauthFailure(w, r, err)
-			return
+			return oauthFailure(w, err)
 		}
 	} else {
 		var ok bool
-		if c, ok = n.clientCaller(w, r, form); !ok {
-			return
+		if c, ok, err = n.clientCaller(w, r, form); !ok {
+			return err
 		}
 	}
 	if len(form["token"]) != 1 || form.Get("token") == "" {
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "send exactly one token"})
-		return
+		return nil
 	}
 	// token_type_hint is only a hint (RFC 7009 §2.1); the token's shape
 	// says what it is.
 	if err := n.auth.RevokeM2MTokenBySecret(r.Context(), c, form.Get("token")); err != nil {
-		n.oauthFailure(w, r, err)
-		return
+		return oauthFailure(w, err)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
-// oauthFailure maps an authority error to RFC 6749 §5.2's shape.
-func (n *native) oauthFailure(w http.ResponseWriter, r *http.Request, err error) {
+// oauthFailure maps an authority error to RFC 6749 §5.2's shape, or
+// returns it when it is a server error: the native envelope logs it and
+// says only "internal error".
+func oauthFailure(w http.ResponseWriter, err error) error {
 	e := credential.AsError(err)
 	switch e.Code {
 	case credential.CodeWrongType:
@@ -196,17 +198,18 @@ func (n *native) oauthFailure(w http.ResponseWriter, r *http.Request, err error)
 	default:
 		if status := nativeStatus(e.Code); status < 500 {
 			writeOAuthError(w, status, oauthError{Error: "invalid_request", Description: e.Message})
-			return
+			return nil
 		}
-		n.writeError(w, r, err) // logs it; says only "internal error"
+		return err
 	}
+	return nil
 }
 
 // discovery serves the authorization server metadata (RFC 8414) at both
 // well-known names; OpenID Connect discovery clients read the same
 // document. keyward has no authorization endpoint (no user login), so it
 // lists no response types.
-func (n *native) discovery(w http.ResponseWriter, r *http.Request) {
+func (n *native) discovery(w http.ResponseWriter, r *http.Request) error {
 	iss := n.auth.Issuer()
 	methods := []string{authBasic, authPost}
 	w.Header().Set("Cache-Control", "public, max-age=300")
@@ -225,4 +228,5 @@ func (n *native) discovery(w http.ResponseWriter, r *http.Request) {
 		"claims_supported":                           []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scopes"},
 		"service_documentation":                      iss + "/openapi.json",
 	})
+	return nil
 }

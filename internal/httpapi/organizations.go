@@ -57,7 +57,7 @@ func toSitegroup(g credential.Sitegroup) sitegroupJSON {
 
 func (n *native) registerOrganizations(mux wire.Router) {
 	const org = "/v1/organizations/{org}"
-	routes := map[string]func(http.ResponseWriter, *http.Request, authority.Caller){
+	routes := map[string]wire.Handler{
 		"POST /v1/organizations":                    n.createOrganization,
 		"GET /v1/organizations":                     n.listOrganizations,
 		"GET " + org:                                n.getOrganization,
@@ -75,20 +75,22 @@ func (n *native) registerOrganizations(mux wire.Router) {
 		"DELETE " + org + "/sitegroups/{sitegroup}": n.deleteSitegroup,
 	}
 	for pattern, h := range routes {
-		mux.Handle(pattern, n.authenticated(h))
+		mux.Handle(pattern, n.Authenticated(h))
 	}
 }
 
-func (n *native) respond(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
+// respond writes v with status (nil: 204 No Content), or returns err for
+// the surface to render.
+func respond(w http.ResponseWriter, status int, v any, err error) error {
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	if v == nil {
 		w.WriteHeader(http.StatusNoContent)
-		return
+		return nil
 	}
 	wire.WriteJSON(w, status, v)
+	return nil
 }
 
 func orgInput(r *http.Request) (in authority.OrganizationInput, err error) {
@@ -102,45 +104,44 @@ func orgInput(r *http.Request) (in authority.OrganizationInput, err error) {
 	return in, err
 }
 
-func (n *native) createOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := orgInput(r)
 	var o credential.Organization
 	if err == nil {
 		o, err = n.auth.CreateOrganization(r.Context(), c, in)
 	}
-	n.respond(w, r, http.StatusCreated, toOrganization(o), err)
+	return respond(w, http.StatusCreated, toOrganization(o), err)
 }
 
-func (n *native) listOrganizations(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listOrganizations(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	limit, offset, err := offsetPage(r)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	orgs, total, err := n.auth.ListOrganizations(r.Context(), c, limit, offset)
 	data := make([]organizationJSON, len(orgs))
 	for i, o := range orgs {
 		data[i] = toOrganization(o)
 	}
-	n.respond(w, r, http.StatusOK, map[string]any{"data": data, "total_count": total, "next_cursor": nextAfter(offset, len(data), total)}, err)
+	return respond(w, http.StatusOK, map[string]any{"data": data, "total_count": total, "next_cursor": nextAfter(offset, len(data), total)}, err)
 }
 
-func (n *native) getOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	o, err := n.auth.GetOrganization(r.Context(), c, r.PathValue("org"))
-	n.respond(w, r, http.StatusOK, toOrganization(o), err)
+	return respond(w, http.StatusOK, toOrganization(o), err)
 }
 
-func (n *native) updateOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) updateOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := orgInput(r)
 	var o credential.Organization
 	if err == nil {
 		o, err = n.auth.UpdateOrganization(r.Context(), c, r.PathValue("org"), in)
 	}
-	n.respond(w, r, http.StatusOK, toOrganization(o), err)
+	return respond(w, http.StatusOK, toOrganization(o), err)
 }
 
-func (n *native) deleteOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	n.respond(w, r, 0, nil, n.auth.DeleteOrganization(r.Context(), c, r.PathValue("org")))
+func (n *native) deleteOrganization(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	return respond(w, 0, nil, n.auth.DeleteOrganization(r.Context(), c, r.PathValue("org")))
 }
 
 func siteInput(r *http.Request) (in authority.SiteInput, err error) {
@@ -151,41 +152,41 @@ func siteInput(r *http.Request) (in authority.SiteInput, err error) {
 	return in, err
 }
 
-func (n *native) createSite(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createSite(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := siteInput(r)
 	var s credential.Site
 	if err == nil {
 		s, err = n.auth.CreateSite(r.Context(), c, r.PathValue("org"), in)
 	}
-	n.respond(w, r, http.StatusCreated, toSite(s), err)
+	return respond(w, http.StatusCreated, toSite(s), err)
 }
 
-func (n *native) listSites(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listSites(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	var sites []credential.Site
 	if err == nil {
 		sites, err = n.auth.ListSites(r.Context(), c, r.PathValue("org"))
 	}
 	items, next := pageOf(sites, p)
-	n.respond(w, r, http.StatusOK, mapPage(items, next, toSite), err)
+	return respond(w, http.StatusOK, mapPage(items, next, toSite), err)
 }
 
-func (n *native) getSite(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getSite(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	s, err := n.auth.GetSite(r.Context(), c, r.PathValue("org"), r.PathValue("site"))
-	n.respond(w, r, http.StatusOK, toSite(s), err)
+	return respond(w, http.StatusOK, toSite(s), err)
 }
 
-func (n *native) updateSite(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) updateSite(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := siteInput(r)
 	var s credential.Site
 	if err == nil {
 		s, err = n.auth.UpdateSite(r.Context(), c, r.PathValue("org"), r.PathValue("site"), in)
 	}
-	n.respond(w, r, http.StatusOK, toSite(s), err)
+	return respond(w, http.StatusOK, toSite(s), err)
 }
 
-func (n *native) deleteSite(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	n.respond(w, r, 0, nil, n.auth.DeleteSite(r.Context(), c, r.PathValue("org"), r.PathValue("site")))
+func (n *native) deleteSite(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	return respond(w, 0, nil, n.auth.DeleteSite(r.Context(), c, r.PathValue("org"), r.PathValue("site")))
 }
 
 func sitegroupInput(r *http.Request) (in authority.SitegroupInput, err error) {
@@ -199,39 +200,39 @@ func sitegroupInput(r *http.Request) (in authority.SitegroupInput, err error) {
 	return in, err
 }
 
-func (n *native) createSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := sitegroupInput(r)
 	var g credential.Sitegroup
 	if err == nil {
 		g, err = n.auth.CreateSitegroup(r.Context(), c, r.PathValue("org"), in)
 	}
-	n.respond(w, r, http.StatusCreated, toSitegroup(g), err)
+	return respond(w, http.StatusCreated, toSitegroup(g), err)
 }
 
-func (n *native) listSitegroups(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listSitegroups(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	var groups []credential.Sitegroup
 	if err == nil {
 		groups, err = n.auth.ListSitegroups(r.Context(), c, r.PathValue("org"))
 	}
 	items, next := pageOf(groups, p)
-	n.respond(w, r, http.StatusOK, mapPage(items, next, toSitegroup), err)
+	return respond(w, http.StatusOK, mapPage(items, next, toSitegroup), err)
 }
 
-func (n *native) getSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	g, err := n.auth.GetSitegroup(r.Context(), c, r.PathValue("org"), r.PathValue("sitegroup"))
-	n.respond(w, r, http.StatusOK, toSitegroup(g), err)
+	return respond(w, http.StatusOK, toSitegroup(g), err)
 }
 
-func (n *native) updateSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) updateSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := sitegroupInput(r)
 	var g credential.Sitegroup
 	if err == nil {
 		g, err = n.auth.UpdateSitegroup(r.Context(), c, r.PathValue("org"), r.PathValue("sitegroup"), in)
 	}
-	n.respond(w, r, http.StatusOK, toSitegroup(g), err)
+	return respond(w, http.StatusOK, toSitegroup(g), err)
 }
 
-func (n *native) deleteSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	n.respond(w, r, 0, nil, n.auth.DeleteSitegroup(r.Context(), c, r.PathValue("org"), r.PathValue("sitegroup")))
+func (n *native) deleteSitegroup(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	return respond(w, 0, nil, n.auth.DeleteSitegroup(r.Context(), c, r.PathValue("org"), r.PathValue("sitegroup")))
 }

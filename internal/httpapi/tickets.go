@@ -49,13 +49,14 @@ func readForm(r *http.Request) (url.Values, error) {
 	return form, wire.CheckValues(form)
 }
 
-// redemptionError answers a failed redemption in OAuth's shape.
-func (n *native) redemptionError(w http.ResponseWriter, r *http.Request, err error) {
+// redemptionError answers a refused redemption in OAuth's shape; any
+// other error is returned for the native envelope.
+func redemptionError(w http.ResponseWriter, err error) error {
 	if reason, ok := authority.TicketRefusal(err); ok {
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_grant", Code: reason, Description: authority.TicketMessage(reason)})
-		return
+		return nil
 	}
-	n.writeError(w, r, err)
+	return err
 }
 
 type tokenResponse struct {
@@ -76,22 +77,22 @@ func (n *native) tokenResponse(res authority.Redemption) tokenResponse {
 // tokenExchange redeems an actor ticket (RFC 8693): the ticket is the
 // subject token; the answer is an access token for the impersonation
 // session.
-func (n *native) tokenExchange(w http.ResponseWriter, r *http.Request, form url.Values) {
+func (n *native) tokenExchange(w http.ResponseWriter, r *http.Request, form url.Values) error {
 	switch {
 	case form.Get("subject_token_type") != tokenTypeActorTicket:
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "subject_token_type must be " + tokenTypeActorTicket})
-		return
+		return nil
 	case len(form["subject_token"]) != 1:
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "send exactly one subject_token"})
-		return
+		return nil
 	}
 	res, err := n.auth.RedeemTicket(r.Context(), form.Get("subject_token"))
 	if err != nil {
-		n.redemptionError(w, r, err)
-		return
+		return redemptionError(w, err)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	wire.WriteJSON(w, http.StatusOK, n.tokenResponse(res))
+	return nil
 }
 
 var acceptPage = template.Must(template.New("accept").Parse(`<!doctype html>
@@ -121,13 +122,12 @@ func wantsJSON(r *http.Request) bool {
 
 // previewTicket shows what a ticket would do and consumes nothing, so link
 // scanners and chat previews cannot burn it.
-func (n *native) previewTicket(w http.ResponseWriter, r *http.Request) {
+func (n *native) previewTicket(w http.ResponseWriter, r *http.Request) error {
 	noStore(w)
 	ticket := r.URL.Query().Get("ticket")
 	p, err := n.auth.PreviewTicket(r.Context(), ticket)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	if wantsJSON(r) {
 		out := map[string]any{"usable": p.Usable}
@@ -139,7 +139,7 @@ func (n *native) previewTicket(w http.ResponseWriter, r *http.Request) {
 			out["expires_at"] = p.Token.ExpiresAt.UTC().Format(time.RFC3339)
 		}
 		wire.WriteJSON(w, http.StatusOK, out)
-		return
+		return nil
 	}
 	var actor struct{ Sub string }
 	_ = json.Unmarshal(p.Token.Actor, &actor)
@@ -149,18 +149,19 @@ func (n *native) previewTicket(w http.ResponseWriter, r *http.Request) {
 		"Session": (time.Duration(p.Token.SessionMaxDuration) * time.Second).String(),
 		"Expires": p.Token.ExpiresAt.UTC().Format(time.RFC1123), "Ticket": ticket,
 	})
+	return nil
 }
 
 // acceptTicket is the confirm: it redeems the ticket and redirects to the
 // instance's impersonation redirect URL with the session token in the
 // fragment (never the query, so it stays out of server logs), or answers
 // JSON when asked or when no redirect URL is set.
-func (n *native) acceptTicket(w http.ResponseWriter, r *http.Request) {
+func (n *native) acceptTicket(w http.ResponseWriter, r *http.Request) error {
 	noStore(w)
 	form, err := readForm(r)
 	if err != nil {
 		writeOAuthError(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: err.Error()})
-		return
+		return nil
 	}
 	ticket := form.Get("ticket")
 	if ticket == "" {
@@ -168,34 +169,33 @@ func (n *native) acceptTicket(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := n.auth.RedeemTicket(r.Context(), ticket)
 	if err != nil {
-		n.redemptionError(w, r, err)
-		return
+		return redemptionError(w, err)
 	}
 	resp := n.tokenResponse(res)
 	redirect, err := n.auth.ImpersonationRedirectURL(r.Context(), res.Session.InstanceID)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	if redirect == "" || wantsJSON(r) {
 		wire.WriteJSON(w, http.StatusOK, resp)
-		return
+		return nil
 	}
 	fragment := url.Values{
 		"access_token": {resp.AccessToken}, "token_type": {"Bearer"},
 		"expires_in": {strconv.FormatInt(resp.ExpiresIn, 10)}, "session_id": {resp.SessionID},
 	}
 	http.Redirect(w, r, redirect+"#"+fragment.Encode(), http.StatusSeeOther)
+	return nil
 }
 
-func (n *native) revokeSession(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) revokeSession(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	s, err := n.auth.RevokeImpersonationSession(r.Context(), c, r.PathValue("id"))
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	wire.WriteJSON(w, http.StatusOK, map[string]any{
 		"id": s.ID, "user_id": s.UserID, "actor": s.Actor, "actor_token_id": s.ActorTokenID,
 		"started_at": rfc3339(s.StartedAt), "expires_at": rfc3339(s.ExpiresAt), "revoked_at": rfc3339(s.RevokedAt), "revoked": true,
 	})
+	return nil
 }

@@ -40,7 +40,7 @@ type rateLimitJSON struct {
 
 // verify is the one verify call for every credential kind: always 200 for
 // a decision, whatever it is.
-func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	r.Body = http.MaxBytesReader(w, r.Body, verifyBodyLimit)
 	body, err := wire.Body(r)
 	var f *wire.Form
@@ -69,13 +69,11 @@ func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Call
 		in.RequiredPrivilege, err = requiredPrivilege(f.Raw("required_privilege"))
 	}
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := n.auth.Verify(r.Context(), c, in)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	out := verifyResponse{Valid: res.Valid, Code: string(res.Reason)}
 	if res.Reason != authority.ReasonNotFound {
@@ -90,6 +88,7 @@ func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Call
 		}
 	}
 	writeVerifyResponse(w, out)
+	return nil
 }
 
 // writeVerifyResponse writes out as json.Encoder would, without reflection.
@@ -188,17 +187,16 @@ func appendStrings(b []byte, ss []string) []byte {
 
 // introspect is RFC 7662 token introspection. Anything not valid gets
 // {"active":false} and nothing else.
-func (n *native) introspect(w http.ResponseWriter, r *http.Request) {
+func (n *native) introspect(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, verifyBodyLimit)
 	c, err := n.auth.Authenticate(r.Context(), wire.Credential(r, "Bearer"))
 	if err != nil {
 		if credential.CodeOf(err) == credential.CodeUnauthenticated {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="keyward"`)
 			wire.WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "a valid admin or machine secret key is required"})
-			return
+			return nil
 		}
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	body, err := wire.Body(r)
 	var form url.Values
@@ -210,16 +208,16 @@ func (n *native) introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") || len(form["token"]) != 1 {
 		wire.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "send one token as application/x-www-form-urlencoded"})
-		return
+		return nil
 	}
 	res, err := n.auth.Verify(r.Context(), c, authority.VerifyInput{Token: form.Get("token")})
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return err
 	}
 	buf := wire.AnswerBuffer()
 	*buf = appendIntrospection(*buf, res)
 	wire.WriteJSONBytes(w, http.StatusOK, buf)
+	return nil
 }
 
 // appendIntrospection appends the RFC 7662 answer for res and a newline:

@@ -37,7 +37,7 @@ func toMember(m credential.Member) memberJSON {
 
 func (n *native) registerWorkspaces(mux wire.Router) {
 	const ws = "/v1/organizations/{org}/workspaces"
-	routes := map[string]func(http.ResponseWriter, *http.Request, authority.Caller){
+	routes := map[string]wire.Handler{
 		"POST " + ws:                               n.createWorkspace,
 		"GET " + ws:                                n.listWorkspaces,
 		"GET " + ws + "/{ws}":                      n.getWorkspace,
@@ -51,64 +51,64 @@ func (n *native) registerWorkspaces(mux wire.Router) {
 		"PUT /v1/scopes":                           n.putScopes,
 	}
 	for pattern, h := range routes {
-		mux.Handle(pattern, n.authenticated(h))
+		mux.Handle(pattern, n.Authenticated(h))
 	}
 }
 
-func (n *native) createWorkspace(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) createWorkspace(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := orgInput(r)
 	var ws credential.Workspace
 	if err == nil {
 		ws, err = n.auth.CreateWorkspace(r.Context(), c, r.PathValue("org"), authority.WorkspaceInput(in))
 	}
-	n.respond(w, r, http.StatusCreated, toWorkspace(ws), err)
+	return respond(w, http.StatusCreated, toWorkspace(ws), err)
 }
 
-func (n *native) listWorkspaces(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listWorkspaces(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	var list []credential.Workspace
 	if err == nil {
 		list, err = n.auth.ListWorkspaces(r.Context(), c, r.PathValue("org"))
 	}
 	items, next := pageOf(list, p)
-	n.respond(w, r, http.StatusOK, mapPage(items, next, toWorkspace), err)
+	return respond(w, http.StatusOK, mapPage(items, next, toWorkspace), err)
 }
 
-func (n *native) getWorkspace(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getWorkspace(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	ws, err := n.auth.GetWorkspace(r.Context(), c, r.PathValue("org"), r.PathValue("ws"))
-	n.respond(w, r, http.StatusOK, toWorkspace(ws), err)
+	return respond(w, http.StatusOK, toWorkspace(ws), err)
 }
 
-func (n *native) updateWorkspace(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) updateWorkspace(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	in, err := orgInput(r)
 	var ws credential.Workspace
 	if err == nil {
 		ws, err = n.auth.UpdateWorkspace(r.Context(), c, r.PathValue("org"), r.PathValue("ws"), authority.WorkspaceInput(in))
 	}
-	n.respond(w, r, http.StatusOK, toWorkspace(ws), err)
+	return respond(w, http.StatusOK, toWorkspace(ws), err)
 }
 
-func (n *native) deleteWorkspace(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	n.respond(w, r, 0, nil, n.auth.DeleteWorkspace(r.Context(), c, r.PathValue("org"), r.PathValue("ws")))
+func (n *native) deleteWorkspace(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	return respond(w, 0, nil, n.auth.DeleteWorkspace(r.Context(), c, r.PathValue("org"), r.PathValue("ws")))
 }
 
-func (n *native) listMembers(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) listMembers(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	var list []credential.Member
 	if err == nil {
 		list, err = n.auth.ListMembers(r.Context(), c, r.PathValue("org"), r.PathValue("ws"))
 	}
 	items, next := pageOf(list, p)
-	n.respond(w, r, http.StatusOK, mapPage(items, next, toMember), err)
+	return respond(w, http.StatusOK, mapPage(items, next, toMember), err)
 }
 
-func (n *native) getMember(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getMember(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	m, err := n.auth.GetMember(r.Context(), c, r.PathValue("org"), r.PathValue("ws"), r.PathValue("user_id"))
-	n.respond(w, r, http.StatusOK, toMember(m), err)
+	return respond(w, http.StatusOK, toMember(m), err)
 }
 
 // putMember adds a member or changes their role: {"role": "owner|admin|member"}.
-func (n *native) putMember(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) putMember(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "role")
 	var role *string
 	if err == nil {
@@ -121,20 +121,20 @@ func (n *native) putMember(w http.ResponseWriter, r *http.Request, c authority.C
 	if err == nil {
 		m, err = n.auth.PutMember(r.Context(), c, r.PathValue("org"), r.PathValue("ws"), r.PathValue("user_id"), *role)
 	}
-	n.respond(w, r, http.StatusOK, toMember(m), err)
+	return respond(w, http.StatusOK, toMember(m), err)
 }
 
-func (n *native) removeMember(w http.ResponseWriter, r *http.Request, c authority.Caller) {
-	n.respond(w, r, 0, nil, n.auth.RemoveMember(r.Context(), c, r.PathValue("org"), r.PathValue("ws"), r.PathValue("user_id")))
+func (n *native) removeMember(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	return respond(w, 0, nil, n.auth.RemoveMember(r.Context(), c, r.PathValue("org"), r.PathValue("ws"), r.PathValue("user_id")))
 }
 
-func (n *native) getScopes(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) getScopes(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	scopes, err := n.auth.Catalogue(r.Context(), c)
-	n.respond(w, r, http.StatusOK, map[string]any{"scopes": scopes, "builtin": authority.BuiltinScopes}, err)
+	return respond(w, http.StatusOK, map[string]any{"scopes": scopes, "builtin": authority.BuiltinScopes}, err)
 }
 
 // putScopes replaces the catalogue: {"scopes": [...]}.
-func (n *native) putScopes(w http.ResponseWriter, r *http.Request, c authority.Caller) {
+func (n *native) putScopes(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	f, err := wire.ReadForm(r, "scopes")
 	var scopes []string
 	if err == nil {
@@ -143,5 +143,5 @@ func (n *native) putScopes(w http.ResponseWriter, r *http.Request, c authority.C
 	if err == nil {
 		scopes, err = n.auth.SetCatalogue(r.Context(), c, scopes)
 	}
-	n.respond(w, r, http.StatusOK, map[string]any{"scopes": scopes, "builtin": authority.BuiltinScopes}, err)
+	return respond(w, http.StatusOK, map[string]any{"scopes": scopes, "builtin": authority.BuiltinScopes}, err)
 }
