@@ -39,6 +39,7 @@ type Client struct {
 	base      string
 	key       string
 	http      *http.Client
+	timeout   time.Duration // of the default http.Client
 	userAgent string
 	retries   int
 	backoff   time.Duration
@@ -53,6 +54,16 @@ func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) {
 		if hc != nil {
 			c.http = hc
+		}
+	}
+}
+
+// WithTimeout sets the timeout of each call made with the default
+// http.Client (10 s); a client given by WithHTTPClient keeps its own.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.timeout = d
 		}
 	}
 }
@@ -91,13 +102,16 @@ func New(baseURL, key string, opts ...Option) *Client {
 	c := &Client{
 		base:      strings.TrimRight(baseURL, "/"),
 		key:       key,
-		http:      &http.Client{Timeout: 10 * time.Second},
+		timeout:   10 * time.Second,
 		userAgent: DefaultUserAgent,
 		retries:   DefaultRetries,
 		backoff:   100 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.http == nil {
+		c.http = &http.Client{Timeout: c.timeout}
 	}
 	return c
 }

@@ -230,3 +230,21 @@ func TestRequestsAndDecoding(t *testing.T) {
 		t.Errorf("empty workspace: %v", err)
 	}
 }
+
+// TestWithTimeoutEndsAHangingCall checks a call to a server that never
+// answers ends with a network error once WithTimeout's bound passes.
+func TestWithTimeoutEndsAHangingCall(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	c := client.New(srv.URL, "sk_test", client.WithTimeout(50*time.Millisecond), client.WithRetries(0))
+	if _, err := c.GetMachine(context.Background(), "mch_1"); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("a hanging server: %v, want ErrUnavailable", err)
+	}
+}

@@ -151,7 +151,30 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 	if err != nil {
 		return nil, fmt.Errorf("--ratelimit-on-redis-error: %w", err)
 	}
+	n, err := c.openStore(ctx, master, opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg := opts.authorityConfig(n, c.issuer)
+	if err := c.connectBus(ctx, n, &cfg, opts, policy); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if opts.metrics != nil {
+		cfg.Store, cfg.Observer = opts.metrics.Store(n.store), opts.metrics
+	}
+	opts.tracing.Instrument(&cfg)
+	n.auth = authority.New(cfg)
+	if opts.log != nil || opts.metrics != nil {
+		n.auth.SetPublishErrorHandler(opts.busErrorHandler("publish", "publish invalidation"))
+	}
+	return n, nil
+}
+
+// openStore opens the store and unlocks its keyring with master.
+func (c *storeConfig) openStore(ctx context.Context, master []byte, opts nodeOptions) (*node, error) {
 	n := &node{}
+	var err error
 	if c.postgres() {
 		n.store, err = sqlstore.OpenPostgres(ctx, c.databaseURL)
 	} else {
@@ -170,65 +193,67 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 		return nil, fmt.Errorf("open keyring: %w", err)
 	}
 	n.keys = keys
+	return n, nil
+}
 
-	cfg := authority.Config{Store: n.store, Keyring: keys, Clock: opts.clock, Issuer: c.issuer, Limiter: inmem.NewLimiter(), CacheBytes: opts.cacheBytes,
+// authorityConfig is the authority's configuration over n's store and
+// keyring, with the in-memory limiter until a bus replaces it.
+func (opts nodeOptions) authorityConfig(n *node, issuer string) authority.Config {
+	cfg := authority.Config{Store: n.store, Keyring: n.keys, Clock: opts.clock, Issuer: issuer, Limiter: inmem.NewLimiter(), CacheBytes: opts.cacheBytes,
 		AuthFailureLimit: opts.authFailureLimit, AuthFailureWindow: opts.authFailureWindow,
 		AuditSink: opts.auditSink, AuditSinkRequired: opts.auditLogRequired}
 	if opts.auditSink != nil && opts.log != nil {
 		cfg.OnAuditSinkError = func(err error) { opts.log.Error("write audit log", "error", err.Error()) }
 	}
-	fallback := func(component string) func(bool) {
-		return func(active bool) {
-			if opts.metrics != nil {
-				opts.metrics.Fallback(component, active)
-			}
-			if opts.log != nil && active {
-				opts.log.Warn(component+" unavailable; falling back", "component", component)
-			} else if opts.log != nil {
-				opts.log.Info(component+" available again", "component", component)
-			}
-		}
-	}
+	return cfg
+}
+
+// connectBus wires the shared limiter and invalidation bus: Redis when
+// configured, else PostgreSQL's own; SQLite keeps the in-memory ones.
+func (c *storeConfig) connectBus(ctx context.Context, n *node, cfg *authority.Config, opts nodeOptions, policy redisbus.Policy) error {
 	switch {
 	case c.redisURL != "":
 		rdb, err := redisbus.Open(ctx, c.redisURL)
 		if err != nil {
-			n.Close()
-			return nil, fmt.Errorf("--redis-url: %w", err)
+			return fmt.Errorf("--redis-url: %w", err)
 		}
 		n.closers = append(n.closers, func() { rdb.Close() })
-		cfg.Limiter = redisbus.NewLimiter(rdb, cfg.Limiter, policy, fallback("ratelimit"))
+		cfg.Limiter = redisbus.NewLimiter(rdb, cfg.Limiter, policy, opts.fallback("ratelimit"))
 		cfg.Bus = redisbus.NewBus(rdb, redisChannel)
 	case c.postgres():
 		cfg.Limiter = n.store.Limiter()
 		bus := pgbus.New(c.databaseURL, postgresChannel)
-		bus.SetErrorHandler(func(err error) {
-			if opts.metrics != nil {
-				opts.metrics.BusError("subscribe")
-			}
-			if opts.log != nil {
-				opts.log.Warn("invalidation bus", "error", err.Error())
-			}
-		})
+		bus.SetErrorHandler(opts.busErrorHandler("subscribe", "invalidation bus"))
 		n.closers = append(n.closers, bus.Close)
 		cfg.Bus = bus
 	}
-	if opts.metrics != nil {
-		cfg.Store, cfg.Observer = opts.metrics.Store(n.store), opts.metrics
+	return nil
+}
+
+// fallback reports a component going to its fallback and coming back.
+func (opts nodeOptions) fallback(component string) func(bool) {
+	return func(active bool) {
+		if opts.metrics != nil {
+			opts.metrics.Fallback(component, active)
+		}
+		if opts.log != nil && active {
+			opts.log.Warn(component+" unavailable; falling back", "component", component)
+		} else if opts.log != nil {
+			opts.log.Info(component+" available again", "component", component)
+		}
 	}
-	opts.tracing.Instrument(&cfg)
-	n.auth = authority.New(cfg)
-	if opts.log != nil || opts.metrics != nil {
-		n.auth.SetPublishErrorHandler(func(err error) {
-			if opts.metrics != nil {
-				opts.metrics.BusError("publish")
-			}
-			if opts.log != nil {
-				opts.log.Warn("publish invalidation", "error", err.Error())
-			}
-		})
+}
+
+// busErrorHandler counts a bus error under op and logs it as msg.
+func (opts nodeOptions) busErrorHandler(op, msg string) func(error) {
+	return func(err error) {
+		if opts.metrics != nil {
+			opts.metrics.BusError(op)
+		}
+		if opts.log != nil {
+			opts.log.Warn(msg, "error", err.Error())
+		}
 	}
-	return n, nil
 }
 
 // resolveMasterKey returns the master key and, when it was read from (or

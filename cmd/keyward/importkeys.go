@@ -161,15 +161,8 @@ func readHMACKey(path, encoding string) ([]byte, error) {
 	return b, nil
 }
 
-func newImportKeysCommand(cfg *storeConfig) *cobra.Command {
-	var (
-		from, instanceID, hmacKeyFile, hmacKeyEncoding, format string
-		prefixes                                               []string
-	)
-	cmd := &cobra.Command{
-		Use:   "import-keys --from FILE --prefix FOREIGN_PREFIX=api_key[:TYPE]",
-		Short: "Import another system's API keys by their hashes; each is re-keyed to keyward's digest on its first verify",
-		Long: `Import API keys that another system stored only as hashes, one JSON object per line:
+// importKeysLong is import-keys' help.
+const importKeysLong = `Import API keys that another system stored only as hashes, one JSON object per line:
 
   {"format": "sha256", "hash": "<hex or base64>", "start": "sk_live_AbCd", "subject": "user_…", "name": "…"}
 
@@ -190,54 +183,72 @@ keys. On a key's first successful verify its credential is re-keyed to keyward's
 
 The whole file is one transaction: a bad line is an error naming it, and nothing is written.
 A running server sees new keys within 30 seconds. Neither the hashes nor the HMAC key are ever
-printed; the HMAC key is kept sealed under the keyring until the last key needing it is re-keyed.`,
+printed; the HMAC key is kept sealed under the keyring until the last key needing it is re-keyed.`
+
+// importKeysFlags are import-keys' flags.
+type importKeysFlags struct {
+	from, instanceID, hmacKeyFile, hmacKeyEncoding, format string
+	prefixes                                               []string
+}
+
+func newImportKeysCommand(cfg *storeConfig) *cobra.Command {
+	var in importKeysFlags
+	cmd := &cobra.Command{
+		Use:   "import-keys --from FILE --prefix FOREIGN_PREFIX=api_key[:TYPE]",
+		Short: "Import another system's API keys by their hashes; each is re-keyed to keyward's digest on its first verify",
+		Long:  importKeysLong,
 		Example: `  keyward import-keys --from unkey.jsonl --format sha256 --prefix sk_live_=api_key:live
   keyward import-keys --from legacy.jsonl --prefix key_=api_key --hmac-key-file /run/secrets/legacy-hmac --hmac-key-encoding hex`,
 		Args: cobra.NoArgs,
 		RunE: cfg.withAuthority(func(cmd *cobra.Command, args []string, auth *authority.Authority) error {
-			ctx := cmd.Context()
-			mapping, err := parsePrefixes(prefixes)
-			if err != nil {
-				return usageErrorf("%s", err)
-			}
-			key, err := readHMACKey(hmacKeyFile, hmacKeyEncoding)
-			if err != nil {
-				return err
-			}
-			f, err := os.Open(from)
-			if err != nil {
-				return fmt.Errorf("--from: %w", err)
-			}
-			defer f.Close()
-			keys, err := readForeignKeys(f, format)
-			if err != nil {
-				return err
-			}
-			if instanceID == "" {
-				if instanceID, err = auth.DefaultInstanceID(ctx); err != nil {
-					return fmt.Errorf("--instance: %w", err)
-				}
-			}
-			res, err := auth.ImportForeignKeys(ctx, authority.ImportForeignKeysInput{InstanceID: instanceID, Keys: keys, Prefixes: mapping, HMACKey: key})
-			clear(key)
-			if err != nil {
-				return err
-			}
-			formats := make([]string, 0, len(res.ByFormat))
-			for f, n := range res.ByFormat {
-				formats = append(formats, fmt.Sprintf("%s %d", f, n))
-			}
-			sort.Strings(formats)
-			fmt.Fprintf(cmd.OutOrStdout(), "imported %d keys into %s (%s)\n", res.Imported, instanceID, strings.Join(formats, ", "))
-			return nil
+			return in.run(cmd, auth)
 		}),
 	}
-	cmd.Flags().StringVar(&from, "from", "", "JSON lines of foreign keys (see above)")
-	cmd.Flags().StringVar(&instanceID, "instance", "", "the instance the keys join (ins_…; default: the one created at first start)")
-	cmd.Flags().StringArrayVar(&prefixes, "prefix", nil, "FOREIGN_PREFIX=api_key[:TYPE]; repeat for each prefix")
-	cmd.Flags().StringVar(&format, "format", "", "the format of lines without one (sha256 for an Unkey export)")
-	cmd.Flags().StringVar(&hmacKeyFile, "hmac-key-file", "", "a file holding the other system's HMAC key, for hmac-sha256 lines")
-	cmd.Flags().StringVar(&hmacKeyEncoding, "hmac-key-encoding", "raw", "how --hmac-key-file holds the key: raw (one trailing newline dropped), hex or base64")
+	cmd.Flags().StringVar(&in.from, "from", "", "JSON lines of foreign keys (see above)")
+	cmd.Flags().StringVar(&in.instanceID, "instance", "", "the instance the keys join (ins_…; default: the one created at first start)")
+	cmd.Flags().StringArrayVar(&in.prefixes, "prefix", nil, "FOREIGN_PREFIX=api_key[:TYPE]; repeat for each prefix")
+	cmd.Flags().StringVar(&in.format, "format", "", "the format of lines without one (sha256 for an Unkey export)")
+	cmd.Flags().StringVar(&in.hmacKeyFile, "hmac-key-file", "", "a file holding the other system's HMAC key, for hmac-sha256 lines")
+	cmd.Flags().StringVar(&in.hmacKeyEncoding, "hmac-key-encoding", "raw", "how --hmac-key-file holds the key: raw (one trailing newline dropped), hex or base64")
 	_ = cmd.MarkFlagRequired("from")
 	return cmd
+}
+
+// run reads the file and imports its keys in one transaction.
+func (in importKeysFlags) run(cmd *cobra.Command, auth *authority.Authority) error {
+	ctx := cmd.Context()
+	mapping, err := parsePrefixes(in.prefixes)
+	if err != nil {
+		return usageErrorf("%s", err)
+	}
+	key, err := readHMACKey(in.hmacKeyFile, in.hmacKeyEncoding)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(in.from)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	defer f.Close()
+	keys, err := readForeignKeys(f, in.format)
+	if err != nil {
+		return err
+	}
+	if in.instanceID == "" {
+		if in.instanceID, err = auth.DefaultInstanceID(ctx); err != nil {
+			return fmt.Errorf("--instance: %w", err)
+		}
+	}
+	res, err := auth.ImportForeignKeys(ctx, authority.ImportForeignKeysInput{InstanceID: in.instanceID, Keys: keys, Prefixes: mapping, HMACKey: key})
+	clear(key)
+	if err != nil {
+		return err
+	}
+	formats := make([]string, 0, len(res.ByFormat))
+	for f, n := range res.ByFormat {
+		formats = append(formats, fmt.Sprintf("%s %d", f, n))
+	}
+	sort.Strings(formats)
+	fmt.Fprintf(cmd.OutOrStdout(), "imported %d keys into %s (%s)\n", res.Imported, in.instanceID, strings.Join(formats, ", "))
+	return nil
 }

@@ -76,12 +76,22 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 		_ = c.MarkFlagRequired("instance")
 		return c
 	}
+	cmd.AddCommand(
+		withInstance(adminKeyCreateCommand(cfg, &instanceID)),
+		withInstance(adminKeyListCommand(cfg, &instanceID)),
+		withInstance(adminKeyRevokeCommand(cfg, &instanceID)),
+		adminKeyGenerateCommand(),
+	)
+	return cmd
+}
+
+func adminKeyCreateCommand(cfg *storeConfig, instanceID *string) *cobra.Command {
 	var (
 		name        string
 		permissions []string
 		expiresAt   string
 	)
-	create := withInstance(&cobra.Command{
+	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create an admin key and print it once",
 		Long: "Create an admin key holding the given permissions (every permission, *, by default).\n" +
@@ -98,7 +108,7 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 				}
 				in.ExpiresAt = &t
 			}
-			k, key, err := auth.CreateAdminKey(cmd.Context(), authority.Operator(instanceID), in)
+			k, key, err := auth.CreateAdminKey(cmd.Context(), authority.Operator(*instanceID), in)
 			if err != nil {
 				return err
 			}
@@ -109,16 +119,20 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "admin key:   %s\n", key.Reveal())
 			return nil
 		}),
-	})
+	}
 	create.Flags().StringVar(&name, "name", "operator key", "what the key is for")
 	create.Flags().StringArrayVar(&permissions, "permission", []string{string(credential.PermAll)}, "a permission the key holds (repeat for several)")
 	create.Flags().StringVar(&expiresAt, "expires-at", "", "when the key stops working (RFC 3339); never by default")
-	cmd.AddCommand(create, withInstance(&cobra.Command{
+	return create
+}
+
+func adminKeyListCommand(cfg *storeConfig, instanceID *string) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
 		Short: "List admin keys (ids, prefixes and permissions, never the keys)",
 		Args:  cobra.NoArgs,
 		RunE: cfg.withAuthority(func(cmd *cobra.Command, args []string, auth *authority.Authority) error {
-			keys, err := auth.ListAdminKeys(cmd.Context(), authority.Operator(instanceID))
+			keys, err := auth.ListAdminKeys(cmd.Context(), authority.Operator(*instanceID))
 			if err != nil {
 				return err
 			}
@@ -137,19 +151,27 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 			}
 			return tw.Flush()
 		}),
-	}), withInstance(&cobra.Command{
+	}
+}
+
+func adminKeyRevokeCommand(cfg *storeConfig, instanceID *string) *cobra.Command {
+	return &cobra.Command{
 		Use:     "revoke KEY_ID",
 		Short:   "Revoke an admin key; it stops authenticating at once",
 		Example: "  keyward admin-key revoke --instance ins_… key_…",
 		Args:    cobra.ExactArgs(1),
 		RunE: cfg.withAuthority(func(cmd *cobra.Command, args []string, auth *authority.Authority) error {
-			if _, err := auth.RevokeAdminKey(cmd.Context(), authority.Operator(instanceID), args[0]); err != nil {
+			if _, err := auth.RevokeAdminKey(cmd.Context(), authority.Operator(*instanceID), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", args[0])
 			return nil
 		}),
-	}), &cobra.Command{
+	}
+}
+
+func adminKeyGenerateCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "generate",
 		Short: "Print a fresh admin key without storing it (for KEYWARD_BOOTSTRAP_ADMIN_KEY)",
 		Args:  cobra.NoArgs,
@@ -161,8 +183,7 @@ func newAdminKeyCommand(cfg *storeConfig) *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), key.Reveal())
 			return nil
 		},
-	})
-	return cmd
+	}
 }
 
 func newSigningKeyCommand(cfg *storeConfig) *cobra.Command {
@@ -316,30 +337,55 @@ func rotateMasterKey(ctx context.Context, cfg *storeConfig, encoded string, stdo
 		}
 	}
 	if err := n.auth.RotateMasterKey(ctx, current, next); err != nil {
-		// A failed COMMIT may still have landed (a connection dropped while
-		// it ran): ask the store which key it answers to now before the
-		// only copy of the new key is thrown away.
-		adopted, checkErr := cfg.keyOpens(ctx, next)
-		switch {
-		case checkErr != nil:
-			if generated && pending == "" {
-				fmt.Fprintf(stdout, "the rotation failed and its outcome is unknown; if the store now refuses the old key, this is the new master key:\n\n    %s\n\n", encoded)
-			}
-			kept := ""
-			if pending != "" {
-				kept = "; the new key is kept in " + pending
-			}
-			return fmt.Errorf("rotate: %w; and checking whether it landed failed: %v%s", err, checkErr, kept)
-		case !adopted:
-			if pending != "" {
-				os.Remove(pending)
-			}
+		if err := settleFailedRotation(ctx, cfg, err, rotation{next: next, encoded: encoded, generated: generated, pending: pending}, stdout); err != nil {
 			return err
 		}
 	}
-	if pending != "" {
-		if err := os.Rename(pending, file); err != nil {
-			return fmt.Errorf("the data keys are now wrapped under the new master key, which is in %s: move it over %s before the next start: %w", pending, file, err)
+	return finishRotation(stdout, file, rotation{encoded: encoded, generated: generated, pending: pending})
+}
+
+// rotation is what a master-key rotation carries past the commit: the new
+// key (raw and encoded), whether keyward generated it, and the file that
+// holds it until it replaces the current one ("" when the key is not in
+// the data dir).
+type rotation struct {
+	next      []byte
+	encoded   string
+	generated bool
+	pending   string
+}
+
+// settleFailedRotation decides what a failed rotation means. A failed
+// COMMIT may still have landed (a connection dropped while it ran): ask
+// the store which key it answers to now before the only copy of the new
+// key is thrown away. nil means the rotation did land.
+func settleFailedRotation(ctx context.Context, cfg *storeConfig, err error, r rotation, stdout io.Writer) error {
+	adopted, checkErr := cfg.keyOpens(ctx, r.next)
+	switch {
+	case checkErr != nil:
+		if r.generated && r.pending == "" {
+			fmt.Fprintf(stdout, "the rotation failed and its outcome is unknown; if the store now refuses the old key, this is the new master key:\n\n    %s\n\n", r.encoded)
+		}
+		kept := ""
+		if r.pending != "" {
+			kept = "; the new key is kept in " + r.pending
+		}
+		return fmt.Errorf("rotate: %w; and checking whether it landed failed: %v%s", err, checkErr, kept)
+	case !adopted:
+		if r.pending != "" {
+			os.Remove(r.pending)
+		}
+		return err
+	}
+	return nil
+}
+
+// finishRotation moves the new key file over the current one, or shows
+// the new key, and says what to do next.
+func finishRotation(stdout io.Writer, file string, r rotation) error {
+	if r.pending != "" {
+		if err := os.Rename(r.pending, file); err != nil {
+			return fmt.Errorf("the data keys are now wrapped under the new master key, which is in %s: move it over %s before the next start: %w", r.pending, file, err)
 		}
 		if dir, err := os.Open(filepath.Dir(file)); err == nil {
 			dir.Sync() // make the rename durable
@@ -348,9 +394,9 @@ func rotateMasterKey(ctx context.Context, cfg *storeConfig, encoded string, stdo
 		fmt.Fprintf(stdout, "master key rotated; the new key replaced %s\nrestart keyward to use it (running servers keep serving until then)\n", file)
 		return nil
 	}
-	if generated {
+	if r.generated {
 		// The one time this key is ever shown.
-		fmt.Fprintf(stdout, "master key rotated; the new master key (shown once; store it now):\n\n    %s\n\nrestart every node with it (running nodes keep serving until then)\n", encoded)
+		fmt.Fprintf(stdout, "master key rotated; the new master key (shown once; store it now):\n\n    %s\n\nrestart every node with it (running nodes keep serving until then)\n", r.encoded)
 		return nil
 	}
 	fmt.Fprintln(stdout, "master key rotated; restart every node with the new key (running nodes keep serving until then)")

@@ -1,8 +1,7 @@
 package main
 
-// Remote commands talk to a running keyward server over HTTP, through the
-// Go SDK (package client) where it covers the endpoint, and through the
-// protocol surfaces (Clerk, Mist, Spatio, Freezer) directly otherwise.
+// Remote commands talk to a running keyward server through the Go SDK
+// (package client) and the native API only.
 //
 // Every remote command takes --server (KEYWARD_URL), --admin-key
 // (KEYWARD_ADMIN_KEY, KEYWARD_ADMIN_KEY_FILE) and -o/--output. Keys are read
@@ -11,12 +10,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -41,6 +38,9 @@ const (
 )
 
 const defaultServer = "http://127.0.0.1:8080"
+
+// remoteTimeout bounds each call to the server.
+const remoteTimeout = 30 * time.Second
 
 // cliError is an error with the process exit code it stands for.
 type cliError struct {
@@ -106,13 +106,11 @@ type remoteConfig struct {
 	server   string
 	adminKey string
 	output   string
-
-	httpClient *http.Client
 }
 
 // newRemoteCommands returns the commands that talk to a running server.
 func newRemoteCommands() []*cobra.Command {
-	rc := &remoteConfig{httpClient: &http.Client{Timeout: 30 * time.Second}}
+	rc := &remoteConfig{}
 	cmds := []*cobra.Command{
 		newMachinesCommand(rc),
 		newM2MCommand(rc),
@@ -301,105 +299,10 @@ func (rc *remoteConfig) sdk() (*client.Client, error) {
 
 // sdkWith returns an SDK client with key (a machine's, for instance).
 func (rc *remoteConfig) sdkWith(key string) *client.Client {
-	return client.New(rc.server, key, client.WithHTTPClient(rc.httpClient), client.WithUserAgent("keyward-cli/"+shortVersion()))
+	return client.New(rc.server, key, client.WithTimeout(remoteTimeout), client.WithUserAgent("keyward-cli/"+shortVersion()))
 }
 
 func (rc *remoteConfig) json() bool { return rc.output == "json" }
-
-// call is one request to a protocol surface.
-type call struct {
-	method string
-	path   string // escaped, with query
-	scheme string // Authorization scheme: "Bearer" or "Token"
-	key    string
-	header map[string]string
-	body   any // nil, []byte (sent as is) or a value to encode as JSON
-}
-
-// surfaceError reads each surface's error envelope into a message.
-type surfaceError func(body []byte) (code, message string)
-
-// do sends c and returns the 2xx body; any other answer is a
-// *client.APIError (so errors.Is with the SDK's sentinels works).
-func (rc *remoteConfig) do(ctx context.Context, c call, parse surfaceError) ([]byte, error) {
-	var rd io.Reader
-	switch b := c.body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequestWithContext(ctx, c.method, rc.server+c.path, rd)
-	if err != nil {
-		return nil, &client.APIError{Code: "network_error", Message: redact(err.Error(), c.key)}
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "keyward-cli/"+shortVersion())
-	if c.key != "" {
-		req.Header.Set("Authorization", c.scheme+" "+c.key)
-	}
-	for k, v := range c.header {
-		req.Header.Set(k, v)
-	}
-	resp, err := rc.httpClient.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, &client.APIError{Code: "network_error", Message: redactURLError(err, c.key)}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return nil, &client.APIError{Status: resp.StatusCode, Code: "network_error", Message: redact(err.Error(), c.key)}
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return body, nil
-	}
-	e := &client.APIError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-ID")}
-	if parse != nil && len(bytes.TrimSpace(body)) > 0 {
-		e.Code, e.Message = parse(body)
-	}
-	if e.Code == "" {
-		e.Code = strings.ToLower(strings.ReplaceAll(http.StatusText(resp.StatusCode), " ", "_"))
-		if e.Code == "" {
-			e.Code = fmt.Sprintf("http_%d", resp.StatusCode)
-		}
-	}
-	e.Message = redact(e.Message, c.key)
-	if resp.StatusCode == 753 { // Freezer's malformed JSON
-		e.Status = http.StatusBadRequest
-	}
-	return nil, e
-}
-
-// redactURLError renders a transport error without the URL's userinfo or
-// query, and without the key.
-func redactURLError(err error, key string) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			u.User, u.RawQuery = nil, ""
-			return redact(fmt.Sprintf("%s %q: %v", ue.Op, u.String(), ue.Err), key)
-		}
-	}
-	return redact(err.Error(), key)
-}
-
-func redact(s, secret string) string {
-	if secret == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, secret, "[redacted]")
-}
 
 // Output helpers.
 
@@ -509,18 +412,4 @@ func nonEmpty(args []string, names ...string) error {
 		}
 	}
 	return nil
-}
-
-// Error envelopes of the surfaces.
-
-func freezerError(body []byte) (string, string) {
-	var env struct {
-		Title       string `json:"title"`
-		Description string `json:"description"`
-	}
-	if json.Unmarshal(body, &env) != nil {
-		return "", ""
-	}
-	code := strings.ToLower(strings.ReplaceAll(env.Title, " ", "_"))
-	return code, env.Description
 }

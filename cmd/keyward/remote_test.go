@@ -369,17 +369,17 @@ func TestRemoteCommandsCoverTheSurfaces(t *testing.T) {
 		t.Fatalf("duplicate client: exit %d (%v)", r.code, r.err)
 	}
 	l := e.okJSON("clients", "list", "--user", "user_7", "--search", "BACKUP")
-	if cl := l["clients"].([]any); len(cl) != 1 {
+	if cl := l["data"].([]any); len(cl) != 1 {
 		t.Fatalf("clients list --search: %v", l)
 	}
 	l = e.okJSON("clients", "list", "--user", "user_7", "--match-not", "hostname=web01.example.org")
-	if cl := l["clients"].([]any); len(cl) != 1 {
+	if cl := l["data"].([]any); len(cl) != 1 {
 		t.Fatalf("clients list --match-not: %v", l)
 	}
 	if r := e.ok("clients", "list", "--user", "user_7", "--match", "client_id=proj_web01"); !strings.Contains(r.out, "proj_web01") || strings.Contains(r.out, "proj_backup01") {
 		t.Fatalf("clients list --match:\n%s", r.out)
 	}
-	if l := e.okJSON("clients", "list", "--user", "someone_else"); len(l["clients"].([]any)) != 0 {
+	if l := e.okJSON("clients", "list", "--user", "someone_else"); len(l["data"].([]any)) != 0 {
 		t.Fatalf("another user's clients: %v", l)
 	}
 	e.okJSON("clients", "get", "proj_backup01", "--user", "user_7")

@@ -114,7 +114,7 @@ const shutdownGrace = 15 * time.Second
 // log is written in batches, not one write(2) per request.
 const logFlushInterval = 100 * time.Millisecond
 
-func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) {
+func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	logOut := logging.NewBuffered(stderr)
 	log, err := cfg.logger(logOut)
 	if err != nil {
@@ -126,24 +126,12 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	logDone := make(chan struct{})
 	go func() { defer close(logDone); logOut.Run(logCtx, logFlushInterval) }()
 	defer func() { stopLog(); <-logDone }()
-	pprofLn, err := listenPprof(cfg.pprofAddr)
+	stopPprof, err := startPprof(cfg.pprofAddr, log)
 	if err != nil {
 		return err
 	}
-	if pprofLn != nil {
-		pprofSrv := &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go pprofSrv.Serve(pprofLn)
-		defer pprofSrv.Close()
-		log.Info("pprof listening", "addr", pprofLn.Addr().String())
-	}
-	trusted, err := wire.ParseTrustedProxies(cfg.trustedProxies)
-	if err != nil {
-		return fmt.Errorf("--trusted-proxies: %w", err)
-	}
-	if h := cfg.authzHeader; h != "" && !validHeaderName(h) {
-		return fmt.Errorf("--authz-header: %q is not a header name", h)
-	}
-	preset, err := envSecret("KEYWARD_BOOTSTRAP_ADMIN_KEY")
+	defer stopPprof()
+	trusted, preset, err := cfg.serveInputs()
 	if err != nil {
 		return err
 	}
@@ -151,10 +139,76 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	certs, err := cfg.tlsAndPublicURL()
+	if err != nil {
+		return err
+	}
+	if err := cfg.checkServeLimits(); err != nil {
+		return err
+	}
+	opts, closeOpts, err := cfg.serveNodeOptions(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer closeOpts()
+	setMemoryLimit(log, cfg.cacheBytes)
+	n, err := cfg.open(ctx, true, opts)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+
+	// Bind before the first-start key is made and shown: a port already in
+	// use must not cost the operator a key printed once.
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	r := &serveRun{cfg: cfg, log: log, stderr: stderr, opts: opts, certs: certs, trusted: trusted, hup: hup, n: n, ln: ln}
+	return r.bootstrapAndRun(ctx, preset)
+}
+
+// startPprof serves the profiler on addr when one is set; stop closes it.
+func startPprof(addr string, log *slog.Logger) (stop func(), err error) {
+	pprofLn, err := listenPprof(addr)
+	if err != nil {
+		return nil, err
+	}
+	if pprofLn == nil {
+		return func() {}, nil
+	}
+	pprofSrv := &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go pprofSrv.Serve(pprofLn)
+	log.Info("pprof listening", "addr", pprofLn.Addr().String())
+	return func() { pprofSrv.Close() }, nil
+}
+
+// serveInputs parses the trusted proxies, checks the authz header's name
+// and reads the preset bootstrap admin key.
+func (cfg *serveConfig) serveInputs() (trusted []netip.Prefix, preset string, err error) {
+	trusted, err = wire.ParseTrustedProxies(cfg.trustedProxies)
+	if err != nil {
+		return nil, "", fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if h := cfg.authzHeader; h != "" && !validHeaderName(h) {
+		return nil, "", fmt.Errorf("--authz-header: %q is not a header name", h)
+	}
+	preset, err = envSecret("KEYWARD_BOOTSTRAP_ADMIN_KEY")
+	if err != nil {
+		return nil, "", err
+	}
+	return trusted, preset, nil
+}
+
+// tlsAndPublicURL loads the certificates when TLS is on, and settles the
+// public URL and the issuer from it.
+func (cfg *serveConfig) tlsAndPublicURL() (*certReloader, error) {
 	var certs *certReloader
 	if cfg.tls != (tlsFiles{}) {
+		var err error
 		if certs, err = newCertReloader(cfg.tls); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if cfg.publicURL == "" {
@@ -164,6 +218,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 		}
 	}
 	cfg.issuer = strings.TrimRight(cfg.publicURL, "/")
+	return certs, nil
+}
+
+func (cfg *serveConfig) checkServeLimits() error {
 	if cfg.cacheBytes < authority.MinCacheBytes {
 		return fmt.Errorf("--cache-bytes: must be at least %d (1 MiB)", authority.MinCacheBytes)
 	}
@@ -173,20 +231,30 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	if cfg.authFailureLimit < 0 || cfg.authFailureWindow <= 0 {
 		return errors.New("--auth-failure-limit must be ≥ 0 and --auth-failure-window > 0")
 	}
-	if err := cfg.janitor.check(); err != nil {
-		return err
-	}
-	opts := nodeOptions{log: log, authFailureLimit: cfg.authFailureLimit, authFailureWindow: cfg.authFailureWindow,
+	return cfg.janitor.check()
+}
+
+// serveNodeOptions opens the audit log, the metrics and the tracing the
+// node runs with; closeAll closes them in the reverse order (the last
+// spans flushed first, the audit log closed last).
+func (cfg *serveConfig) serveNodeOptions(ctx context.Context, log *slog.Logger) (opts nodeOptions, closeAll func(), err error) {
+	opts = nodeOptions{log: log, authFailureLimit: cfg.authFailureLimit, authFailureWindow: cfg.authFailureWindow,
 		auditLogRequired: cfg.auditLogRequired}
 	if opts.authFailureLimit == 0 {
 		opts.authFailureLimit = -1 // authority: negative turns the throttle off
 	}
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
 	if cfg.auditLog != "" {
 		sink, err := auditlog.Open(cfg.auditLog)
 		if err != nil {
-			return fmt.Errorf("--audit-log: %w", err)
+			return opts, nil, fmt.Errorf("--audit-log: %w", err)
 		}
-		defer sink.Close()
+		closers = append(closers, func() { sink.Close() })
 		opts.auditSink = sink
 	}
 	m := metrics.New()
@@ -195,63 +263,100 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 	// Tracing is off unless the standard OTEL_* variables ask for it.
 	traces, err := tracing.FromEnv(ctx, shortVersion())
 	if err != nil {
-		return err
+		closeAll()
+		return opts, nil, err
 	}
 	if traces != nil {
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("export traces", "error", err.Error()) }))
-		defer func() {
+		closers = append(closers, func() {
 			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			_ = traces.Shutdown(flushCtx) // the last spans; a collector that is gone costs at most the timeout
-		}()
+		})
 		opts.tracing = traces
 	}
 	opts.cacheBytes = cfg.cacheBytes
-	setMemoryLimit(log, cfg.cacheBytes)
-	n, err := cfg.open(ctx, true, opts)
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	auth, store := n.auth, n.store
+	return opts, closeAll, nil
+}
 
-	// Bind before the first-start key is made and shown: a port already in
-	// use must not cost the operator a key printed once.
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return err
-	}
-	defer ln.Close()
-	in, key, created, err := auth.Bootstrap(ctx, preset)
+// serveRun is a server past its setup: the node is open and the port
+// bound.
+type serveRun struct {
+	cfg     *serveConfig
+	log     *slog.Logger
+	stderr  io.Writer
+	opts    nodeOptions
+	certs   *certReloader // nil: plain HTTP
+	trusted []netip.Prefix
+	hup     <-chan os.Signal
+	n       *node
+	ln      net.Listener
+}
+
+// bootstrapAndRun creates the instance on a first start, showing its
+// admin key once, then serves.
+func (r *serveRun) bootstrapAndRun(ctx context.Context, preset string) (err error) {
+	in, key, created, err := r.n.auth.Bootstrap(ctx, preset)
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	if created && preset == "" {
 		// The one time this key is ever shown.
-		fmt.Fprintf(stderr, "\nkeyward: created instance %s with this admin key (shown once; store it now):\n\n    %s\n\n", in.ID, key.Reveal())
+		fmt.Fprintf(r.stderr, "\nkeyward: created instance %s with this admin key (shown once; store it now):\n\n    %s\n\n", in.ID, key.Reveal())
 		defer func() {
 			if err != nil {
-				fmt.Fprintf(stderr, "keyward: the admin key printed above is stored and stays valid; keep it for the next start\n")
+				fmt.Fprintf(r.stderr, "keyward: the admin key printed above is stored and stays valid; keep it for the next start\n")
 			}
 		}()
 	} else if created {
-		fmt.Fprintf(stderr, "keyward: created instance %s with the admin key from KEYWARD_BOOTSTRAP_ADMIN_KEY\n", in.ID)
+		fmt.Fprintf(r.stderr, "keyward: created instance %s with the admin key from KEYWARD_BOOTSTRAP_ADMIN_KEY\n", in.ID)
 	}
-	authzInstance := cfg.authzInstance
-	if authzInstance == "" {
-		authzInstance, err = auth.DefaultInstanceID(ctx)
-	} else {
-		_, err = auth.GatewayInstance(ctx, authzInstance)
-	}
+	return r.run(ctx)
+}
+
+// run serves until ctx ends or the server fails, with the housekeeping,
+// the usage flusher and the bus running beside it.
+func (r *serveRun) run(ctx context.Context) error {
+	authzInstance, err := r.authzInstance(ctx)
 	if err != nil {
 		return fmt.Errorf("--authz-instance: %w", err)
 	}
-	api := httpapi.Config{Authority: auth, Logger: log, TrustedProxies: trusted, PublicURL: cfg.issuer, Metrics: m,
-		AuthzInstance: authzInstance, AuthzHeader: cfg.authzHeader}
-	if certs != nil {
-		api.ClientCertRequired = certs.clientCertRequired
+	srv := r.httpServer(authzInstance)
+	stopHousekeeping, err := startHousekeeping(ctx, &r.cfg.janitor, r.n.auth, r.log)
+	if err != nil {
+		return err
 	}
-	if traces != nil {
+	defer stopHousekeeping()
+	r.log.Info("keyward listening", "addr", r.ln.Addr().String(), "store", r.n.store.Dialect(), "tls", r.certs != nil, "version", versionString(), "tracing", r.opts.tracing != nil)
+	if ready, ok := ctx.Value(readyKey{}).(chan<- string); ok {
+		ready <- r.ln.Addr().String()
+	}
+	// Runs after Shutdown has drained the requests: the final flush loses
+	// no last-used time, then the store closes.
+	stopFlusher := r.startUsageFlusher(ctx)
+	defer stopFlusher()
+	stopBus := r.startBus(ctx)
+	defer stopBus()
+	return r.serveUntilDone(ctx, srv)
+}
+
+// authzInstance is the instance the gateway's authz endpoint serves: the
+// one named by --authz-instance (which must exist), else the default.
+func (r *serveRun) authzInstance(ctx context.Context) (string, error) {
+	if id := r.cfg.authzInstance; id != "" {
+		_, err := r.n.auth.GatewayInstance(ctx, id)
+		return id, err
+	}
+	return r.n.auth.DefaultInstanceID(ctx)
+}
+
+func (r *serveRun) httpServer(authzInstance string) *http.Server {
+	api := httpapi.Config{Authority: r.n.auth, Logger: r.log, TrustedProxies: r.trusted, PublicURL: r.cfg.issuer, Metrics: r.opts.metrics,
+		AuthzInstance: authzInstance, AuthzHeader: r.cfg.authzHeader}
+	if r.certs != nil {
+		api.ClientCertRequired = r.certs.clientCertRequired
+	}
+	if traces := r.opts.tracing; traces != nil {
 		api.TracerProvider, api.Propagator = traces.Provider, traces.Propagator
 	}
 	srv := &http.Server{
@@ -261,55 +366,57 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) (err error) 
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 	}
-	if certs != nil {
-		srv.TLSConfig = certs.config()
+	if r.certs != nil {
+		srv.TLSConfig = r.certs.config()
 	}
-	stopHousekeeping, err := startHousekeeping(ctx, &cfg.janitor, auth, log)
-	if err != nil {
-		return err
-	}
-	defer stopHousekeeping()
-	log.Info("keyward listening", "addr", ln.Addr().String(), "store", store.Dialect(), "tls", certs != nil, "version", versionString(), "tracing", traces != nil)
-	if ready, ok := ctx.Value(readyKey{}).(chan<- string); ok {
-		ready <- ln.Addr().String()
-	}
+	return srv
+}
 
+// startUsageFlusher writes last-used times in the background; stop runs
+// the final flush and waits for it.
+func (r *serveRun) startUsageFlusher(ctx context.Context) (stop func()) {
 	flushCtx, stopFlusher := context.WithCancel(context.WithoutCancel(ctx))
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
-		auth.RunUsageFlusher(flushCtx, authority.UsageFlushInterval, func(err error) {
-			log.Warn("flush last-used times", "error", err.Error())
+		r.n.auth.RunUsageFlusher(flushCtx, authority.UsageFlushInterval, func(err error) {
+			r.log.Warn("flush last-used times", "error", err.Error())
 		})
 	}()
-	// Runs after Shutdown has drained the requests: the final flush loses
-	// no last-used time, then the store closes.
-	defer func() { stopFlusher(); <-flushed }()
+	return func() { stopFlusher(); <-flushed }
+}
 
+// startBus follows the invalidation bus in the background; stop waits for
+// it to end.
+func (r *serveRun) startBus(ctx context.Context) (stop func()) {
 	busCtx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
 	busDone := make(chan struct{})
 	go func() {
 		defer close(busDone)
-		_ = auth.RunBus(busCtx, func(connected bool) {
-			m.Fallback("bus", !connected)
+		_ = r.n.auth.RunBus(busCtx, func(connected bool) {
+			r.opts.metrics.Fallback("bus", !connected)
 			if connected {
-				log.Info("invalidation bus connected")
+				r.log.Info("invalidation bus connected")
 			} else {
-				log.Warn("invalidation bus lost; cached credentials live at most " + authority.FallbackTTL.String() + " until it is back")
+				r.log.Warn("invalidation bus lost; cached credentials live at most " + authority.FallbackTTL.String() + " until it is back")
 			}
 		})
 	}()
-	defer func() { stopBus(); <-busDone }()
+	return func() { stopBus(); <-busDone }
+}
 
+// serveUntilDone serves on the bound listener, reloads on SIGHUP, and
+// shuts down gracefully when ctx ends.
+func (r *serveRun) serveUntilDone(ctx context.Context, srv *http.Server) error {
 	errc := make(chan error, 1)
 	go func() {
-		if certs != nil {
-			errc <- srv.ServeTLS(ln, "", "")
+		if r.certs != nil {
+			errc <- srv.ServeTLS(r.ln, "", "")
 			return
 		}
-		errc <- srv.Serve(ln)
+		errc <- srv.Serve(r.ln)
 	}()
 	reloaded, _ := ctx.Value(reloadedKey{}).(chan<- error)
 wait:
@@ -317,8 +424,8 @@ wait:
 		select {
 		case err := <-errc:
 			return err
-		case <-hup:
-			err := cfg.reload(log, certs)
+		case <-r.hup:
+			err := r.cfg.reload(r.log, r.certs)
 			if reloaded != nil {
 				select {
 				case reloaded <- err:
@@ -329,7 +436,7 @@ wait:
 			break wait
 		}
 	}
-	log.Info("shutting down")
+	r.log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
