@@ -186,7 +186,7 @@ func (a *Authority) ListAdminKeys(ctx context.Context, c Caller) ([]AdminKey, er
 
 // adminKeyOf loads one admin key of the caller's instance; any other
 // credential, or one of another instance, is CodeNotFound.
-func adminKeyOf(ctx context.Context, tx Tx, instanceID, id string) (credential.Credential, tokenAttrs, error) {
+func adminKeyOf(ctx context.Context, tx CredentialTx, instanceID, id string) (credential.Credential, tokenAttrs, error) {
 	cred, err := tx.GetCredential(ctx, instanceID, id)
 	if credential.IsCode(err, credential.CodeNotFound) || (err == nil && cred.Kind != credential.KindAdminKey) {
 		return cred, tokenAttrs{}, credential.Errorf(credential.CodeNotFound, "no admin key %.64s", id)

@@ -181,7 +181,7 @@ func (a *Authority) CreateAPIKey(ctx context.Context, c Caller, in CreateAPIKeyI
 // requireSubjectMachine checks that a machine subject is a machine of the
 // instance; users and organizations are the embedding application's, and
 // keyward takes their ids as given.
-func requireSubjectMachine(ctx context.Context, tx Tx, instanceID, subject string) error {
+func requireSubjectMachine(ctx context.Context, tx MachineTx, instanceID, subject string) error {
 	if !strings.HasPrefix(subject, credential.PrefixMachine) {
 		return nil
 	}
@@ -336,7 +336,7 @@ var errAPIKeyNotFound = credential.Errorf(credential.CodeNotFound, "no API key w
 
 // apiKeyFor loads an API key of the caller's instance; anything else
 // (another kind, another instance, a malformed id) is the same not found.
-func apiKeyFor(ctx context.Context, tx Tx, c Caller, id string) (credential.Credential, tokenAttrs, error) {
+func apiKeyFor(ctx context.Context, tx CredentialTx, c Caller, id string) (credential.Credential, tokenAttrs, error) {
 	id = apiKeyID(id)
 	if !credential.ValidHexID(credential.PrefixAPIKey, id) {
 		return credential.Credential{}, tokenAttrs{}, errAPIKeyNotFound

@@ -171,7 +171,7 @@ func RequestID(ctx context.Context) string {
 // audit writes one event inside tx, and to the audit sink if there is
 // one. The mutation fails if it cannot be recorded: no change without its
 // record (and, with a required sink, without its log line).
-func (a *Authority) audit(ctx context.Context, tx Tx, c Caller, action, targetKind, targetID string, detail any) error {
+func (a *Authority) audit(ctx context.Context, tx AuditTx, c Caller, action, targetKind, targetID string, detail any) error {
 	raw := json.RawMessage("{}")
 	if detail != nil {
 		b, err := json.Marshal(detail)

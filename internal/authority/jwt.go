@@ -96,7 +96,7 @@ func (a *Authority) signer(ctx context.Context, instanceID string) (activeSigner
 	return s, nil
 }
 
-func activeKey(ctx context.Context, tx Tx, instanceID string) (credential.SigningKey, error) {
+func activeKey(ctx context.Context, tx SigningKeyTx, instanceID string) (credential.SigningKey, error) {
 	keys, err := tx.ListSigningKeys(ctx, instanceID)
 	if err != nil {
 		return credential.SigningKey{}, err

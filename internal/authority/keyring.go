@@ -115,7 +115,7 @@ var ErrKeyringLost = &credential.Error{Code: credential.CodeUnauthenticated, Mes
 // of the store, when it holds any: a wrong master key on the first start
 // after the upgrade must not bind the store to the wrong keys. (A store
 // with no sealed value, only digests, cannot be checked.)
-func checkDerived(ctx context.Context, tx Tx, dk keyring.DataKeys) error {
+func checkDerived(ctx context.Context, tx KeyringTx, dk keyring.DataKeys) error {
 	rowID, sealed, err := tx.SampleSealed(ctx)
 	if credential.CodeOf(err) == credential.CodeNotFound {
 		return nil

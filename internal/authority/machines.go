@@ -141,7 +141,7 @@ func (a *Authority) GetMachine(ctx context.Context, c Caller, id string) (creden
 	return m, err
 }
 
-func (a *Authority) loadMachine(ctx context.Context, tx Tx, instanceID, id string) (credential.Machine, error) {
+func (a *Authority) loadMachine(ctx context.Context, tx MachineTx, instanceID, id string) (credential.Machine, error) {
 	m, err := tx.GetMachine(ctx, instanceID, id)
 	if err != nil {
 		return m, machineNotFound(err, id)
@@ -355,7 +355,7 @@ func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id str
 
 // currentMachineKey is the machine's one key that is neither revoked nor
 // in a grace window.
-func currentMachineKey(ctx context.Context, tx Tx, instanceID, machineID string) (credential.Credential, error) {
+func currentMachineKey(ctx context.Context, tx CredentialTx, instanceID, machineID string) (credential.Credential, error) {
 	keys, err := tx.ListCredentials(ctx, CredentialFilter{InstanceID: instanceID, Kind: credential.KindMachineKey, Subject: machineID})
 	if err != nil {
 		return credential.Credential{}, err

@@ -124,7 +124,7 @@ func (a *Authority) GetOrganization(ctx context.Context, c Caller, idOrSlug stri
 }
 
 // findOrganization resolves an id (a UUID) or a slug within the instance.
-func findOrganization(ctx context.Context, tx Tx, instanceID, idOrSlug string) (credential.Organization, error) {
+func findOrganization(ctx context.Context, tx OrganizationTx, instanceID, idOrSlug string) (credential.Organization, error) {
 	var (
 		o   credential.Organization
 		err error
@@ -342,7 +342,7 @@ func (a *Authority) checkSitegroupInput(in SitegroupInput, create bool) error {
 }
 
 // sitesOf checks that every id is a site of the organization.
-func sitesOf(ctx context.Context, tx Tx, instanceID, orgID string, ids []string) ([]string, error) {
+func sitesOf(ctx context.Context, tx OrganizationTx, instanceID, orgID string, ids []string) ([]string, error) {
 	ids = dedupe(ids)
 	for _, id := range ids {
 		if _, err := tx.GetSite(ctx, instanceID, orgID, id); err != nil {

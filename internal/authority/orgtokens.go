@@ -101,7 +101,7 @@ func (a *Authority) authorizeOrg(ctx context.Context, tx Tx, c Caller, orgID str
 	return o, t, err
 }
 
-func loadTopology(ctx context.Context, tx Tx, instanceID, orgID string) (credential.Topology, error) {
+func loadTopology(ctx context.Context, tx OrganizationTx, instanceID, orgID string) (credential.Topology, error) {
 	groups, err := tx.ListSitegroups(ctx, instanceID, orgID)
 	if err != nil {
 		return credential.Topology{}, err
@@ -214,7 +214,7 @@ func inheritsRestrictions(c Caller, allowlist credential.Allowlist, expiresAt ti
 }
 
 // orgTokenOf loads one org token of the organization.
-func orgTokenOf(ctx context.Context, tx Tx, instanceID, orgID, id string) (credential.Credential, tokenAttrs, error) {
+func orgTokenOf(ctx context.Context, tx CredentialTx, instanceID, orgID, id string) (credential.Credential, tokenAttrs, error) {
 	notFound := credential.Errorf(credential.CodeNotFound, "no such token")
 	cred, err := tx.GetCredential(ctx, instanceID, id)
 	if credential.IsCode(err, credential.CodeNotFound) || (err == nil && (cred.Kind != credential.KindOrgToken || cred.Subject != orgID || cred.Revoked())) {

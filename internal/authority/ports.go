@@ -46,6 +46,21 @@ type DigestReader interface {
 // method that reads or writes tenant data takes the instance id and bounds
 // its SQL by it: a row of another instance is CodeNotFound.
 type Tx interface {
+	InstanceTx
+	CredentialTx
+	SigningKeyTx
+	MachineTx
+	OrganizationTx
+	WorkspaceTx
+	ActorTokenTx
+	ClientTx
+	KeyringTx
+	AuditTx
+	ForeignKeyTx
+}
+
+// InstanceTx reads and writes instances and their settings.
+type InstanceTx interface {
 	// Instances.
 	CreateInstance(ctx context.Context, in credential.Instance) error
 	GetInstance(ctx context.Context, id string) (credential.Instance, error)
@@ -53,7 +68,10 @@ type Tx interface {
 	// UpdateInstance writes the instance's name and settings
 	// (OrgTokenHourlyLimit, Scopes, PATMaxLifetime).
 	UpdateInstance(ctx context.Context, in credential.Instance) error
+}
 
+// CredentialTx reads and writes credentials: every bearer secret, one table.
+type CredentialTx interface {
 	// Credentials (every bearer secret, one table).
 	InsertCredential(ctx context.Context, c credential.Credential) error
 	// CredentialByDigest finds a credential of any instance by its digest;
@@ -91,6 +109,21 @@ type Tx interface {
 	// several nodes coalesce without lost updates. Unknown ids are ignored.
 	TouchCredentials(ctx context.Context, usages []Usage) error
 
+	// SetCredentialSearchDigest records a credential's search digest when
+	// it has none yet (credentials made before search digests existed).
+	SetCredentialSearchDigest(ctx context.Context, instanceID, id string, d credential.Digest) error
+	// CredentialBySearchDigest finds the instance's credential whose search
+	// digest is d; CodeNotFound if none.
+	CredentialBySearchDigest(ctx context.Context, instanceID string, d credential.Digest) (credential.Credential, error)
+
+	// DeleteLapsedCredentials deletes up to limit credentials that expired
+	// at or before expiredBefore, or were revoked at or before
+	// revokedBefore (a zero time skips that test), returning how many went.
+	DeleteLapsedCredentials(ctx context.Context, expiredBefore, revokedBefore time.Time, limit int) (int, error)
+}
+
+// SigningKeyTx reads and writes the instances' JWT signing keys.
+type SigningKeyTx interface {
 	// Signing keys (JWT), per instance.
 	InsertSigningKey(ctx context.Context, k credential.SigningKey) error
 	// ListSigningKeys returns the instance's signing keys, newest first.
@@ -103,7 +136,10 @@ type Tx interface {
 	// ExtendSigningKey raises the key's tokens_expire_at to expiresAt if it
 	// is later (max semantics); CodeNotFound for an unknown kid.
 	ExtendSigningKey(ctx context.Context, instanceID, kid string, expiresAt time.Time) error
+}
 
+// MachineTx reads and writes machines and the scopes between them.
+type MachineTx interface {
 	// Machines.
 	InsertMachine(ctx context.Context, m credential.Machine) error
 	// GetMachine returns the machine without its scoped machines.
@@ -125,7 +161,10 @@ type Tx interface {
 	// ScopedMachines returns, for each of fromIDs, the machines it is scoped
 	// to, ordered by scope creation.
 	ScopedMachines(ctx context.Context, instanceID string, fromIDs []string) (map[string][]credential.Machine, error)
+}
 
+// OrganizationTx reads and writes organizations, their sites and sitegroups.
+type OrganizationTx interface {
 	// Organizations. Slugs are unique per instance (CodeConflict).
 	InsertOrganization(ctx context.Context, o credential.Organization) error
 	GetOrganization(ctx context.Context, instanceID, id string) (credential.Organization, error)
@@ -153,7 +192,10 @@ type Tx interface {
 	// UpdateSitegroup writes name, updated_at and replaces the site set.
 	UpdateSitegroup(ctx context.Context, g credential.Sitegroup) error
 	DeleteSitegroup(ctx context.Context, instanceID, orgID, id string) error
+}
 
+// WorkspaceTx reads and writes workspaces and their members.
+type WorkspaceTx interface {
 	// Workspaces, within one organization; slugs unique per organization.
 	InsertWorkspace(ctx context.Context, w credential.Workspace) error
 	GetWorkspace(ctx context.Context, instanceID, orgID, id string) (credential.Workspace, error)
@@ -174,7 +216,10 @@ type Tx interface {
 	// ListMembers returns a workspace's members ordered by user id.
 	ListMembers(ctx context.Context, instanceID, workspaceID string) ([]credential.Member, error)
 	DeleteMember(ctx context.Context, instanceID, workspaceID, userID string) error
+}
 
+// ActorTokenTx reads and writes actor tokens and impersonation sessions.
+type ActorTokenTx interface {
 	// Actor tokens (impersonation tickets).
 	InsertActorToken(ctx context.Context, t credential.ActorToken) error
 	GetActorToken(ctx context.Context, instanceID, id string) (credential.ActorToken, error)
@@ -195,7 +240,10 @@ type Tx interface {
 	// RevokeImpersonationSession sets revoked_at if not yet set;
 	// CodeNotFound when there is no such unrevoked session.
 	RevokeImpersonationSession(ctx context.Context, instanceID, id string, at time.Time) error
+}
 
+// ClientTx reads and writes the client registry.
+type ClientTx interface {
 	// Clients (Freezer), owned by one user of one instance.
 	// InsertClient fails with CodeConflict when the user already has a
 	// client with that client_id.
@@ -205,7 +253,10 @@ type Tx interface {
 	// then client_id.
 	ListClients(ctx context.Context, instanceID, userID string) ([]credential.Client, error)
 	DeleteClient(ctx context.Context, instanceID, userID, clientID string) error
+}
 
+// KeyringTx reads and writes the store's wrapped data keys.
+type KeyringTx interface {
 	// Keyring: the store's one row of wrapped data keys.
 	// GetKeyring returns it; CodeNotFound before the first start.
 	GetKeyring(ctx context.Context) (StoredKeyring, error)
@@ -219,14 +270,10 @@ type Tx interface {
 	// or a signing key's) with the row id it is bound to; CodeNotFound if
 	// the store holds none.
 	SampleSealed(ctx context.Context) (rowID string, sealed []byte, err error)
+}
 
-	// SetCredentialSearchDigest records a credential's search digest when
-	// it has none yet (credentials made before search digests existed).
-	SetCredentialSearchDigest(ctx context.Context, instanceID, id string, d credential.Digest) error
-	// CredentialBySearchDigest finds the instance's credential whose search
-	// digest is d; CodeNotFound if none.
-	CredentialBySearchDigest(ctx context.Context, instanceID string, d credential.Digest) (credential.Credential, error)
-
+// AuditTx appends to and reads the audit trail and its hash chains.
+type AuditTx interface {
 	// Audit.
 	// InsertAuditEvent appends e to its instance's hash chain: it sets Seq,
 	// PrevHash and Hash (e.ChainHash(PrevHash)) and returns the stored
@@ -261,12 +308,10 @@ type Tx interface {
 	// that stand outside its chain (seq 0, written before chains existed)
 	// at or before before.
 	DeleteUnchainedEvents(ctx context.Context, instanceID string, before time.Time, limit int) (int, error)
+}
 
-	// DeleteLapsedCredentials deletes up to limit credentials that expired
-	// at or before expiredBefore, or were revoked at or before
-	// revokedBefore (a zero time skips that test), returning how many went.
-	DeleteLapsedCredentials(ctx context.Context, expiredBefore, revokedBefore time.Time, limit int) (int, error)
-
+// ForeignKeyTx reads and writes keys imported by their foreign hash.
+type ForeignKeyTx interface {
 	// Foreign keys (imported by their hash).
 	// InsertForeignHMACKey stores k, or finds the instance's key with the
 	// same fingerprint; it returns the id of the stored one.
