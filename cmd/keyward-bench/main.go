@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -169,32 +170,12 @@ func run(ctx context.Context, cfg config, stdout, progress io.Writer) error {
 		return runPinned(ctx, cfg, stdout, progress)
 	}
 	client := newClient(slices.Max(cfg.concurrency))
-	rep := report{
-		Date:        time.Now().UTC().Format(time.RFC3339),
-		GoVersion:   runtime.Version(),
-		GOMAXPROCS:  runtime.GOMAXPROCS(0),
-		Store:       storeName(cfg),
-		TokenFormat: cfg.format,
-		Machines:    cfg.machines,
-		Tokens:      cfg.tokens,
-		Warmup:      cfg.warmup.String(),
-		Duration:    cfg.duration.String(),
-	}
+	rep := newReport(cfg)
 
-	var server *keywardProcess
-	target := api{client: client, baseURL: strings.TrimRight(cfg.url, "/")}
-	adminKey := cfg.adminKey
-	if cfg.url == "" {
-		dir, err := os.MkdirTemp("", "keyward-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		if server, err = startKeyward(ctx, cfg, dir, client, progress); err != nil {
-			return err
-		}
-		defer server.stop()
-		target.baseURL, adminKey = server.url, server.adminKey
+	target, adminKey, server, release, err := openTarget(ctx, cfg, client, progress)
+	defer release()
+	if err != nil {
+		return err
 	}
 	rep.Target = target.baseURL
 
@@ -227,6 +208,61 @@ func run(ctx context.Context, cfg config, stdout, progress io.Writer) error {
 		return fmt.Errorf("POST %s: %s", keyward.url, failure)
 	}
 
+	if err := measureLevels(ctx, cfg, client, &rep, baseline, keyward, stdout, progress); err != nil {
+		return err
+	}
+	if server != nil {
+		if rep.ServerMemory, err = server.memory(); err != nil {
+			fmt.Fprintln(progress, "keyward-bench: server memory:", err)
+		}
+	}
+	return rep.write(stdout, cfg.jsonOutput)
+}
+
+// newReport is the report header: what was measured, on what, how long.
+func newReport(cfg config) report {
+	return report{
+		Date:        time.Now().UTC().Format(time.RFC3339),
+		GoVersion:   runtime.Version(),
+		GOMAXPROCS:  runtime.GOMAXPROCS(0),
+		Store:       storeName(cfg),
+		TokenFormat: cfg.format,
+		Machines:    cfg.machines,
+		Tokens:      cfg.tokens,
+		Warmup:      cfg.warmup.String(),
+		Duration:    cfg.duration.String(),
+	}
+}
+
+// openTarget is --url, or a keyward started in a temporary directory. release
+// stops that server and then removes its directory; call it even on error.
+func openTarget(ctx context.Context, cfg config, client *http.Client, progress io.Writer) (target api, adminKey string, server *keywardProcess, release func(), err error) {
+	target = api{client: client, baseURL: strings.TrimRight(cfg.url, "/")}
+	adminKey = cfg.adminKey
+	release = func() {}
+	if cfg.url != "" {
+		return target, adminKey, nil, release, nil
+	}
+	dir, err := os.MkdirTemp("", "keyward-bench-")
+	if err != nil {
+		return target, adminKey, nil, release, err
+	}
+	release = func() { os.RemoveAll(dir) }
+	if server, err = startKeyward(ctx, cfg, dir, client, progress); err != nil {
+		return target, adminKey, nil, release, err
+	}
+	release = func() {
+		server.stop()
+		os.RemoveAll(dir)
+	}
+	target.baseURL, adminKey = server.url, server.adminKey
+	return target, adminKey, server, release, nil
+}
+
+// measureLevels runs the baseline and then keyward at every level, adding
+// each level to rep. A side over the error budget ends the run: the report so
+// far is written and the error returned.
+func measureLevels(ctx context.Context, cfg config, client *http.Client, rep *report, baseline, keyward loadSpec, stdout, progress io.Writer) error {
 	for _, c := range cfg.concurrency {
 		baseline.concurrency, keyward.concurrency = c, c
 		var lvl level
@@ -250,12 +286,7 @@ func run(ctx context.Context, cfg config, stdout, progress io.Writer) error {
 		}
 		rep.add(lvl)
 	}
-	if server != nil {
-		if rep.ServerMemory, err = server.memory(); err != nil {
-			fmt.Fprintln(progress, "keyward-bench: server memory:", err)
-		}
-	}
-	return rep.write(stdout, cfg.jsonOutput)
+	return nil
 }
 
 // storeName names the store without printing the database URL, which may

@@ -77,8 +77,8 @@ func runPinned(ctx context.Context, cfg config, stdout, progress io.Writer) erro
 		return err
 	}
 	defer os.RemoveAll(dir)
-	script := filepath.Join(dir, "post.lua")
-	if err := os.WriteFile(script, []byte(wrkScript), 0o600); err != nil {
+	script, err := writeWrkScript(dir)
+	if err != nil {
 		return err
 	}
 	client := newClient(4)
@@ -89,24 +89,9 @@ func runPinned(ctx context.Context, cfg config, stdout, progress io.Writer) erro
 	}
 	defer stopBare()
 
-	sqliteCfg := cfg
-	sqliteCfg.databaseURL = ""
-	if sqliteCfg.masterKey, err = keyring.GenerateMasterKey(); err != nil {
+	sqliteCfg, err := pinnedSQLiteConfig(ctx, cfg, dir, progress)
+	if err != nil {
 		return err
-	}
-	if cfg.keywardBin == "" { // build once for both stores
-		sqliteCfg.keywardBin = filepath.Join(dir, "keyward")
-		fmt.Fprintln(progress, "building keyward …")
-		build := exec.CommandContext(ctx, "go", "build", "-o", sqliteCfg.keywardBin, "github.com/keyward/keyward/cmd/keyward")
-		build.Stdout, build.Stderr = progress, progress
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("go build keyward: %w", err)
-		}
-	}
-	for _, sub := range []string{"sqlite", "postgres"} {
-		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
-			return err
-		}
 	}
 	kw, err := startKeyward(ctx, sqliteCfg, filepath.Join(dir, "sqlite"), client, progress)
 	if err != nil {
@@ -118,48 +103,114 @@ func runPinned(ctx context.Context, cfg config, stdout, progress io.Writer) erro
 	if err != nil {
 		return err
 	}
+	miss, err := cacheMissRow(ctx, cfg, sqliteCfg.masterKey, dir, kw, server, client, progress)
+	if err != nil {
+		return err
+	}
+	create, err := createTokenRow(ctx, client, server, kw.adminKey, "create M2M token, SQLite")
+	if err != nil {
+		return err
+	}
+	rows = append(rows, miss, create)
 
-	// The cache-miss row: tokens stored in bulk through the store, one
-	// distinct token per request.
+	if cfg.databaseURL != "" {
+		create, stopPostgres, err := postgresCreateTokenRow(ctx, cfg, sqliteCfg.keywardBin, dir, client, progress)
+		defer stopPostgres()
+		if err != nil {
+			return err
+		}
+		rows = append(rows, create)
+	}
+
+	results, err := measurePinnedRounds(ctx, cfg, script, rows, progress)
+	if err != nil {
+		return err
+	}
+	return writePinned(stdout, cfg, rows, results)
+}
+
+// writeWrkScript writes wrkScript into dir and returns its path.
+func writeWrkScript(dir string) (string, error) {
+	script := filepath.Join(dir, "post.lua")
+	if err := os.WriteFile(script, []byte(wrkScript), 0o600); err != nil {
+		return "", err
+	}
+	return script, nil
+}
+
+// postgresCreateTokenRow starts keyward (bin, if built) on cfg's PostgreSQL
+// with its files in dir/postgres and returns its create row. stop stops that
+// server; call it even on error.
+func postgresCreateTokenRow(ctx context.Context, cfg config, bin, dir string, client *http.Client, progress io.Writer) (row pinnedRow, stop func(), err error) {
+	pgCfg := cfg
+	pgCfg.keywardBin = bin
+	pg, err := startKeyward(ctx, pgCfg, filepath.Join(dir, "postgres"), client, progress)
+	if err != nil {
+		return pinnedRow{}, func() {}, err
+	}
+	row, err = createTokenRow(ctx, client, &pinnedServer{pid: pg.cmd.Process.Pid, url: pg.url}, pg.adminKey, "create M2M token, PostgreSQL")
+	return row, pg.stop, err
+}
+
+// pinnedSQLiteConfig is cfg for the SQLite server, with a fresh master key
+// (the cache-miss row stores tokens with it) and keyward built once into dir
+// for both stores. It also makes the stores' data directories.
+func pinnedSQLiteConfig(ctx context.Context, cfg config, dir string, progress io.Writer) (config, error) {
+	sqliteCfg := cfg
+	sqliteCfg.databaseURL = ""
+	var err error
+	if sqliteCfg.masterKey, err = keyring.GenerateMasterKey(); err != nil {
+		return config{}, err
+	}
+	if cfg.keywardBin == "" { // build once for both stores
+		sqliteCfg.keywardBin = filepath.Join(dir, "keyward")
+		if err := buildKeyward(ctx, sqliteCfg.keywardBin, progress); err != nil {
+			return config{}, err
+		}
+	}
+	for _, sub := range []string{"sqlite", "postgres"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
+			return config{}, err
+		}
+	}
+	return sqliteCfg, nil
+}
+
+// cacheMissRow stores cfg.missTokens tokens in bulk through the SQLite store
+// and returns the row that verifies them, one distinct token per request.
+func cacheMissRow(ctx context.Context, cfg config, masterKey, dir string, kw *keywardProcess, server *pinnedServer, client *http.Client, progress io.Writer) (pinnedRow, error) {
 	fmt.Fprintf(progress, "storing %d tokens for the cache-miss row …\n", cfg.missTokens)
 	started := time.Now()
 	missFile := filepath.Join(dir, "miss.txt")
-	if err := seedTokens(ctx, sqliteCfg.masterKey, filepath.Join(dir, "sqlite", "data", "keyward.db"), kw, client, cfg.missTokens, missFile); err != nil {
-		return err
+	if err := seedTokens(ctx, masterKey, filepath.Join(dir, "sqlite", "data", "keyward.db"), kw, client, cfg.missTokens, missFile); err != nil {
+		return pinnedRow{}, err
 	}
 	fmt.Fprintf(progress, "stored them in %s\n", time.Since(started).Round(time.Millisecond))
 	miss := pinnedRow{name: fmt.Sprintf("cache-miss verify, %d stored tokens", cfg.missTokens), server: server, path: "/v1/verify",
 		auth: "Bearer " + kw.adminKey, bodies: missFile, bodyCount: cfg.missTokens, wantStatus: http.StatusOK}
 	// A stored token must verify as valid: wrk sees only statuses.
 	if last, err := lastLine(missFile); err != nil {
-		return err
+		return pinnedRow{}, err
 	} else if err := checkRow(ctx, client, pinnedRow{name: miss.name, server: server, path: miss.path, auth: miss.auth, body: last, wantStatus: http.StatusOK}); err != nil {
-		return err
+		return pinnedRow{}, err
 	}
-	rows = append(rows, miss)
-	machineKey, err := newMachine(ctx, client, kw.url, kw.adminKey, "bench-creates")
+	return miss, nil
+}
+
+// createTokenRow makes a machine on server and returns the row that creates
+// M2M tokens with its key.
+func createTokenRow(ctx context.Context, client *http.Client, server *pinnedServer, adminKey, name string) (pinnedRow, error) {
+	machineKey, err := newMachine(ctx, client, server.url, adminKey, "bench-creates")
 	if err != nil {
-		return err
+		return pinnedRow{}, err
 	}
-	rows = append(rows, pinnedRow{name: "create M2M token, SQLite", server: server, path: "/clerk/v1/m2m_tokens", auth: "Bearer " + machineKey,
-		body: `{"seconds_until_expiration":3600}`, wantStatus: http.StatusCreated})
+	return pinnedRow{name: name, server: server, path: "/clerk/v1/m2m_tokens", auth: "Bearer " + machineKey,
+		body: `{"seconds_until_expiration":3600}`, wantStatus: http.StatusCreated}, nil
+}
 
-	if cfg.databaseURL != "" {
-		pgCfg := cfg
-		pgCfg.keywardBin = sqliteCfg.keywardBin
-		pg, err := startKeyward(ctx, pgCfg, filepath.Join(dir, "postgres"), client, progress)
-		if err != nil {
-			return err
-		}
-		defer pg.stop()
-		key, err := newMachine(ctx, client, pg.url, pg.adminKey, "bench-creates")
-		if err != nil {
-			return err
-		}
-		rows = append(rows, pinnedRow{name: "create M2M token, PostgreSQL", server: &pinnedServer{pid: pg.cmd.Process.Pid, url: pg.url},
-			path: "/clerk/v1/m2m_tokens", auth: "Bearer " + key, body: `{"seconds_until_expiration":3600}`, wantStatus: http.StatusCreated})
-	}
-
+// measurePinnedRounds runs wrk on every row, round after round, so that a
+// drift of the machine spreads over all rows; results[i] are row i's rounds.
+func measurePinnedRounds(ctx context.Context, cfg config, script string, rows []pinnedRow, progress io.Writer) ([][]wrkResult, error) {
 	results := make([][]wrkResult, len(rows))
 	for round := range cfg.rounds {
 		for i, row := range rows {
@@ -170,12 +221,12 @@ func runPinned(ctx context.Context, cfg config, stdout, progress io.Writer) erro
 			}
 			res, err := runWrk(ctx, cfg, script, row, offset)
 			if err != nil {
-				return fmt.Errorf("%s: %w", row.name, err)
+				return nil, fmt.Errorf("%s: %w", row.name, err)
 			}
 			results[i] = append(results[i], res)
 		}
 	}
-	return writePinned(stdout, cfg, rows, results)
+	return results, nil
 }
 
 // ensureWrk installs Debian's wrk when it is missing.
