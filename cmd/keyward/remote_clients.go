@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/httpapi/freezer"
 )
 
 // The client registry through the SDK (native API,
@@ -276,70 +276,5 @@ func (f clientFilter) matches(entry any) bool {
 }
 
 func (p matchPair) matches(entry any) bool {
-	if p.key == "_all" {
-		text, ok := p.want.(string)
-		return ok && containsText(entry, strings.ToLower(text))
-	}
-	return hasKeyEqual(entry, p.key, p.want)
-}
-
-// hasKeyEqual looks for key at any depth with a value equal to want.
-func hasKeyEqual(v any, key string, want any) bool {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, child := range t {
-			if (k == key && valueEquals(child, want)) || hasKeyEqual(child, key, want) {
-				return true
-			}
-		}
-	case []any:
-		for _, child := range t {
-			if hasKeyEqual(child, key, want) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// valueEquals compares JSON values; a list holding want matches a
-// non-list want.
-func valueEquals(got, want any) bool {
-	if list, ok := got.([]any); ok {
-		if _, wantList := want.([]any); !wantList {
-			for _, item := range list {
-				if jsonEqual(item, want) {
-					return true
-				}
-			}
-			return false
-		}
-	}
-	return jsonEqual(got, want)
-}
-
-func jsonEqual(x, y any) bool {
-	a, errA := json.Marshal(x)
-	b, errB := json.Marshal(y)
-	return errA == nil && errB == nil && bytes.Equal(a, b)
-}
-
-func containsText(v any, needle string) bool {
-	switch t := v.(type) {
-	case string:
-		return strings.Contains(strings.ToLower(t), needle)
-	case map[string]any:
-		for _, child := range t {
-			if containsText(child, needle) {
-				return true
-			}
-		}
-	case []any:
-		for _, child := range t {
-			if containsText(child, needle) {
-				return true
-			}
-		}
-	}
-	return false
+	return freezer.PairMatches(entry, p.key, p.want)
 }

@@ -222,13 +222,21 @@ func pairMatches(entry any, pair map[string]json.RawMessage) bool {
 		if json.Unmarshal(raw, &want) != nil {
 			return false
 		}
-		if key == "_all" {
-			text, ok := want.(string)
-			return ok && containsText(entry, strings.ToLower(text))
-		}
-		return hasKeyEqual(entry, key, want)
+		return PairMatches(entry, key, want)
 	}
 	return false
+}
+
+// PairMatches is the rule of one search pair against a decoded client
+// entry: key equals want wherever it occurs (an array matches when one of
+// its items is equal), or, for the key "_all", want is a case-insensitive
+// substring of any text value. The CLI filters with it too.
+func PairMatches(entry any, key string, want any) bool {
+	if key == "_all" {
+		text, ok := want.(string)
+		return ok && containsText(entry, strings.ToLower(text))
+	}
+	return hasKeyEqual(entry, key, want)
 }
 
 // hasKeyEqual looks for key at any depth with a value equal to want.
