@@ -82,7 +82,7 @@ type ActorTokenView struct {
 
 // CreateActorToken issues a one-time impersonation ticket for a user.
 func (a *Authority) CreateActorToken(ctx context.Context, c Caller, in CreateActorTokenInput, publicURL string) (ActorTokenView, error) {
-	if err := a.enter(ctx, c, "CreateActorToken"); err != nil {
+	if _, err := a.enter(ctx, c, "CreateActorToken"); err != nil {
 		return ActorTokenView{}, err
 	}
 	if in.UserID == nil || *in.UserID == "" {
@@ -152,7 +152,7 @@ func positive(param string, v *int64, def, max int64) (int64, error) {
 
 // GetActorToken returns one actor token (keyward's addition to Clerk).
 func (a *Authority) GetActorToken(ctx context.Context, c Caller, id string) (credential.ActorToken, error) {
-	if err := a.enter(ctx, c, "GetActorToken"); err != nil {
+	if _, err := a.enter(ctx, c, "GetActorToken"); err != nil {
 		return credential.ActorToken{}, err
 	}
 	var t credential.ActorToken
@@ -167,7 +167,7 @@ func (a *Authority) GetActorToken(ctx context.Context, c Caller, id string) (cre
 // ListActorTokens lists actor tokens by user and status (keyward's
 // addition to Clerk), newest first.
 func (a *Authority) ListActorTokens(ctx context.Context, c Caller, userID, status string, limit, offset *int64) ([]credential.ActorToken, int, error) {
-	if err := a.enter(ctx, c, "ListActorTokens"); err != nil {
+	if _, err := a.enter(ctx, c, "ListActorTokens"); err != nil {
 		return nil, 0, err
 	}
 	switch status {
@@ -199,7 +199,7 @@ const ReasonNotPending = "not_pending"
 // RevokeActorToken revokes a pending actor token; any other status is
 // refused with a conflict whose Reason is ReasonNotPending.
 func (a *Authority) RevokeActorToken(ctx context.Context, c Caller, id string) (credential.ActorToken, error) {
-	if err := a.enter(ctx, c, "RevokeActorToken"); err != nil {
+	if _, err := a.enter(ctx, c, "RevokeActorToken"); err != nil {
 		return credential.ActorToken{}, err
 	}
 	var t credential.ActorToken
@@ -363,7 +363,7 @@ func (a *Authority) RedeemTicket(ctx context.Context, ticket string) (Redemption
 // RevokeImpersonationSession ends a session: keyward's verify answers
 // revoked from now on (offline JWKS verifiers only see its expiry).
 func (a *Authority) RevokeImpersonationSession(ctx context.Context, c Caller, id string) (credential.ImpersonationSession, error) {
-	if err := a.enter(ctx, c, "RevokeImpersonationSession"); err != nil {
+	if _, err := a.enter(ctx, c, "RevokeImpersonationSession"); err != nil {
 		return credential.ImpersonationSession{}, err
 	}
 	var s credential.ImpersonationSession
@@ -452,7 +452,7 @@ func (a *Authority) ImpersonationRedirectURL(ctx context.Context, instanceID str
 // SetImpersonationRedirectURL sets where accepted tickets redirect: an
 // absolute http(s) URL without a fragment, or "" for JSON answers.
 func (a *Authority) SetImpersonationRedirectURL(ctx context.Context, c Caller, raw string) (credential.Instance, error) {
-	if err := a.enter(ctx, c, "SetImpersonationRedirectURL"); err != nil {
+	if _, err := a.enter(ctx, c, "SetImpersonationRedirectURL"); err != nil {
 		return credential.Instance{}, err
 	}
 	if raw != "" {

@@ -68,7 +68,7 @@ type AdminKeyInput struct {
 // the caller expires), are CodeForbidden and nothing is written. The
 // secret is returned this once.
 func (a *Authority) CreateAdminKey(ctx context.Context, c Caller, in CreateAdminKeyInput) (AdminKey, credential.Secret, error) {
-	if err := a.enter(ctx, c, "CreateAdminKey"); err != nil {
+	if _, err := a.enter(ctx, c, "CreateAdminKey"); err != nil {
 		return AdminKey{}, credential.Secret{}, err
 	}
 	if in.Name == nil {
@@ -143,7 +143,7 @@ func outlivesNot(c Caller, expiresAt time.Time) error {
 }
 
 func (a *Authority) insertAdminKey(ctx context.Context, tx Tx, c Caller, key credential.Secret, in AdminKeyInput) (credential.Credential, error) {
-	cred := a.newCredential(credential.NewID(credential.PrefixAdminKey, a.clock.Now()), c.InstanceID, credential.KindAdminKey, key, c.InstanceID)
+	cred := a.newCredential(credential.NewID(credential.PrefixAdminKey, a.clock.Now()), c.InstanceID, credential.KindAdminKey, key, c.InstanceID, a.clock.Now())
 	cred.ExpiresAt = in.ExpiresAt
 	var err error
 	if cred.Attrs, err = json.Marshal(adminKeyAttrs{Name: in.Name, Permissions: in.Permissions}); err != nil {
@@ -162,7 +162,7 @@ func (a *Authority) insertAdminKey(ctx context.Context, tx Tx, c Caller, key cre
 // ListAdminKeys returns the instance's admin keys, revoked ones included,
 // oldest first; secrets and digests stay inside.
 func (a *Authority) ListAdminKeys(ctx context.Context, c Caller) ([]AdminKey, error) {
-	if err := a.enter(ctx, c, "ListAdminKeys"); err != nil {
+	if _, err := a.enter(ctx, c, "ListAdminKeys"); err != nil {
 		return nil, err
 	}
 	var out []AdminKey
@@ -200,7 +200,7 @@ func adminKeyOf(ctx context.Context, tx CredentialTx, instanceID, id string) (cr
 
 // GetAdminKey returns one admin key of the caller's instance.
 func (a *Authority) GetAdminKey(ctx context.Context, c Caller, id string) (AdminKey, error) {
-	if err := a.enter(ctx, c, "GetAdminKey"); err != nil {
+	if _, err := a.enter(ctx, c, "GetAdminKey"); err != nil {
 		return AdminKey{}, err
 	}
 	var out AdminKey
@@ -216,7 +216,7 @@ func (a *Authority) GetAdminKey(ctx context.Context, c Caller, id string) (Admin
 // authenticating at once. A key cannot revoke one holding permissions
 // beyond its own. Revoking a revoked or unknown key is CodeNotFound.
 func (a *Authority) RevokeAdminKey(ctx context.Context, c Caller, id string) (AdminKey, error) {
-	if err := a.enter(ctx, c, "RevokeAdminKey"); err != nil {
+	if _, err := a.enter(ctx, c, "RevokeAdminKey"); err != nil {
 		return AdminKey{}, err
 	}
 	var out AdminKey

@@ -98,7 +98,7 @@ type CreateAPIKeyInput struct {
 // of the instance. The secret is returned here, and is kept sealed so that
 // APIKeySecret can return it again.
 func (a *Authority) CreateAPIKey(ctx context.Context, c Caller, in CreateAPIKeyInput) (APIKey, error) {
-	if err := a.enter(ctx, c, "CreateAPIKey"); err != nil {
+	if _, err := a.enter(ctx, c, "CreateAPIKey"); err != nil {
 		return APIKey{}, err
 	}
 	typ := APIKeyDefaultType
@@ -148,7 +148,7 @@ func (a *Authority) CreateAPIKey(ctx context.Context, c Caller, in CreateAPIKeyI
 		return APIKey{}, err
 	}
 	now := a.clock.Now()
-	cred := a.newCredential(credential.NewTimeHexID(credential.PrefixAPIKey, now), c.InstanceID, credential.KindAPIKey, secret, *in.Subject)
+	cred := a.newCredential(credential.NewTimeHexID(credential.PrefixAPIKey, now), c.InstanceID, credential.KindAPIKey, secret, *in.Subject, now)
 	cred.ParentID = typ
 	cred.ExpiresAt = apiKeyExpiry(in.SecondsUntilExpiration, now)
 	if cred.Attrs, err = json.Marshal(attrs); err != nil {
@@ -264,7 +264,7 @@ type ListAPIKeysInput struct {
 
 // ListAPIKeys lists a subject's keys, newest first, without secrets.
 func (a *Authority) ListAPIKeys(ctx context.Context, c Caller, in ListAPIKeysInput) ([]APIKey, int, error) {
-	if err := a.enter(ctx, c, "ListAPIKeys"); err != nil {
+	if _, err := a.enter(ctx, c, "ListAPIKeys"); err != nil {
 		return nil, 0, err
 	}
 	if in.Subject == "" {
@@ -356,7 +356,7 @@ func apiKeyFor(ctx context.Context, tx CredentialTx, c Caller, id string) (crede
 
 // GetAPIKey returns one API key, without its secret.
 func (a *Authority) GetAPIKey(ctx context.Context, c Caller, id string) (APIKey, error) {
-	if err := a.enter(ctx, c, "GetAPIKey"); err != nil {
+	if _, err := a.enter(ctx, c, "GetAPIKey"); err != nil {
 		return APIKey{}, err
 	}
 	var k APIKey
@@ -385,7 +385,7 @@ type UpdateAPIKeyInput struct {
 // UpdateAPIKey changes an API key's metadata. The change applies to the
 // very next verification (the cached entry is dropped on every node).
 func (a *Authority) UpdateAPIKey(ctx context.Context, c Caller, id string, in UpdateAPIKeyInput) (APIKey, error) {
-	if err := a.enter(ctx, c, "UpdateAPIKey"); err != nil {
+	if _, err := a.enter(ctx, c, "UpdateAPIKey"); err != nil {
 		return APIKey{}, err
 	}
 	if in.Subject != nil {
@@ -479,7 +479,7 @@ func (a *Authority) UpdateAPIKey(ctx context.Context, c Caller, id string, in Up
 
 // DeleteAPIKey deletes an API key; it fails verification on the next call.
 func (a *Authority) DeleteAPIKey(ctx context.Context, c Caller, id string) (string, error) {
-	if err := a.enter(ctx, c, "DeleteAPIKey"); err != nil {
+	if _, err := a.enter(ctx, c, "DeleteAPIKey"); err != nil {
 		return "", err
 	}
 	var cred credential.Credential
@@ -503,7 +503,7 @@ func (a *Authority) DeleteAPIKey(ctx context.Context, c Caller, id string) (stri
 // RevokeAPIKey revokes an API key at once and for good. Revoking a revoked
 // key changes nothing and returns it with its first reason.
 func (a *Authority) RevokeAPIKey(ctx context.Context, c Caller, id, reason string) (APIKey, error) {
-	if err := a.enter(ctx, c, "RevokeAPIKey"); err != nil {
+	if _, err := a.enter(ctx, c, "RevokeAPIKey"); err != nil {
 		return APIKey{}, err
 	}
 	if utf8.RuneCountInString(reason) > MaxRevocationReason {
@@ -536,7 +536,7 @@ func (a *Authority) RevokeAPIKey(ctx context.Context, c Caller, id, reason strin
 // read is audited. A revoked or expired key's secret is returned too: it
 // no longer verifies.
 func (a *Authority) APIKeySecret(ctx context.Context, c Caller, id string) (credential.Secret, error) {
-	if err := a.enter(ctx, c, "APIKeySecret"); err != nil {
+	if _, err := a.enter(ctx, c, "APIKeySecret"); err != nil {
 		return credential.Secret{}, err
 	}
 	var cred credential.Credential

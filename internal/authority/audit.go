@@ -33,7 +33,7 @@ type ListAuditEventsInput struct {
 // ListAuditEvents returns a page of the caller's instance's audit events,
 // newest first, and the total count.
 func (a *Authority) ListAuditEvents(ctx context.Context, c Caller, in ListAuditEventsInput) ([]credential.AuditEvent, int, error) {
-	if err := a.enter(ctx, c, "ListAuditEvents"); err != nil {
+	if _, err := a.enter(ctx, c, "ListAuditEvents"); err != nil {
 		return nil, 0, err
 	}
 	limit, offset, err := page(in.Limit, in.Offset, AuditListLimitDefault, AuditListLimitMax)

@@ -172,6 +172,12 @@ func RequestID(ctx context.Context) string {
 // one. The mutation fails if it cannot be recorded: no change without its
 // record (and, with a required sink, without its log line).
 func (a *Authority) audit(ctx context.Context, tx AuditTx, c Caller, action, targetKind, targetID string, detail any) error {
+	return a.auditAt(ctx, tx, c, a.clock.Now(), action, targetKind, targetID, detail)
+}
+
+// auditAt is audit at a given instant: a change's, so the event and the
+// rows it records carry the same time.
+func (a *Authority) auditAt(ctx context.Context, tx AuditTx, c Caller, now time.Time, action, targetKind, targetID string, detail any) error {
 	raw := json.RawMessage("{}")
 	if detail != nil {
 		b, err := json.Marshal(detail)
@@ -180,7 +186,6 @@ func (a *Authority) audit(ctx context.Context, tx AuditTx, c Caller, action, tar
 		}
 		raw = b
 	}
-	now := a.clock.Now()
 	e, err := tx.InsertAuditEvent(ctx, credential.AuditEvent{
 		ID:           credential.NewID(credential.PrefixAudit, now),
 		InstanceID:   c.InstanceID,
@@ -221,8 +226,7 @@ func (a *Authority) writeSink(e credential.AuditEvent) error {
 
 // newCredential builds the stored form of a fresh secret: digest and
 // display prefix, never the secret itself.
-func (a *Authority) newCredential(id, instanceID string, kind credential.Kind, s credential.Secret, subject string) credential.Credential {
-	now := a.clock.Now()
+func (a *Authority) newCredential(id, instanceID string, kind credential.Kind, s credential.Secret, subject string, now time.Time) credential.Credential {
 	return credential.Credential{
 		ID:            id,
 		InstanceID:    instanceID,

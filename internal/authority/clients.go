@@ -37,7 +37,7 @@ func (a *Authority) clientUser(ctx context.Context, c Caller) (string, error) {
 // checks the surface's document; it runs after authorization, so a caller
 // without the permission learns nothing about the document's rules.
 func (a *Authority) CreateClient(ctx context.Context, c Caller, decode func() (NewClient, error)) (string, error) {
-	if err := a.enter(ctx, c, "CreateClient"); err != nil {
+	if _, err := a.enter(ctx, c, "CreateClient"); err != nil {
 		return "", err
 	}
 	user, err := a.clientUser(ctx, c)
@@ -71,7 +71,7 @@ func (a *Authority) CreateClient(ctx context.Context, c Caller, decode func() (N
 
 // GetClient returns one of the acting user's clients.
 func (a *Authority) GetClient(ctx context.Context, c Caller, clientID string) (credential.Client, error) {
-	if err := a.enter(ctx, c, "GetClient"); err != nil {
+	if _, err := a.enter(ctx, c, "GetClient"); err != nil {
 		return credential.Client{}, err
 	}
 	user, err := a.clientUser(ctx, c)
@@ -89,7 +89,7 @@ func (a *Authority) GetClient(ctx context.Context, c Caller, clientID string) (c
 
 // DeleteClient removes one of the acting user's clients.
 func (a *Authority) DeleteClient(ctx context.Context, c Caller, clientID string) error {
-	if err := a.enter(ctx, c, "DeleteClient"); err != nil {
+	if _, err := a.enter(ctx, c, "DeleteClient"); err != nil {
 		return err
 	}
 	user, err := a.clientUser(ctx, c)
@@ -111,7 +111,7 @@ func (a *Authority) DeleteClient(ctx context.Context, c Caller, clientID string)
 // accepts, in a stable order (registration time, then client_id). Paging
 // applies after the filter.
 func (a *Authority) ListClients(ctx context.Context, c Caller, keep func(credential.Client) (bool, error), limit, offset *int64) ([]credential.Client, error) {
-	if err := a.enter(ctx, c, "ListClients"); err != nil {
+	if _, err := a.enter(ctx, c, "ListClients"); err != nil {
 		return nil, err
 	}
 	user, err := a.clientUser(ctx, c)

@@ -1,5 +1,11 @@
 package authority
 
+import (
+	"context"
+
+	"github.com/keyward/keyward/internal/credential"
+)
+
 // Test hooks for the external test package.
 
 // SetBeforeCacheFill makes every cache fill run f between its store read
@@ -19,4 +25,12 @@ func DropVerifiedJWTs(a *Authority) { a.jwtKeys.verified.Purge() }
 // positive and negative.
 func CacheUsage(a *Authority) (positiveBytes, positiveEntries, negativeBytes, negativeEntries int) {
 	return a.cache.usage()
+}
+
+// InsertMachineUnaudited runs a change for the UpdateMachine use case that
+// inserts m and forgets its audit event.
+func InsertMachineUnaudited(ctx context.Context, a *Authority, c Caller, m credential.Machine) error {
+	return a.mutate(ctx, c, "UpdateMachine", func(tx *change) error {
+		return tx.InsertMachine(ctx, m)
+	})
 }

@@ -148,7 +148,7 @@ func (a *Authority) createFirstSigningKey(ctx context.Context, instanceID string
 // key. Older keys stop signing at once and stay in the JWKS until every
 // token they signed has expired.
 func (a *Authority) RotateSigningKey(ctx context.Context, c Caller, alg string) (credential.SigningKey, error) {
-	if err := a.enter(ctx, c, "RotateSigningKey"); err != nil {
+	if _, err := a.enter(ctx, c, "RotateSigningKey"); err != nil {
 		return credential.SigningKey{}, err
 	}
 	if alg == "" {
@@ -182,7 +182,7 @@ func (a *Authority) RotateSigningKey(ctx context.Context, c Caller, alg string) 
 // SigningKeys returns the instance's keys, newest first, private parts
 // sealed.
 func (a *Authority) SigningKeys(ctx context.Context, c Caller) ([]credential.SigningKey, error) {
-	if err := a.enter(ctx, c, "SigningKeys"); err != nil {
+	if _, err := a.enter(ctx, c, "SigningKeys"); err != nil {
 		return nil, err
 	}
 	var out []credential.SigningKey

@@ -86,7 +86,7 @@ var reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "
 // new one. Tokens minted without it are stored as digests only and are
 // never reused.
 func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTokenInput) (M2MToken, error) {
-	if err := a.enter(ctx, c, "CreateM2MToken"); err != nil {
+	if _, err := a.enter(ctx, c, "CreateM2MToken"); err != nil {
 		return M2MToken{}, err
 	}
 	format := in.Format
@@ -213,7 +213,7 @@ func (a *Authority) mintOpaqueM2M(ctx context.Context, c Caller, claims json.Raw
 	if err != nil {
 		return M2MToken{}, err
 	}
-	cred := a.newCredential(credential.NewTimeHexID("mt_", now), c.InstanceID, credential.KindM2MToken, secret, c.MachineID)
+	cred := a.newCredential(credential.NewTimeHexID("mt_", now), c.InstanceID, credential.KindM2MToken, secret, c.MachineID, now)
 	cred.ExpiresAt = expiresAt
 	attrs := tokenAttrs{Claims: claims, Scopes: scopes, Reusable: reusable}
 	if cred.Attrs, err = json.Marshal(attrs); err != nil {
@@ -305,7 +305,7 @@ type ListM2MTokensInput struct {
 // ListM2MTokens lists a machine's opaque tokens, newest first. A machine
 // caller may list only its own.
 func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MTokensInput) ([]M2MToken, int, error) {
-	if err := a.enter(ctx, c, "ListM2MTokens"); err != nil {
+	if _, err := a.enter(ctx, c, "ListM2MTokens"); err != nil {
 		return nil, 0, err
 	}
 	if in.Subject == "" {
@@ -360,7 +360,7 @@ func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MToken
 // next call. Revoking a revoked token changes nothing and returns it as it
 // is, with its first reason. A machine caller may revoke only its own.
 func (a *Authority) RevokeM2MToken(ctx context.Context, c Caller, id string, reason string) (M2MToken, error) {
-	if err := a.enter(ctx, c, "RevokeM2MToken"); err != nil {
+	if _, err := a.enter(ctx, c, "RevokeM2MToken"); err != nil {
 		return M2MToken{}, err
 	}
 	if len(reason) > MaxRevocationReason {
@@ -402,7 +402,7 @@ func (a *Authority) RevokeM2MToken(ctx context.Context, c Caller, id string, rea
 // event as CreateM2MToken writes it. It is the bulk path load tests
 // (keyward-bench) use to store many tokens without n HTTP calls.
 func (a *Authority) SeedM2MTokens(ctx context.Context, c Caller, n int, lifetime time.Duration) ([]credential.Secret, error) {
-	if err := a.enter(ctx, c, "SeedM2MTokens"); err != nil {
+	if _, err := a.enter(ctx, c, "SeedM2MTokens"); err != nil {
 		return nil, err
 	}
 	if lifetime <= 0 || lifetime > MaxTokenTTL*time.Second {
@@ -436,7 +436,7 @@ func (a *Authority) SeedM2MTokens(ctx context.Context, c Caller, n int, lifetime
 			if minted[i], err = credential.Generate(credential.KindM2MToken); err != nil {
 				return nil, err
 			}
-			batch[i] = a.newCredential(credential.NewTimeHexID("mt_", now), c.InstanceID, credential.KindM2MToken, minted[i], c.MachineID)
+			batch[i] = a.newCredential(credential.NewTimeHexID("mt_", now), c.InstanceID, credential.KindM2MToken, minted[i], c.MachineID, now)
 			batch[i].ExpiresAt, batch[i].Attrs = now.Add(lifetime), attrs
 			if !c.ExpiresAt.IsZero() && batch[i].ExpiresAt.After(c.ExpiresAt) {
 				batch[i].ExpiresAt = c.ExpiresAt // no token outlives the key that made it

@@ -47,7 +47,8 @@ type ListMachinesInput struct {
 // CreateMachine creates a machine, its scopes and its first secret key, and
 // returns the secret: the create response is where it is handed out.
 func (a *Authority) CreateMachine(ctx context.Context, c Caller, in CreateMachineInput) (credential.Machine, credential.Secret, error) {
-	if err := a.enter(ctx, c, "CreateMachine"); err != nil {
+	g, err := a.enter(ctx, c, "CreateMachine")
+	if err != nil {
 		return credential.Machine{}, credential.Secret{}, err
 	}
 	if in.Name == nil {
@@ -72,7 +73,7 @@ func (a *Authority) CreateMachine(ctx context.Context, c Caller, in CreateMachin
 	if err != nil {
 		return credential.Machine{}, credential.Secret{}, err
 	}
-	now := a.clock.Now()
+	now := g.now
 	m := credential.Machine{
 		ID:              credential.NewID(credential.PrefixMachine, now),
 		InstanceID:      c.InstanceID,
@@ -81,11 +82,11 @@ func (a *Authority) CreateMachine(ctx context.Context, c Caller, in CreateMachin
 		CreatedAt:       now,
 		UpdatedAt:       now,
 	}
-	key, err := a.newMachineKey(m, secret)
+	key, err := a.newMachineKey(m, secret, now)
 	if err != nil {
 		return credential.Machine{}, credential.Secret{}, err
 	}
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		targets, err := tx.MachinesByID(ctx, c.InstanceID, scoped)
 		if err != nil {
 			return err
@@ -106,7 +107,7 @@ func (a *Authority) CreateMachine(ctx context.Context, c Caller, in CreateMachin
 			return err
 		}
 		m.ScopedMachines = orderLike(scoped, targets)
-		return a.audit(ctx, tx, c, "machine.create", "machine", m.ID, map[string]any{"name": m.Name, "scoped_machines": scoped})
+		return tx.audit("machine.create", "machine", m.ID, map[string]any{"name": m.Name, "scoped_machines": scoped})
 	})
 	if err != nil {
 		return credential.Machine{}, credential.Secret{}, err
@@ -116,8 +117,8 @@ func (a *Authority) CreateMachine(ctx context.Context, c Caller, in CreateMachin
 
 // newMachineKey builds the stored form of a machine secret key: digested
 // for lookup, and sealed under the row id so it stays retrievable.
-func (a *Authority) newMachineKey(m credential.Machine, secret credential.Secret) (credential.Credential, error) {
-	cred := a.newCredential(credential.NewID(credential.PrefixMachineKey, a.clock.Now()), m.InstanceID, credential.KindMachineKey, secret, m.ID)
+func (a *Authority) newMachineKey(m credential.Machine, secret credential.Secret, now time.Time) (credential.Credential, error) {
+	cred := a.newCredential(credential.NewID(credential.PrefixMachineKey, now), m.InstanceID, credential.KindMachineKey, secret, m.ID, now)
 	sealed, err := a.keyring.Seal([]byte(secret.Reveal()), []byte(cred.ID))
 	if err != nil {
 		return cred, credential.Wrap(credential.CodeInternal, err, "seal machine secret key")
@@ -129,7 +130,7 @@ func (a *Authority) newMachineKey(m credential.Machine, secret credential.Secret
 // GetMachine returns a machine of the caller's instance with its scoped
 // machines.
 func (a *Authority) GetMachine(ctx context.Context, c Caller, id string) (credential.Machine, error) {
-	if err := a.enter(ctx, c, "GetMachine"); err != nil {
+	if _, err := a.enter(ctx, c, "GetMachine"); err != nil {
 		return credential.Machine{}, err
 	}
 	var m credential.Machine
@@ -156,7 +157,7 @@ func (a *Authority) loadMachine(ctx context.Context, tx MachineTx, instanceID, i
 
 // ListMachines returns a page of the caller's machines and the total count.
 func (a *Authority) ListMachines(ctx context.Context, c Caller, in ListMachinesInput) ([]credential.Machine, int, error) {
-	if err := a.enter(ctx, c, "ListMachines"); err != nil {
+	if _, err := a.enter(ctx, c, "ListMachines"); err != nil {
 		return nil, 0, err
 	}
 	limit, offset, err := page(in.Limit, in.Offset, MachineListLimitDefault, MachineListLimitMax)
@@ -197,7 +198,8 @@ func (a *Authority) ListMachines(ctx context.Context, c Caller, in ListMachinesI
 // UpdateMachine changes a machine's name and default token TTL. Scopes do
 // not change here.
 func (a *Authority) UpdateMachine(ctx context.Context, c Caller, id string, in UpdateMachineInput) (credential.Machine, error) {
-	if err := a.enter(ctx, c, "UpdateMachine"); err != nil {
+	g, err := a.enter(ctx, c, "UpdateMachine")
+	if err != nil {
 		return credential.Machine{}, err
 	}
 	if in.Name != nil {
@@ -211,7 +213,7 @@ func (a *Authority) UpdateMachine(ctx context.Context, c Caller, id string, in U
 		}
 	}
 	var m credential.Machine
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		var err error
 		if m, err = a.loadMachine(ctx, tx, c.InstanceID, id); err != nil {
 			return err
@@ -223,11 +225,11 @@ func (a *Authority) UpdateMachine(ctx context.Context, c Caller, id string, in U
 		if in.DefaultTokenTTL != nil {
 			m.DefaultTokenTTL, changed["default_token_ttl"] = *in.DefaultTokenTTL, *in.DefaultTokenTTL
 		}
-		m.UpdatedAt = a.clock.Now()
+		m.UpdatedAt = tx.now
 		if err := tx.UpdateMachine(ctx, m); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "machine.update", "machine", id, changed)
+		return tx.audit("machine.update", "machine", id, changed)
 	})
 	return m, err
 }
@@ -236,10 +238,7 @@ func (a *Authority) UpdateMachine(ctx context.Context, c Caller, id string, in U
 // secret keys, which stop authenticating at once; its M2M tokens and the
 // API keys it owns are revoked.
 func (a *Authority) DeleteMachine(ctx context.Context, c Caller, id string) error {
-	if err := a.enter(ctx, c, "DeleteMachine"); err != nil {
-		return err
-	}
-	err := a.store.Update(ctx, func(tx Tx) error {
+	return a.mutate(ctx, c, "DeleteMachine", func(tx *change) error {
 		if err := tx.DeleteMachine(ctx, c.InstanceID, id); err != nil {
 			return machineNotFound(err, id)
 		}
@@ -247,30 +246,26 @@ func (a *Authority) DeleteMachine(ctx context.Context, c Caller, id string) erro
 			return err
 		}
 		// What the machine minted, and the API keys it owns, die with it.
-		revoked, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindM2MToken, id, a.clock.Now(), "machine deleted")
+		revoked, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindM2MToken, id, tx.now, "machine deleted")
 		if err != nil {
 			return err
 		}
-		keys, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindAPIKey, id, a.clock.Now(), "machine deleted")
+		keys, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindAPIKey, id, tx.now, "machine deleted")
 		if err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "machine.delete", "machine", id, map[string]int{"m2m_tokens_revoked": revoked, "api_keys_revoked": keys})
+		tx.invalidateAll()
+		return tx.audit("machine.delete", "machine", id, map[string]int{"m2m_tokens_revoked": revoked, "api_keys_revoked": keys})
 	})
-	a.invalidateAllAfter(ctx, err)
-	return err
 }
 
 // MachineSecretKey returns a machine's current secret key: the one
 // documented exception to "shown once" (Clerk's get-secret-key).
 func (a *Authority) MachineSecretKey(ctx context.Context, c Caller, id string) (credential.Secret, error) {
-	if err := a.enter(ctx, c, "MachineSecretKey"); err != nil {
-		return credential.Secret{}, err
-	}
 	var key credential.Credential
 	// A read that returns a secret is audited like a change: no secret
 	// leaves without its record.
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err := a.mutate(ctx, c, "MachineSecretKey", func(tx *change) error {
 		if _, err := tx.GetMachine(ctx, c.InstanceID, id); err != nil {
 			return machineNotFound(err, id)
 		}
@@ -278,7 +273,7 @@ func (a *Authority) MachineSecretKey(ctx context.Context, c Caller, id string) (
 		if key, err = currentMachineKey(ctx, tx, c.InstanceID, id); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "machine.secret_key.read", "machine", id, map[string]string{"secret_key_id": key.ID})
+		return tx.audit("machine.secret_key.read", "machine", id, map[string]string{"secret_key_id": key.ID})
 	})
 	if err != nil {
 		return credential.Secret{}, err
@@ -300,7 +295,8 @@ func (a *Authority) MachineSecretKey(ctx context.Context, c Caller, id string) (
 // window ends the older previous key at once, and the grace goes to the
 // key that was current until now.
 func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id string, previousTTL *int64) (credential.Secret, error) {
-	if err := a.enter(ctx, c, "RotateMachineSecretKey"); err != nil {
+	g, err := a.enter(ctx, c, "RotateMachineSecretKey")
+	if err != nil {
 		return credential.Secret{}, err
 	}
 	if previousTTL == nil {
@@ -313,7 +309,7 @@ func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id str
 	if err != nil {
 		return credential.Secret{}, err
 	}
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		m, err := tx.GetMachine(ctx, c.InstanceID, id)
 		if err != nil {
 			return machineNotFound(err, id)
@@ -322,7 +318,7 @@ func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id str
 		if err != nil {
 			return err
 		}
-		now := a.clock.Now()
+		now := tx.now
 		for _, k := range keys {
 			switch {
 			case k.Revoked():
@@ -337,16 +333,16 @@ func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id str
 				return err
 			}
 		}
-		key, err := a.newMachineKey(m, secret)
+		key, err := a.newMachineKey(m, secret, now)
 		if err != nil {
 			return err
 		}
 		if err := tx.InsertCredential(ctx, key); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "machine.secret_key.rotate", "machine", id, map[string]int64{"previous_token_ttl": *previousTTL})
+		tx.invalidateAll()
+		return tx.audit("machine.secret_key.rotate", "machine", id, map[string]int64{"previous_token_ttl": *previousTTL})
 	})
-	a.invalidateAllAfter(ctx, err)
 	if err != nil {
 		return credential.Secret{}, err
 	}
@@ -370,7 +366,8 @@ func currentMachineKey(ctx context.Context, tx CredentialTx, instanceID, machine
 
 // CreateMachineScope lets machine from access machine to.
 func (a *Authority) CreateMachineScope(ctx context.Context, c Caller, from, to string) (credential.MachineScope, error) {
-	if err := a.enter(ctx, c, "CreateMachineScope"); err != nil {
+	g, err := a.enter(ctx, c, "CreateMachineScope")
+	if err != nil {
 		return credential.MachineScope{}, err
 	}
 	if to == "" {
@@ -379,8 +376,8 @@ func (a *Authority) CreateMachineScope(ctx context.Context, c Caller, from, to s
 	if to == from {
 		return credential.MachineScope{}, credential.ParamError(credential.CodeInvalid, "to_machine_id", "a machine cannot be scoped to itself")
 	}
-	s := credential.MachineScope{InstanceID: c.InstanceID, FromMachineID: from, ToMachineID: to, CreatedAt: a.clock.Now()}
-	err := a.store.Update(ctx, func(tx Tx) error {
+	s := credential.MachineScope{InstanceID: c.InstanceID, FromMachineID: from, ToMachineID: to, CreatedAt: g.now}
+	err = g.mutate(ctx, func(tx *change) error {
 		if _, err := tx.GetMachine(ctx, c.InstanceID, from); err != nil {
 			return machineNotFound(err, from)
 		}
@@ -405,18 +402,15 @@ func (a *Authority) CreateMachineScope(ctx context.Context, c Caller, from, to s
 		if err := tx.InsertMachineScope(ctx, s); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "machine.scope.create", "machine", from, map[string]string{"to_machine_id": to})
+		tx.invalidateAll()
+		return tx.audit("machine.scope.create", "machine", from, map[string]string{"to_machine_id": to})
 	})
-	a.invalidateAllAfter(ctx, err)
 	return s, err
 }
 
 // DeleteMachineScope removes the scope from → to.
 func (a *Authority) DeleteMachineScope(ctx context.Context, c Caller, from, to string) error {
-	if err := a.enter(ctx, c, "DeleteMachineScope"); err != nil {
-		return err
-	}
-	err := a.store.Update(ctx, func(tx Tx) error {
+	return a.mutate(ctx, c, "DeleteMachineScope", func(tx *change) error {
 		if _, err := tx.GetMachine(ctx, c.InstanceID, from); err != nil {
 			return machineNotFound(err, from)
 		}
@@ -426,10 +420,9 @@ func (a *Authority) DeleteMachineScope(ctx context.Context, c Caller, from, to s
 			}
 			return err
 		}
-		return a.audit(ctx, tx, c, "machine.scope.delete", "machine", from, map[string]string{"to_machine_id": to})
+		tx.invalidateAll()
+		return tx.audit("machine.scope.delete", "machine", from, map[string]string{"to_machine_id": to})
 	})
-	a.invalidateAllAfter(ctx, err)
-	return err
 }
 
 // invalidateAllAfter drops every cached credential once a structural

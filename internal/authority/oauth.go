@@ -30,7 +30,7 @@ func (a *Authority) AuthenticateClient(ctx context.Context, clientID, secret str
 // kinds be revoked here: both are CodeWrongType, the RFC's
 // unsupported_token_type.
 func (a *Authority) RevokeM2MTokenBySecret(ctx context.Context, c Caller, token string) error {
-	if err := a.enter(ctx, c, "RevokeM2MTokenBySecret"); err != nil {
+	if _, err := a.enter(ctx, c, "RevokeM2MTokenBySecret"); err != nil {
 		return err
 	}
 	if looksLikeJWT(token) {

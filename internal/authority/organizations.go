@@ -64,7 +64,7 @@ func validateName(param, name string, max int) error {
 
 // CreateOrganization creates an organization with a UUID id.
 func (a *Authority) CreateOrganization(ctx context.Context, c Caller, in OrganizationInput) (credential.Organization, error) {
-	if err := a.enter(ctx, c, "CreateOrganization"); err != nil {
+	if _, err := a.enter(ctx, c, "CreateOrganization"); err != nil {
 		return credential.Organization{}, err
 	}
 	if err := validateOrganization(in, true); err != nil {
@@ -90,7 +90,7 @@ func slugTaken(err error) error {
 
 // ListOrganizations returns a page of the instance's organizations.
 func (a *Authority) ListOrganizations(ctx context.Context, c Caller, limit, offset *int64) ([]credential.Organization, int, error) {
-	if err := a.enter(ctx, c, "ListOrganizations"); err != nil {
+	if _, err := a.enter(ctx, c, "ListOrganizations"); err != nil {
 		return nil, 0, err
 	}
 	l, o, err := page(limit, offset, OrgListLimitDefault, OrgListLimitMax)
@@ -111,7 +111,7 @@ func (a *Authority) ListOrganizations(ctx context.Context, c Caller, limit, offs
 
 // GetOrganization returns an organization by id or by slug.
 func (a *Authority) GetOrganization(ctx context.Context, c Caller, idOrSlug string) (credential.Organization, error) {
-	if err := a.enter(ctx, c, "GetOrganization"); err != nil {
+	if _, err := a.enter(ctx, c, "GetOrganization"); err != nil {
 		return credential.Organization{}, err
 	}
 	var o credential.Organization
@@ -142,7 +142,7 @@ func findOrganization(ctx context.Context, tx OrganizationTx, instanceID, idOrSl
 
 // UpdateOrganization changes an organization's slug or name.
 func (a *Authority) UpdateOrganization(ctx context.Context, c Caller, idOrSlug string, in OrganizationInput) (credential.Organization, error) {
-	if err := a.enter(ctx, c, "UpdateOrganization"); err != nil {
+	if _, err := a.enter(ctx, c, "UpdateOrganization"); err != nil {
 		return credential.Organization{}, err
 	}
 	if err := validateOrganization(in, false); err != nil {
@@ -172,7 +172,7 @@ func (a *Authority) UpdateOrganization(ctx context.Context, c Caller, idOrSlug s
 // DeleteOrganization deletes an organization, its sites and sitegroups,
 // and revokes every token bound to it.
 func (a *Authority) DeleteOrganization(ctx context.Context, c Caller, idOrSlug string) error {
-	if err := a.enter(ctx, c, "DeleteOrganization"); err != nil {
+	if _, err := a.enter(ctx, c, "DeleteOrganization"); err != nil {
 		return err
 	}
 	err := a.store.Update(ctx, func(tx Tx) error {
@@ -211,7 +211,7 @@ func (a *Authority) DeleteOrganization(ctx context.Context, c Caller, idOrSlug s
 // the admin caller's instance.
 func readInOrg[T any](ctx context.Context, a *Authority, c Caller, uc useCase, org string, read func(tx Tx, orgID string) (T, error)) (T, error) {
 	var out T
-	if err := a.enter(ctx, c, uc); err != nil {
+	if _, err := a.enter(ctx, c, uc); err != nil {
 		return out, err
 	}
 	err := a.store.View(ctx, func(tx Tx) error {
@@ -230,7 +230,7 @@ type SiteInput struct{ Name *string }
 
 // CreateSite adds a site to an organization.
 func (a *Authority) CreateSite(ctx context.Context, c Caller, org string, in SiteInput) (credential.Site, error) {
-	if err := a.enter(ctx, c, "CreateSite"); err != nil {
+	if _, err := a.enter(ctx, c, "CreateSite"); err != nil {
 		return credential.Site{}, err
 	}
 	if in.Name == nil {
@@ -271,7 +271,7 @@ func (a *Authority) GetSite(ctx context.Context, c Caller, org, id string) (cred
 
 // UpdateSite renames a site.
 func (a *Authority) UpdateSite(ctx context.Context, c Caller, org, id string, in SiteInput) (credential.Site, error) {
-	if err := a.enter(ctx, c, "UpdateSite"); err != nil {
+	if _, err := a.enter(ctx, c, "UpdateSite"); err != nil {
 		return credential.Site{}, err
 	}
 	if in.Name != nil {
@@ -303,7 +303,7 @@ func (a *Authority) UpdateSite(ctx context.Context, c Caller, org, id string, in
 // DeleteSite deletes a site; it leaves its sitegroups. Privileges naming
 // it grant nothing from then on.
 func (a *Authority) DeleteSite(ctx context.Context, c Caller, org, id string) error {
-	if err := a.enter(ctx, c, "DeleteSite"); err != nil {
+	if _, err := a.enter(ctx, c, "DeleteSite"); err != nil {
 		return err
 	}
 	err := a.store.Update(ctx, func(tx Tx) error {
@@ -358,7 +358,7 @@ func sitesOf(ctx context.Context, tx OrganizationTx, instanceID, orgID string, i
 
 // CreateSitegroup creates a sitegroup of sites of the same organization.
 func (a *Authority) CreateSitegroup(ctx context.Context, c Caller, org string, in SitegroupInput) (credential.Sitegroup, error) {
-	if err := a.enter(ctx, c, "CreateSitegroup"); err != nil {
+	if _, err := a.enter(ctx, c, "CreateSitegroup"); err != nil {
 		return credential.Sitegroup{}, err
 	}
 	if err := a.checkSitegroupInput(in, true); err != nil {
@@ -401,7 +401,7 @@ func (a *Authority) GetSitegroup(ctx context.Context, c Caller, org, id string) 
 
 // UpdateSitegroup renames a sitegroup or replaces its sites.
 func (a *Authority) UpdateSitegroup(ctx context.Context, c Caller, org, id string, in SitegroupInput) (credential.Sitegroup, error) {
-	if err := a.enter(ctx, c, "UpdateSitegroup"); err != nil {
+	if _, err := a.enter(ctx, c, "UpdateSitegroup"); err != nil {
 		return credential.Sitegroup{}, err
 	}
 	if err := a.checkSitegroupInput(in, false); err != nil {
@@ -436,7 +436,7 @@ func (a *Authority) UpdateSitegroup(ctx context.Context, c Caller, org, id strin
 
 // DeleteSitegroup deletes a sitegroup (not its sites).
 func (a *Authority) DeleteSitegroup(ctx context.Context, c Caller, org, id string) error {
-	if err := a.enter(ctx, c, "DeleteSitegroup"); err != nil {
+	if _, err := a.enter(ctx, c, "DeleteSitegroup"); err != nil {
 		return err
 	}
 	err := a.store.Update(ctx, func(tx Tx) error {

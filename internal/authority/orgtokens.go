@@ -147,7 +147,7 @@ func orgRef(err error, msg string) error {
 // CreateOrgToken issues an org API token; the key is in the result this
 // once and masked everywhere after.
 func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, in OrgTokenInput) (OrgToken, error) {
-	if err := a.enter(ctx, c, "CreateOrgToken"); err != nil {
+	if _, err := a.enter(ctx, c, "CreateOrgToken"); err != nil {
 		return OrgToken{}, err
 	}
 	if in.Name == nil {
@@ -176,7 +176,7 @@ func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, 
 		if err := a.refusedIf(ctx, c, "restriction_widened", inheritsRestrictions(c, allowlist, c.ExpiresAt)); err != nil {
 			return err
 		}
-		cred := a.newCredential(uuid.NewString(), c.InstanceID, credential.KindOrgToken, key, o.ID)
+		cred := a.newCredential(uuid.NewString(), c.InstanceID, credential.KindOrgToken, key, o.ID, a.clock.Now())
 		// Mist tokens carry no expiry of their own: one made by an expiring
 		// credential expires with it.
 		cred.ExpiresAt = c.ExpiresAt
@@ -229,7 +229,7 @@ func orgTokenOf(ctx context.Context, tx CredentialTx, instanceID, orgID, id stri
 
 // ListOrgTokens lists an organization's live tokens, masked.
 func (a *Authority) ListOrgTokens(ctx context.Context, c Caller, orgID string) ([]OrgToken, error) {
-	if err := a.enter(ctx, c, "ListOrgTokens"); err != nil {
+	if _, err := a.enter(ctx, c, "ListOrgTokens"); err != nil {
 		return nil, err
 	}
 	var out []OrgToken
@@ -257,7 +257,7 @@ func (a *Authority) ListOrgTokens(ctx context.Context, c Caller, orgID string) (
 
 // GetOrgToken returns one org token, masked.
 func (a *Authority) GetOrgToken(ctx context.Context, c Caller, orgID, id string) (OrgToken, error) {
-	if err := a.enter(ctx, c, "GetOrgToken"); err != nil {
+	if _, err := a.enter(ctx, c, "GetOrgToken"); err != nil {
 		return OrgToken{}, err
 	}
 	var tok OrgToken
@@ -276,7 +276,7 @@ func (a *Authority) GetOrgToken(ctx context.Context, c Caller, orgID, id string)
 // UpdateOrgToken changes a token's name and privileges. src_ips cannot
 // change: sending a different list is refused.
 func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id string, in OrgTokenInput) error {
-	if err := a.enter(ctx, c, "UpdateOrgToken"); err != nil {
+	if _, err := a.enter(ctx, c, "UpdateOrgToken"); err != nil {
 		return err
 	}
 	if in.Name != nil {
@@ -340,7 +340,7 @@ func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id stri
 
 // DeleteOrgToken deletes a token; it stops working at once.
 func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id string) error {
-	if err := a.enter(ctx, c, "DeleteOrgToken"); err != nil {
+	if _, err := a.enter(ctx, c, "DeleteOrgToken"); err != nil {
 		return err
 	}
 	var digest credential.Digest
@@ -522,7 +522,7 @@ func CheckOrgTokenHourlyLimit(limit *int64) error {
 // negative limits are refused rather than read as "the default": a caller
 // sending 0 may well mean "no calls".
 func (a *Authority) SetOrgTokenHourlyLimit(ctx context.Context, c Caller, limit *int64) (credential.Instance, error) {
-	if err := a.enter(ctx, c, "SetOrgTokenHourlyLimit"); err != nil {
+	if _, err := a.enter(ctx, c, "SetOrgTokenHourlyLimit"); err != nil {
 		return credential.Instance{}, err
 	}
 	if err := CheckOrgTokenHourlyLimit(limit); err != nil {

@@ -34,7 +34,7 @@ var scopePattern = regexp.MustCompile(`^[a-z][a-z0-9:._-]{0,63}$`)
 
 // Catalogue returns the instance's scope catalogue (without built-ins).
 func (a *Authority) Catalogue(ctx context.Context, c Caller) ([]string, error) {
-	if err := a.enter(ctx, c, "Catalogue"); err != nil {
+	if _, err := a.enter(ctx, c, "Catalogue"); err != nil {
 		return nil, err
 	}
 	return a.catalogue(ctx, c.InstanceID)
@@ -60,7 +60,7 @@ func catalogue(in credential.Instance) []string {
 // AvailableScopes is the catalogue plus the built-in scopes: what a PAT
 // may be given.
 func (a *Authority) AvailableScopes(ctx context.Context, c Caller) ([]string, error) {
-	if err := a.enter(ctx, c, "AvailableScopes"); err != nil {
+	if _, err := a.enter(ctx, c, "AvailableScopes"); err != nil {
 		return nil, err
 	}
 	cat, err := a.catalogue(ctx, c.InstanceID)
@@ -70,7 +70,7 @@ func (a *Authority) AvailableScopes(ctx context.Context, c Caller) ([]string, er
 // SetCatalogue replaces the instance's scope catalogue. Existing tokens
 // keep their scopes; only new tokens are checked against it.
 func (a *Authority) SetCatalogue(ctx context.Context, c Caller, scopes []string) ([]string, error) {
-	if err := a.enter(ctx, c, "SetCatalogue"); err != nil {
+	if _, err := a.enter(ctx, c, "SetCatalogue"); err != nil {
 		return nil, err
 	}
 	if scopes == nil {
@@ -202,7 +202,7 @@ func (a *Authority) workspaceAccess(ctx context.Context, tx Tx, c Caller, user s
 // caller needs keyward:tokens, can grant only scopes it holds, and binds
 // the new token to its own workspace (or none if it has none).
 func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, in CreatePATInput) (PAT, error) {
-	if err := a.enter(ctx, c, "CreatePAT"); err != nil {
+	if _, err := a.enter(ctx, c, "CreatePAT"); err != nil {
 		return PAT{}, err
 	}
 	user, err := a.actingUser(ctx, c)
@@ -296,7 +296,7 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		if c.Kind == credential.KindPAT && workspaceID != c.WorkspaceID {
 			return a.forbid(ctx, c, ReasonOtherWorkspace, credential.Errorf(credential.CodeForbidden, "a token can only create tokens bound to its own workspace (or to none, if it has none)"))
 		}
-		cred := a.newCredential(credential.NewID(PrefixPAT, now), c.InstanceID, credential.KindPAT, key, user)
+		cred := a.newCredential(credential.NewID(PrefixPAT, now), c.InstanceID, credential.KindPAT, key, user, now)
 		cred.ParentID, cred.ExpiresAt = workspaceID, expiresAt
 		attrs := patAttrs{Name: *in.Name, Scopes: scopes}
 		if in.Description != nil {
@@ -349,7 +349,7 @@ func patExpiry(requested *time.Time, maxLifetime int64, now time.Time) (time.Tim
 // own; on a workspace route a member's own tokens there, and every token
 // there for admins and owners.
 func (a *Authority) ListPATs(ctx context.Context, c Caller, ref *WorkspaceRef) ([]PAT, error) {
-	if err := a.enter(ctx, c, "ListPATs"); err != nil {
+	if _, err := a.enter(ctx, c, "ListPATs"); err != nil {
 		return nil, err
 	}
 	user, err := a.actingUser(ctx, c)
@@ -432,7 +432,7 @@ type UpdatePATInput struct {
 
 // UpdatePAT changes one of the acting user's tokens.
 func (a *Authority) UpdatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, id string, in UpdatePATInput) (PAT, error) {
-	if err := a.enter(ctx, c, "UpdatePAT"); err != nil {
+	if _, err := a.enter(ctx, c, "UpdatePAT"); err != nil {
 		return PAT{}, err
 	}
 	user, err := a.actingUser(ctx, c)
@@ -481,7 +481,7 @@ func (a *Authority) UpdatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 
 // RevokePAT revokes a token; it fails verification on the next call.
 func (a *Authority) RevokePAT(ctx context.Context, c Caller, ref *WorkspaceRef, id string) error {
-	if err := a.enter(ctx, c, "RevokePAT"); err != nil {
+	if _, err := a.enter(ctx, c, "RevokePAT"); err != nil {
 		return err
 	}
 	user, err := a.actingUser(ctx, c)

@@ -133,16 +133,19 @@ var useCases = map[useCase]rule{
 
 // enter is the first step of every use case acting for a caller: it looks
 // the use case up in useCases and lets in the kinds named there, or an
-// admin key holding the permission.
-func (a *Authority) enter(ctx context.Context, c Caller, uc useCase) error {
+// admin key holding the permission. The grant it returns is what a use
+// case that writes needs to open its change (see mutate).
+func (a *Authority) enter(ctx context.Context, c Caller, uc useCase) (grant, error) {
 	r, ok := useCases[uc]
 	if !ok {
 		panic(fmt.Sprintf("authority: use case %s has no entry in the permission table", uc))
 	}
-	if slices.Contains(r.kinds, c.Kind) {
-		return nil
+	if !slices.Contains(r.kinds, c.Kind) {
+		if err := a.authorize(ctx, c, r.perm); err != nil {
+			return grant{}, err
+		}
 	}
-	return a.authorize(ctx, c, r.perm)
+	return grant{a: a, caller: c, uc: uc, now: a.clock.Now()}, nil
 }
 
 // authorize is where a caller lacking a permission is refused, and the

@@ -87,7 +87,7 @@ func (a *Authority) ListInstances(ctx context.Context) ([]credential.Instance, e
 
 // Instance returns the caller's instance.
 func (a *Authority) Instance(ctx context.Context, c Caller) (credential.Instance, error) {
-	if err := a.enter(ctx, c, "Instance"); err != nil {
+	if _, err := a.enter(ctx, c, "Instance"); err != nil {
 		return credential.Instance{}, err
 	}
 	var in credential.Instance

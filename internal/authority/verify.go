@@ -83,7 +83,7 @@ var notFound = VerifyResult{Reason: ReasonNotFound}
 //
 // A valid use is recorded as last-used, coalesced in memory.
 func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
-	if err := a.enter(ctx, c, "Verify"); err != nil {
+	if _, err := a.enter(ctx, c, "Verify"); err != nil {
 		return VerifyResult{}, err
 	}
 	start := time.Now() // wall time: this measures work, not the authority's clock

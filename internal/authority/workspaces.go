@@ -42,7 +42,7 @@ func workspaceSlugTaken(err error) error {
 
 // CreateWorkspace creates a workspace in an organization.
 func (a *Authority) CreateWorkspace(ctx context.Context, c Caller, org string, in WorkspaceInput) (credential.Workspace, error) {
-	if err := a.enter(ctx, c, "CreateWorkspace"); err != nil {
+	if _, err := a.enter(ctx, c, "CreateWorkspace"); err != nil {
 		return credential.Workspace{}, err
 	}
 	if err := validateOrganization(OrganizationInput(in), true); err != nil {
@@ -73,7 +73,7 @@ func (a *Authority) ListWorkspaces(ctx context.Context, c Caller, org string) ([
 
 // GetWorkspace returns one workspace.
 func (a *Authority) GetWorkspace(ctx context.Context, c Caller, org, ws string) (credential.Workspace, error) {
-	if err := a.enter(ctx, c, "GetWorkspace"); err != nil {
+	if _, err := a.enter(ctx, c, "GetWorkspace"); err != nil {
 		return credential.Workspace{}, err
 	}
 	var w credential.Workspace
@@ -87,7 +87,7 @@ func (a *Authority) GetWorkspace(ctx context.Context, c Caller, org, ws string) 
 
 // UpdateWorkspace changes a workspace's slug or name.
 func (a *Authority) UpdateWorkspace(ctx context.Context, c Caller, org, ws string, in WorkspaceInput) (credential.Workspace, error) {
-	if err := a.enter(ctx, c, "UpdateWorkspace"); err != nil {
+	if _, err := a.enter(ctx, c, "UpdateWorkspace"); err != nil {
 		return credential.Workspace{}, err
 	}
 	if err := validateOrganization(OrganizationInput(in), false); err != nil {
@@ -117,7 +117,7 @@ func (a *Authority) UpdateWorkspace(ctx context.Context, c Caller, org, ws strin
 // DeleteWorkspace deletes a workspace and its memberships, and revokes
 // every token bound to it.
 func (a *Authority) DeleteWorkspace(ctx context.Context, c Caller, org, ws string) error {
-	if err := a.enter(ctx, c, "DeleteWorkspace"); err != nil {
+	if _, err := a.enter(ctx, c, "DeleteWorkspace"); err != nil {
 		return err
 	}
 	err := a.store.Update(ctx, func(tx Tx) error {
@@ -158,7 +158,7 @@ func ValidUserID(id string) bool {
 
 // PutMember adds a user to a workspace or changes their role.
 func (a *Authority) PutMember(ctx context.Context, c Caller, org, ws, userID, role string) (credential.Member, error) {
-	if err := a.enter(ctx, c, "PutMember"); err != nil {
+	if _, err := a.enter(ctx, c, "PutMember"); err != nil {
 		return credential.Member{}, err
 	}
 	if !ValidUserID(userID) {
@@ -188,7 +188,7 @@ func (a *Authority) PutMember(ctx context.Context, c Caller, org, ws, userID, ro
 
 // ListMembers lists a workspace's members.
 func (a *Authority) ListMembers(ctx context.Context, c Caller, org, ws string) ([]credential.Member, error) {
-	if err := a.enter(ctx, c, "ListMembers"); err != nil {
+	if _, err := a.enter(ctx, c, "ListMembers"); err != nil {
 		return nil, err
 	}
 	var out []credential.Member
@@ -205,7 +205,7 @@ func (a *Authority) ListMembers(ctx context.Context, c Caller, org, ws string) (
 
 // GetMember returns one membership.
 func (a *Authority) GetMember(ctx context.Context, c Caller, org, ws, userID string) (credential.Member, error) {
-	if err := a.enter(ctx, c, "GetMember"); err != nil {
+	if _, err := a.enter(ctx, c, "GetMember"); err != nil {
 		return credential.Member{}, err
 	}
 	var m credential.Member
@@ -223,7 +223,7 @@ func (a *Authority) GetMember(ctx context.Context, c Caller, org, ws, userID str
 // RemoveMember removes a user from a workspace and revokes the tokens they
 // hold bound to it.
 func (a *Authority) RemoveMember(ctx context.Context, c Caller, org, ws, userID string) error {
-	if err := a.enter(ctx, c, "RemoveMember"); err != nil {
+	if _, err := a.enter(ctx, c, "RemoveMember"); err != nil {
 		return err
 	}
 	err := a.store.Update(ctx, func(tx Tx) error {
