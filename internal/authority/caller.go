@@ -42,6 +42,20 @@ func (c Caller) ActingFor(userID string) Caller {
 	return c
 }
 
+// ForUser is the caller acting for the user a route names in its path: an
+// admin key (or the operator) acts for any user; a PAT acts only as its
+// own user, and any other user does not exist for it (a 404, so a PAT
+// cannot probe which users exist).
+func (c Caller) ForUser(userID string) (Caller, error) {
+	if !ValidUserID(userID) {
+		return Caller{}, credential.ParamError(credential.CodeInvalid, "user_id", "must be 1 to 255 printable characters without spaces")
+	}
+	if c.Kind == credential.KindPAT && c.UserID != userID {
+		return Caller{}, credential.Errorf(credential.CodeNotFound, "no such user")
+	}
+	return c.ActingFor(userID), nil
+}
+
 // Operator is the party at the host's shell: CLI commands that open the
 // store directly act as the operator of one instance.
 func Operator(instanceID string) Caller { return Caller{InstanceID: instanceID} }

@@ -82,14 +82,11 @@ func (n *native) registerUserFamilies(mux wire.Router) {
 // actingForPathUser makes the caller act for the path's user.
 func (n *native) actingForPathUser(h wire.Handler) wire.Handler {
 	return func(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-		user := r.PathValue("user_id")
-		if !authority.ValidUserID(user) {
-			return credential.ParamError(credential.CodeInvalid, "user_id", "must be 1 to 255 printable characters without spaces")
+		c, err := c.ForUser(r.PathValue("user_id"))
+		if err != nil {
+			return err
 		}
-		if c.Kind == credential.KindPAT && c.UserID != user {
-			return credential.Errorf(credential.CodeNotFound, "no such user")
-		}
-		return h(w, r, c.ActingFor(user))
+		return h(w, r, c)
 	}
 }
 
