@@ -64,6 +64,9 @@ type wrkResult struct {
 	requests, bad       int
 	rps, p50Ms, p99Ms   float64
 	cpuUsPerReq, rssMiB float64
+	// writesPerCommit is the mean group-commit batch during the run (0:
+	// the row committed nothing, or the server is the bare one).
+	writesPerCommit float64
 }
 
 // runPinned measures every row of issue 14's table with wrk pinned to one
@@ -471,6 +474,7 @@ func runWrk(ctx context.Context, cfg config, script string, row pinnedRow, offse
 	if err != nil {
 		return wrkResult{}, err
 	}
+	commits0, writes0 := commitCounts(ctx, row.server.url)
 	c := strconv.Itoa(cfg.pinnedConcurrency)
 	cmd := exec.CommandContext(ctx, "taskset", "-c", cfg.loadCPU, "wrk", "-t1", "-c"+c, "-d"+wrkSeconds(cfg.duration), "--latency", "-s", script, row.server.url+row.path)
 	cmd.Env = append(os.Environ(), "KWB_AUTH="+row.auth, "KWB_BODY="+row.body, "KWB_BODIES="+row.bodies, "KWB_OFFSET="+strconv.Itoa(offset))
@@ -492,10 +496,51 @@ func runWrk(ctx context.Context, cfg config, script string, row pinnedRow, offse
 	if mem, err := processMemory(row.server.pid); err == nil {
 		res.rssMiB = float64(mem.VmRSSKiB) / 1024
 	}
+	if commits1, writes1 := commitCounts(ctx, row.server.url); commits1 > commits0 {
+		res.writesPerCommit = (writes1 - writes0) / (commits1 - commits0)
+	}
 	if exceedsErrorBudget(res.bad, res.requests) {
 		return res, fmt.Errorf("%d of %d answers were not %d; wrk said:\n%s", res.bad, res.requests, row.wantStatus, out)
 	}
 	return res, nil
+}
+
+// commitCounts reads keyward_store_commits_total and
+// keyward_store_committed_writes_total from the server's /metrics; zeros
+// when it has none (the bare server).
+func commitCounts(ctx context.Context, url string) (commits, writes float64) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		return 0, 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, 0
+	}
+	return parseCommitCounts(string(body))
+}
+
+// parseCommitCounts picks the two commit counters out of a Prometheus
+// text exposition.
+func parseCommitCounts(exposition string) (commits, writes float64) {
+	for line := range strings.Lines(exposition) {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "keyward_store_commits_total":
+			commits, _ = strconv.ParseFloat(value, 64)
+		case "keyward_store_committed_writes_total":
+			writes, _ = strconv.ParseFloat(value, 64)
+		}
+	}
+	return commits, writes
 }
 
 // wrkSeconds is d for wrk's -d, which takes no fractions: whole seconds,
@@ -611,7 +656,7 @@ func writePinned(w io.Writer, cfg config, rows []pinnedRow, results [][]wrkResul
 	fmt.Fprintf(w, "keyward-bench --pinned  %s  servers on CPU %s, wrk -t1 -c%d on CPU %s, %s per run, %d interleaved rounds, medians\n\n",
 		time.Now().UTC().Format(time.RFC3339), cfg.serverCPU, cfg.pinnedConcurrency, cfg.loadCPU, cfg.duration, cfg.rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\tCPU µs/req\tRSS MiB\t÷ bare\t÷ opaque\tby CPU ÷ bare\t")
+	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\tCPU µs/req\tRSS MiB\t÷ bare\t÷ opaque\tby CPU ÷ bare\twrites/commit\t")
 	pick := func(rs []wrkResult, f func(wrkResult) float64) float64 {
 		var xs []float64
 		for _, r := range rs {
@@ -642,13 +687,17 @@ func writePinned(w io.Writer, cfg config, rows []pinnedRow, results [][]wrkResul
 	}
 	for i, row := range rows {
 		rs := results[i]
-		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t\n", row.name,
+		batch := "-"
+		if b := pick(rs, func(r wrkResult) float64 { return r.writesPerCommit }); b > 0 {
+			batch = strconv.FormatFloat(b, 'f', 1, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%s\t\n", row.name,
 			pick(rs, func(r wrkResult) float64 { return r.rps }),
 			pick(rs, func(r wrkResult) float64 { return r.p50Ms }),
 			pick(rs, func(r wrkResult) float64 { return r.p99Ms }),
 			pick(rs, func(r wrkResult) float64 { return r.cpuUsPerReq }),
 			pick(rs, func(r wrkResult) float64 { return r.rssMiB }),
-			ratio(i, 0), ratio(i, 1), cpuRatio(i))
+			ratio(i, 0), ratio(i, 1), cpuRatio(i), batch)
 	}
 	return tw.Flush()
 }

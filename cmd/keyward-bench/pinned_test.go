@@ -121,7 +121,7 @@ func TestWritePinnedShowsMediansAndRatiosPerRound(t *testing.T) {
 	results := [][]wrkResult{
 		{{rps: 10000, cpuUsPerReq: 20}, {rps: 20000, cpuUsPerReq: 20}, {rps: 30000, cpuUsPerReq: 20}},
 		{{rps: 6000, cpuUsPerReq: 40}, {rps: 10000, cpuUsPerReq: 50}, {rps: 12000, cpuUsPerReq: 25} /* ratios .6 .5 .4 */},
-		{{rps: 6000, p99Ms: 3}, {rps: 9000, p99Ms: 1}, {rps: 12000, p99Ms: 2}},
+		{{rps: 6000, p99Ms: 3, writesPerCommit: 9}, {rps: 9000, p99Ms: 1, writesPerCommit: 7}, {rps: 12000, p99Ms: 2, writesPerCommit: 8}},
 	}
 	var out strings.Builder
 	if err := writePinned(&out, config{serverCPU: "1", loadCPU: "0", pinnedConcurrency: 16, duration: 10 * time.Second, rounds: 3}, rows, results); err != nil {
@@ -138,14 +138,29 @@ func TestWritePinnedShowsMediansAndRatiosPerRound(t *testing.T) {
 		}
 	}
 	// opaque: median 10000 req/s, 40 µs; ÷ bare median of .6 .5 .4; by CPU median of .5 .4 .8
-	if f := strings.Fields(opaque); len(f) != 9 || f[1] != "10000" || f[4] != "40.0" || f[6] != "0.50" || f[7] != "1.00" || f[8] != "0.50" {
+	if f := strings.Fields(opaque); len(f) != 10 || f[9] != "-" || f[1] != "10000" || f[4] != "40.0" || f[6] != "0.50" || f[7] != "1.00" || f[8] != "0.50" {
 		t.Errorf("opaque row: %q", opaque)
 	}
-	// jwt: ÷ opaque per round 1.0 .9 1.0 → 1.00; p99 median 2
-	if f := strings.Fields(jwt); len(f) != 9 || f[3] != "2.000" || f[7] != "1.00" {
+	// jwt: ÷ opaque per round 1.0 .9 1.0 → 1.00; p99 median 2; batch median 8
+	if f := strings.Fields(jwt); len(f) != 10 || f[3] != "2.000" || f[7] != "1.00" || f[9] != "8.0" {
 		t.Errorf("jwt row: %q", jwt)
 	}
 	if !strings.Contains(out.String(), "3 interleaved rounds") {
 		t.Errorf("header: %s", lines[0])
+	}
+}
+
+func TestParseCommitCounts(t *testing.T) {
+	exposition := `# HELP keyward_store_commits_total Group-commit transactions committed.
+# TYPE keyward_store_commits_total counter
+keyward_store_commits_total 120
+keyward_store_committed_writes_total 1.5e+03
+keyward_store_transaction_duration_seconds_count{mode="update",outcome="ok"} 9
+`
+	if c, w := parseCommitCounts(exposition); c != 120 || w != 1500 {
+		t.Fatalf("commits %v writes %v, want 120 and 1500", c, w)
+	}
+	if c, w := parseCommitCounts("go_goroutines 8\n"); c != 0 || w != 0 {
+		t.Fatalf("without the counters: %v %v, want zeros", c, w)
 	}
 }

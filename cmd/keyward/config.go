@@ -162,6 +162,7 @@ func (c *storeConfig) openWith(ctx context.Context, master []byte, opts nodeOpti
 	}
 	if opts.metrics != nil {
 		cfg.Store, cfg.Observer = opts.metrics.Store(n.store), opts.metrics
+		opts.metrics.CommitCounts(n.store.CommitCounts)
 	}
 	opts.tracing.Instrument(&cfg)
 	n.auth = authority.New(cfg)

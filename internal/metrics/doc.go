@@ -21,6 +21,8 @@
 //	keyward_http_requests_total{route, method, status}              counter
 //	keyward_http_request_duration_seconds{route}                    histogram
 //	keyward_store_transaction_duration_seconds{mode, outcome}       histogram
+//	keyward_store_commits_total                                     counter
+//	keyward_store_committed_writes_total                            counter
 //	keyward_fallback_active{component}                              gauge
 //	keyward_fallback_total{component}                               counter
 //	keyward_bus_errors_total{op="publish"|"subscribe"}              counter

@@ -196,6 +196,22 @@ func New() *Metrics {
 	return m
 }
 
+// CommitCounts exposes a store's group commits: counts reports how many
+// transactions committed and how many writes they carried (sqlstore's
+// CommitCounts). Call it once per Metrics.
+func (m *Metrics) CommitCounts(counts func() (commits, writes int64)) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Name: "store_commits_total",
+			Help: "Group-commit transactions committed (each one fsync on SQLite).",
+		}, func() float64 { c, _ := counts(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Name: "store_committed_writes_total",
+			Help: "Writes (Update calls) those transactions carried; ÷ store_commits_total is the mean batch.",
+		}, func() float64 { _, w := counts(); return float64(w) }),
+	)
+}
+
 // SetBuildInfo names the running build in keyward_build_info (New sets
 // what the binary's build info says; a release build knows its version
 // better). Empty values are "unknown".

@@ -527,3 +527,26 @@ keyward_fallback_total{component="ratelimit"} 0
 		t.Error(err)
 	}
 }
+
+// The commit counters read the store's counts at each scrape, so their
+// ratio is the mean batch of the interval between two scrapes.
+func TestCommitCountsAreReadAtEachScrape(t *testing.T) {
+	m := metrics.New()
+	var commits, writes int64
+	m.CommitCounts(func() (int64, int64) { return commits, writes })
+	value := func(name string) float64 {
+		t.Helper()
+		mt := find(t, m, name, map[string]string{})
+		if mt == nil {
+			t.Fatalf("no %s", name)
+		}
+		return mt.GetCounter().GetValue()
+	}
+	if value("keyward_store_commits_total") != 0 || value("keyward_store_committed_writes_total") != 0 {
+		t.Fatal("the counters do not start at zero")
+	}
+	commits, writes = 3, 40
+	if c, w := value("keyward_store_commits_total"), value("keyward_store_committed_writes_total"); c != 3 || w != 40 {
+		t.Fatalf("commits %v, writes %v; want 3 and 40", c, w)
+	}
+}

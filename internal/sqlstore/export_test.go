@@ -15,13 +15,8 @@ func RowCount(ctx context.Context, s *Store, table string) (int, error) {
 }
 
 // CommitStats returns how many group-commit transactions committed and
-// how many Update closures they carried (zero on PostgreSQL).
-func CommitStats(s *Store) (batches, closures int64) {
-	if s.committer == nil {
-		return 0, 0
-	}
-	return s.committer.batches.Load(), s.committer.closures.Load()
-}
+// how many Update closures they carried.
+func CommitStats(s *Store) (batches, closures int64) { return s.CommitCounts() }
 
 // WaitingUpdates returns how many Update calls are queued or running in
 // the group committer.

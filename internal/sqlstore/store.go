@@ -329,6 +329,16 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close closes the store's pools.
+// CommitCounts reports how many group-commit transactions have committed
+// and how many Updates they carried: their ratio is the mean batch, the
+// number of writes one fsync acknowledges.
+func (s *Store) CommitCounts() (commits, writes int64) {
+	if s.committer == nil {
+		return 0, 0
+	}
+	return s.committer.batches.Load(), s.committer.closures.Load()
+}
+
 func (s *Store) Close() error {
 	// The batch in flight finishes first, under a watch still running.
 	if s.committer != nil {
