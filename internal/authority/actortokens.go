@@ -82,7 +82,8 @@ type ActorTokenView struct {
 
 // CreateActorToken issues a one-time impersonation ticket for a user.
 func (a *Authority) CreateActorToken(ctx context.Context, c Caller, in CreateActorTokenInput, publicURL string) (ActorTokenView, error) {
-	if _, err := a.enter(ctx, c, "CreateActorToken"); err != nil {
+	g, err := a.enter(ctx, c, "CreateActorToken")
+	if err != nil {
 		return ActorTokenView{}, err
 	}
 	if in.UserID == nil || *in.UserID == "" {
@@ -119,7 +120,7 @@ func (a *Authority) CreateActorToken(ctx context.Context, c Caller, in CreateAct
 	if err != nil {
 		return ActorTokenView{}, err
 	}
-	now := a.clock.Now()
+	now := g.now
 	t := credential.ActorToken{
 		ID: credential.NewID(PrefixActorToken, now), InstanceID: c.InstanceID, UserID: *in.UserID, Actor: in.Actor,
 		Status: credential.ActorPending, Digest: a.keyring.Digest(ticket), ExpiresAt: now.Add(time.Duration(ttl) * time.Second),
@@ -128,11 +129,11 @@ func (a *Authority) CreateActorToken(ctx context.Context, c Caller, in CreateAct
 	if !c.ExpiresAt.IsZero() && t.ExpiresAt.After(c.ExpiresAt) {
 		t.ExpiresAt = c.ExpiresAt // a ticket is not redeemable after the key that made it expired
 	}
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		if err := tx.InsertActorToken(ctx, t); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "actor_token.create", "actor_token", t.ID, map[string]any{"user_id": t.UserID, "actor_sub": sub, "expires_at": t.ExpiresAt.UnixMilli()})
+		return tx.audit("actor_token.create", "actor_token", t.ID, map[string]any{"user_id": t.UserID, "actor_sub": sub, "expires_at": t.ExpiresAt.UnixMilli()})
 	})
 	if err != nil {
 		return ActorTokenView{}, err
@@ -199,13 +200,9 @@ const ReasonNotPending = "not_pending"
 // RevokeActorToken revokes a pending actor token; any other status is
 // refused with a conflict whose Reason is ReasonNotPending.
 func (a *Authority) RevokeActorToken(ctx context.Context, c Caller, id string) (credential.ActorToken, error) {
-	if _, err := a.enter(ctx, c, "RevokeActorToken"); err != nil {
-		return credential.ActorToken{}, err
-	}
 	var t credential.ActorToken
-	err := a.store.Update(ctx, func(tx Tx) error {
-		now := a.clock.Now()
-		ok, err := tx.TransitionActorToken(ctx, c.InstanceID, id, credential.ActorPending, credential.ActorRevoked, now, time.Time{})
+	err := a.mutate(ctx, c, "RevokeActorToken", func(tx *change) error {
+		ok, err := tx.TransitionActorToken(ctx, c.InstanceID, id, credential.ActorPending, credential.ActorRevoked, tx.now, time.Time{})
 		if err != nil {
 			return err
 		}
@@ -216,7 +213,7 @@ func (a *Authority) RevokeActorToken(ctx context.Context, c Caller, id string) (
 			return &credential.Error{Code: credential.CodeConflict, Param: "status", Reason: ReasonNotPending,
 				Message: "only a pending actor token can be revoked; this one is " + t.Status}
 		}
-		return a.audit(ctx, tx, c, "actor_token.revoke", "actor_token", id, map[string]string{"user_id": t.UserID, "actor_sub": actorSub(t.Actor)})
+		return tx.audit("actor_token.revoke", "actor_token", id, map[string]string{"user_id": t.UserID, "actor_sub": actorSub(t.Actor)})
 	})
 	return t, err
 }
@@ -351,7 +348,7 @@ func (a *Authority) RedeemTicket(ctx context.Context, ticket string) (Redemption
 		if err := tx.ExtendSigningKey(ctx, t.InstanceID, s.key.ID, sess.ExpiresAt); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, redeemer, "actor_token.redeem", "impersonation_session", sess.ID,
+		return a.auditAt(ctx, tx, redeemer, now, "actor_token.redeem", "impersonation_session", sess.ID,
 			map[string]string{"user_id": t.UserID, "actor_sub": actorSub(t.Actor), "actor_token_id": t.ID})
 	})
 	if err != nil {
@@ -363,20 +360,16 @@ func (a *Authority) RedeemTicket(ctx context.Context, ticket string) (Redemption
 // RevokeImpersonationSession ends a session: keyward's verify answers
 // revoked from now on (offline JWKS verifiers only see its expiry).
 func (a *Authority) RevokeImpersonationSession(ctx context.Context, c Caller, id string) (credential.ImpersonationSession, error) {
-	if _, err := a.enter(ctx, c, "RevokeImpersonationSession"); err != nil {
-		return credential.ImpersonationSession{}, err
-	}
 	var s credential.ImpersonationSession
-	err := a.store.Update(ctx, func(tx Tx) error {
-		now := a.clock.Now()
-		if err := tx.RevokeImpersonationSession(ctx, c.InstanceID, id, now); err != nil {
+	err := a.mutate(ctx, c, "RevokeImpersonationSession", func(tx *change) error {
+		if err := tx.RevokeImpersonationSession(ctx, c.InstanceID, id, tx.now); err != nil {
 			return err
 		}
 		var err error
 		if s, err = tx.GetImpersonationSession(ctx, c.InstanceID, id); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "impersonation_session.revoke", "impersonation_session", id, map[string]string{"user_id": s.UserID, "actor_sub": actorSub(s.Actor)})
+		return tx.audit("impersonation_session.revoke", "impersonation_session", id, map[string]string{"user_id": s.UserID, "actor_sub": actorSub(s.Actor)})
 	})
 	return s, err
 }
@@ -452,7 +445,8 @@ func (a *Authority) ImpersonationRedirectURL(ctx context.Context, instanceID str
 // SetImpersonationRedirectURL sets where accepted tickets redirect: an
 // absolute http(s) URL without a fragment, or "" for JSON answers.
 func (a *Authority) SetImpersonationRedirectURL(ctx context.Context, c Caller, raw string) (credential.Instance, error) {
-	if _, err := a.enter(ctx, c, "SetImpersonationRedirectURL"); err != nil {
+	g, err := a.enter(ctx, c, "SetImpersonationRedirectURL")
+	if err != nil {
 		return credential.Instance{}, err
 	}
 	if raw != "" {
@@ -462,7 +456,7 @@ func (a *Authority) SetImpersonationRedirectURL(ctx context.Context, c Caller, r
 		}
 	}
 	var in credential.Instance
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		var err error
 		if in, err = tx.GetInstance(ctx, c.InstanceID); err != nil {
 			return err
@@ -471,7 +465,7 @@ func (a *Authority) SetImpersonationRedirectURL(ctx context.Context, c Caller, r
 		if err := tx.UpdateInstance(ctx, in); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "instance.update", "instance", in.ID, map[string]string{"impersonation_redirect_url": raw})
+		return tx.audit("instance.update", "instance", in.ID, map[string]string{"impersonation_redirect_url": raw})
 	})
 	return in, err
 }

@@ -68,7 +68,8 @@ type AdminKeyInput struct {
 // the caller expires), are CodeForbidden and nothing is written. The
 // secret is returned this once.
 func (a *Authority) CreateAdminKey(ctx context.Context, c Caller, in CreateAdminKeyInput) (AdminKey, credential.Secret, error) {
-	if _, err := a.enter(ctx, c, "CreateAdminKey"); err != nil {
+	g, err := a.enter(ctx, c, "CreateAdminKey")
+	if err != nil {
 		return AdminKey{}, credential.Secret{}, err
 	}
 	if in.Name == nil {
@@ -81,7 +82,7 @@ func (a *Authority) CreateAdminKey(ctx context.Context, c Caller, in CreateAdmin
 	if err != nil {
 		return AdminKey{}, credential.Secret{}, err
 	}
-	now := a.clock.Now()
+	now := g.now
 	v := AdminKeyInput{Name: *in.Name, Permissions: perms}
 	if in.ExpiresAt != nil {
 		if !in.ExpiresAt.After(now) {
@@ -99,13 +100,19 @@ func (a *Authority) CreateAdminKey(ctx context.Context, c Caller, in CreateAdmin
 	if err != nil {
 		return AdminKey{}, credential.Secret{}, err
 	}
+	cred, detail, err := a.newAdminKey(c.InstanceID, key, v, now)
+	if err != nil {
+		return AdminKey{}, credential.Secret{}, err
+	}
 	var out AdminKey
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		if _, err := tx.GetInstance(ctx, c.InstanceID); err != nil {
 			return err
 		}
-		cred, err := a.insertAdminKey(ctx, tx, c, key, v)
-		if err != nil {
+		if err := tx.InsertCredential(ctx, cred); err != nil {
+			return err
+		}
+		if err := tx.audit("admin_key.create", "admin_key", cred.ID, detail); err != nil {
 			return err
 		}
 		attrs, err := parseTokenAttrs(cred)
@@ -142,21 +149,34 @@ func outlivesNot(c Caller, expiresAt time.Time) error {
 	return nil
 }
 
-func (a *Authority) insertAdminKey(ctx context.Context, tx Tx, c Caller, key credential.Secret, in AdminKeyInput) (credential.Credential, error) {
-	cred := a.newCredential(credential.NewID(credential.PrefixAdminKey, a.clock.Now()), c.InstanceID, credential.KindAdminKey, key, c.InstanceID, a.clock.Now())
+// newAdminKey builds an admin key's row of the instance at now, and the
+// detail of its admin_key.create event.
+func (a *Authority) newAdminKey(instanceID string, key credential.Secret, in AdminKeyInput, now time.Time) (credential.Credential, map[string]any, error) {
+	cred := a.newCredential(credential.NewID(credential.PrefixAdminKey, now), instanceID, credential.KindAdminKey, key, instanceID, now)
 	cred.ExpiresAt = in.ExpiresAt
 	var err error
 	if cred.Attrs, err = json.Marshal(adminKeyAttrs{Name: in.Name, Permissions: in.Permissions}); err != nil {
-		return cred, credential.Wrap(credential.CodeInternal, err, "encode admin key")
-	}
-	if err := tx.InsertCredential(ctx, cred); err != nil {
-		return cred, err
+		return cred, nil, credential.Wrap(credential.CodeInternal, err, "encode admin key")
 	}
 	detail := map[string]any{"name": in.Name, "permissions": in.Permissions}
 	if !in.ExpiresAt.IsZero() {
 		detail["expires_at"] = in.ExpiresAt.UTC().Format(time.RFC3339Nano)
 	}
-	return cred, a.audit(ctx, tx, c, "admin_key.create", "admin_key", cred.ID, detail)
+	return cred, detail, nil
+}
+
+// insertAdminKey writes an admin key and its audit event in housekeeping
+// (an instance's first key, made by the operator's command).
+func (a *Authority) insertAdminKey(ctx context.Context, tx Tx, c Caller, key credential.Secret, in AdminKeyInput) (credential.Credential, error) {
+	now := a.clock.Now()
+	cred, detail, err := a.newAdminKey(c.InstanceID, key, in, now)
+	if err != nil {
+		return cred, err
+	}
+	if err := tx.InsertCredential(ctx, cred); err != nil {
+		return cred, err
+	}
+	return cred, a.auditAt(ctx, tx, c, now, "admin_key.create", "admin_key", cred.ID, detail)
 }
 
 // ListAdminKeys returns the instance's admin keys, revoked ones included,
@@ -216,12 +236,8 @@ func (a *Authority) GetAdminKey(ctx context.Context, c Caller, id string) (Admin
 // authenticating at once. A key cannot revoke one holding permissions
 // beyond its own. Revoking a revoked or unknown key is CodeNotFound.
 func (a *Authority) RevokeAdminKey(ctx context.Context, c Caller, id string) (AdminKey, error) {
-	if _, err := a.enter(ctx, c, "RevokeAdminKey"); err != nil {
-		return AdminKey{}, err
-	}
 	var out AdminKey
-	var digest credential.Digest
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err := a.mutate(ctx, c, "RevokeAdminKey", func(tx *change) error {
 		cred, attrs, err := adminKeyOf(ctx, tx, c.InstanceID, id)
 		if err != nil {
 			return err
@@ -232,18 +248,15 @@ func (a *Authority) RevokeAdminKey(ctx context.Context, c Caller, id string) (Ad
 		if !grantsAll(c, adminKeyPermissions(attrs)) {
 			return a.forbid(ctx, c, "permission_escalation", credential.Errorf(credential.CodeForbidden, "a key cannot revoke a key holding permissions beyond its own"))
 		}
-		now := a.clock.Now()
+		now := tx.now
 		if err := tx.RevokeCredential(ctx, c.InstanceID, id, now, "revoked by "+c.actorKind()); err != nil {
 			return err
 		}
-		digest = cred.Digest
 		cred.RevokedAt, cred.UpdatedAt = now, now
 		out = adminKeyView(cred, attrs)
-		return a.audit(ctx, tx, c, "admin_key.revoke", "admin_key", id, nil)
+		tx.invalidate(cred.Digest)
+		return tx.audit("admin_key.revoke", "admin_key", id, nil)
 	})
-	if err == nil {
-		a.invalidate(ctx, digest)
-	}
 	return out, err
 }
 

@@ -98,7 +98,8 @@ type CreateAPIKeyInput struct {
 // of the instance. The secret is returned here, and is kept sealed so that
 // APIKeySecret can return it again.
 func (a *Authority) CreateAPIKey(ctx context.Context, c Caller, in CreateAPIKeyInput) (APIKey, error) {
-	if _, err := a.enter(ctx, c, "CreateAPIKey"); err != nil {
+	g, err := a.enter(ctx, c, "CreateAPIKey")
+	if err != nil {
 		return APIKey{}, err
 	}
 	typ := APIKeyDefaultType
@@ -127,7 +128,6 @@ func (a *Authority) CreateAPIKey(ctx context.Context, c Caller, in CreateAPIKeyI
 	if err := validateAPIKeyDescription(in.Description); err != nil {
 		return APIKey{}, err
 	}
-	var err error
 	if attrs.Claims, err = normalizeClaims(in.Claims, FormatOpaque); err != nil {
 		return APIKey{}, err
 	}
@@ -147,7 +147,7 @@ func (a *Authority) CreateAPIKey(ctx context.Context, c Caller, in CreateAPIKeyI
 	if err != nil {
 		return APIKey{}, err
 	}
-	now := a.clock.Now()
+	now := g.now
 	cred := a.newCredential(credential.NewTimeHexID(credential.PrefixAPIKey, now), c.InstanceID, credential.KindAPIKey, secret, *in.Subject, now)
 	cred.ParentID = typ
 	cred.ExpiresAt = apiKeyExpiry(in.SecondsUntilExpiration, now)
@@ -157,14 +157,14 @@ func (a *Authority) CreateAPIKey(ctx context.Context, c Caller, in CreateAPIKeyI
 	if cred.Sealed, err = a.keyring.Seal([]byte(secret.Reveal()), []byte(cred.ID)); err != nil {
 		return APIKey{}, credential.Wrap(credential.CodeInternal, err, "seal API key")
 	}
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		if err := requireSubjectMachine(ctx, tx, c.InstanceID, cred.Subject); err != nil {
 			return err
 		}
 		if err := tx.InsertCredential(ctx, cred); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "api_key.create", "api_key", cred.ID, map[string]any{"subject": cred.Subject, "type": typ, "scopes": attrs.Scopes})
+		return tx.audit("api_key.create", "api_key", cred.ID, map[string]any{"subject": cred.Subject, "type": typ, "scopes": attrs.Scopes})
 	})
 	if err != nil {
 		return APIKey{}, err
@@ -264,7 +264,8 @@ type ListAPIKeysInput struct {
 
 // ListAPIKeys lists a subject's keys, newest first, without secrets.
 func (a *Authority) ListAPIKeys(ctx context.Context, c Caller, in ListAPIKeysInput) ([]APIKey, int, error) {
-	if _, err := a.enter(ctx, c, "ListAPIKeys"); err != nil {
+	g, err := a.enter(ctx, c, "ListAPIKeys")
+	if err != nil {
 		return nil, 0, err
 	}
 	if in.Subject == "" {
@@ -284,7 +285,7 @@ func (a *Authority) ListAPIKeys(ctx context.Context, c Caller, in ListAPIKeysInp
 	if err != nil {
 		return nil, 0, err
 	}
-	now := a.clock.Now()
+	now := g.now
 	q := CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindAPIKey, Subject: in.Subject, ParentID: typ,
 		Now: now, Limit: limit, Offset: offset}
 	if !in.IncludeInvalid {
@@ -356,13 +357,14 @@ func apiKeyFor(ctx context.Context, tx CredentialTx, c Caller, id string) (crede
 
 // GetAPIKey returns one API key, without its secret.
 func (a *Authority) GetAPIKey(ctx context.Context, c Caller, id string) (APIKey, error) {
-	if _, err := a.enter(ctx, c, "GetAPIKey"); err != nil {
+	g, err := a.enter(ctx, c, "GetAPIKey")
+	if err != nil {
 		return APIKey{}, err
 	}
 	var k APIKey
-	err := a.store.View(ctx, func(tx Tx) error {
+	err = a.store.View(ctx, func(tx Tx) error {
 		cred, attrs, err := apiKeyFor(ctx, tx, c, id)
-		k = apiKeyView(cred, attrs, a.clock.Now())
+		k = apiKeyView(cred, attrs, g.now)
 		return err
 	})
 	return k, err
@@ -385,7 +387,8 @@ type UpdateAPIKeyInput struct {
 // UpdateAPIKey changes an API key's metadata. The change applies to the
 // very next verification (the cached entry is dropped on every node).
 func (a *Authority) UpdateAPIKey(ctx context.Context, c Caller, id string, in UpdateAPIKeyInput) (APIKey, error) {
-	if _, err := a.enter(ctx, c, "UpdateAPIKey"); err != nil {
+	g, err := a.enter(ctx, c, "UpdateAPIKey")
+	if err != nil {
 		return APIKey{}, err
 	}
 	if in.Subject != nil {
@@ -399,7 +402,6 @@ func (a *Authority) UpdateAPIKey(ctx context.Context, c Caller, id string, in Up
 	var (
 		claims json.RawMessage
 		scopes []string
-		err    error
 	)
 	if in.SetClaims {
 		if claims, err = normalizeClaims(in.Claims, FormatOpaque); err != nil {
@@ -416,16 +418,12 @@ func (a *Authority) UpdateAPIKey(ctx context.Context, c Caller, id string, in Up
 			return APIKey{}, err
 		}
 	}
-	var (
-		k      APIKey
-		digest credential.Digest
-	)
-	err = a.store.Update(ctx, func(tx Tx) error {
+	var k APIKey
+	err = g.mutate(ctx, func(tx *change) error {
 		cred, attrs, err := apiKeyFor(ctx, tx, c, id)
 		if err != nil {
 			return err
 		}
-		digest = cred.Digest
 		stored := apiKeyAttrs{Name: attrs.Name, Description: attrs.Description, Claims: attrs.Claims, Scopes: attrs.Scopes, CreatedBy: attrs.CreatedBy}
 		if in.SetDescription {
 			stored.Description = ""
@@ -439,7 +437,7 @@ func (a *Authority) UpdateAPIKey(ctx context.Context, c Caller, id string, in Up
 		if scopes != nil {
 			stored.Scopes = scopes
 		}
-		now := a.clock.Now()
+		now := tx.now
 		if in.Subject != nil && *in.Subject != cred.Subject {
 			if err := requireSubjectMachine(ctx, tx, c.InstanceID, *in.Subject); err != nil {
 				return err
@@ -468,22 +466,19 @@ func (a *Authority) UpdateAPIKey(ctx context.Context, c Caller, id string, in Up
 			return err
 		}
 		k = apiKeyView(cred, parsed, now)
-		return a.audit(ctx, tx, c, "api_key.update", "api_key", cred.ID, map[string]any{"subject": cred.Subject, "scopes": parsed.Scopes})
+		tx.invalidate(cred.Digest)
+		return tx.audit("api_key.update", "api_key", cred.ID, map[string]any{"subject": cred.Subject, "scopes": parsed.Scopes})
 	})
 	if err != nil {
 		return APIKey{}, err
 	}
-	a.invalidate(ctx, digest)
 	return k, nil
 }
 
 // DeleteAPIKey deletes an API key; it fails verification on the next call.
 func (a *Authority) DeleteAPIKey(ctx context.Context, c Caller, id string) (string, error) {
-	if _, err := a.enter(ctx, c, "DeleteAPIKey"); err != nil {
-		return "", err
-	}
 	var cred credential.Credential
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err := a.mutate(ctx, c, "DeleteAPIKey", func(tx *change) error {
 		var err error
 		if cred, _, err = apiKeyFor(ctx, tx, c, id); err != nil {
 			return err
@@ -491,19 +486,20 @@ func (a *Authority) DeleteAPIKey(ctx context.Context, c Caller, id string) (stri
 		if err := tx.DeleteCredential(ctx, c.InstanceID, cred.ID); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "api_key.delete", "api_key", cred.ID, map[string]string{"subject": cred.Subject})
+		tx.invalidate(cred.Digest)
+		return tx.audit("api_key.delete", "api_key", cred.ID, map[string]string{"subject": cred.Subject})
 	})
 	if err != nil {
 		return "", err
 	}
-	a.invalidate(ctx, cred.Digest)
 	return cred.ID, nil
 }
 
 // RevokeAPIKey revokes an API key at once and for good. Revoking a revoked
 // key changes nothing and returns it with its first reason.
 func (a *Authority) RevokeAPIKey(ctx context.Context, c Caller, id, reason string) (APIKey, error) {
-	if _, err := a.enter(ctx, c, "RevokeAPIKey"); err != nil {
+	g, err := a.enter(ctx, c, "RevokeAPIKey")
+	if err != nil {
 		return APIKey{}, err
 	}
 	if utf8.RuneCountInString(reason) > MaxRevocationReason {
@@ -513,34 +509,35 @@ func (a *Authority) RevokeAPIKey(ctx context.Context, c Caller, id, reason strin
 		cred  credential.Credential
 		attrs tokenAttrs
 	)
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		var err error
-		if cred, attrs, err = apiKeyFor(ctx, tx, c, id); err != nil || cred.Revoked() {
+		if cred, attrs, err = apiKeyFor(ctx, tx, c, id); err != nil {
 			return err
 		}
-		now := a.clock.Now()
+		if cred.Revoked() {
+			tx.nothingChanged()
+			return nil
+		}
+		now := tx.now
 		if err := tx.RevokeCredential(ctx, c.InstanceID, cred.ID, now, reason); err != nil {
 			return err
 		}
 		cred.RevokedAt, cred.RevocationReason, cred.UpdatedAt = now, reason, now
-		return a.audit(ctx, tx, c, "api_key.revoke", "api_key", cred.ID, map[string]string{"reason": reason})
+		tx.invalidate(cred.Digest)
+		return tx.audit("api_key.revoke", "api_key", cred.ID, map[string]string{"reason": reason})
 	})
 	if err != nil {
 		return APIKey{}, err
 	}
-	a.invalidate(ctx, cred.Digest)
-	return apiKeyView(cred, attrs, a.clock.Now()), nil
+	return apiKeyView(cred, attrs, g.now), nil
 }
 
 // APIKeySecret returns an API key's secret again (Clerk's get-secret). The
 // read is audited. A revoked or expired key's secret is returned too: it
 // no longer verifies.
 func (a *Authority) APIKeySecret(ctx context.Context, c Caller, id string) (credential.Secret, error) {
-	if _, err := a.enter(ctx, c, "APIKeySecret"); err != nil {
-		return credential.Secret{}, err
-	}
 	var cred credential.Credential
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err := a.mutate(ctx, c, "APIKeySecret", func(tx *change) error {
 		var err error
 		if cred, _, err = apiKeyFor(ctx, tx, c, id); err != nil {
 			return err
@@ -549,7 +546,7 @@ func (a *Authority) APIKeySecret(ctx context.Context, c Caller, id string) (cred
 			// Imported by its hash (keyward import-keys): keyward never held it.
 			return credential.Errorf(credential.CodeNotFound, "API key %s was imported by its hash; its secret is not stored", cred.ID)
 		}
-		return a.audit(ctx, tx, c, "api_key.secret_read", "api_key", cred.ID, nil)
+		return tx.audit("api_key.secret_read", "api_key", cred.ID, nil)
 	})
 	if err != nil {
 		return credential.Secret{}, err

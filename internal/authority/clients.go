@@ -37,7 +37,8 @@ func (a *Authority) clientUser(ctx context.Context, c Caller) (string, error) {
 // checks the surface's document; it runs after authorization, so a caller
 // without the permission learns nothing about the document's rules.
 func (a *Authority) CreateClient(ctx context.Context, c Caller, decode func() (NewClient, error)) (string, error) {
-	if _, err := a.enter(ctx, c, "CreateClient"); err != nil {
+	g, err := a.enter(ctx, c, "CreateClient")
+	if err != nil {
 		return "", err
 	}
 	user, err := a.clientUser(ctx, c)
@@ -49,7 +50,7 @@ func (a *Authority) CreateClient(ctx context.Context, c Caller, decode func() (N
 		return "", err
 	}
 	clientID, stored := in.ClientID, in.Doc
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		existing, err := tx.ListClients(ctx, c.InstanceID, user)
 		if err != nil {
 			return err
@@ -57,14 +58,14 @@ func (a *Authority) CreateClient(ctx context.Context, c Caller, decode func() (N
 		if len(existing) >= MaxClientsPerUser {
 			return credential.Errorf(credential.CodeTooMany, "a user can register at most %d clients", MaxClientsPerUser)
 		}
-		err = tx.InsertClient(ctx, credential.Client{InstanceID: c.InstanceID, UserID: user, ClientID: clientID, Doc: stored, CreatedAt: a.clock.Now()})
+		err = tx.InsertClient(ctx, credential.Client{InstanceID: c.InstanceID, UserID: user, ClientID: clientID, Doc: stored, CreatedAt: tx.now})
 		if credential.IsCode(err, credential.CodeConflict) {
 			return credential.ParamError(credential.CodeConflict, "client_id", "a client with this id is already registered")
 		}
 		if err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "client.create", "client", clientID, map[string]string{"user_id": user})
+		return tx.audit("client.create", "client", clientID, map[string]string{"user_id": user})
 	})
 	return clientID, err
 }
@@ -89,21 +90,22 @@ func (a *Authority) GetClient(ctx context.Context, c Caller, clientID string) (c
 
 // DeleteClient removes one of the acting user's clients.
 func (a *Authority) DeleteClient(ctx context.Context, c Caller, clientID string) error {
-	if _, err := a.enter(ctx, c, "DeleteClient"); err != nil {
+	g, err := a.enter(ctx, c, "DeleteClient")
+	if err != nil {
 		return err
 	}
 	user, err := a.clientUser(ctx, c)
 	if err != nil {
 		return err
 	}
-	return a.store.Update(ctx, func(tx Tx) error {
+	return g.mutate(ctx, func(tx *change) error {
 		if err := tx.DeleteClient(ctx, c.InstanceID, user, clientID); err != nil {
 			if credential.IsCode(err, credential.CodeNotFound) {
 				return credential.ParamError(credential.CodeNotFound, "client_id", "no client with this id")
 			}
 			return err
 		}
-		return a.audit(ctx, tx, c, "client.delete", "client", clientID, map[string]string{"user_id": user})
+		return tx.audit("client.delete", "client", clientID, map[string]string{"user_id": user})
 	})
 }
 

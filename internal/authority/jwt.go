@@ -109,12 +109,11 @@ func activeKey(ctx context.Context, tx SigningKeyTx, instanceID string) (credent
 	return credential.SigningKey{}, credential.Errorf(credential.CodeNotFound, "no active signing key")
 }
 
-func (a *Authority) newSigningKey(instanceID, alg string) (credential.SigningKey, error) {
+func (a *Authority) newSigningKey(instanceID, alg string, now time.Time) (credential.SigningKey, error) {
 	public, private, err := signing.GenerateKey(alg)
 	if err != nil {
 		return credential.SigningKey{}, credential.Wrap(credential.CodeInternal, err, "generate signing key")
 	}
-	now := a.clock.Now()
 	k := credential.SigningKey{ID: credential.NewID("kid_", now), InstanceID: instanceID, Algorithm: alg, PublicKey: public, CreatedAt: now}
 	if k.Sealed, err = a.keyring.Seal(private, []byte(k.ID)); err != nil {
 		return credential.SigningKey{}, credential.Wrap(credential.CodeInternal, err, "seal signing key")
@@ -125,7 +124,7 @@ func (a *Authority) newSigningKey(instanceID, alg string) (credential.SigningKey
 // createFirstSigningKey creates the instance's first key unless a
 // concurrent request already did, in which case that one is used.
 func (a *Authority) createFirstSigningKey(ctx context.Context, instanceID string) (credential.SigningKey, error) {
-	k, err := a.newSigningKey(instanceID, signing.RS256)
+	k, err := a.newSigningKey(instanceID, signing.RS256, a.clock.Now())
 	if err != nil {
 		return k, err
 	}
@@ -148,7 +147,8 @@ func (a *Authority) createFirstSigningKey(ctx context.Context, instanceID string
 // key. Older keys stop signing at once and stay in the JWKS until every
 // token they signed has expired.
 func (a *Authority) RotateSigningKey(ctx context.Context, c Caller, alg string) (credential.SigningKey, error) {
-	if _, err := a.enter(ctx, c, "RotateSigningKey"); err != nil {
+	g, err := a.enter(ctx, c, "RotateSigningKey")
+	if err != nil {
 		return credential.SigningKey{}, err
 	}
 	if alg == "" {
@@ -157,11 +157,11 @@ func (a *Authority) RotateSigningKey(ctx context.Context, c Caller, alg string) 
 	if !signing.ValidAlgorithm(alg) {
 		return credential.SigningKey{}, credential.ParamError(credential.CodeInvalid, "algorithm", "must be RS256 or EdDSA")
 	}
-	k, err := a.newSigningKey(c.InstanceID, alg)
+	k, err := a.newSigningKey(c.InstanceID, alg, g.now)
 	if err != nil {
 		return k, err
 	}
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		if _, err := tx.GetInstance(ctx, c.InstanceID); err != nil {
 			return err
 		}
@@ -171,7 +171,7 @@ func (a *Authority) RotateSigningKey(ctx context.Context, c Caller, alg string) 
 		if err := tx.InsertSigningKey(ctx, k); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "signing_key.rotate", "signing_key", k.ID, map[string]string{"algorithm": alg})
+		return tx.audit("signing_key.rotate", "signing_key", k.ID, map[string]string{"algorithm": alg})
 	})
 	a.jwtKeys.mu.Lock()
 	delete(a.jwtKeys.signers, c.InstanceID)
@@ -240,7 +240,10 @@ type m2mClaims struct {
 	ID        string          `json:"jti"`
 }
 
-func (a *Authority) mintM2MJWT(ctx context.Context, c Caller, claims json.RawMessage, scopes []string, now, expiresAt time.Time) (M2MToken, error) {
+// mintM2MJWT signs an M2M JWT for the grant's machine at the grant's
+// instant; the transaction only keeps its key published and audits it.
+func (a *Authority) mintM2MJWT(ctx context.Context, g grant, claims json.RawMessage, scopes []string, expiresAt time.Time) (M2MToken, error) {
+	c, now := g.caller, g.now
 	s, err := a.signer(ctx, c.InstanceID)
 	if err != nil {
 		return M2MToken{}, err
@@ -265,12 +268,12 @@ func (a *Authority) mintM2MJWT(ctx context.Context, c Caller, claims json.RawMes
 	if err != nil {
 		return M2MToken{}, credential.Wrap(credential.CodeInternal, err, "sign M2M token")
 	}
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		// The key stays in the JWKS until this token has expired.
 		if err := tx.ExtendSigningKey(ctx, c.InstanceID, s.key.ID, expiresAt); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "m2m_token.create", "m2m_token", id, map[string]any{"format": FormatJWT, "scopes": scopes, "expires_at": expiresAt.UnixMilli(), "kid": s.key.ID})
+		return tx.audit("m2m_token.create", "m2m_token", id, map[string]any{"format": FormatJWT, "scopes": scopes, "expires_at": expiresAt.UnixMilli(), "kid": s.key.ID})
 	})
 	if err != nil {
 		return M2MToken{}, err

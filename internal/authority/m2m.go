@@ -86,7 +86,8 @@ var reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "
 // new one. Tokens minted without it are stored as digests only and are
 // never reused.
 func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTokenInput) (M2MToken, error) {
-	if _, err := a.enter(ctx, c, "CreateM2MToken"); err != nil {
+	g, err := a.enter(ctx, c, "CreateM2MToken")
+	if err != nil {
 		return M2MToken{}, err
 	}
 	format := in.Format
@@ -140,7 +141,7 @@ func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTo
 			return M2MToken{}, err
 		}
 	}
-	now := a.clock.Now()
+	now := g.now
 	lifetime := time.Duration(machine.DefaultTokenTTL) * time.Second
 	if in.SecondsUntilExpiration != nil {
 		lifetime = time.Duration(*in.SecondsUntilExpiration * float64(time.Second)).Truncate(time.Millisecond)
@@ -155,15 +156,15 @@ func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTo
 		expiresAt = c.ExpiresAt
 	}
 	if format == FormatJWT {
-		return a.mintM2MJWT(ctx, c, claims, scopes, now, expiresAt)
+		return a.mintM2MJWT(ctx, g, claims, scopes, expiresAt)
 	}
 	if in.MinRemainingTTLSeconds != nil {
-		tok, found, err := a.reusableM2MToken(ctx, c, claims, scopes, now.Add(time.Duration(*in.MinRemainingTTLSeconds)*time.Second))
+		tok, found, err := a.reusableM2MToken(ctx, g, claims, scopes, now.Add(time.Duration(*in.MinRemainingTTLSeconds)*time.Second))
 		if err != nil || found {
 			return tok, err
 		}
 	}
-	return a.mintOpaqueM2M(ctx, c, claims, scopes, now, expiresAt, in.MinRemainingTTLSeconds != nil)
+	return a.mintOpaqueM2M(ctx, g, claims, scopes, expiresAt, in.MinRemainingTTLSeconds != nil)
 }
 
 // narrowScopes returns the requested machine ids, each once, in the
@@ -208,7 +209,10 @@ func normalizeClaims(raw json.RawMessage, format string) (json.RawMessage, error
 	return buf.Bytes(), nil
 }
 
-func (a *Authority) mintOpaqueM2M(ctx context.Context, c Caller, claims json.RawMessage, scopes []string, now, expiresAt time.Time, reusable bool) (M2MToken, error) {
+// mintOpaqueM2M mints an opaque token for the grant's machine at the
+// grant's instant.
+func (a *Authority) mintOpaqueM2M(ctx context.Context, g grant, claims json.RawMessage, scopes []string, expiresAt time.Time, reusable bool) (M2MToken, error) {
+	c, now := g.caller, g.now
 	secret, err := credential.Generate(credential.KindM2MToken)
 	if err != nil {
 		return M2MToken{}, err
@@ -224,11 +228,11 @@ func (a *Authority) mintOpaqueM2M(ctx context.Context, c Caller, claims json.Raw
 			return M2MToken{}, credential.Wrap(credential.CodeInternal, err, "seal reusable token")
 		}
 	}
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		if err := tx.InsertCredential(ctx, cred); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "m2m_token.create", "m2m_token", cred.ID, map[string]any{"format": FormatOpaque, "scopes": scopes, "expires_at": expiresAt.UnixMilli()})
+		return tx.audit("m2m_token.create", "m2m_token", cred.ID, map[string]any{"format": FormatOpaque, "scopes": scopes, "expires_at": expiresAt.UnixMilli()})
 	})
 	if err != nil {
 		return M2MToken{}, err
@@ -240,8 +244,8 @@ func (a *Authority) mintOpaqueM2M(ctx context.Context, c Caller, claims json.Raw
 
 // reusableM2MToken finds a live token minted for reuse by the caller with
 // identical claims and scopes that lives past minExpiry.
-func (a *Authority) reusableM2MToken(ctx context.Context, c Caller, claims json.RawMessage, scopes []string, minExpiry time.Time) (M2MToken, bool, error) {
-	now := a.clock.Now()
+func (a *Authority) reusableM2MToken(ctx context.Context, g grant, claims json.RawMessage, scopes []string, minExpiry time.Time) (M2MToken, bool, error) {
+	c, now := g.caller, g.now
 	var candidates []credential.Credential
 	err := a.store.View(ctx, func(tx Tx) error {
 		var err error
@@ -272,8 +276,8 @@ func (a *Authority) reusableM2MToken(ctx context.Context, c Caller, claims json.
 			return M2MToken{}, false, credential.Wrap(credential.CodeInternal, err, "open reusable token")
 		}
 		// Handing out a stored secret again is a secret read: audited.
-		if err := a.store.Update(ctx, func(tx Tx) error {
-			return a.audit(ctx, tx, c, "m2m_token.reuse", "m2m_token", cand.ID, nil)
+		if err := g.mutate(ctx, func(tx *change) error {
+			return tx.audit("m2m_token.reuse", "m2m_token", cand.ID, nil)
 		}); err != nil {
 			return M2MToken{}, false, err
 		}
@@ -305,7 +309,8 @@ type ListM2MTokensInput struct {
 // ListM2MTokens lists a machine's opaque tokens, newest first. A machine
 // caller may list only its own.
 func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MTokensInput) ([]M2MToken, int, error) {
-	if _, err := a.enter(ctx, c, "ListM2MTokens"); err != nil {
+	g, err := a.enter(ctx, c, "ListM2MTokens")
+	if err != nil {
 		return nil, 0, err
 	}
 	if in.Subject == "" {
@@ -321,7 +326,7 @@ func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MToken
 	if err != nil {
 		return nil, 0, err
 	}
-	now := a.clock.Now()
+	now := g.now
 	q := CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindM2MToken, Subject: in.Subject,
 		Revoked: in.Revoked, Expired: in.Expired, Now: now, Limit: limit, Offset: offset}
 	if q.Revoked == nil {
@@ -360,7 +365,8 @@ func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MToken
 // next call. Revoking a revoked token changes nothing and returns it as it
 // is, with its first reason. A machine caller may revoke only its own.
 func (a *Authority) RevokeM2MToken(ctx context.Context, c Caller, id string, reason string) (M2MToken, error) {
-	if _, err := a.enter(ctx, c, "RevokeM2MToken"); err != nil {
+	g, err := a.enter(ctx, c, "RevokeM2MToken")
+	if err != nil {
 		return M2MToken{}, err
 	}
 	if len(reason) > MaxRevocationReason {
@@ -368,7 +374,7 @@ func (a *Authority) RevokeM2MToken(ctx context.Context, c Caller, id string, rea
 	}
 	notFound := credential.Errorf(credential.CodeNotFound, "no M2M token was found with that id")
 	var cred credential.Credential
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		var err error
 		if cred, err = tx.GetCredential(ctx, c.InstanceID, id); err != nil {
 			if credential.IsCode(err, credential.CodeNotFound) {
@@ -380,21 +386,22 @@ func (a *Authority) RevokeM2MToken(ctx context.Context, c Caller, id string, rea
 			return notFound
 		}
 		if cred.Revoked() {
+			tx.nothingChanged()
 			return nil
 		}
-		now := a.clock.Now()
+		now := tx.now
 		if err := tx.RevokeCredential(ctx, c.InstanceID, id, now, reason); err != nil {
 			return err
 		}
 		cred.RevokedAt, cred.RevocationReason, cred.UpdatedAt = now, reason, now
-		return a.audit(ctx, tx, c, "m2m_token.revoke", "m2m_token", id, map[string]string{"reason": reason})
+		tx.invalidate(cred.Digest)
+		return tx.audit("m2m_token.revoke", "m2m_token", id, map[string]string{"reason": reason})
 	})
 	if err != nil {
 		return M2MToken{}, err
 	}
-	a.invalidate(ctx, cred.Digest)
 	attrs, err := parseTokenAttrs(cred)
-	return m2mView(cred, attrs, a.clock.Now()), err
+	return m2mView(cred, attrs, g.now), err
 }
 
 // SeedM2MTokens mints n opaque M2M tokens with the machine key c, lasting
@@ -402,14 +409,15 @@ func (a *Authority) RevokeM2MToken(ctx context.Context, c Caller, id string, rea
 // event as CreateM2MToken writes it. It is the bulk path load tests
 // (keyward-bench) use to store many tokens without n HTTP calls.
 func (a *Authority) SeedM2MTokens(ctx context.Context, c Caller, n int, lifetime time.Duration) ([]credential.Secret, error) {
-	if _, err := a.enter(ctx, c, "SeedM2MTokens"); err != nil {
+	g, err := a.enter(ctx, c, "SeedM2MTokens")
+	if err != nil {
 		return nil, err
 	}
 	if lifetime <= 0 || lifetime > MaxTokenTTL*time.Second {
 		return nil, credential.ParamError(credential.CodeInvalid, "lifetime", fmt.Sprintf("must be greater than 0 and at most %d s", MaxTokenTTL))
 	}
 	scopes := []string{}
-	err := a.store.View(ctx, func(tx Tx) error {
+	err = a.store.View(ctx, func(tx Tx) error {
 		if _, err := tx.GetMachine(ctx, c.InstanceID, c.MachineID); err != nil {
 			return err
 		}
@@ -427,9 +435,9 @@ func (a *Authority) SeedM2MTokens(ctx context.Context, c Caller, n int, lifetime
 		return nil, credential.Wrap(credential.CodeInternal, err, "encode token attributes")
 	}
 	const seedBatch = 10000
+	now := g.now
 	secrets := make([]credential.Secret, 0, n)
 	for len(secrets) < n {
-		now := a.clock.Now()
 		batch := make([]credential.Credential, min(seedBatch, n-len(secrets)))
 		minted := make([]credential.Secret, len(batch))
 		for i := range batch {
@@ -442,12 +450,12 @@ func (a *Authority) SeedM2MTokens(ctx context.Context, c Caller, n int, lifetime
 				batch[i].ExpiresAt = c.ExpiresAt // no token outlives the key that made it
 			}
 		}
-		err := a.store.Update(ctx, func(tx Tx) error {
+		err := g.mutate(ctx, func(tx *change) error {
 			for _, cred := range batch {
 				if err := tx.InsertCredential(ctx, cred); err != nil {
 					return err
 				}
-				if err := a.audit(ctx, tx, c, "m2m_token.create", "m2m_token", cred.ID, map[string]any{"format": FormatOpaque, "scopes": scopes, "expires_at": cred.ExpiresAt.UnixMilli()}); err != nil {
+				if err := tx.audit("m2m_token.create", "m2m_token", cred.ID, map[string]any{"format": FormatOpaque, "scopes": scopes, "expires_at": cred.ExpiresAt.UnixMilli()}); err != nil {
 					return err
 				}
 			}
