@@ -172,6 +172,10 @@ type credentialCache struct {
 	epoch    uint64
 	positive *byteLRU[cachedCredential]
 	negative *byteLRU[int64] // entry expiry, Unix nanoseconds
+	// machines holds what minting a token reads of its machine (default
+	// lifetime and scoped machines), by instance and machine id. Every
+	// change to those invalidates everything, which empties it too.
+	machines map[machineRef]machineProfile
 
 	// beforeFill, when set by a test, runs between the store read and the
 	// fill, to hold a fill open while a revoke lands.
@@ -186,6 +190,7 @@ func newCredentialCache(budget int) *credentialCache {
 	cc := &credentialCache{
 		positive: newByteLRU[cachedCredential](budget - budget/negativeShare),
 		negative: newByteLRU[int64](budget / negativeShare),
+		machines: make(map[machineRef]machineProfile),
 	}
 	cc.setPositiveTTL(positiveTTL)
 	return cc
@@ -248,12 +253,47 @@ func (c *credentialCache) invalidate(digests ...credential.Digest) {
 	if len(digests) == 0 {
 		c.positive.purge()
 		c.negative.purge()
+		clear(c.machines)
 		return
 	}
 	for _, d := range digests {
 		c.positive.remove(d)
 		c.negative.remove(d)
 	}
+}
+
+// machineRef names a machine across instances.
+type machineRef struct{ instanceID, machineID string }
+
+// machineProfile is what minting a token needs of its machine.
+type machineProfile struct {
+	defaultTTL int64
+	scopes     []string // ids of the machines it may call; never nil
+	expires    int64    // of the entry, in Unix nanoseconds
+}
+
+// maxMachineProfiles bounds the profiles kept: a few hundred bytes each,
+// and past the bound the map starts over rather than grow.
+const maxMachineProfiles = 4096
+
+func (c *credentialCache) machine(ref machineRef, now time.Time) (machineProfile, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.machines[ref]
+	return p, ok && now.UnixNano() < p.expires
+}
+
+// fillMachine keeps p unless an invalidation happened since epoch.
+func (c *credentialCache) fillMachine(ref machineRef, p machineProfile, epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch != epoch {
+		return
+	}
+	if len(c.machines) >= maxMachineProfiles {
+		clear(c.machines)
+	}
+	c.machines[ref] = p
 }
 
 // searchDigestFilled records that the row behind d now has its search

@@ -115,34 +115,18 @@ func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTo
 		return M2MToken{}, credential.ParamError(credential.CodeConstraint, "min_remaining_ttl_seconds", "applies to opaque tokens only: JWT tokens are never reused")
 	}
 
-	var (
-		machine credential.Machine
-		scopes  []string
-	)
-	err = a.store.View(ctx, func(tx Tx) error {
-		var err error
-		if machine, err = tx.GetMachine(ctx, c.InstanceID, c.MachineID); err != nil {
-			return err
-		}
-		scoped, err := tx.ScopedMachines(ctx, c.InstanceID, []string{c.MachineID})
-		for _, m := range scoped[c.MachineID] {
-			scopes = append(scopes, m.ID)
-		}
-		return err
-	})
+	machine, err := a.mintingProfile(ctx, c.InstanceID, c.MachineID, g.now)
 	if err != nil {
 		return M2MToken{}, err
 	}
-	if scopes == nil {
-		scopes = []string{}
-	}
+	scopes := slices.Clone(machine.scopes) // the cache's stays as it is
 	if in.Scopes != nil {
 		if scopes, err = narrowScopes(scopes, in.Scopes); err != nil {
 			return M2MToken{}, err
 		}
 	}
 	now := g.now
-	lifetime := time.Duration(machine.DefaultTokenTTL) * time.Second
+	lifetime := time.Duration(machine.defaultTTL) * time.Second
 	if in.SecondsUntilExpiration != nil {
 		lifetime = time.Duration(*in.SecondsUntilExpiration * float64(time.Second)).Truncate(time.Millisecond)
 	}
@@ -165,6 +149,37 @@ func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTo
 		}
 	}
 	return a.mintOpaqueM2M(ctx, g, claims, scopes, expiresAt, in.MinRemainingTTLSeconds != nil)
+}
+
+// mintingProfile is what minting a token reads of the calling machine:
+// its default token lifetime and the machines it may call. It comes from
+// the cache while no change to machines or scopes has been made since
+// (each such change invalidates everything, here and on every node).
+func (a *Authority) mintingProfile(ctx context.Context, instanceID, machineID string, now time.Time) (machineProfile, error) {
+	ref := machineRef{instanceID, machineID}
+	if p, ok := a.cache.machine(ref, now); ok {
+		return p, nil
+	}
+	epoch := a.cache.currentEpoch()
+	p := machineProfile{scopes: []string{}}
+	err := a.store.View(ctx, func(tx Tx) error {
+		m, err := tx.GetMachine(ctx, instanceID, machineID)
+		if err != nil {
+			return err
+		}
+		p.defaultTTL = m.DefaultTokenTTL
+		scoped, err := tx.ScopedMachines(ctx, instanceID, []string{machineID})
+		for _, m := range scoped[machineID] {
+			p.scopes = append(p.scopes, m.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return machineProfile{}, err
+	}
+	p.expires = now.Add(a.cache.positiveLifetime()).UnixNano()
+	a.cache.fillMachine(ref, p, epoch)
+	return p, nil
 }
 
 // narrowScopes returns the requested machine ids, each once, in the

@@ -224,6 +224,7 @@ func (a *Authority) UpdateMachine(ctx context.Context, c Caller, id string, in U
 		}
 		if in.DefaultTokenTTL != nil {
 			m.DefaultTokenTTL, changed["default_token_ttl"] = *in.DefaultTokenTTL, *in.DefaultTokenTTL
+			tx.invalidateAll() // the lifetime cached for minting
 		}
 		m.UpdatedAt = tx.now
 		if err := tx.UpdateMachine(ctx, m); err != nil {

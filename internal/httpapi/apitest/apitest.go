@@ -96,6 +96,9 @@ func StartWith(t testing.TB, store authority.Store, opts Options) *Env {
 	var httpMetrics httpapi.Metrics
 	if opts.Metrics != nil {
 		cfg.Store, cfg.Observer, httpMetrics = opts.Metrics.Store(store), opts.Metrics, opts.Metrics
+		if counted, ok := store.(interface{ CommitCounts() (int64, int64) }); ok {
+			opts.Metrics.CommitCounts(counted.CommitCounts) // as serve does
+		}
 	}
 	opts.Tracing.Instrument(&cfg)
 	srv := httptest.NewUnstartedServer(nil)
