@@ -64,19 +64,20 @@ func validateName(param, name string, max int) error {
 
 // CreateOrganization creates an organization with a UUID id.
 func (a *Authority) CreateOrganization(ctx context.Context, c Caller, in OrganizationInput) (credential.Organization, error) {
-	if _, err := a.enter(ctx, c, "CreateOrganization"); err != nil {
+	g, err := a.enter(ctx, c, "CreateOrganization")
+	if err != nil {
 		return credential.Organization{}, err
 	}
 	if err := validateOrganization(in, true); err != nil {
 		return credential.Organization{}, err
 	}
-	now := a.clock.Now()
+	now := g.now
 	o := credential.Organization{ID: uuid.NewString(), InstanceID: c.InstanceID, Slug: *in.Slug, Name: *in.Name, CreatedAt: now, UpdatedAt: now}
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		if err := tx.InsertOrganization(ctx, o); err != nil {
 			return slugTaken(err)
 		}
-		return a.audit(ctx, tx, c, "organization.create", "organization", o.ID, map[string]string{"slug": o.Slug})
+		return tx.audit("organization.create", "organization", o.ID, map[string]string{"slug": o.Slug})
 	})
 	return o, err
 }
@@ -142,14 +143,15 @@ func findOrganization(ctx context.Context, tx OrganizationTx, instanceID, idOrSl
 
 // UpdateOrganization changes an organization's slug or name.
 func (a *Authority) UpdateOrganization(ctx context.Context, c Caller, idOrSlug string, in OrganizationInput) (credential.Organization, error) {
-	if _, err := a.enter(ctx, c, "UpdateOrganization"); err != nil {
+	g, err := a.enter(ctx, c, "UpdateOrganization")
+	if err != nil {
 		return credential.Organization{}, err
 	}
 	if err := validateOrganization(in, false); err != nil {
 		return credential.Organization{}, err
 	}
 	var o credential.Organization
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		var err error
 		if o, err = findOrganization(ctx, tx, c.InstanceID, idOrSlug); err != nil {
 			return err
@@ -160,11 +162,11 @@ func (a *Authority) UpdateOrganization(ctx context.Context, c Caller, idOrSlug s
 		if in.Name != nil {
 			o.Name = *in.Name
 		}
-		o.UpdatedAt = a.clock.Now()
+		o.UpdatedAt = tx.now
 		if err := tx.UpdateOrganization(ctx, o); err != nil {
 			return slugTaken(err)
 		}
-		return a.audit(ctx, tx, c, "organization.update", "organization", o.ID, map[string]string{"slug": o.Slug, "name": o.Name})
+		return tx.audit("organization.update", "organization", o.ID, map[string]string{"slug": o.Slug, "name": o.Name})
 	})
 	return o, err
 }
@@ -172,15 +174,12 @@ func (a *Authority) UpdateOrganization(ctx context.Context, c Caller, idOrSlug s
 // DeleteOrganization deletes an organization, its sites and sitegroups,
 // and revokes every token bound to it.
 func (a *Authority) DeleteOrganization(ctx context.Context, c Caller, idOrSlug string) error {
-	if _, err := a.enter(ctx, c, "DeleteOrganization"); err != nil {
-		return err
-	}
-	err := a.store.Update(ctx, func(tx Tx) error {
+	return a.mutate(ctx, c, "DeleteOrganization", func(tx *change) error {
 		o, err := findOrganization(ctx, tx, c.InstanceID, idOrSlug)
 		if err != nil {
 			return err
 		}
-		now := a.clock.Now()
+		now := tx.now
 		revoked, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindOrgToken, o.ID, now, "organization deleted")
 		if err != nil {
 			return err
@@ -201,10 +200,9 @@ func (a *Authority) DeleteOrganization(ctx context.Context, c Caller, idOrSlug s
 		if err := tx.DeleteOrganization(ctx, c.InstanceID, o.ID); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "organization.delete", "organization", o.ID, map[string]int{"org_tokens_revoked": revoked, "pats_revoked": pats})
+		tx.invalidateAll()
+		return tx.audit("organization.delete", "organization", o.ID, map[string]int{"org_tokens_revoked": revoked, "pats_revoked": pats})
 	})
-	a.invalidateAllAfter(ctx, err)
-	return err
 }
 
 // readInOrg runs a read within one organization (given by id or slug) of
@@ -230,7 +228,8 @@ type SiteInput struct{ Name *string }
 
 // CreateSite adds a site to an organization.
 func (a *Authority) CreateSite(ctx context.Context, c Caller, org string, in SiteInput) (credential.Site, error) {
-	if _, err := a.enter(ctx, c, "CreateSite"); err != nil {
+	g, err := a.enter(ctx, c, "CreateSite")
+	if err != nil {
 		return credential.Site{}, err
 	}
 	if in.Name == nil {
@@ -240,17 +239,17 @@ func (a *Authority) CreateSite(ctx context.Context, c Caller, org string, in Sit
 		return credential.Site{}, err
 	}
 	var s credential.Site
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		o, err := findOrganization(ctx, tx, c.InstanceID, org)
 		if err != nil {
 			return err
 		}
-		now := a.clock.Now()
+		now := tx.now
 		s = credential.Site{ID: uuid.NewString(), InstanceID: c.InstanceID, OrgID: o.ID, Name: *in.Name, CreatedAt: now, UpdatedAt: now}
 		if err := tx.InsertSite(ctx, s); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "site.create", "site", s.ID, map[string]string{"org_id": o.ID})
+		return tx.audit("site.create", "site", s.ID, map[string]string{"org_id": o.ID})
 	})
 	return s, err
 }
@@ -271,7 +270,8 @@ func (a *Authority) GetSite(ctx context.Context, c Caller, org, id string) (cred
 
 // UpdateSite renames a site.
 func (a *Authority) UpdateSite(ctx context.Context, c Caller, org, id string, in SiteInput) (credential.Site, error) {
-	if _, err := a.enter(ctx, c, "UpdateSite"); err != nil {
+	g, err := a.enter(ctx, c, "UpdateSite")
+	if err != nil {
 		return credential.Site{}, err
 	}
 	if in.Name != nil {
@@ -280,7 +280,7 @@ func (a *Authority) UpdateSite(ctx context.Context, c Caller, org, id string, in
 		}
 	}
 	var s credential.Site
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		o, err := findOrganization(ctx, tx, c.InstanceID, org)
 		if err != nil {
 			return err
@@ -291,11 +291,11 @@ func (a *Authority) UpdateSite(ctx context.Context, c Caller, org, id string, in
 		if in.Name != nil {
 			s.Name = *in.Name
 		}
-		s.UpdatedAt = a.clock.Now()
+		s.UpdatedAt = tx.now
 		if err := tx.UpdateSite(ctx, s); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "site.update", "site", s.ID, nil)
+		return tx.audit("site.update", "site", s.ID, nil)
 	})
 	return s, err
 }
@@ -303,10 +303,7 @@ func (a *Authority) UpdateSite(ctx context.Context, c Caller, org, id string, in
 // DeleteSite deletes a site; it leaves its sitegroups. Privileges naming
 // it grant nothing from then on.
 func (a *Authority) DeleteSite(ctx context.Context, c Caller, org, id string) error {
-	if _, err := a.enter(ctx, c, "DeleteSite"); err != nil {
-		return err
-	}
-	err := a.store.Update(ctx, func(tx Tx) error {
+	return a.mutate(ctx, c, "DeleteSite", func(tx *change) error {
 		o, err := findOrganization(ctx, tx, c.InstanceID, org)
 		if err != nil {
 			return err
@@ -314,10 +311,9 @@ func (a *Authority) DeleteSite(ctx context.Context, c Caller, org, id string) er
 		if err := tx.DeleteSite(ctx, c.InstanceID, o.ID, id); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "site.delete", "site", id, nil)
+		tx.invalidateAll()
+		return tx.audit("site.delete", "site", id, nil)
 	})
-	a.invalidateAllAfter(ctx, err)
-	return err
 }
 
 // SitegroupInput creates or changes a sitegroup; nil leaves a field as is.
@@ -358,14 +354,15 @@ func sitesOf(ctx context.Context, tx OrganizationTx, instanceID, orgID string, i
 
 // CreateSitegroup creates a sitegroup of sites of the same organization.
 func (a *Authority) CreateSitegroup(ctx context.Context, c Caller, org string, in SitegroupInput) (credential.Sitegroup, error) {
-	if _, err := a.enter(ctx, c, "CreateSitegroup"); err != nil {
+	g, err := a.enter(ctx, c, "CreateSitegroup")
+	if err != nil {
 		return credential.Sitegroup{}, err
 	}
 	if err := a.checkSitegroupInput(in, true); err != nil {
 		return credential.Sitegroup{}, err
 	}
-	var g credential.Sitegroup
-	err := a.store.Update(ctx, func(tx Tx) error {
+	var sg credential.Sitegroup
+	err = g.mutate(ctx, func(tx *change) error {
 		o, err := findOrganization(ctx, tx, c.InstanceID, org)
 		if err != nil {
 			return err
@@ -374,15 +371,15 @@ func (a *Authority) CreateSitegroup(ctx context.Context, c Caller, org string, i
 		if err != nil {
 			return err
 		}
-		now := a.clock.Now()
-		g = credential.Sitegroup{ID: uuid.NewString(), InstanceID: c.InstanceID, OrgID: o.ID, Name: *in.Name, SiteIDs: ids, CreatedAt: now, UpdatedAt: now}
-		if err := tx.InsertSitegroup(ctx, g); err != nil {
+		now := tx.now
+		sg = credential.Sitegroup{ID: uuid.NewString(), InstanceID: c.InstanceID, OrgID: o.ID, Name: *in.Name, SiteIDs: ids, CreatedAt: now, UpdatedAt: now}
+		if err := tx.InsertSitegroup(ctx, sg); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "sitegroup.create", "sitegroup", g.ID, map[string]any{"org_id": o.ID, "site_ids": ids})
+		tx.invalidateAll() // the org's cached topology gains a group
+		return tx.audit("sitegroup.create", "sitegroup", sg.ID, map[string]any{"org_id": o.ID, "site_ids": ids})
 	})
-	a.invalidateAllAfter(ctx, err) // the org's cached topology gains a group
-	return g, err
+	return sg, err
 }
 
 // ListSitegroups lists an organization's sitegroups.
@@ -401,45 +398,43 @@ func (a *Authority) GetSitegroup(ctx context.Context, c Caller, org, id string) 
 
 // UpdateSitegroup renames a sitegroup or replaces its sites.
 func (a *Authority) UpdateSitegroup(ctx context.Context, c Caller, org, id string, in SitegroupInput) (credential.Sitegroup, error) {
-	if _, err := a.enter(ctx, c, "UpdateSitegroup"); err != nil {
+	g, err := a.enter(ctx, c, "UpdateSitegroup")
+	if err != nil {
 		return credential.Sitegroup{}, err
 	}
 	if err := a.checkSitegroupInput(in, false); err != nil {
 		return credential.Sitegroup{}, err
 	}
-	var g credential.Sitegroup
-	err := a.store.Update(ctx, func(tx Tx) error {
+	var sg credential.Sitegroup
+	err = g.mutate(ctx, func(tx *change) error {
 		o, err := findOrganization(ctx, tx, c.InstanceID, org)
 		if err != nil {
 			return err
 		}
-		if g, err = tx.GetSitegroup(ctx, c.InstanceID, o.ID, id); err != nil {
+		if sg, err = tx.GetSitegroup(ctx, c.InstanceID, o.ID, id); err != nil {
 			return err
 		}
 		if in.Name != nil {
-			g.Name = *in.Name
+			sg.Name = *in.Name
 		}
 		if in.SiteIDs != nil {
-			if g.SiteIDs, err = sitesOf(ctx, tx, c.InstanceID, o.ID, in.SiteIDs); err != nil {
+			if sg.SiteIDs, err = sitesOf(ctx, tx, c.InstanceID, o.ID, in.SiteIDs); err != nil {
 				return err
 			}
 		}
-		g.UpdatedAt = a.clock.Now()
-		if err := tx.UpdateSitegroup(ctx, g); err != nil {
+		sg.UpdatedAt = tx.now
+		if err := tx.UpdateSitegroup(ctx, sg); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "sitegroup.update", "sitegroup", g.ID, map[string]any{"site_ids": g.SiteIDs})
+		tx.invalidateAll()
+		return tx.audit("sitegroup.update", "sitegroup", sg.ID, map[string]any{"site_ids": sg.SiteIDs})
 	})
-	a.invalidateAllAfter(ctx, err)
-	return g, err
+	return sg, err
 }
 
 // DeleteSitegroup deletes a sitegroup (not its sites).
 func (a *Authority) DeleteSitegroup(ctx context.Context, c Caller, org, id string) error {
-	if _, err := a.enter(ctx, c, "DeleteSitegroup"); err != nil {
-		return err
-	}
-	err := a.store.Update(ctx, func(tx Tx) error {
+	return a.mutate(ctx, c, "DeleteSitegroup", func(tx *change) error {
 		o, err := findOrganization(ctx, tx, c.InstanceID, org)
 		if err != nil {
 			return err
@@ -447,8 +442,7 @@ func (a *Authority) DeleteSitegroup(ctx context.Context, c Caller, org, id strin
 		if err := tx.DeleteSitegroup(ctx, c.InstanceID, o.ID, id); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "sitegroup.delete", "sitegroup", id, nil)
+		tx.invalidateAll()
+		return tx.audit("sitegroup.delete", "sitegroup", id, nil)
 	})
-	a.invalidateAllAfter(ctx, err)
-	return err
 }

@@ -147,7 +147,8 @@ func orgRef(err error, msg string) error {
 // CreateOrgToken issues an org API token; the key is in the result this
 // once and masked everywhere after.
 func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, in OrgTokenInput) (OrgToken, error) {
-	if _, err := a.enter(ctx, c, "CreateOrgToken"); err != nil {
+	g, err := a.enter(ctx, c, "CreateOrgToken")
+	if err != nil {
 		return OrgToken{}, err
 	}
 	if in.Name == nil {
@@ -165,7 +166,7 @@ func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, 
 		return OrgToken{}, err
 	}
 	var tok OrgToken
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		o, t, err := a.authorizeOrg(ctx, tx, c, orgID)
 		if err != nil {
 			return err
@@ -176,7 +177,7 @@ func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, 
 		if err := a.refusedIf(ctx, c, "restriction_widened", inheritsRestrictions(c, allowlist, c.ExpiresAt)); err != nil {
 			return err
 		}
-		cred := a.newCredential(uuid.NewString(), c.InstanceID, credential.KindOrgToken, key, o.ID, a.clock.Now())
+		cred := a.newCredential(uuid.NewString(), c.InstanceID, credential.KindOrgToken, key, o.ID, tx.now)
 		// Mist tokens carry no expiry of their own: one made by an expiring
 		// credential expires with it.
 		cred.ExpiresAt = c.ExpiresAt
@@ -192,7 +193,7 @@ func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, 
 			return err
 		}
 		tok = orgTokenView(cred, parsed)
-		return a.audit(ctx, tx, c, "org_token.create", "org_token", cred.ID, map[string]any{"org_id": o.ID, "privileges": in.Privileges, "src_ips": srcIPs})
+		return tx.audit("org_token.create", "org_token", cred.ID, map[string]any{"org_id": o.ID, "privileges": in.Privileges, "src_ips": srcIPs})
 	})
 	if err != nil {
 		return OrgToken{}, err
@@ -276,7 +277,8 @@ func (a *Authority) GetOrgToken(ctx context.Context, c Caller, orgID, id string)
 // UpdateOrgToken changes a token's name and privileges. src_ips cannot
 // change: sending a different list is refused.
 func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id string, in OrgTokenInput) error {
-	if _, err := a.enter(ctx, c, "UpdateOrgToken"); err != nil {
+	g, err := a.enter(ctx, c, "UpdateOrgToken")
+	if err != nil {
 		return err
 	}
 	if in.Name != nil {
@@ -286,13 +288,11 @@ func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id stri
 	}
 	var srcIPs []string
 	if in.SrcIPs != nil {
-		var err error
 		if _, srcIPs, err = credential.ParseAllowlist(in.SrcIPs); err != nil {
 			return err
 		}
 	}
-	var digest credential.Digest
-	err := a.store.Update(ctx, func(tx Tx) error {
+	return g.mutate(ctx, func(tx *change) error {
 		o, t, err := a.authorizeOrg(ctx, tx, c, orgID)
 		if err != nil {
 			return err
@@ -301,7 +301,6 @@ func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id stri
 		if err != nil {
 			return err
 		}
-		digest = cred.Digest
 		if in.SrcIPs != nil && !slices.Equal(srcIPs, attrs.SrcIPs) {
 			return credential.ParamError(credential.CodeInvalid, "src_ips", "src_ips cannot be changed after the token is created")
 		}
@@ -327,24 +326,17 @@ func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id stri
 		if err != nil {
 			return credential.Wrap(credential.CodeInternal, err, "encode org token")
 		}
-		if err := tx.UpdateCredentialAttrs(ctx, c.InstanceID, id, raw, a.clock.Now()); err != nil {
+		if err := tx.UpdateCredentialAttrs(ctx, c.InstanceID, id, raw, tx.now); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "org_token.update", "org_token", id, map[string]any{"name": stored.Name, "privileges": stored.Privileges})
+		tx.invalidate(cred.Digest)
+		return tx.audit("org_token.update", "org_token", id, map[string]any{"name": stored.Name, "privileges": stored.Privileges})
 	})
-	if err == nil {
-		a.invalidate(ctx, digest)
-	}
-	return err
 }
 
 // DeleteOrgToken deletes a token; it stops working at once.
 func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id string) error {
-	if _, err := a.enter(ctx, c, "DeleteOrgToken"); err != nil {
-		return err
-	}
-	var digest credential.Digest
-	err := a.store.Update(ctx, func(tx Tx) error {
+	return a.mutate(ctx, c, "DeleteOrgToken", func(tx *change) error {
 		o, t, err := a.authorizeOrg(ctx, tx, c, orgID)
 		if err != nil {
 			return err
@@ -356,16 +348,12 @@ func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id stri
 		if c.Kind == credential.KindOrgToken && !credential.Subset(c.Privileges, attrs.Privileges, t) {
 			return a.forbid(ctx, c, "privilege_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot delete a token with privileges beyond its own"))
 		}
-		digest = cred.Digest
 		if err := tx.DeleteCredential(ctx, c.InstanceID, id); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "org_token.delete", "org_token", id, map[string]string{"org_id": o.ID})
+		tx.invalidate(cred.Digest)
+		return tx.audit("org_token.delete", "org_token", id, map[string]string{"org_id": o.ID})
 	})
-	if err == nil {
-		a.invalidate(ctx, digest)
-	}
-	return err
 }
 
 // AuthenticateOrgToken resolves an org token presented to keyward itself
@@ -522,7 +510,8 @@ func CheckOrgTokenHourlyLimit(limit *int64) error {
 // negative limits are refused rather than read as "the default": a caller
 // sending 0 may well mean "no calls".
 func (a *Authority) SetOrgTokenHourlyLimit(ctx context.Context, c Caller, limit *int64) (credential.Instance, error) {
-	if _, err := a.enter(ctx, c, "SetOrgTokenHourlyLimit"); err != nil {
+	g, err := a.enter(ctx, c, "SetOrgTokenHourlyLimit")
+	if err != nil {
 		return credential.Instance{}, err
 	}
 	if err := CheckOrgTokenHourlyLimit(limit); err != nil {
@@ -533,7 +522,7 @@ func (a *Authority) SetOrgTokenHourlyLimit(ctx context.Context, c Caller, limit 
 		stored = int(*limit)
 	}
 	var in credential.Instance
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		var err error
 		if in, err = tx.GetInstance(ctx, c.InstanceID); err != nil {
 			return err
@@ -542,7 +531,7 @@ func (a *Authority) SetOrgTokenHourlyLimit(ctx context.Context, c Caller, limit 
 		if err := tx.UpdateInstance(ctx, in); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "instance.update", "instance", in.ID, map[string]*int64{"org_token_hourly_limit": limit})
+		return tx.audit("instance.update", "instance", in.ID, map[string]*int64{"org_token_hourly_limit": limit})
 	})
 	if err == nil {
 		a.settings.mu.Lock()

@@ -70,7 +70,8 @@ func (a *Authority) AvailableScopes(ctx context.Context, c Caller) ([]string, er
 // SetCatalogue replaces the instance's scope catalogue. Existing tokens
 // keep their scopes; only new tokens are checked against it.
 func (a *Authority) SetCatalogue(ctx context.Context, c Caller, scopes []string) ([]string, error) {
-	if _, err := a.enter(ctx, c, "SetCatalogue"); err != nil {
+	g, err := a.enter(ctx, c, "SetCatalogue")
+	if err != nil {
 		return nil, err
 	}
 	if scopes == nil {
@@ -92,7 +93,7 @@ func (a *Authority) SetCatalogue(ctx context.Context, c Caller, scopes []string)
 		seen[s] = true
 	}
 	var out []string
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		in, err := tx.GetInstance(ctx, c.InstanceID)
 		if err != nil {
 			return err
@@ -102,7 +103,7 @@ func (a *Authority) SetCatalogue(ctx context.Context, c Caller, scopes []string)
 			return err
 		}
 		out = in.Scopes
-		return a.audit(ctx, tx, c, "scopes.update", "instance", in.ID, map[string][]string{"scopes": scopes})
+		return tx.audit("scopes.update", "instance", in.ID, map[string][]string{"scopes": scopes})
 	})
 	return out, err
 }
@@ -202,7 +203,8 @@ func (a *Authority) workspaceAccess(ctx context.Context, tx Tx, c Caller, user s
 // caller needs keyward:tokens, can grant only scopes it holds, and binds
 // the new token to its own workspace (or none if it has none).
 func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, in CreatePATInput) (PAT, error) {
-	if _, err := a.enter(ctx, c, "CreatePAT"); err != nil {
+	g, err := a.enter(ctx, c, "CreatePAT")
+	if err != nil {
 		return PAT{}, err
 	}
 	user, err := a.actingUser(ctx, c)
@@ -245,7 +247,7 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		return PAT{}, err
 	}
 	var pat PAT
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		in2, err := tx.GetInstance(ctx, c.InstanceID)
 		if err != nil {
 			return err
@@ -256,7 +258,7 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 				return credential.ParamError(credential.CodeInvalid, "scopes", fmt.Sprintf("unknown scope %.64q", s))
 			}
 		}
-		now := a.clock.Now()
+		now := tx.now
 		expiresAt, err := patExpiry(in.ExpiresAt, in2.PATMaxLifetime, now)
 		if err != nil {
 			return err
@@ -313,7 +315,7 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		if err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "pat.create", "pat", cred.ID, map[string]any{"user_id": user, "scopes": scopes, "workspace_id": workspaceID})
+		return tx.audit("pat.create", "pat", cred.ID, map[string]any{"user_id": user, "scopes": scopes, "workspace_id": workspaceID})
 	})
 	if err != nil {
 		return PAT{}, err
@@ -432,7 +434,8 @@ type UpdatePATInput struct {
 
 // UpdatePAT changes one of the acting user's tokens.
 func (a *Authority) UpdatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, id string, in UpdatePATInput) (PAT, error) {
-	if _, err := a.enter(ctx, c, "UpdatePAT"); err != nil {
+	g, err := a.enter(ctx, c, "UpdatePAT")
+	if err != nil {
 		return PAT{}, err
 	}
 	user, err := a.actingUser(ctx, c)
@@ -448,7 +451,7 @@ func (a *Authority) UpdatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		return PAT{}, credential.ParamError(credential.CodeTooLong, "description", fmt.Sprintf("must be at most %d characters", PATDescriptionMax))
 	}
 	var pat PAT
-	err = a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		cred, attrs, err := a.patFor(ctx, tx, c, user, id, ref, false)
 		if err != nil {
 			return err
@@ -464,7 +467,7 @@ func (a *Authority) UpdatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		if err != nil {
 			return credential.Wrap(credential.CodeInternal, err, "encode PAT")
 		}
-		now := a.clock.Now()
+		now := tx.now
 		if err := tx.UpdateCredentialAttrs(ctx, c.InstanceID, id, raw, now); err != nil {
 			return err
 		}
@@ -474,34 +477,30 @@ func (a *Authority) UpdatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		if err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "pat.update", "pat", id, map[string]string{"name": stored.Name})
+		return tx.audit("pat.update", "pat", id, map[string]string{"name": stored.Name})
 	})
 	return pat, err
 }
 
 // RevokePAT revokes a token; it fails verification on the next call.
 func (a *Authority) RevokePAT(ctx context.Context, c Caller, ref *WorkspaceRef, id string) error {
-	if _, err := a.enter(ctx, c, "RevokePAT"); err != nil {
+	g, err := a.enter(ctx, c, "RevokePAT")
+	if err != nil {
 		return err
 	}
 	user, err := a.actingUser(ctx, c)
 	if err != nil {
 		return err
 	}
-	var digest credential.Digest
-	err = a.store.Update(ctx, func(tx Tx) error {
+	return g.mutate(ctx, func(tx *change) error {
 		cred, _, err := a.patFor(ctx, tx, c, user, id, ref, true)
 		if err != nil {
 			return err
 		}
-		digest = cred.Digest
-		if err := tx.RevokeCredential(ctx, c.InstanceID, id, a.clock.Now(), "revoked by "+user); err != nil {
+		if err := tx.RevokeCredential(ctx, c.InstanceID, id, tx.now, "revoked by "+user); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "pat.revoke", "pat", id, map[string]string{"user_id": cred.Subject, "by": user})
+		tx.invalidate(cred.Digest)
+		return tx.audit("pat.revoke", "pat", id, map[string]string{"user_id": cred.Subject, "by": user})
 	})
-	if err == nil {
-		a.invalidate(ctx, digest)
-	}
-	return err
 }

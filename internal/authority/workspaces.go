@@ -42,24 +42,25 @@ func workspaceSlugTaken(err error) error {
 
 // CreateWorkspace creates a workspace in an organization.
 func (a *Authority) CreateWorkspace(ctx context.Context, c Caller, org string, in WorkspaceInput) (credential.Workspace, error) {
-	if _, err := a.enter(ctx, c, "CreateWorkspace"); err != nil {
+	g, err := a.enter(ctx, c, "CreateWorkspace")
+	if err != nil {
 		return credential.Workspace{}, err
 	}
 	if err := validateOrganization(OrganizationInput(in), true); err != nil {
 		return credential.Workspace{}, err
 	}
 	var w credential.Workspace
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		o, err := findOrganization(ctx, tx, c.InstanceID, org)
 		if err != nil {
 			return err
 		}
-		now := a.clock.Now()
+		now := tx.now
 		w = credential.Workspace{ID: uuid.NewString(), InstanceID: c.InstanceID, OrgID: o.ID, Slug: *in.Slug, Name: *in.Name, CreatedAt: now, UpdatedAt: now}
 		if err := tx.InsertWorkspace(ctx, w); err != nil {
 			return workspaceSlugTaken(err)
 		}
-		return a.audit(ctx, tx, c, "workspace.create", "workspace", w.ID, map[string]string{"org_id": o.ID, "slug": w.Slug})
+		return tx.audit("workspace.create", "workspace", w.ID, map[string]string{"org_id": o.ID, "slug": w.Slug})
 	})
 	return w, err
 }
@@ -87,14 +88,15 @@ func (a *Authority) GetWorkspace(ctx context.Context, c Caller, org, ws string) 
 
 // UpdateWorkspace changes a workspace's slug or name.
 func (a *Authority) UpdateWorkspace(ctx context.Context, c Caller, org, ws string, in WorkspaceInput) (credential.Workspace, error) {
-	if _, err := a.enter(ctx, c, "UpdateWorkspace"); err != nil {
+	g, err := a.enter(ctx, c, "UpdateWorkspace")
+	if err != nil {
 		return credential.Workspace{}, err
 	}
 	if err := validateOrganization(OrganizationInput(in), false); err != nil {
 		return credential.Workspace{}, err
 	}
 	var w credential.Workspace
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		var err error
 		if _, w, err = findWorkspace(ctx, tx, c.InstanceID, org, ws); err != nil {
 			return err
@@ -105,11 +107,11 @@ func (a *Authority) UpdateWorkspace(ctx context.Context, c Caller, org, ws strin
 		if in.Name != nil {
 			w.Name = *in.Name
 		}
-		w.UpdatedAt = a.clock.Now()
+		w.UpdatedAt = tx.now
 		if err := tx.UpdateWorkspace(ctx, w); err != nil {
 			return workspaceSlugTaken(err)
 		}
-		return a.audit(ctx, tx, c, "workspace.update", "workspace", w.ID, map[string]string{"slug": w.Slug, "name": w.Name})
+		return tx.audit("workspace.update", "workspace", w.ID, map[string]string{"slug": w.Slug, "name": w.Name})
 	})
 	return w, err
 }
@@ -117,25 +119,21 @@ func (a *Authority) UpdateWorkspace(ctx context.Context, c Caller, org, ws strin
 // DeleteWorkspace deletes a workspace and its memberships, and revokes
 // every token bound to it.
 func (a *Authority) DeleteWorkspace(ctx context.Context, c Caller, org, ws string) error {
-	if _, err := a.enter(ctx, c, "DeleteWorkspace"); err != nil {
-		return err
-	}
-	err := a.store.Update(ctx, func(tx Tx) error {
+	return a.mutate(ctx, c, "DeleteWorkspace", func(tx *change) error {
 		o, w, err := findWorkspace(ctx, tx, c.InstanceID, org, ws)
 		if err != nil {
 			return err
 		}
-		revoked, err := tx.RevokeMatching(ctx, CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindPAT, ParentID: w.ID}, a.clock.Now(), "workspace deleted")
+		revoked, err := tx.RevokeMatching(ctx, CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindPAT, ParentID: w.ID}, tx.now, "workspace deleted")
 		if err != nil {
 			return err
 		}
 		if err := tx.DeleteWorkspace(ctx, c.InstanceID, o.ID, w.ID); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "workspace.delete", "workspace", w.ID, map[string]int{"pats_revoked": revoked})
+		tx.invalidateAll()
+		return tx.audit("workspace.delete", "workspace", w.ID, map[string]int{"pats_revoked": revoked})
 	})
-	a.invalidateAllAfter(ctx, err)
-	return err
 }
 
 // MaxUserIDLength bounds user ids (they come from the caller's identity
@@ -158,7 +156,8 @@ func ValidUserID(id string) bool {
 
 // PutMember adds a user to a workspace or changes their role.
 func (a *Authority) PutMember(ctx context.Context, c Caller, org, ws, userID, role string) (credential.Member, error) {
-	if _, err := a.enter(ctx, c, "PutMember"); err != nil {
+	g, err := a.enter(ctx, c, "PutMember")
+	if err != nil {
 		return credential.Member{}, err
 	}
 	if !ValidUserID(userID) {
@@ -168,12 +167,12 @@ func (a *Authority) PutMember(ctx context.Context, c Caller, org, ws, userID, ro
 		return credential.Member{}, credential.ParamError(credential.CodeInvalid, "role", "must be owner, admin or member")
 	}
 	var m credential.Member
-	err := a.store.Update(ctx, func(tx Tx) error {
+	err = g.mutate(ctx, func(tx *change) error {
 		_, w, err := findWorkspace(ctx, tx, c.InstanceID, org, ws)
 		if err != nil {
 			return err
 		}
-		now := a.clock.Now()
+		now := tx.now
 		m = credential.Member{InstanceID: c.InstanceID, WorkspaceID: w.ID, UserID: userID, Role: role, CreatedAt: now, UpdatedAt: now}
 		if existing, err := tx.GetMember(ctx, c.InstanceID, w.ID, userID); err == nil {
 			m.CreatedAt = existing.CreatedAt
@@ -181,7 +180,7 @@ func (a *Authority) PutMember(ctx context.Context, c Caller, org, ws, userID, ro
 		if err := tx.PutMember(ctx, m); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "workspace.member.put", "workspace", w.ID, map[string]string{"user_id": userID, "role": role})
+		return tx.audit("workspace.member.put", "workspace", w.ID, map[string]string{"user_id": userID, "role": role})
 	})
 	return m, err
 }
@@ -223,10 +222,7 @@ func (a *Authority) GetMember(ctx context.Context, c Caller, org, ws, userID str
 // RemoveMember removes a user from a workspace and revokes the tokens they
 // hold bound to it.
 func (a *Authority) RemoveMember(ctx context.Context, c Caller, org, ws, userID string) error {
-	if _, err := a.enter(ctx, c, "RemoveMember"); err != nil {
-		return err
-	}
-	err := a.store.Update(ctx, func(tx Tx) error {
+	return a.mutate(ctx, c, "RemoveMember", func(tx *change) error {
 		_, w, err := findWorkspace(ctx, tx, c.InstanceID, org, ws)
 		if err != nil {
 			return err
@@ -234,12 +230,11 @@ func (a *Authority) RemoveMember(ctx context.Context, c Caller, org, ws, userID 
 		if err := tx.DeleteMember(ctx, c.InstanceID, w.ID, userID); err != nil {
 			return err
 		}
-		revoked, err := tx.RevokeMatching(ctx, CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindPAT, Subject: userID, ParentID: w.ID}, a.clock.Now(), "removed from workspace")
+		revoked, err := tx.RevokeMatching(ctx, CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindPAT, Subject: userID, ParentID: w.ID}, tx.now, "removed from workspace")
 		if err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, c, "workspace.member.remove", "workspace", w.ID, map[string]any{"user_id": userID, "pats_revoked": revoked})
+		tx.invalidateAll()
+		return tx.audit("workspace.member.remove", "workspace", w.ID, map[string]any{"user_id": userID, "pats_revoked": revoked})
 	})
-	a.invalidateAllAfter(ctx, err)
-	return err
 }
