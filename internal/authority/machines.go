@@ -426,15 +426,6 @@ func (a *Authority) DeleteMachineScope(ctx context.Context, c Caller, from, to s
 	})
 }
 
-// invalidateAllAfter drops every cached credential once a structural
-// change has committed (a delete, a rotation, a scope edit). Such changes
-// are rare, and dropping everything cannot miss a derived credential.
-func (a *Authority) invalidateAllAfter(ctx context.Context, err error) {
-	if err == nil {
-		a.invalidate(ctx)
-	}
-}
-
 func validateMachineName(name string) error {
 	switch n := utf8.RuneCountInString(name); {
 	case strings.TrimSpace(name) == "":
