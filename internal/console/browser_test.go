@@ -49,7 +49,11 @@ func screenshotDir(t *testing.T) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
 }
 
 // awaitPromise makes Evaluate wait for the promise an expression returns.
@@ -205,6 +209,11 @@ func TestBrowserConsoleWalkthrough(t *testing.T) {
 		t.Errorf("overview loaded %d bytes of HTML and %d other files, want 2 (CSS, JS)", weight.HTML, weight.Count)
 	}
 	shot("overview")
+	var top []byte
+	run("overview, the first screen", chromedp.CaptureScreenshot(&top))
+	if err := os.WriteFile(filepath.Join(shots, "overview-viewport.png"), top, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	run("dark", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}))
 	shot("overview-dark")
 	run("light", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}))
