@@ -49,11 +49,7 @@ func (c *Console) apiKeys(w http.ResponseWriter, r *http.Request, s *session, kw
 }
 
 func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' }) {
-		out = append(out, f)
-	}
-	return out
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
 }
 
 func (c *Console) createAPIKey(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
