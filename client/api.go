@@ -418,6 +418,18 @@ type AuditEvent struct {
 	RequestID string          `json:"request_id,omitempty"`
 	Outcome   string          `json:"outcome"`
 	Detail    json.RawMessage `json:"detail"`
+	// CredentialID is the credential the actor authenticated with; ClientIP
+	// the address the request came from.
+	CredentialID string `json:"credential_id,omitempty"`
+	ClientIP     string `json:"client_ip,omitempty"`
+	// Count is how many occurrences the event stands for (refusals are
+	// aggregated per minute).
+	Count int `json:"count"`
+	// Seq and Hash are the event's link in its instance's hash chain: Hash
+	// is the hex SHA-256 over the previous event's hash and this event's
+	// fields (Seq 0: written before the chain existed).
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash,omitempty"`
 }
 
 // AuditEvents is one page of the audit log, newest first.

@@ -296,6 +296,13 @@ func TestSDKAgainstKeyward(t *testing.T) {
 	if err != nil || ev.TotalCount < 3 || len(ev.Events) == 0 || ev.Events[0].Action == "" || ev.Events[0].At.IsZero() {
 		t.Errorf("audit: %+v %v", ev, err)
 	}
+	// Each event carries its link in the hash chain, newest first: seq
+	// counts down by one and every hash is 64 hex digits.
+	for i, a := range ev.Events {
+		if a.Seq <= 0 || len(a.Hash) != 64 || a.Count < 1 || a.CredentialID == "" {
+			t.Errorf("audit event %d: seq %d hash %q count %d credential %q", i, a.Seq, a.Hash, a.Count, a.CredentialID)
+		}
+	}
 
 	for _, s := range e.Secrets() {
 		if strings.Contains(e.Logs.String(), s) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/keyward/keyward/internal/auditlog"
 	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/console"
 	"github.com/keyward/keyward/internal/httpapi"
 	"github.com/keyward/keyward/internal/httpapi/wire"
 	"github.com/keyward/keyward/internal/logging"
@@ -45,6 +46,7 @@ type serveConfig struct {
 	authFailureWindow time.Duration
 	authzInstance     string
 	authzHeader       string
+	console           bool
 	janitor           janitorConfig
 }
 
@@ -104,6 +106,7 @@ YAML file, then the defaults. With --tls-cert and --tls-key it serves HTTPS
 	cmd.Flags().DurationVar(&cfg.authFailureWindow, "auth-failure-window", authority.DefaultAuthFailureWindow, "the fixed window failed authentications are counted in")
 	cmd.Flags().StringVar(&cfg.authzInstance, "authz-instance", "", "the instance whose credentials GET /v1/authz (forward auth for gateways) accepts (default: the instance created at first start)")
 	cmd.Flags().StringVar(&cfg.authzHeader, "authz-header", "", "the header GET /v1/authz reads the credential from, such as X-Api-Key (default: Authorization: Bearer)")
+	cmd.Flags().BoolVar(&cfg.console, "console", true, "serve the admin console at /console/ (sign in with an admin key)")
 	cfg.janitor.addFlags(cmd)
 	return cmd
 }
@@ -359,8 +362,13 @@ func (r *serveRun) httpServer(authzInstance string) *http.Server {
 	if traces := r.opts.tracing; traces != nil {
 		api.TracerProvider, api.Propagator = traces.Provider, traces.Propagator
 	}
+	handler := httpapi.New(api)
+	if r.cfg.console {
+		// The console calls the API through this same handler, in process.
+		handler = console.Mount(console.New(console.Config{API: handler, Logger: r.log}), handler)
+	}
 	srv := &http.Server{
-		Handler:           httpapi.New(api),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

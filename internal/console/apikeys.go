@@ -1,0 +1,86 @@
+package console
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/keyward/keyward/client"
+)
+
+type apiKeysData struct {
+	Subject, State, Query string
+	Keys                  []client.APIKey
+	Next                  string
+}
+
+func apiKeysURL(subject, state string) string {
+	return Prefix + "api_keys?" + url.Values{"subject": {subject}, "state": {state}}.Encode()
+}
+
+// apiKeys lists one subject's API keys (the native API lists them per
+// subject), filtered by state.
+func (c *Console) apiKeys(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	q := r.URL.Query()
+	d := apiKeysData{Subject: strings.TrimSpace(q.Get("subject")), State: q.Get("state"), Query: q.Get("query")}
+	switch d.State {
+	case "all", "revoked", "expired":
+	default:
+		d.State = "live"
+	}
+	if d.Subject != "" {
+		page, err := kw.ListAPIKeys(r.Context(), client.APIKeyQuery{ListParams: client.ListParams{Limit: 100, Cursor: q.Get("cursor")},
+			Subject: d.Subject, Query: d.Query, IncludeInvalid: d.State != "live"})
+		if err != nil {
+			return err
+		}
+		for _, k := range page.Data {
+			if d.State == "revoked" && !k.Revoked || d.State == "expired" && !k.Expired {
+				continue
+			}
+			d.Keys = append(d.Keys, k)
+		}
+		if page.NextCursor != "" {
+			d.Next = apiKeysURL(d.Subject, d.State) + "&" + url.Values{"cursor": {page.NextCursor}}.Encode()
+		}
+	}
+	return c.ok(w, r, s, "apikeys.html", "API keys", "api_keys", d)
+}
+
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+}
+
+func (c *Console) createAPIKey(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	f := r.PostForm
+	in := client.APIKeyParams{Name: strings.TrimSpace(f.Get("name")), Subject: strings.TrimSpace(f.Get("subject")),
+		Description: strings.TrimSpace(f.Get("description")), Scopes: splitList(f.Get("scopes")), CreatedBy: s.caller.CredentialID}
+	if in.Name == "" || in.Subject == "" {
+		return formError("An API key needs a name and a subject (user_…, org_… or mch_…).")
+	}
+	if exp := strings.TrimSpace(f.Get("seconds_until_expiration")); exp != "" {
+		n, err := strconv.ParseFloat(exp, 64)
+		if err != nil || n <= 0 {
+			return formError("The lifetime is a number of seconds above 0.")
+		}
+		in.SecondsUntilExpiration = &n
+	}
+	k, err := kw.CreateAPIKey(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	return c.ok(w, r, s, "secret.html", "API key created", "api_keys", secretData{
+		Title: "API key " + k.Name + " created", Label: "Secret of " + k.ID, Value: k.Secret,
+		Again: "reading it again is a write (api_keys:write) and is audited",
+		Back:  apiKeysURL(k.Subject, "live"), BackLabel: "Back to " + k.Subject + "'s keys"})
+}
+
+func (c *Console) revokeAPIKey(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	id := r.PathValue("id")
+	k, err := kw.RevokeAPIKey(r.Context(), id, strings.TrimSpace(r.PostForm.Get("reason")))
+	if err != nil {
+		return err
+	}
+	return done(w, r, s, apiKeysURL(k.Subject, "live"), "API key "+id+" revoked.")
+}

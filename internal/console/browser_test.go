@@ -1,0 +1,270 @@
+package console
+
+// The browser test: Debian's chromium, headless, driven by chromedp
+// against the console mounted on a real keyward (SQLite). It runs when
+// KEYWARD_BROWSER_TEST=1 (as .ci/run sets it, after installing chromium)
+// and is skipped otherwise. Screenshots of every page land in
+// artifacts/console/ at the repository's root (KEYWARD_CONSOLE_SCREENSHOTS
+// to change it).
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	cdpage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/keyward/keyward/client"
+	"github.com/keyward/keyward/internal/httpapi/apitest"
+)
+
+func chromium(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("KEYWARD_BROWSER_TEST") != "1" {
+		t.Skip("the browser test runs with KEYWARD_BROWSER_TEST=1 (and Debian's chromium installed)")
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("KEYWARD_BROWSER_TEST=1 but no chromium on PATH (apt-get install -y chromium)")
+	return ""
+}
+
+func screenshotDir(t *testing.T) string {
+	dir := os.Getenv("KEYWARD_CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "artifacts", "console")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// awaitPromise makes Evaluate wait for the promise an expression returns.
+func awaitPromise(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
+
+func TestBrowserConsoleWalkthrough(t *testing.T) {
+	execPath := chromium(t)
+	e := start(t, apitest.Options{})
+	shots := screenshotDir(t)
+	base := e.URL + "/console/"
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(execPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelTimeout()
+	// Confirmation dialogs (data-confirm) are accepted.
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if _, ok := ev.(*cdpage.EventJavascriptDialogOpening); ok {
+			go chromedp.Run(ctx, cdpage.HandleJavaScriptDialog(true))
+		}
+	})
+	run := func(step string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		var png []byte
+		run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	html := func() string {
+		t.Helper()
+		var s string
+		run("read the page", chromedp.OuterHTML("html", &s))
+		return s
+	}
+
+	// Sign in.
+	run("open the login page", chromedp.Navigate(base+"login"), chromedp.WaitVisible(`#key`, chromedp.ByID))
+	shot("login")
+	run("sign in", chromedp.SendKeys(`#key`, e.AdminKey, chromedp.ByID), chromedp.Submit(`#key`, chromedp.ByID),
+		chromedp.WaitVisible(`section[aria-labelledby="counts"]`))
+
+	// Create a machine; its secret is shown once.
+	run("machines", chromedp.Navigate(base+"machines"), chromedp.WaitVisible(`#name`, chromedp.ByID))
+	var secret string
+	run("create a machine", chromedp.SendKeys(`#name`, "worker", chromedp.ByID), chromedp.Submit(`#name`, chromedp.ByID),
+		chromedp.WaitVisible(`#secret`, chromedp.ByID), chromedp.Text(`#secret`, &secret, chromedp.ByID))
+	secret = strings.TrimSpace(secret)
+	e.Remember(secret)
+	var copyHidden bool
+	run("the copy button", chromedp.Evaluate(`document.querySelector("button.copy").hidden`, &copyHidden))
+	if copyHidden {
+		t.Error("with JavaScript on, the copy button stays hidden")
+	}
+	shot("secret-once")
+	caller, err := client.New(e.URL, secret).Caller(context.Background())
+	if err != nil || caller.Kind != "machine_key" {
+		t.Fatalf("the secret on the page does not authenticate: %+v %v", caller, err)
+	}
+	machineURL := base + "machines/" + caller.MachineID
+	run("machine list", chromedp.Navigate(base+"machines"), chromedp.WaitVisible(`table`))
+	if strings.Contains(html(), secret) {
+		t.Error("the machine list shows the secret")
+	}
+	shot("machines")
+
+	// Rotate it: a new secret, shown once.
+	tok, err := client.New(e.URL, secret).CreateM2MToken(context.Background(), client.M2MTokenParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Remember(tok.Token)
+	var rotated string
+	run("rotate", chromedp.Navigate(machineURL), chromedp.WaitVisible(`#previous_token_ttl`, chromedp.ByID),
+		chromedp.Click(`form[action$="/rotate"] button`), chromedp.WaitVisible(`#secret`, chromedp.ByID),
+		chromedp.Text(`#secret`, &rotated, chromedp.ByID))
+	rotated = strings.TrimSpace(rotated)
+	e.Remember(rotated)
+	if rotated == "" || rotated == secret {
+		t.Fatalf("rotation showed %q", rotated)
+	}
+
+	// Revoke the M2M token with a reason.
+	run("revoke the token", chromedp.Navigate(machineURL), chromedp.WaitVisible(`#reason-`+tok.ID, chromedp.ByID),
+		chromedp.SendKeys(`#reason-`+tok.ID, "leaked in a log", chromedp.ByID),
+		chromedp.Click(`form[action$="/m2m_tokens/`+tok.ID+`/revoke"] button`),
+		chromedp.WaitVisible(`p.flash`))
+	if got := html(); strings.Contains(got, secret) || strings.Contains(got, rotated) {
+		t.Error("the machine page shows a secret")
+	}
+	shot("machine")
+	if res, err := e.kw.Verify(context.Background(), client.VerifyRequest{Token: tok.Token}); err != nil || res.Code != client.CodeRevoked {
+		t.Errorf("the revoked token verifies as %+v %v", res, err)
+	}
+
+	// Find the event in the audit log.
+	run("audit", chromedp.Navigate(base+"audit?target="+tok.ID), chromedp.WaitVisible(`table`))
+	if got := html(); !strings.Contains(got, "m2m_token.revoke") {
+		t.Error("the audit log lacks the revocation")
+	}
+	run("audit, all", chromedp.Navigate(base+"audit"), chromedp.WaitVisible(`p.chain`))
+	shot("audit")
+
+	// The other pages, for the review.
+	for name, path := range map[string]string{"api-keys": "api_keys?subject=user_1", "organizations": "organizations",
+		"users": "users?user=user_1", "admin-keys": "admin_keys", "settings": "settings"} {
+		run(name, chromedp.Navigate(base+path), chromedp.WaitVisible(`main h1`))
+		shot(name)
+	}
+
+	// The overview: its weight and its first render, then a screenshot in
+	// light and in dark.
+	var weight struct {
+		HTML, Resources int
+		FCP             float64
+		Count           int
+	}
+	run("overview", chromedp.Navigate(base), chromedp.WaitVisible(`figure.chart`))
+	run("measure", chromedp.Evaluate(`new Promise(function (done) {
+		function measure() {
+			var nav = performance.getEntriesByType("navigation")[0];
+			var res = performance.getEntriesByType("resource");
+			var fcp = performance.getEntriesByName("first-contentful-paint")[0];
+			if (!fcp) { setTimeout(measure, 20); return; }
+			var sum = 0; res.forEach(function (r) { sum += r.decodedBodySize; });
+			done({HTML: nav.decodedBodySize, Resources: sum, FCP: fcp.startTime, Count: res.length});
+		}
+		measure();
+	})`, &weight, awaitPromise))
+	t.Logf("overview page weight: %d bytes (HTML %d + CSS/JS %d in %d files); first contentful paint %.0f ms",
+		weight.HTML+weight.Resources, weight.HTML, weight.Resources, weight.Count, weight.FCP)
+	if weight.HTML == 0 || weight.Count != 2 {
+		t.Errorf("overview loaded %d bytes of HTML and %d other files, want 2 (CSS, JS)", weight.HTML, weight.Count)
+	}
+	shot("overview")
+	var top []byte
+	run("overview, the first screen", chromedp.CaptureScreenshot(&top))
+	if err := os.WriteFile(filepath.Join(shots, "overview-viewport.png"), top, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("dark", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}))
+	shot("overview-dark")
+	run("light", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}))
+	run("narrow", emulation.SetDeviceMetricsOverride(390, 844, 2, true))
+	shot("overview-phone")
+	run("wide", emulation.ClearDeviceMetricsOverride())
+
+	// A POST without the CSRF token is refused, and changes nothing.
+	var status int
+	run("post without CSRF", chromedp.Evaluate(`fetch("/console/machines", {method: "POST", body: new URLSearchParams({name: "no-token"})}).then(function (r) { return r.status; })`, &status, awaitPromise))
+	if status != http.StatusForbidden {
+		t.Errorf("a POST without the CSRF token: %d, want 403", status)
+	}
+
+	// Sign out: the session is gone.
+	run("sign out", chromedp.Click(`form.signout button`), chromedp.WaitVisible(`#key`, chromedp.ByID))
+	var loc string
+	run("after sign-out", chromedp.Navigate(base+"machines"), chromedp.WaitVisible(`#key`, chromedp.ByID), chromedp.Location(&loc))
+	if !strings.HasSuffix(loc, "/console/login") {
+		t.Errorf("after sign-out the machines page is at %s", loc)
+	}
+
+	// A verify-only key sees no write button, and a forged POST is refused.
+	vk, err := e.kw.CreateAdminKey(context.Background(), client.AdminKeyParams{Name: "verifier", Permissions: []string{client.PermissionVerify}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Remember(vk.Secret)
+	run("sign in as verify", chromedp.SendKeys(`#key`, vk.Secret, chromedp.ByID), chromedp.Submit(`#key`, chromedp.ByID),
+		chromedp.WaitVisible(`section[aria-labelledby="counts"]`))
+	shot("overview-verify-only")
+	for _, path := range []string{"", "machines", "machines/" + caller.MachineID, "admin_keys", "settings", "organizations"} {
+		var forms int
+		run("forms on "+path, chromedp.Navigate(base+path), chromedp.WaitVisible(`main h1`),
+			chromedp.Evaluate(`document.querySelectorAll('form[method="post"]:not([action="/console/logout"]), button.danger').length`, &forms))
+		if forms != 0 {
+			t.Errorf("/console/%s offers a verify-only key %d write forms", path, forms)
+		}
+	}
+	run("forged POST", chromedp.Evaluate(`fetch("/console/machines", {method: "POST", body: new URLSearchParams({name: "forged",
+		csrf: document.querySelector('input[name="csrf"]').value})}).then(function (r) { return r.status; })`, &status, awaitPromise))
+	if status != http.StatusForbidden {
+		t.Errorf("a verify-only key's forged POST: %d, want 403", status)
+	}
+	if n := machineCount(t, e); n != 1 {
+		t.Errorf("%d machines after the refused posts, want 1", n)
+	}
+	for _, s := range e.Secrets() {
+		if strings.Contains(e.logs.String(), s) || strings.Contains(e.Logs.String(), s) {
+			t.Error("a secret is in a log line")
+		}
+	}
+	fmt.Fprintf(os.Stderr, "console screenshots: %s\n", shots)
+}
