@@ -211,36 +211,9 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 	if err != nil {
 		return PAT{}, err
 	}
-	if in.Name == nil {
-		return PAT{}, credential.ParamError(credential.CodeMissing, "name", "is required")
-	}
-	if err := validateName("name", *in.Name, PATNameMax); err != nil {
+	scopes, err := a.checkNewPAT(ctx, c, in)
+	if err != nil {
 		return PAT{}, err
-	}
-	if in.Description != nil && utf8.RuneCountInString(*in.Description) > PATDescriptionMax {
-		return PAT{}, credential.ParamError(credential.CodeTooLong, "description", fmt.Sprintf("must be at most %d characters", PATDescriptionMax))
-	}
-	if len(in.Scopes) > MaxPATScopes {
-		return PAT{}, credential.ParamError(credential.CodeTooMany, "scopes", fmt.Sprintf("must hold at most %d scopes", MaxPATScopes))
-	}
-	scopes := dedupe(in.Scopes)
-	if c.Kind == credential.KindAdminKey {
-		// A PAT is a way into the surfaces its built-in scopes open: an
-		// admin key may grant keyward:clients only if it could use the
-		// client registry itself.
-		if slices.Contains(scopes, ScopeClients) && !credential.Holds(c.Permissions, credential.Clients.Write()) {
-			return PAT{}, credential.Errorf(credential.CodeForbidden, "granting %s needs the %s permission", ScopeClients, credential.Clients.Write())
-		}
-	}
-	if c.Kind == credential.KindPAT {
-		if !slices.Contains(c.Scopes, ScopeTokens) {
-			return PAT{}, a.forbid(ctx, c, "scope_required", credential.Errorf(credential.CodeForbidden, "creating tokens needs the keyward:tokens scope"))
-		}
-		for _, s := range scopes {
-			if !slices.Contains(c.Scopes, s) {
-				return PAT{}, a.forbid(ctx, c, "scope_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot grant the scope %q, which it does not hold", s))
-			}
-		}
 	}
 	key, err := credential.Generate(credential.KindPAT)
 	if err != nil {
@@ -271,29 +244,9 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		if err := a.refusedIf(ctx, c, "outlives_creator", outlivesNot(c, expiresAt)); err != nil {
 			return err
 		}
-		workspaceID := ""
-		switch {
-		case ref != nil:
-			w, _, err := a.workspaceAccess(ctx, tx, c, user, *ref)
-			if err != nil {
-				return err
-			}
-			workspaceID = w.ID
-		case in.WorkspaceID != nil && *in.WorkspaceID != "":
-			w, err := tx.FindWorkspace(ctx, c.InstanceID, *in.WorkspaceID)
-			if credential.IsCode(err, credential.CodeNotFound) {
-				return credential.ParamError(credential.CodeInvalid, "workspace_id", "no such workspace")
-			}
-			if err != nil {
-				return err
-			}
-			if _, err := tx.GetMember(ctx, c.InstanceID, w.ID, user); err != nil {
-				if credential.IsCode(err, credential.CodeNotFound) {
-					return a.forbid(ctx, c, ReasonNotAMember, errNotAMember)
-				}
-				return err
-			}
-			workspaceID = w.ID
+		workspaceID, err := a.newPATWorkspace(ctx, tx, c, user, ref, in.WorkspaceID)
+		if err != nil {
+			return err
 		}
 		if c.Kind == credential.KindPAT && workspaceID != c.WorkspaceID {
 			return a.forbid(ctx, c, ReasonOtherWorkspace, credential.Errorf(credential.CodeForbidden, "a token can only create tokens bound to its own workspace (or to none, if it has none)"))
@@ -322,6 +275,74 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 	}
 	pat.Token = key.Reveal()
 	return pat, nil
+}
+
+// checkNewPAT checks a new PAT's fields, and that its creator may grant
+// its scopes: a PAT only what it holds, an admin key keyward:clients only
+// with the clients permission. It returns the scopes, each once.
+func (a *Authority) checkNewPAT(ctx context.Context, c Caller, in CreatePATInput) ([]string, error) {
+	if in.Name == nil {
+		return nil, credential.ParamError(credential.CodeMissing, "name", "is required")
+	}
+	if err := validateName("name", *in.Name, PATNameMax); err != nil {
+		return nil, err
+	}
+	if in.Description != nil && utf8.RuneCountInString(*in.Description) > PATDescriptionMax {
+		return nil, credential.ParamError(credential.CodeTooLong, "description", fmt.Sprintf("must be at most %d characters", PATDescriptionMax))
+	}
+	if len(in.Scopes) > MaxPATScopes {
+		return nil, credential.ParamError(credential.CodeTooMany, "scopes", fmt.Sprintf("must hold at most %d scopes", MaxPATScopes))
+	}
+	scopes := dedupe(in.Scopes)
+	if c.Kind == credential.KindAdminKey {
+		// A PAT is a way into the surfaces its built-in scopes open: an
+		// admin key may grant keyward:clients only if it could use the
+		// client registry itself.
+		if slices.Contains(scopes, ScopeClients) && !credential.Holds(c.Permissions, credential.Clients.Write()) {
+			return nil, credential.Errorf(credential.CodeForbidden, "granting %s needs the %s permission", ScopeClients, credential.Clients.Write())
+		}
+	}
+	if c.Kind == credential.KindPAT {
+		if !slices.Contains(c.Scopes, ScopeTokens) {
+			return nil, a.forbid(ctx, c, "scope_required", credential.Errorf(credential.CodeForbidden, "creating tokens needs the keyward:tokens scope"))
+		}
+		for _, s := range scopes {
+			if !slices.Contains(c.Scopes, s) {
+				return nil, a.forbid(ctx, c, "scope_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot grant the scope %q, which it does not hold", s))
+			}
+		}
+	}
+	return scopes, nil
+}
+
+// newPATWorkspace is the workspace a new PAT is bound to ("" for none):
+// the route's, or the one named in the input, of which user must be a
+// member.
+func (a *Authority) newPATWorkspace(ctx context.Context, tx Tx, c Caller, user string, ref *WorkspaceRef, named *string) (string, error) {
+	switch {
+	case ref != nil:
+		w, _, err := a.workspaceAccess(ctx, tx, c, user, *ref)
+		if err != nil {
+			return "", err
+		}
+		return w.ID, nil
+	case named != nil && *named != "":
+		w, err := tx.FindWorkspace(ctx, c.InstanceID, *named)
+		if credential.IsCode(err, credential.CodeNotFound) {
+			return "", credential.ParamError(credential.CodeInvalid, "workspace_id", "no such workspace")
+		}
+		if err != nil {
+			return "", err
+		}
+		if _, err := tx.GetMember(ctx, c.InstanceID, w.ID, user); err != nil {
+			if credential.IsCode(err, credential.CodeNotFound) {
+				return "", a.forbid(ctx, c, ReasonNotAMember, errNotAMember)
+			}
+			return "", err
+		}
+		return w.ID, nil
+	}
+	return "", nil
 }
 
 // patExpiry applies the instance's maximum lifetime: a requested expiry
