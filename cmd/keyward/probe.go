@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/client"
 )
 
 // newProbeCommand checks a running server's readiness, so container
@@ -14,7 +17,7 @@ import (
 // HEALTHCHECK.
 func newProbeCommand() *cobra.Command {
 	var (
-		url     string
+		target  string
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
@@ -26,23 +29,19 @@ func newProbeCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			if err != nil {
-				return usageErrorf("--url: %v", err)
+			// --url is the readiness URL (…/readyz) or the server's base URL.
+			base := strings.TrimSuffix(strings.TrimRight(target, "/"), "/readyz")
+			if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return usageErrorf("--url: want http(s)://host:port/readyz, not %q", target)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return fmt.Errorf("not ready: %w", err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("not ready: %s answered %d", url, resp.StatusCode)
+			if err := client.New(base, "", client.WithTimeout(timeout)).Ready(ctx); err != nil {
+				return fmt.Errorf("not ready: %s: %w", target, err)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "ready")
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&url, "url", "http://127.0.0.1:8080/readyz", "the readiness URL to check")
+	cmd.Flags().StringVar(&target, "url", "http://127.0.0.1:8080/readyz", "the readiness URL to check")
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for an answer")
 	return cmd
 }
