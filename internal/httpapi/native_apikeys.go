@@ -180,18 +180,11 @@ func (n *native) updateAPIKey(w http.ResponseWriter, r *http.Request, c authorit
 
 // revokeAPIKey: {"revocation_reason": "…"} (optional).
 func (n *native) revokeAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	f, err := wire.ReadForm(r, "revocation_reason")
-	var reason *string
-	if err == nil {
-		reason, err = f.String("revocation_reason")
-	}
+	reason, err := wire.ReadString(r, "revocation_reason")
 	if err != nil {
 		return err
 	}
-	if reason == nil {
-		reason = new(string)
-	}
-	k, err := n.auth.RevokeAPIKey(r.Context(), c, r.PathValue("api_key_id"), *reason)
+	k, err := n.auth.RevokeAPIKey(r.Context(), c, r.PathValue("api_key_id"), reason)
 	return respond(w, http.StatusOK, toNativeAPIKey(k), err)
 }
 

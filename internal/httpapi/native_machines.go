@@ -193,17 +193,10 @@ type machineScopeJSON struct {
 
 // addMachineScope lets the machine call another: {"to_machine_id": "mch_…"}.
 func (n *native) addMachineScope(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	f, err := wire.ReadForm(r, "to_machine_id")
-	var to *string
-	if err == nil {
-		to, err = f.String("to_machine_id")
-	}
-	if err == nil && to == nil {
-		err = credential.ParamError(credential.CodeMissing, "to_machine_id", "is missing")
-	}
+	to, err := wire.RequireString(r, "to_machine_id")
 	var s credential.MachineScope
 	if err == nil {
-		s, err = n.auth.CreateMachineScope(r.Context(), c, r.PathValue("machine_id"), *to)
+		s, err = n.auth.CreateMachineScope(r.Context(), c, r.PathValue("machine_id"), to)
 	}
 	return respond(w, http.StatusCreated, machineScopeJSON{FromMachineID: s.FromMachineID, ToMachineID: s.ToMachineID, CreatedAt: rfc3339(s.CreatedAt)}, err)
 }
@@ -281,17 +274,10 @@ func (n *native) createM2MToken(w http.ResponseWriter, r *http.Request, c author
 
 // revokeM2MToken: {"revocation_reason": "…"} (optional).
 func (n *native) revokeM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	f, err := wire.ReadForm(r, "revocation_reason")
-	var reason *string
-	if err == nil {
-		reason, err = f.String("revocation_reason")
-	}
+	reason, err := wire.ReadString(r, "revocation_reason")
 	if err != nil {
 		return err
 	}
-	if reason == nil {
-		reason = new(string)
-	}
-	t, err := n.auth.RevokeM2MToken(r.Context(), c, r.PathValue("m2m_token_id"), *reason)
+	t, err := n.auth.RevokeM2MToken(r.Context(), c, r.PathValue("m2m_token_id"), reason)
 	return respond(w, http.StatusOK, toNativeM2MToken(t), err)
 }

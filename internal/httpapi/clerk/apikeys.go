@@ -174,18 +174,11 @@ func (s *surface) deleteAPIKey(w http.ResponseWriter, r *http.Request, c authori
 }
 
 func (s *surface) revokeAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	f, err := wire.ReadForm(r, "revocation_reason")
-	var reason *string
-	if err == nil {
-		reason, err = f.String("revocation_reason")
-	}
+	reason, err := wire.ReadString(r, "revocation_reason")
 	if err != nil {
 		return err
 	}
-	if reason == nil {
-		reason = new(string)
-	}
-	k, err := s.auth.RevokeAPIKey(r.Context(), c, r.PathValue("api_key_id"), *reason)
+	k, err := s.auth.RevokeAPIKey(r.Context(), c, r.PathValue("api_key_id"), reason)
 	if err != nil {
 		return err
 	}
@@ -207,18 +200,11 @@ func (s *surface) apiKeySecret(w http.ResponseWriter, r *http.Request, c authori
 // verifyAPIKey answers Clerk's verify: the key when valid, and the same
 // 404 for every other outcome (invalid, revoked, expired or unknown).
 func (s *surface) verifyAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	f, err := wire.ReadForm(r, "secret")
-	var secret *string
-	if err == nil {
-		secret, err = f.String("secret")
-	}
-	if err == nil && secret == nil {
-		err = credential.ParamError(credential.CodeMissing, "secret", "is missing")
-	}
+	secret, err := wire.RequireString(r, "secret")
 	if err != nil {
 		return err
 	}
-	res, err := s.auth.Verify(r.Context(), c, authority.VerifyInput{Token: *secret})
+	res, err := s.auth.Verify(r.Context(), c, authority.VerifyInput{Token: secret})
 	if err != nil {
 		return err
 	}

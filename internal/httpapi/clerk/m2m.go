@@ -122,18 +122,11 @@ func (s *surface) listM2MTokens(w http.ResponseWriter, r *http.Request, c author
 }
 
 func (s *surface) revokeM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	f, err := wire.ReadForm(r, "revocation_reason")
-	var reason *string
-	if err == nil {
-		reason, err = f.String("revocation_reason")
-	}
+	reason, err := wire.ReadString(r, "revocation_reason")
 	if err != nil {
 		return err
 	}
-	if reason == nil {
-		reason = new(string)
-	}
-	tok, err := s.auth.RevokeM2MToken(r.Context(), c, r.PathValue("m2m_token_id"), *reason)
+	tok, err := s.auth.RevokeM2MToken(r.Context(), c, r.PathValue("m2m_token_id"), reason)
 	if err != nil {
 		return err
 	}
@@ -145,18 +138,11 @@ func (s *surface) revokeM2MToken(w http.ResponseWriter, r *http.Request, c autho
 // and the same 404 for every other outcome (invalid, revoked, expired,
 // unknown, or not scoped to the verifying machine).
 func (s *surface) verifyM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	f, err := wire.ReadForm(r, "token")
-	var token *string
-	if err == nil {
-		token, err = f.String("token")
-	}
-	if err == nil && token == nil {
-		err = credential.ParamError(credential.CodeMissing, "token", "is missing")
-	}
+	token, err := wire.RequireString(r, "token")
 	if err != nil {
 		return err
 	}
-	res, err := s.auth.Verify(r.Context(), c, authority.VerifyInput{Token: *token})
+	res, err := s.auth.Verify(r.Context(), c, authority.VerifyInput{Token: token})
 	if err != nil {
 		return err
 	}

@@ -166,18 +166,11 @@ func (s *surface) rotateSecretKey(w http.ResponseWriter, r *http.Request, c auth
 }
 
 func (s *surface) createScope(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	f, err := wire.ReadForm(r, "to_machine_id")
-	var to *string
-	if err == nil {
-		to, err = f.String("to_machine_id")
-	}
+	to, err := wire.ReadString(r, "to_machine_id")
 	if err != nil {
 		return err
 	}
-	if to == nil {
-		to = new(string)
-	}
-	scope, err := s.auth.CreateMachineScope(r.Context(), c, r.PathValue("machine_id"), *to)
+	scope, err := s.auth.CreateMachineScope(r.Context(), c, r.PathValue("machine_id"), to)
 	if err != nil {
 		return err
 	}

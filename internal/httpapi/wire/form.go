@@ -51,6 +51,37 @@ func ParseForm(body []byte) (*Form, error) {
 	return nil, credential.Errorf(credential.CodeMalformed, "the request body is not valid JSON")
 }
 
+// ReadString reads a body whose one parameter is the string name (a
+// reason, a token): "" when the body or the parameter is absent.
+func ReadString(r *http.Request, name string) (string, error) {
+	f, err := ReadForm(r, name)
+	if err != nil {
+		return "", err
+	}
+	v, err := f.String(name)
+	if err != nil || v == nil {
+		return "", err
+	}
+	return *v, nil
+}
+
+// RequireString is ReadString for a parameter that must be there: its
+// absence is a CodeMissing error naming it.
+func RequireString(r *http.Request, name string) (string, error) {
+	f, err := ReadForm(r, name)
+	if err != nil {
+		return "", err
+	}
+	v, err := f.String(name)
+	if err == nil && v == nil {
+		err = credential.ParamError(credential.CodeMissing, name, "is missing")
+	}
+	if err != nil {
+		return "", err
+	}
+	return *v, nil
+}
+
 // ReadForm reads the request body as a strict JSON object that may hold
 // only the allowed parameters (most vendor schemas forbid others).
 func ReadForm(r *http.Request, allowed ...string) (*Form, error) {

@@ -3,6 +3,9 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -230,4 +233,50 @@ func FuzzParseForm(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestReadStringAndRequireString(t *testing.T) {
+	req := func(body string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		if body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		return r
+	}
+	cases := []struct {
+		name, body       string
+		read             string
+		readCode         credential.Code
+		require          string
+		requireCode      credential.Code
+		requireNamesName bool
+	}{
+		{name: "present", body: `{"reason":"leaked"}`, read: "leaked", require: "leaked"},
+		{name: "absent parameter", body: `{}`, requireCode: credential.CodeMissing, requireNamesName: true},
+		{name: "no body", body: ``, requireCode: credential.CodeMissing, requireNamesName: true},
+		{name: "not a string", body: `{"reason":7}`, readCode: credential.CodeWrongType, requireCode: credential.CodeWrongType},
+		{name: "another parameter", body: `{"other":"x"}`, readCode: credential.CodeUnknownParam, requireCode: credential.CodeUnknownParam},
+	}
+	codeOf := func(err error) credential.Code {
+		if err == nil {
+			return ""
+		}
+		return credential.CodeOf(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ReadString(req(tc.body), "reason")
+			if codeOf(err) != tc.readCode || (err == nil && got != tc.read) {
+				t.Errorf("ReadString = %q, %v; want %q, code %q", got, err, tc.read, tc.readCode)
+			}
+			got, err = RequireString(req(tc.body), "reason")
+			if codeOf(err) != tc.requireCode || (err == nil && got != tc.require) {
+				t.Errorf("RequireString = %q, %v; want %q, code %q", got, err, tc.require, tc.requireCode)
+			}
+			var ce *credential.Error
+			if tc.requireNamesName && (!errors.As(err, &ce) || ce.Param != "reason") {
+				t.Errorf("RequireString's error %v does not name the parameter", err)
+			}
+		})
+	}
 }
