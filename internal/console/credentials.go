@@ -84,16 +84,13 @@ func (c *Console) orgToken(w http.ResponseWriter, r *http.Request, s *session, k
 	return c.ok(w, r, s, "orgtoken.html", t.Name, "organizations", d)
 }
 
-// updateOrgToken renames a token and sets its source addresses (its
-// privileges are set at creation).
+// updateOrgToken renames a token (the API keeps its source addresses as
+// created; its privileges the console sets at creation only).
 func (c *Console) updateOrgToken(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
 	org, id := r.PathValue("org"), r.PathValue("id")
-	in := client.OrgTokenParams{Name: strings.TrimSpace(r.PostForm.Get("name")), SrcIPs: splitList(r.PostForm.Get("src_ips"))}
+	in := client.OrgTokenParams{Name: strings.TrimSpace(r.PostForm.Get("name"))}
 	if in.Name == "" {
 		return formError("A token needs a name.")
-	}
-	if in.SrcIPs == nil {
-		in.SrcIPs = []string{}
 	}
 	if _, err := kw.UpdateOrgToken(r.Context(), org, id, in); err != nil {
 		return err
