@@ -200,6 +200,7 @@ func (c *Console) routes() {
 	c.mux.Handle("GET "+Prefix+"settings", c.page(c.settings))
 	c.mux.Handle("POST "+Prefix+"settings", c.page(c.updateSettings))
 	c.mux.Handle("POST "+Prefix+"settings/scopes", c.page(c.updateScopes))
+	c.mux.Handle("POST "+Prefix+"settings/signing_keys/rotate", c.page(c.rotateSigningKey))
 }
 
 // page wraps a handler: it finds the session (else sends to sign-in),

@@ -390,3 +390,30 @@ func TestAReadOnlyKeySeesNoWriteFormsOnTheDetailPages(t *testing.T) {
 	}
 	assertSecretsOnlyOnTheirPage(t, e, b, 0)
 }
+
+func TestSigningKeysAreListedAndRotatedUnderSettings(t *testing.T) {
+	e := start(t, apitest.Options{})
+	ctx := context.Background()
+	b := e.browser(t)
+	b.signIn(e.AdminKey)
+	p := b.posted("/console/settings/signing_keys/rotate", url.Values{"algorithm": {"EdDSA"}})
+	if p.header.Get("Location") != "/console/settings#signing" {
+		t.Errorf("rotate goes to %q", p.header.Get("Location"))
+	}
+	keys, err := e.kw.SigningKeys(ctx)
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys: %+v %v", keys, err)
+	}
+	page := b.get("/console/settings")
+	for _, k := range keys {
+		if !strings.Contains(page.body, k.ID) {
+			t.Errorf("settings lack key %s", k.ID)
+		}
+	}
+	if !strings.Contains(page.body, "EdDSA</td><td>signing") {
+		t.Errorf("the new EdDSA key is not shown signing: %.3000s", page.body)
+	}
+	if ev, _ := e.kw.AuditEvents(ctx, client.AuditQuery{Action: "signing_key.rotate"}); len(ev.Events) != 1 {
+		t.Errorf("rotation events: %+v", ev.Events)
+	}
+}

@@ -268,6 +268,7 @@ func (c *Console) deleteClient(w http.ResponseWriter, r *http.Request, s *sessio
 type settingsData struct {
 	Instance client.Instance
 	Scopes   *client.ScopeCatalogue
+	Keys     []client.SigningKey
 }
 
 func (c *Console) settings(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
@@ -276,6 +277,9 @@ func (c *Console) settings(w http.ResponseWriter, r *http.Request, s *session, k
 		return err
 	}
 	d := settingsData{Instance: in}
+	if d.Keys, err = kw.SigningKeys(r.Context()); err != nil {
+		return err
+	}
 	if s.Can("scopes:read") {
 		cat, err := kw.Scopes(r.Context())
 		if err != nil {
@@ -410,4 +414,12 @@ func (c *Console) updateWorkspace(w http.ResponseWriter, r *http.Request, s *ses
 		return err
 	}
 	return done(w, r, s, orgURL(org)+"/workspaces/"+url.PathEscape(ws), "Workspace saved.")
+}
+
+func (c *Console) rotateSigningKey(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	k, err := kw.RotateSigningKey(r.Context(), r.PostForm.Get("algorithm"))
+	if err != nil {
+		return err
+	}
+	return done(w, r, s, Prefix+"settings#signing", "Signing key "+k.ID+" ("+k.Algorithm+") now signs new tokens; the older keys stay published until their tokens expire.")
 }
