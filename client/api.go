@@ -492,3 +492,36 @@ func need2(org, ws string) error {
 	}
 	return need("workspace", ws)
 }
+
+// SigningKey is one of the instance's JWT signing keys: public facts
+// only (the public keys are in the JWKS).
+type SigningKey struct {
+	ID             string     `json:"id"` // the JWT kid
+	Algorithm      string     `json:"algorithm"`
+	Active         bool       `json:"active"` // it signs new tokens
+	CreatedAt      time.Time  `json:"created_at"`
+	RetiredAt      *time.Time `json:"retired_at"`
+	PublishedUntil *time.Time `json:"published_until"` // a retired key leaves the JWKS then
+}
+
+// SigningKeys lists the instance's JWT signing keys. Needs instance:read.
+func (c *Client) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+	var out struct {
+		Data []SigningKey `json:"data"`
+	}
+	err := c.get(ctx, "/v1/signing_keys", &out)
+	return out.Data, err
+}
+
+// RotateSigningKey makes a new key (algorithm "RS256", "EdDSA", or ""
+// for RS256) the instance's signing key; older keys stop signing and stay
+// published until their tokens expire. Needs instance:write.
+func (c *Client) RotateSigningKey(ctx context.Context, algorithm string) (SigningKey, error) {
+	var out SigningKey
+	body := map[string]string{}
+	if algorithm != "" {
+		body["algorithm"] = algorithm
+	}
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/signing_keys/rotate", body: jsonBody(body)}, &out)
+	return out, err
+}

@@ -248,3 +248,24 @@ func TestWithTimeoutEndsAHangingCall(t *testing.T) {
 		t.Fatalf("a hanging server: %v, want ErrUnavailable", err)
 	}
 }
+
+// An update with an empty, non-nil SiteIDs sends "site_ids": [] (the
+// sitegroup loses its sites); a nil one leaves them out.
+func TestUpdateSitegroupSendsAnEmptySiteList(t *testing.T) {
+	var bodies []string
+	srv, _ := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, string(b))
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"g1","name":"g","site_ids":[]}`)
+	})
+	kw := newClient(srv.URL)
+	for _, in := range []client.SitegroupParams{{Name: "g", SiteIDs: []string{}}, {Name: "g"}} {
+		if _, err := kw.UpdateSitegroup(context.Background(), "org", "g1", in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(bodies) != 2 || bodies[0] != `{"name":"g","site_ids":[]}` || bodies[1] != `{"name":"g"}` {
+		t.Errorf("bodies %q", bodies)
+	}
+}

@@ -26,7 +26,7 @@ type OrgToken struct {
 type OrgTokenParams struct {
 	Name       string      `json:"name,omitempty"`
 	Privileges []Privilege `json:"privileges,omitempty"`
-	SrcIPs     []string    `json:"src_ips,omitempty"`
+	SrcIPs     []string    `json:"src_ips,omitzero"` // an empty, non-nil list is sent (any address)
 }
 
 func orgTokensPath(org string) string { return "/v1/organizations/" + seg(org) + "/tokens" }

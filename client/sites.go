@@ -29,7 +29,7 @@ type Sitegroup struct {
 // (SiteIDs replaces the sites when not nil).
 type SitegroupParams struct {
 	Name    string   `json:"name,omitempty"`
-	SiteIDs []string `json:"site_ids,omitempty"`
+	SiteIDs []string `json:"site_ids,omitzero"` // omitzero: an empty, non-nil list is sent (and clears)
 }
 
 func sitesPath(org string) string      { return "/v1/organizations/" + seg(org) + "/sites" }

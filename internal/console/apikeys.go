@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -55,7 +56,9 @@ func splitList(s string) []string {
 func (c *Console) createAPIKey(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
 	f := r.PostForm
 	in := client.APIKeyParams{Name: strings.TrimSpace(f.Get("name")), Subject: strings.TrimSpace(f.Get("subject")),
-		Description: strings.TrimSpace(f.Get("description")), Scopes: splitList(f.Get("scopes")), CreatedBy: s.caller.CredentialID}
+		Description: strings.TrimSpace(f.Get("description")), Scopes: splitList(f.Get("scopes"))}
+	// created_by names a user (user_…); an admin key is not one, and the
+	// audit log's api_key.create event names it as the actor anyway.
 	if in.Name == "" || in.Subject == "" {
 		return formError("An API key needs a name and a subject (user_…, org_… or mch_…).")
 	}
@@ -82,5 +85,71 @@ func (c *Console) revokeAPIKey(w http.ResponseWriter, r *http.Request, s *sessio
 	if err != nil {
 		return err
 	}
-	return done(w, r, s, apiKeysURL(k.Subject, "live"), "API key "+id+" revoked.")
+	back := apiKeysURL(k.Subject, "live")
+	if r.PostForm.Get("back") == "detail" {
+		back = apiKeyURL(id)
+	}
+	return done(w, r, s, back, "API key "+id+" revoked.")
+}
+
+type apiKeyData struct {
+	Key    client.APIKey
+	Life   life
+	Claims string
+}
+
+func apiKeyURL(id string) string { return Prefix + "api_keys/" + url.PathEscape(id) }
+
+// apiKey shows one API key: its life, its metadata and the form that
+// changes it (never its secret).
+func (c *Console) apiKey(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	k, err := kw.GetAPIKey(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	d := apiKeyData{Key: k, Life: life{Kind: "api_key", ID: k.ID, State: state(k.Revoked, k.Expired), Created: k.CreatedAt,
+		LastUsed: k.LastUsedAt, Expires: k.ExpiresAt}}
+	if k.CreatedBy != nil && *k.CreatedBy != "" {
+		d.Life.CreatedBy = *k.CreatedBy
+	} else {
+		d.Life.CreatedBy, d.Life.CreatedByNote = createdBy(r.Context(), s, kw, "api_key.create", k.ID)
+	}
+	if len(k.Claims) > 0 && string(k.Claims) != "null" {
+		d.Claims = string(k.Claims)
+	}
+	return c.ok(w, r, s, "apikey.html", k.Name, "api_keys", d)
+}
+
+// updateAPIKey changes what the native API's update takes: subject,
+// description, scopes, claims and the remaining lifetime (the name and
+// type cannot change). A field left empty is left as it is, but the
+// description, which an empty field clears.
+func (c *Console) updateAPIKey(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	id, f := r.PathValue("id"), r.PostForm
+	var in client.APIKeyUpdate
+	if v := strings.TrimSpace(f.Get("subject")); v != "" {
+		in.Subject = &v
+	}
+	if _, ok := f["description"]; ok {
+		v := strings.TrimSpace(f.Get("description"))
+		in.Description = &v
+	}
+	in.Scopes = splitList(f.Get("scopes"))
+	if v := strings.TrimSpace(f.Get("claims")); v != "" {
+		if !json.Valid([]byte(v)) || !strings.HasPrefix(v, "{") {
+			return formError("The claims are a JSON object.")
+		}
+		in.Claims = json.RawMessage(v)
+	}
+	if exp := strings.TrimSpace(f.Get("seconds_until_expiration")); exp != "" {
+		n, err := strconv.ParseFloat(exp, 64)
+		if err != nil || n <= 0 {
+			return formError("The lifetime is a number of seconds above 0.")
+		}
+		in.SecondsUntilExpiration = &n
+	}
+	if _, err := kw.UpdateAPIKey(r.Context(), id, in); err != nil {
+		return err
+	}
+	return done(w, r, s, apiKeyURL(id), "API key saved.")
 }

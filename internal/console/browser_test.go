@@ -177,9 +177,50 @@ func TestBrowserConsoleWalkthrough(t *testing.T) {
 	run("audit, all", chromedp.Navigate(base+"audit"), chromedp.WaitVisible(`p.chain`))
 	shot("audit")
 
+	// The detail pages' credentials, made through the SDK.
+	sdk := context.Background()
+	org, err := e.kw.CreateOrganization(sdk, client.OrganizationParams{Name: "Acme", Slug: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	site, _ := e.kw.CreateSite(sdk, org.ID, "hq")
+	if _, err := e.kw.CreateSitegroup(sdk, org.ID, client.SitegroupParams{Name: "all", SiteIDs: []string{site.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	ot, err := e.kw.CreateOrgToken(sdk, org.ID, client.OrgTokenParams{Name: "ci", Privileges: []client.Privilege{{Scope: "org", Role: "read"}}, SrcIPs: []string{"10.0.0.0/8"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _ := e.kw.CreateWorkspace(sdk, org.ID, client.WorkspaceParams{Name: "Eng", Slug: "eng"})
+	ak, err := e.kw.CreateAPIKey(sdk, client.APIKeyParams{Name: "billing", Subject: subject1, Scopes: []string{"read"}, Claims: []byte(`{"tier":"gold"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pat, err := e.kw.CreatePAT(sdk, subject1, client.PATParams{Name: "laptop", Description: "cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := e.kw.CreateAdminKey(sdk, client.AdminKeyParams{Name: "reader", Permissions: []string{"machines:read", "audit:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Remember(ot.Key, ak.Secret, pat.Token, adm.Secret)
+	if _, err := e.kw.RotateSigningKey(sdk, "EdDSA"); err != nil {
+		t.Fatal(err)
+	}
+
+	// An actor token's ticket and link, shown once.
+	run("actor token", chromedp.Navigate(base+"actor_tokens"), chromedp.WaitVisible(`#new-user`, chromedp.ByID),
+		chromedp.SetValue(`#new-user`, subject1, chromedp.ByID), chromedp.SetValue(`#new-actor`, "user_support", chromedp.ByID),
+		chromedp.Submit(`#new-actor`, chromedp.ByID), chromedp.WaitVisible(`#secret-url`, chromedp.ByID))
+	shot("actor-token-secret")
+
 	// The other pages, for the review.
-	for name, path := range map[string]string{"api-keys": "api_keys?subject=user_1", "organizations": "organizations",
-		"users": "users?user=user_1", "admin-keys": "admin_keys", "settings": "settings"} {
+	for name, path := range map[string]string{"api-keys": "api_keys?subject=" + subject1, "organizations": "organizations",
+		"users": "users?user=" + subject1, "admin-keys": "admin_keys", "settings": "settings",
+		"api-key": "api_keys/" + ak.ID, "organization": "organizations/" + org.ID, "org-token": "organizations/" + org.ID + "/tokens/" + ot.ID,
+		"workspace": "organizations/" + org.ID + "/workspaces/" + ws.ID, "pat": "users/" + subject1 + "/pats/" + pat.ID,
+		"admin-key": "admin_keys/" + adm.ID, "actor-tokens": "actor_tokens"} {
 		run(name, chromedp.Navigate(base+path), chromedp.WaitVisible(`main h1`))
 		shot(name)
 	}

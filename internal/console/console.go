@@ -152,36 +152,55 @@ func (c *Console) routes() {
 
 	c.mux.Handle("GET "+Prefix+"api_keys", c.page(c.apiKeys))
 	c.mux.Handle("POST "+Prefix+"api_keys", c.page(c.createAPIKey))
+	c.mux.Handle("GET "+Prefix+"api_keys/{id}", c.page(c.apiKey))
+	c.mux.Handle("POST "+Prefix+"api_keys/{id}", c.page(c.updateAPIKey))
 	c.mux.Handle("POST "+Prefix+"api_keys/{id}/revoke", c.page(c.revokeAPIKey))
+
+	c.mux.Handle("GET "+Prefix+"actor_tokens", c.page(c.actorTokens))
+	c.mux.Handle("POST "+Prefix+"actor_tokens", c.page(c.createActorToken))
+	c.mux.Handle("POST "+Prefix+"actor_tokens/{id}/revoke", c.page(c.revokeActorToken))
+	c.mux.Handle("POST "+Prefix+"impersonation_sessions/revoke", c.page(c.revokeImpersonationSession))
 
 	c.mux.Handle("GET "+Prefix+"audit", c.page(c.audit))
 
 	c.mux.Handle("GET "+Prefix+"admin_keys", c.page(c.adminKeys))
 	c.mux.Handle("POST "+Prefix+"admin_keys", c.page(c.createAdminKey))
+	c.mux.Handle("GET "+Prefix+"admin_keys/{id}", c.page(c.adminKey))
 	c.mux.Handle("POST "+Prefix+"admin_keys/{id}/revoke", c.page(c.revokeAdminKey))
 
 	c.mux.Handle("GET "+Prefix+"organizations", c.page(c.organizations))
 	c.mux.Handle("POST "+Prefix+"organizations", c.page(c.createOrganization))
 	c.mux.Handle("GET "+Prefix+"organizations/{org}", c.page(c.organization))
+	c.mux.Handle("POST "+Prefix+"organizations/{org}", c.page(c.updateOrganization))
 	c.mux.Handle("POST "+Prefix+"organizations/{org}/delete", c.page(c.deleteOrganization))
 	c.mux.Handle("POST "+Prefix+"organizations/{org}/sites", c.page(c.createSite))
+	c.mux.Handle("POST "+Prefix+"organizations/{org}/sites/{id}", c.page(c.renameSite))
 	c.mux.Handle("POST "+Prefix+"organizations/{org}/sites/{id}/delete", c.page(c.deleteSite))
 	c.mux.Handle("POST "+Prefix+"organizations/{org}/sitegroups", c.page(c.createSitegroup))
+	c.mux.Handle("POST "+Prefix+"organizations/{org}/sitegroups/{id}", c.page(c.updateSitegroup))
 	c.mux.Handle("POST "+Prefix+"organizations/{org}/sitegroups/{id}/delete", c.page(c.deleteSitegroup))
 	c.mux.Handle("POST "+Prefix+"organizations/{org}/tokens", c.page(c.createOrgToken))
+	c.mux.Handle("GET "+Prefix+"organizations/{org}/tokens/{id}", c.page(c.orgToken))
+	c.mux.Handle("POST "+Prefix+"organizations/{org}/tokens/{id}", c.page(c.updateOrgToken))
 	c.mux.Handle("POST "+Prefix+"organizations/{org}/tokens/{id}/delete", c.page(c.deleteOrgToken))
 	c.mux.Handle("POST "+Prefix+"organizations/{org}/workspaces", c.page(c.createWorkspace))
 	c.mux.Handle("GET "+Prefix+"organizations/{org}/workspaces/{ws}", c.page(c.workspace))
+	c.mux.Handle("POST "+Prefix+"organizations/{org}/workspaces/{ws}", c.page(c.updateWorkspace))
 	c.mux.Handle("POST "+Prefix+"organizations/{org}/workspaces/{ws}/members", c.page(c.putMember))
 	c.mux.Handle("POST "+Prefix+"organizations/{org}/workspaces/{ws}/members/{user}/delete", c.page(c.removeMember))
 
 	c.mux.Handle("GET "+Prefix+"users", c.page(c.user))
+	c.mux.Handle("POST "+Prefix+"users/{user}/pats", c.page(c.createPAT))
+	c.mux.Handle("GET "+Prefix+"users/{user}/pats/{id}", c.page(c.pat))
+	c.mux.Handle("POST "+Prefix+"users/{user}/pats/{id}", c.page(c.updatePAT))
 	c.mux.Handle("POST "+Prefix+"users/{user}/pats/{id}/revoke", c.page(c.revokePAT))
+	c.mux.Handle("POST "+Prefix+"users/{user}/clients", c.page(c.createClient))
 	c.mux.Handle("POST "+Prefix+"users/{user}/clients/{id}/delete", c.page(c.deleteClient))
 
 	c.mux.Handle("GET "+Prefix+"settings", c.page(c.settings))
 	c.mux.Handle("POST "+Prefix+"settings", c.page(c.updateSettings))
 	c.mux.Handle("POST "+Prefix+"settings/scopes", c.page(c.updateScopes))
+	c.mux.Handle("POST "+Prefix+"settings/signing_keys/rotate", c.page(c.rotateSigningKey))
 }
 
 // page wraps a handler: it finds the session (else sends to sign-in),

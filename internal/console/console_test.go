@@ -340,6 +340,8 @@ func TestAPostWithoutTheCSRFTokenChangesNothing(t *testing.T) {
 	}
 }
 
+var errorRE = regexp.MustCompile(`(?s)<main.*</main>`)
+
 var secretRE = regexp.MustCompile(`<output id="secret" class="secret">([^<]+)</output>`)
 
 func TestASecretIsShownOnceAndNowhereElse(t *testing.T) {

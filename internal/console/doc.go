@@ -19,7 +19,8 @@
 // script), X-Frame-Options: DENY, nosniff, no referrer and no-store; every
 // form carries the session's CSRF token, checked in constant time on every
 // POST, and cross-origin POSTs are refused besides (http.CrossOriginProtection).
-// A secret (a machine key, an admin key, an API key) appears only in the
+// A secret (a machine key, an admin key, an API key, an org token, a PAT,
+// an actor token) appears only in the
 // response to the POST that created or revealed it, never in a URL, a
 // log line or a list page.
 //

@@ -40,6 +40,7 @@ func (c *Console) machines(w http.ResponseWriter, r *http.Request, s *session, k
 // secretData is a page that shows a secret once.
 type secretData struct {
 	Title, Label, Value, Again string
+	URL                        string // a second secret: a link that holds the first (an actor token's)
 	Back, BackLabel            string
 }
 
@@ -67,6 +68,7 @@ func (c *Console) createMachine(w http.ResponseWriter, r *http.Request, s *sessi
 
 type machineData struct {
 	Machine client.Machine
+	Life    life // of its secret key
 	State   string
 	Tokens  []client.M2MToken
 	Next    string
@@ -79,7 +81,10 @@ func (c *Console) machine(w http.ResponseWriter, r *http.Request, s *session, kw
 	if err != nil {
 		return err
 	}
-	d := machineData{Machine: m, State: r.URL.Query().Get("state")}
+	d := machineData{Machine: m, State: r.URL.Query().Get("state"), Life: life{Kind: "machine_key", ID: m.ID, State: "live", Created: m.CreatedAt,
+		LastUsedNote: "the native API keeps no last use of a machine key; its M2M tokens' last use is below",
+		ExpiresNote:  "a machine key lasts until it is rotated or its machine deleted"}}
+	d.Life.CreatedBy, d.Life.CreatedByNote = createdBy(r.Context(), s, kw, "machine.create", m.ID)
 	if s.Can("m2m_tokens:read") {
 		q := client.M2MTokenQuery{ListParams: client.ListParams{Limit: 50, Cursor: r.URL.Query().Get("cursor")}}
 		yes := true

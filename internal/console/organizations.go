@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -267,6 +268,7 @@ func (c *Console) deleteClient(w http.ResponseWriter, r *http.Request, s *sessio
 type settingsData struct {
 	Instance client.Instance
 	Scopes   *client.ScopeCatalogue
+	Keys     []client.SigningKey
 }
 
 func (c *Console) settings(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
@@ -275,6 +277,9 @@ func (c *Console) settings(w http.ResponseWriter, r *http.Request, s *session, k
 		return err
 	}
 	d := settingsData{Instance: in}
+	if d.Keys, err = kw.SigningKeys(r.Context()); err != nil {
+		return err
+	}
 	if s.Can("scopes:read") {
 		cat, err := kw.Scopes(r.Context())
 		if err != nil {
@@ -310,4 +315,111 @@ func (c *Console) updateScopes(w http.ResponseWriter, r *http.Request, s *sessio
 		return err
 	}
 	return done(w, r, s, Prefix+"settings", "Scope catalogue saved.")
+}
+
+func (c *Console) createPAT(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	user, f := r.PathValue("user"), r.PostForm
+	in := client.PATParams{Name: strings.TrimSpace(f.Get("name")), Description: strings.TrimSpace(f.Get("description")),
+		Scopes: splitList(f.Get("scopes")), WorkspaceID: strings.TrimSpace(f.Get("workspace_id"))}
+	if in.Name == "" {
+		return formError("A token needs a name.")
+	}
+	if exp := strings.TrimSpace(f.Get("expires_at")); exp != "" {
+		t, err := parseLocalTime(exp)
+		if err != nil {
+			return err
+		}
+		in.ExpiresAt = &t
+	}
+	p, err := kw.CreatePAT(r.Context(), user, in)
+	if err != nil {
+		return err
+	}
+	return c.ok(w, r, s, "secret.html", "Personal access token created", "users", secretData{
+		Title: "Token " + p.Name + " of " + user + " created", Label: "Token " + p.ID + " (" + p.TokenPrefix + "…)", Value: p.Token,
+		Again: "keyward keeps only its digest", Back: userURL(user), BackLabel: "Back to " + user})
+}
+
+// createClient registers a Freezer client for the user from the form's
+// fields (client_id required), as the native API takes its client-info
+// object.
+func (c *Console) createClient(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	user, f := r.PathValue("user"), r.PostForm
+	doc := map[string]string{}
+	for _, field := range []string{"client_id", "hostname", "description"} {
+		if v := strings.TrimSpace(f.Get(field)); v != "" {
+			doc[field] = v
+		}
+	}
+	if doc["client_id"] == "" {
+		return formError("A client needs a client id (its host's name, optionally prefixed: project_host.example.com).")
+	}
+	body, _ := json.Marshal(doc)
+	cl, err := kw.CreateBackupClient(r.Context(), user, body)
+	if err != nil {
+		return err
+	}
+	return done(w, r, s, userURL(user), "Client "+cl.ClientID+" registered.")
+}
+
+// updateOrganization renames an organization or changes its slug (an
+// empty field is left as it is).
+func (c *Console) updateOrganization(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	in := client.OrganizationParams{Name: strings.TrimSpace(r.PostForm.Get("name")), Slug: strings.TrimSpace(r.PostForm.Get("slug"))}
+	if in.Name == "" && in.Slug == "" {
+		return formError("Give a new name or slug.")
+	}
+	o, err := kw.UpdateOrganization(r.Context(), r.PathValue("org"), in)
+	if err != nil {
+		return err
+	}
+	return done(w, r, s, orgURL(o.ID), "Organization saved.")
+}
+
+func (c *Console) renameSite(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	org, id := r.PathValue("org"), r.PathValue("id")
+	name := strings.TrimSpace(r.PostForm.Get("name"))
+	if name == "" {
+		return formError("A site needs a name.")
+	}
+	if _, err := kw.RenameSite(r.Context(), org, id, name); err != nil {
+		return err
+	}
+	return done(w, r, s, orgURL(org), "Site renamed to "+name+".")
+}
+
+// updateSitegroup renames a sitegroup and sets its sites to those ticked.
+func (c *Console) updateSitegroup(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	org, id := r.PathValue("org"), r.PathValue("id")
+	in := client.SitegroupParams{Name: strings.TrimSpace(r.PostForm.Get("name")), SiteIDs: r.PostForm["site_ids"]}
+	if in.Name == "" {
+		return formError("A sitegroup needs a name.")
+	}
+	if in.SiteIDs == nil {
+		in.SiteIDs = []string{}
+	}
+	if _, err := kw.UpdateSitegroup(r.Context(), org, id, in); err != nil {
+		return err
+	}
+	return done(w, r, s, orgURL(org), "Sitegroup "+in.Name+" saved.")
+}
+
+func (c *Console) updateWorkspace(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	org, ws := r.PathValue("org"), r.PathValue("ws")
+	in := client.WorkspaceParams{Name: strings.TrimSpace(r.PostForm.Get("name")), Slug: strings.TrimSpace(r.PostForm.Get("slug"))}
+	if in.Name == "" && in.Slug == "" {
+		return formError("Give a new name or slug.")
+	}
+	if _, err := kw.UpdateWorkspace(r.Context(), org, ws, in); err != nil {
+		return err
+	}
+	return done(w, r, s, orgURL(org)+"/workspaces/"+url.PathEscape(ws), "Workspace saved.")
+}
+
+func (c *Console) rotateSigningKey(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
+	k, err := kw.RotateSigningKey(r.Context(), r.PostForm.Get("algorithm"))
+	if err != nil {
+		return err
+	}
+	return done(w, r, s, Prefix+"settings#signing", "Signing key "+k.ID+" ("+k.Algorithm+") now signs new tokens; the older keys stay published until their tokens expire.")
 }

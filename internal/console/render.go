@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,9 +15,10 @@ import (
 type pageTemplate struct{ t *template.Template }
 
 var funcs = template.FuncMap{
-	"when":  when,
-	"short": func(s string, n int) string { return s[:min(len(s), n)] },
-	"join":  strings.Join,
+	"when":      when,
+	"short":     func(s string, n int) string { return s[:min(len(s), n)] },
+	"join":      strings.Join,
+	"hasString": slices.Contains[[]string],
 	"deref": func(s *string) string {
 		if s == nil {
 			return ""

@@ -41,6 +41,8 @@ func (n *native) register(mux wire.Router) {
 	mux.Handle("GET /.well-known/jwks.json", http.HandlerFunc(n.jwks))
 	mux.Handle("GET /v1/instance", n.Authenticated(n.getInstance))
 	mux.Handle("PATCH /v1/instance", n.Authenticated(n.updateInstance))
+	mux.Handle("GET /v1/signing_keys", n.Authenticated(n.listSigningKeys))
+	mux.Handle("POST /v1/signing_keys/rotate", n.Authenticated(n.rotateSigningKey))
 	n.registerOrganizations(mux)
 	n.registerWorkspaces(mux)
 	n.registerAdminKeys(mux)

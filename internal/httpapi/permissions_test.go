@@ -200,6 +200,8 @@ var routePermissions = map[string]string{
 	"GET /v1/organizations/{org}/tokens/{org_token_id}":          "organizations:read",
 	"PATCH /v1/organizations/{org}/tokens/{org_token_id}":        "organizations:write",
 	"DELETE /v1/organizations/{org}/tokens/{org_token_id}":       "organizations:write",
+	"GET /v1/signing_keys":                                       "instance:read",
+	"POST /v1/signing_keys/rotate":                               "instance:write",
 	"POST /v1/users/{user_id}/pats":                              "pats:write",
 	"GET /v1/users/{user_id}/pats":                               "pats:read",
 	"PATCH /v1/users/{user_id}/pats/{pat_id}":                    "pats:write",
