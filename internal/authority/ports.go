@@ -428,8 +428,54 @@ type AuditFilter struct {
 // and returns whether it did and the window's count after the call. Only
 // admitted calls count. Windows are keyed by key and start, so a new
 // window begins at zero.
+//
+// TakeAll counts named limits, all or nothing: it admits the call only if
+// every take fits its limit at now, and then counts each take's Cost
+// against its key; otherwise it counts nothing anywhere. It returns each
+// take's state after the call, in the order of takes. Its counters are
+// keyed by (Key, Window) and are apart from Take's, so a key may be used
+// by both. The algorithms, the arithmetic every adapter shares and the
+// input rules are in limits.go (PlanLimits, LimitPlan); an adapter must
+// validate with PlanLimits before it counts anything and compute the
+// states with LimitStates, so all adapters answer alike. An empty takes
+// is admitted with no states. The error is the context's, an invalid
+// take's (*LimitError), or the adapter's.
 type Limiter interface {
 	Take(ctx context.Context, key string, limit int, start, end time.Time) (admitted bool, count int, err error)
+	TakeAll(ctx context.Context, now time.Time, takes []LimitTake) (admitted bool, states []LimitState, err error)
+}
+
+// LimitAlgorithm is how a named limit counts: LimitFixed or LimitSliding.
+type LimitAlgorithm string
+
+const (
+	// LimitFixed counts in windows of Window aligned to the Unix epoch
+	// (a clock hour for one hour); a window starts at zero.
+	LimitFixed LimitAlgorithm = "fixed"
+	// LimitSliding counts the current fixed window plus the previous
+	// one weighted by the share of it still inside the sliding span of
+	// one Window ending at now (the two-window approximation).
+	LimitSliding LimitAlgorithm = "sliding"
+)
+
+// LimitTake is one named limit a call is counted against: at most Limit
+// units per Window, the call costing Cost units (0 reads the state
+// without counting).
+type LimitTake struct {
+	Key       string
+	Limit     int64
+	Cost      int64
+	Window    time.Duration
+	Algorithm LimitAlgorithm
+}
+
+// LimitState is a named limit's state after a TakeAll: its Limit, the
+// units still Remaining (never negative), and Reset, when a fixed
+// window ends or, for a sliding limit, when its count next drops by at
+// least one unit (see LimitPlan.State).
+type LimitState struct {
+	Limit, Remaining int64
+	Reset            time.Time
 }
 
 // Invalidation tells every node to drop cached credentials: the given

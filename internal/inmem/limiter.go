@@ -55,6 +55,8 @@ type Limiter struct {
 	sweepMu   sync.Mutex // held by the one goroutine sweeping
 	lastTotal int64      // the sum of shard takes at the last sweep
 	lastSize  int64      // the number of keys left after the last sweep
+
+	named named // TakeAll's counters (limits.go)
 }
 
 type shard struct {

@@ -42,3 +42,14 @@ type prefixed struct {
 func (p prefixed) Take(ctx context.Context, key string, limit int, start, end time.Time) (bool, int, error) {
 	return p.Limiter.Take(ctx, p.prefix+key, limit, start, end)
 }
+
+func (p prefixed) TakeAll(ctx context.Context, now time.Time, takes []authority.LimitTake) (bool, []authority.LimitState, error) {
+	prefixedTakes := make([]authority.LimitTake, len(takes))
+	for i, t := range takes {
+		if t.Key != "" { // an empty key must stay empty, to be refused
+			t.Key = p.prefix + t.Key
+		}
+		prefixedTakes[i] = t
+	}
+	return p.Limiter.TakeAll(ctx, now, prefixedTakes)
+}

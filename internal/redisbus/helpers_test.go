@@ -56,10 +56,13 @@ func uniquePrefix(tb testing.TB, rdb *redis.Client) string {
 	prefix := "test-" + hex.EncodeToString(b[:])
 	tb.Cleanup(func() {
 		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, "keyward:rl:{"+prefix+"*", 1000).Iterator()
 		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
+		// Take's windows, then TakeAll's named-limit windows.
+		for _, pattern := range []string{"keyward:rl:{" + prefix + "*", "keyward:rl:n:{" + prefix + "*"} {
+			iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				keys = append(keys, iter.Val())
+			}
 		}
 		if len(keys) > 0 {
 			rdb.Del(ctx, keys...)

@@ -48,6 +48,7 @@ func (s *Store) Limiter() authority.Limiter {
 	}
 	l := &limiter{db: s.writer, d: s.d}
 	l.nextSweep.Store(math.MinInt64)
+	l.nextNamedSweep.Store(math.MinInt64)
 	return l
 }
 
@@ -56,6 +57,8 @@ type limiter struct {
 	db        *sql.DB
 	d         *dialect
 	nextSweep atomic.Int64 // Unix ms of the callers' clock when a sweep is next due
+
+	nextNamedSweep atomic.Int64 // the same, for TakeAll's windows (limits.go)
 }
 
 var _ authority.Limiter = (*limiter)(nil)

@@ -64,7 +64,8 @@ func (s *store) CredentialByDigest(ctx context.Context, d credential.Digest) (cr
 func (s *store) Ping(ctx context.Context) error { return s.next.Ping(ctx) }
 func (s *store) Close() error                   { return s.next.Close() }
 
-// Limiter returns l with a span (limiter.take) around every Take. The
+// Limiter returns l with a span (limiter.take) around every Take, and
+// one (limiter.take_all) around every TakeAll. The
 // span names what is counted (org_token, auth_failure), never the rest of
 // the key, which holds a credential id or a client address.
 func (t *Tracing) Limiter(l authority.Limiter) authority.Limiter { return &limiter{next: l, t: t} }
@@ -81,6 +82,16 @@ func (l *limiter) Take(ctx context.Context, key string, limit int, start, stop t
 	span.SetAttributes(attribute.Bool("keyward.limiter.admitted", admitted))
 	end(span, err)
 	return admitted, count, err
+}
+
+// TakeAll is spanned as limiter.take_all with the number of takes; the
+// keys, which hold credential or identity ids, are not recorded.
+func (l *limiter) TakeAll(ctx context.Context, now time.Time, takes []authority.LimitTake) (bool, []authority.LimitState, error) {
+	ctx, span := l.t.start(ctx, "limiter.take_all", attribute.Int("keyward.limiter.takes", len(takes)))
+	admitted, states, err := l.next.TakeAll(ctx, now, takes)
+	span.SetAttributes(attribute.Bool("keyward.limiter.admitted", admitted))
+	end(span, err)
+	return admitted, states, err
 }
 
 // Bus returns b with a span (bus.publish) around every Publish; Subscribe

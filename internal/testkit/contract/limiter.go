@@ -26,7 +26,7 @@ const window = time.Hour
 // refused calls not counted; a new window starting at zero at the
 // boundary; keys independent; a limit of zero or less admitting and
 // counting everything; bad windows and ended contexts refused with an
-// error. newLimiter returns a fresh limiter whose counts no other test
+// error; and TakeAll's named limits (see testTakeAll). newLimiter returns a fresh limiter whose counts no other test
 // shares.
 //
 // The windows are whole hours, starting at the next hour of the wall
@@ -156,6 +156,8 @@ func TestLimiter(t *testing.T, newLimiter func(t *testing.T) authority.Limiter) 
 			t.Errorf("an ended context: err = %v, want context.Canceled", err)
 		}
 	})
+
+	testTakeAll(t, newLimiter)
 }
 
 type taken struct {
