@@ -29,6 +29,10 @@ type Retention struct {
 	Batch int
 }
 
+// DefaultAnalyticsRetention is how long serve keeps verification counts
+// unless told otherwise.
+const DefaultAnalyticsRetention = 90 * 24 * time.Hour
+
 // DefaultJanitorBatch is how many rows one janitor transaction deletes.
 const DefaultJanitorBatch = 500
 
