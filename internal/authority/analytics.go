@@ -106,8 +106,14 @@ func (v *verificationCounter) restore(counts []VerificationCount) {
 // verification of it: machine keys, PATs and org tokens are used by
 // authenticating. Admin keys are not counted: they drive the API (the
 // console among it), and their calls are not usage of a protected API.
+// A machine key counts under its machine's id: keys rotate, the machine
+// stays, and its page charts them all.
 func (a *Authority) countCaller(cred credential.Credential, outcome Reason, now time.Time) {
-	if cred.Kind == credential.KindAdminKey {
+	switch cred.Kind {
+	case credential.KindAdminKey:
+		return
+	case credential.KindMachineKey:
+		a.counts.add(cred.InstanceID, cred.Subject, outcome, now)
 		return
 	}
 	a.counts.add(cred.InstanceID, cred.ID, outcome, now)

@@ -80,12 +80,12 @@ func TestVerificationAnalytics(t *testing.T) {
 		if len(all.Buckets) != 1 || all.Buckets[0].Count != 1 {
 			t.Fatalf("not_found of the instance: %+v", all.Buckets)
 		}
-		machineKey, err := m.a.Verifications(ctx, m.admin, VerificationsInput{CredentialID: m.minter.CredentialID, Granularity: GranularityMinute, From: start.Add(-time.Hour)})
+		machineKey, err := m.a.Verifications(ctx, m.admin, VerificationsInput{CredentialID: m.minterID, Granularity: GranularityMinute, From: start.Add(-time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(machineKey.Buckets) != 1 || machineKey.Buckets[0].Outcome != ReasonValid || machineKey.Buckets[0].Count != 1 {
-			t.Fatalf("the minter's key: %+v (its one authentication)", machineKey.Buckets)
+			t.Fatalf("the minter's key, under its machine's id: %+v (its one authentication)", machineKey.Buckets)
 		}
 
 		// Another instance asking for this credential id sees nothing.

@@ -71,6 +71,10 @@ type machineData struct {
 	Tokens  []client.M2MToken
 	Next    string
 	TokErr  string
+	// Usage charts the machine's keys (they count under its id); Tokens
+	// the token rows', by token id.
+	Usage      *usageChart
+	TokenUsage map[string]*usageChart
 }
 
 func (c *Console) machine(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
@@ -79,7 +83,7 @@ func (c *Console) machine(w http.ResponseWriter, r *http.Request, s *session, kw
 	if err != nil {
 		return err
 	}
-	d := machineData{Machine: m, State: r.URL.Query().Get("state")}
+	d := machineData{Machine: m, State: r.URL.Query().Get("state"), Usage: c.usage(r.Context(), s, kw, m.ID, false)}
 	if s.Can("m2m_tokens:read") {
 		q := client.M2MTokenQuery{ListParams: client.ListParams{Limit: 50, Cursor: r.URL.Query().Get("cursor")}}
 		yes := true
@@ -96,6 +100,7 @@ func (c *Console) machine(w http.ResponseWriter, r *http.Request, s *session, kw
 			d.TokErr = messageOf(err)
 		} else {
 			d.Tokens = page.Data
+			d.TokenUsage = usages(c, r.Context(), s, kw, page.Data, func(t client.M2MToken) string { return t.ID })
 			if page.NextCursor != "" {
 				d.Next = Prefix + "machines/" + url.PathEscape(id) + "?" + url.Values{"state": {d.State}, "cursor": {page.NextCursor}}.Encode()
 			}
