@@ -16,9 +16,11 @@ import (
 type usageChart struct {
 	Width, Height int
 	Base          int // the y of the axis
+	TickY         int // the baseline of the hour labels
 	Bars          []bar
 	Ticks         []tick
-	Max           int64
+	Max           int64 // the highest hour's count (at least 1: the scale)
+	Peak          int64 // the highest hour's count, as shown
 	Total         int64
 	Outcomes      []outcomeTotal // the outcomes seen, valid first
 	Hours         []usageHour
@@ -102,8 +104,9 @@ func verificationChart(s client.VerificationSeries, now time.Time, small bool) *
 		ch.Total += t.Count
 	}
 	for _, v := range sums {
-		ch.Max = max(ch.Max, v)
+		ch.Max, ch.Peak = max(ch.Max, v), max(ch.Peak, v)
 	}
+	ch.TickY = ch.Height - 5
 	for i := range usageHours {
 		label := start.Add(time.Duration(i) * time.Hour).Format("15:00")
 		row := usageHour{Hour: label}
