@@ -117,6 +117,7 @@ type nodeOptions struct {
 	auditSink         authority.AuditSink
 	auditLogRequired  bool
 	tracing           *tracing.Tracing // nil: tracing off
+	noAnalytics       bool             // serve --analytics=false
 }
 
 // Channel names for invalidations on each bus.
@@ -202,7 +203,7 @@ func (c *storeConfig) openStore(ctx context.Context, master []byte, opts nodeOpt
 func (opts nodeOptions) authorityConfig(n *node, issuer string) authority.Config {
 	cfg := authority.Config{Store: n.store, Keyring: n.keys, Clock: opts.clock, Issuer: issuer, Limiter: inmem.NewLimiter(), CacheBytes: opts.cacheBytes,
 		AuthFailureLimit: opts.authFailureLimit, AuthFailureWindow: opts.authFailureWindow,
-		AuditSink: opts.auditSink, AuditSinkRequired: opts.auditLogRequired}
+		AuditSink: opts.auditSink, AuditSinkRequired: opts.auditLogRequired, NoAnalytics: opts.noAnalytics}
 	if opts.auditSink != nil && opts.log != nil {
 		cfg.OnAuditSinkError = func(err error) { opts.log.Error("write audit log", "error", err.Error()) }
 	}

@@ -60,6 +60,7 @@ func (r *retention) Type() string { return "duration" }
 // janitorConfig is serve's retention settings.
 type janitorConfig struct {
 	credentials, audit retention
+	analytics          retention
 	interval           time.Duration
 	batch              int
 }
@@ -67,6 +68,8 @@ type janitorConfig struct {
 func (j *janitorConfig) addFlags(cmd *cobra.Command) {
 	cmd.Flags().Var(&j.credentials, "retention-credentials", "delete expired and revoked credentials this long after they expired or were revoked (30d, 720h; off by default)")
 	cmd.Flags().Var(&j.audit, "retention-audit", "delete audit events this long after they happened, keeping a checkpoint per chain (365d; off by default)")
+	j.analytics = retention(authority.DefaultAnalyticsRetention)
+	cmd.Flags().Var(&j.analytics, "retention-analytics", "delete verification counts this long after their minute (90d by default; off keeps them)")
 	cmd.Flags().DurationVar(&j.interval, "janitor-interval", time.Hour, "how often the janitor runs when a retention is set (also once at start)")
 	cmd.Flags().IntVar(&j.batch, "janitor-batch", authority.DefaultJanitorBatch, "rows the janitor deletes per transaction")
 }
@@ -81,11 +84,12 @@ func (j *janitorConfig) check() error {
 // start runs the janitor beside the server when a retention is set, and
 // returns the function that stops it (and waits for it).
 func (j *janitorConfig) start(ctx context.Context, auth *authority.Authority, log *slog.Logger) func() {
-	if j.credentials == 0 && j.audit == 0 {
+	if j.credentials == 0 && j.audit == 0 && j.analytics == 0 {
 		return func() {}
 	}
-	r := authority.Retention{Credentials: time.Duration(j.credentials), Audit: time.Duration(j.audit), Batch: j.batch}
-	log.Info("janitor on", "retention_credentials", j.credentials.String(), "retention_audit", j.audit.String(), "interval", j.interval.String())
+	r := authority.Retention{Credentials: time.Duration(j.credentials), Audit: time.Duration(j.audit), Analytics: time.Duration(j.analytics), Batch: j.batch}
+	log.Info("janitor on", "retention_credentials", j.credentials.String(), "retention_audit", j.audit.String(),
+		"retention_analytics", j.analytics.String(), "interval", j.interval.String())
 	jctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -95,8 +99,8 @@ func (j *janitorConfig) start(ctx context.Context, auth *authority.Authority, lo
 				log.Warn("janitor", "error", err.Error())
 				return
 			}
-			if rep.Credentials > 0 || rep.AuditEvents > 0 {
-				log.Info("janitor deleted", "credentials", rep.Credentials, "audit_events", rep.AuditEvents)
+			if rep.Credentials > 0 || rep.AuditEvents > 0 || rep.VerificationCounts > 0 {
+				log.Info("janitor deleted", "credentials", rep.Credentials, "audit_events", rep.AuditEvents, "verification_counts", rep.VerificationCounts)
 			}
 		})
 	}()

@@ -35,6 +35,7 @@ type serveConfig struct {
 	publicURL      string
 	trustedProxies string
 	cacheBytes     int
+	analytics      bool
 	pprofAddr      string
 	tls            tlsFiles
 	// reloadSettings reads the config file again (see settings.reload).
@@ -95,6 +96,7 @@ YAML file, then the defaults. With --tls-cert and --tls-key it serves HTTPS
 	cmd.Flags().StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	cmd.Flags().StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed (none by default)")
 	cmd.Flags().IntVar(&cfg.cacheBytes, "cache-bytes", authority.DefaultCacheBytes, "memory budget of the verify cache, in bytes (at least 1 MiB; about 650 bytes per cached credential)")
+	cmd.Flags().BoolVar(&cfg.analytics, "analytics", true, "count every verification per credential, outcome and minute (GET /v1/analytics/verifications); flushed every 10 s")
 	cmd.Flags().StringVar(&cfg.publicURL, "public-url", "", "the URL clients reach keyward at; the iss of its JWTs (default http://<addr>, https:// with --tls-cert)")
 	cmd.Flags().StringVar(&cfg.tls.cert, "tls-cert", "", "PEM certificate chain to serve HTTPS with (TLS 1.2+); reread on SIGHUP")
 	cmd.Flags().StringVar(&cfg.tls.key, "tls-key", "", "PEM private key of --tls-cert; reread on SIGHUP")
@@ -279,6 +281,7 @@ func (cfg *serveConfig) serveNodeOptions(ctx context.Context, log *slog.Logger) 
 		opts.tracing = traces
 	}
 	opts.cacheBytes = cfg.cacheBytes
+	opts.noAnalytics = !cfg.analytics
 	return opts, closeAll, nil
 }
 
@@ -382,18 +385,24 @@ func (r *serveRun) httpServer(authzInstance string) *http.Server {
 	return srv
 }
 
-// startUsageFlusher writes last-used times in the background; stop runs
-// the final flush and waits for it.
+// startUsageFlusher writes last-used times and the verification counts
+// in the background; stop runs the final flushes and waits for them.
 func (r *serveRun) startUsageFlusher(ctx context.Context) (stop func()) {
 	flushCtx, stopFlusher := context.WithCancel(context.WithoutCancel(ctx))
-	flushed := make(chan struct{})
+	flushed := make(chan struct{}, 2)
 	go func() {
-		defer close(flushed)
+		defer func() { flushed <- struct{}{} }()
 		r.n.auth.RunUsageFlusher(flushCtx, authority.UsageFlushInterval, func(err error) {
 			r.log.Warn("flush last-used times", "error", err.Error())
 		})
 	}()
-	return func() { stopFlusher(); <-flushed }
+	go func() {
+		defer func() { flushed <- struct{}{} }()
+		r.n.auth.RunAnalyticsFlusher(flushCtx, authority.AnalyticsFlushInterval, func(err error) {
+			r.log.Warn("flush verification counts", "error", err.Error())
+		})
+	}()
+	return func() { stopFlusher(); <-flushed; <-flushed }
 }
 
 // startBus follows the invalidation bus in the background; stop waits for

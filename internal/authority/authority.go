@@ -25,6 +25,7 @@ type Authority struct {
 	cache    *credentialCache
 	jwtKeys  *keyCache
 	usage    usageRecorder
+	counts   verificationCounter
 	settings settingsCache
 
 	refusals        refusalAggregator
@@ -70,6 +71,10 @@ type Config struct {
 	AuditSink         AuditSink
 	AuditSinkRequired bool
 	OnAuditSinkError  func(error)
+	// NoAnalytics turns off the per-minute verification counts
+	// (serve --analytics=false); Verifications then reads only what is
+	// stored.
+	NoAnalytics bool
 }
 
 // New returns an Authority. Call RunUsageFlusher beside it, or FlushUsage
@@ -105,6 +110,7 @@ func New(cfg Config) *Authority {
 		throttle: throttle{limit: cfg.AuthFailureLimit, window: cfg.AuthFailureWindow},
 		sink:     cfg.AuditSink, sinkRequired: cfg.AuditSinkRequired, onSinkError: cfg.OnAuditSinkError,
 	}
+	a.counts.off = cfg.NoAnalytics
 	if a.bus != nil {
 		// Until the first subscription is confirmed, other nodes' changes
 		// may go unheard: keep cached credentials only briefly.

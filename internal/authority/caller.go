@@ -97,6 +97,7 @@ func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, err
 		return Caller{}, err
 	}
 	a.used(ctx, p.resolved, p.now)
+	a.countCaller(p.e.cred, ReasonValid, p.now)
 	e := p.e
 	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID, ExpiresAt: e.cred.ExpiresAt}
 	noteCaller(ctx, e.cred.ID)
@@ -160,6 +161,12 @@ func (a *Authority) present(ctx context.Context, token string, kinds ...credenti
 	}
 	now := a.clock.Now()
 	if reason := inactive(r.e.cred, r.kind, now); reason != "" {
+		switch reason {
+		case "revoked":
+			a.countCaller(r.e.cred, ReasonRevoked, now)
+		case "expired":
+			a.countCaller(r.e.cred, ReasonExpired, now)
+		}
 		return presented{}, a.authFailed(ctx, &r.e.cred, reason)
 	}
 	return presented{resolved: r, now: now}, nil

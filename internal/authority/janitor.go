@@ -21,18 +21,26 @@ type Retention struct {
 	// Audit: events are deleted this long after they happened, oldest
 	// first, each chain keeping a checkpoint of its last pruned event.
 	Audit time.Duration
+	// Analytics: verification counts are deleted this long after their
+	// minute.
+	Analytics time.Duration
 	// Batch bounds the rows one transaction deletes (DefaultJanitorBatch
 	// when ≤ 0), so no pass holds the SQLite writer for long.
 	Batch int
 }
+
+// DefaultAnalyticsRetention is how long serve keeps verification counts
+// unless told otherwise.
+const DefaultAnalyticsRetention = 90 * 24 * time.Hour
 
 // DefaultJanitorBatch is how many rows one janitor transaction deletes.
 const DefaultJanitorBatch = 500
 
 // JanitorReport counts what one janitor pass deleted.
 type JanitorReport struct {
-	Credentials int
-	AuditEvents int
+	Credentials        int
+	AuditEvents        int
+	VerificationCounts int
 }
 
 // checkpointKey is the purpose of the key checkpoints are MACed with.
@@ -75,6 +83,13 @@ func (a *Authority) RunJanitor(ctx context.Context, r Retention) (JanitorReport,
 		return err
 	}); err != nil {
 		return rep, err
+	}
+	if r.Analytics > 0 {
+		n, err := a.deleteOldVerificationCounts(ctx, now.Add(-r.Analytics), batch)
+		rep.VerificationCounts += n
+		if err != nil {
+			return rep, err
+		}
 	}
 	if r.Audit > 0 {
 		cutoff := now.Add(-r.Audit)

@@ -13,18 +13,20 @@ import (
 // caller's use case: housekeeping the authority does on its own behalf.
 // Each says why it is not a use case.
 var systemWrites = map[string]string{
-	"Bootstrap":             "tenancy: the operator's first instance, before any caller exists",
-	"CreateInstance":        "tenancy: the operator's shell command, before any caller exists",
-	"fillSearchDigest":      "a credential's first use fills its missing search digest",
-	"FlushUsage":            "last-used times, coalesced off the verify path",
-	"FlushRefusals":         "refusals are recorded in their own transaction: the use case never ran",
-	"RunJanitor":            "the janitor's retention",
-	"pruneChain":            "the janitor's retention and its signed checkpoint",
-	"createFirstSigningKey": "a signing key made on first need",
-	"RotateMasterKey":       "the operator's rotate-master-key command re-seals under a new key",
-	"ImportForeignKeys":     "the operator's import-keys command",
-	"verifyForeign":         "an imported key is re-keyed on its first verify",
-	"RedeemTicket":          "the sign-in ticket is its own authorization: its holder has no Caller",
+	"Bootstrap":                   "tenancy: the operator's first instance, before any caller exists",
+	"CreateInstance":              "tenancy: the operator's shell command, before any caller exists",
+	"fillSearchDigest":            "a credential's first use fills its missing search digest",
+	"FlushUsage":                  "last-used times, coalesced off the verify path",
+	"FlushRefusals":               "refusals are recorded in their own transaction: the use case never ran",
+	"RunJanitor":                  "the janitor's retention",
+	"FlushVerificationCounts":     "verification counts, aggregated off the verify path",
+	"deleteOldVerificationCounts": "the janitor's retention of verification counts",
+	"pruneChain":                  "the janitor's retention and its signed checkpoint",
+	"createFirstSigningKey":       "a signing key made on first need",
+	"RotateMasterKey":             "the operator's rotate-master-key command re-seals under a new key",
+	"ImportForeignKeys":           "the operator's import-keys command",
+	"verifyForeign":               "an imported key is re-keyed on its first verify",
+	"RedeemTicket":                "the sign-in ticket is its own authorization: its holder has no Caller",
 }
 
 // TestEveryWriteGoesThroughMutate keeps authorization, one instant, the

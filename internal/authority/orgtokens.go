@@ -371,6 +371,7 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 		OrgID: e.cred.Subject, Privileges: e.attrs.Privileges,
 	}
 	if !e.attrs.allowsFrom(clientIP) {
+		a.countCaller(e.cred, ReasonIPNotAllowed, now)
 		return Caller{}, RateLimit{}, a.forbid(ctx, caller, "ip_not_allowed", credential.Errorf(credential.CodeForbidden, "the token may not be used from this address"))
 	}
 	rl, admitted, err := a.takeRate(ctx, e.cred, now)
@@ -379,9 +380,11 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 	}
 	if !admitted {
 		a.observer.RateLimited(credential.KindOrgToken)
+		a.countCaller(e.cred, ReasonRateLimited, now)
 		return Caller{}, rl, credential.Errorf(credential.CodeRateLimited, "rate limit reached")
 	}
 	a.used(ctx, p.resolved, now)
+	a.countCaller(e.cred, ReasonValid, now)
 	noteCaller(ctx, e.cred.ID)
 	caller.SrcIPs, caller.ExpiresAt = e.attrs.allowlist, e.cred.ExpiresAt
 	return caller, rl, nil

@@ -75,6 +75,8 @@ var useCases = map[useCase]rule{
 
 	"ListAuditEvents": {perm: credential.Audit.Read()},
 
+	"Verifications": {perm: credential.Analytics.Read()},
+
 	"CreateOrganization": {perm: credential.Organizations.Write()},
 	"ListOrganizations":  {perm: credential.Organizations.Read()},
 	"GetOrganization":    {perm: credential.Organizations.Read()},

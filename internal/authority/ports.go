@@ -57,6 +57,7 @@ type Tx interface {
 	KeyringTx
 	AuditTx
 	ForeignKeyTx
+	AnalyticsTx
 }
 
 // InstanceTx reads and writes instances and their settings.
@@ -343,6 +344,20 @@ type ForeignKeyTx interface {
 	// it reports whether it did. A concurrent call that
 	// comes second finds no hash and changes nothing.
 	RekeyForeignCredential(ctx context.Context, instanceID, id string, digest, search credential.Digest, at time.Time) (bool, error)
+}
+
+// AnalyticsTx reads and writes the per-minute verification counts.
+type AnalyticsTx interface {
+	// AddVerificationCounts adds each count to its (instance, credential,
+	// outcome, minute) row, creating it at zero when missing (count =
+	// count + new), so batches from several nodes add up.
+	AddVerificationCounts(ctx context.Context, counts []VerificationCount) error
+	// VerificationSeries sums the instance's counts matching q into
+	// buckets, returning the non-empty ones in (Start, Outcome) order.
+	VerificationSeries(ctx context.Context, q VerificationQuery) ([]VerificationBucket, error)
+	// DeleteVerificationCounts deletes up to limit counts of minutes before
+	// before (Unix milliseconds), returning how many went.
+	DeleteVerificationCounts(ctx context.Context, before int64, limit int) (int, error)
 }
 
 // AuditCheckpoint is where a pruned chain now starts: the seq and hash of

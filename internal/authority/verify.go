@@ -81,7 +81,8 @@ var notFound = VerifyResult{Reason: ReasonNotFound}
 //     privilege → rate limit (only a call that passed everything else
 //     counts against the limit).
 //
-// A valid use is recorded as last-used, coalesced in memory.
+// A valid use is recorded as last-used, coalesced in memory; every
+// decision is counted per credential, outcome and minute (analytics.go).
 func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
 	if _, err := a.enter(ctx, c, "Verify"); err != nil {
 		return VerifyResult{}, err
@@ -90,6 +91,7 @@ func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	r, err := a.verify(ctx, c, in)
 	if err == nil {
 		a.observer.Verified(r.Kind, r.Reason, time.Since(start))
+		a.counts.add(c.InstanceID, r.ID, r.Reason, a.clock.Now())
 		if r.Reason == ReasonRateLimited {
 			a.observer.RateLimited(r.Kind)
 		}

@@ -14,6 +14,7 @@ type apiKeysData struct {
 	Subject, State, Query string
 	Keys                  []client.APIKey
 	Next                  string
+	Usage                 map[string]*usageChart // by key id
 }
 
 func apiKeysURL(subject, state string) string {
@@ -42,6 +43,7 @@ func (c *Console) apiKeys(w http.ResponseWriter, r *http.Request, s *session, kw
 			}
 			d.Keys = append(d.Keys, k)
 		}
+		d.Usage = usages(c, r.Context(), s, kw, d.Keys, func(k client.APIKey) string { return k.ID })
 		if page.NextCursor != "" {
 			d.Next = apiKeysURL(d.Subject, d.State) + "&" + url.Values{"cursor": {page.NextCursor}}.Encode()
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -520,23 +521,95 @@ func TestAnM2MTokenIsRevokedWithAReasonAndAudited(t *testing.T) {
 	}
 }
 
-func TestHourlyChartCountsTheLast24Hours(t *testing.T) {
+func TestVerificationChartCountsTheLast24Hours(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 30, 0, 0, time.UTC)
-	events := []client.AuditEvent{
-		{At: now.Add(-10 * time.Minute), Outcome: "success", Count: 1},
-		{At: now.Add(-20 * time.Minute), Outcome: "denied", Count: 7},
-		{At: now.Add(-5 * time.Hour), Outcome: "success", Count: 1},
-		{At: now.Add(-30 * time.Hour), Outcome: "success", Count: 1}, // outside
+	hour := now.Truncate(time.Hour)
+	series := client.VerificationSeries{Buckets: []client.VerificationBucket{
+		{Start: hour.Add(-30 * time.Hour), Outcome: "valid", Count: 9}, // outside
+		{Start: hour.Add(-5 * time.Hour), Outcome: "valid", Count: 1},
+		{Start: hour, Outcome: "not_found", Count: 2},
+		{Start: hour, Outcome: "revoked", Count: 7},
+		{Start: hour, Outcome: "valid", Count: 3},
+	}}
+	ch := verificationChart(series, now, false)
+	if ch.Total != 13 || ch.Max != 12 || len(ch.Hours) != 24 || len(ch.Bars) != 4 || len(ch.Outcomes) != 3 {
+		t.Fatalf("chart: total %d max %d hours %d bars %d outcomes %+v", ch.Total, ch.Max, len(ch.Hours), len(ch.Bars), ch.Outcomes)
 	}
-	ch := hourlyChart(events, now)
-	if ch.Success != 2 || ch.Denied != 7 || ch.Max != 7 || len(ch.Hours) != 24 || len(ch.Bars) != 48 {
-		t.Fatalf("chart: success %d denied %d max %d hours %d bars %d", ch.Success, ch.Denied, ch.Max, len(ch.Hours), len(ch.Bars))
+	if o := ch.Outcomes; o[0].Outcome != "valid" || o[0].Count != 4 || o[1].Outcome != "not_found" || o[2].Class != "denied" {
+		t.Errorf("outcomes, valid first: %+v", o)
 	}
-	last := ch.Hours[23]
-	if last.Hour != "12:00" || last.Success != 1 || last.Denied != 7 {
+	if last := ch.Hours[23]; last.Hour != "12:00" || !slices.Equal(last.Counts, []int64{3, 2, 7}) {
 		t.Errorf("the current hour: %+v", last)
 	}
-	if ch.Hours[18].Hour != "07:00" || ch.Hours[18].Success != 1 {
+	if ch.Hours[18].Hour != "07:00" || ch.Hours[18].Counts[0] != 1 {
 		t.Errorf("five hours ago: %+v", ch.Hours[18])
+	}
+	// The current hour's stack fills the plot: its bars sum to its height.
+	h := 0
+	for _, b := range ch.Bars[1:] {
+		h += b.H
+	}
+	if h < 118 || h > 120 {
+		t.Errorf("the highest hour's stack is %d high, want the plot's 120", h)
+	}
+}
+
+// The overview charts the instance's verifications per hour by outcome,
+// and each credential page charts its own (the machine's keys, its tokens,
+// API keys), from GET /v1/analytics/verifications.
+func TestCredentialPagesChartTheirVerifications(t *testing.T) {
+	e := start(t, apitest.Options{})
+	ctx := context.Background()
+	mch, err := e.kw.CreateMachine(ctx, client.MachineParams{Name: "minter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Remember(mch.SecretKey)
+	tok, err := client.New(e.URL, mch.SecretKey).CreateM2MToken(ctx, client.M2MTokenParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Remember(tok.Token)
+	key, err := e.kw.CreateAPIKey(ctx, client.APIKeyParams{Name: "counted", Subject: mch.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Remember(key.Secret)
+	for _, secret := range []string{tok.Token, tok.Token, key.Secret, "ak_unknown"} {
+		if _, err := e.kw.Verify(ctx, client.VerifyRequest{Token: secret}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Auth.FlushVerificationCounts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser(t)
+	b.signIn(e.AdminKey)
+	hour := e.clock.Now().UTC().Truncate(time.Hour).Format("15:00")
+	// Two token verifications, one API key, one unknown token, and the
+	// machine key that minted.
+	if p := b.get("/console/"); !strings.Contains(p.body, "5 in all") || !strings.Contains(p.body, hour+" UTC: 4 valid") || !strings.Contains(p.body, hour+" UTC: 1 not_found") {
+		t.Errorf("overview chart: %.2000s", p.body)
+	}
+	p := b.get("/console/machines/" + mch.ID)
+	if !strings.Contains(p.body, hour+" UTC: 1 valid") { // the key minted once
+		t.Errorf("machine page lacks its keys' chart: %.2000s", p.body)
+	}
+	if !strings.Contains(p.body, `aria-label="2 verifications in the last 24 hours, 2 valid"`) {
+		t.Errorf("machine page lacks the token's sparkline: %.3000s", p.body)
+	}
+	if p := b.get("/console/api_keys?subject=" + mch.ID); !strings.Contains(p.body, `aria-label="1 verifications in the last 24 hours, 1 valid"`) {
+		t.Errorf("API key page lacks the key's sparkline: %.3000s", p.body)
+	}
+	// Without analytics:read the pages say so and chart nothing.
+	ro, err := e.kw.CreateAdminKey(ctx, client.AdminKeyParams{Name: "reader", Permissions: []string{"machines:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Remember(ro.Secret)
+	rb := e.browser(t)
+	rb.signIn(ro.Secret)
+	if p := rb.get("/console/machines/" + mch.ID); !strings.Contains(p.body, "needs analytics:read") || strings.Contains(p.body, "UTC: 1 valid") {
+		t.Errorf("machine page for a key without analytics:read: %.2000s", p.body)
 	}
 }

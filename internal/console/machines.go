@@ -73,6 +73,10 @@ type machineData struct {
 	Tokens  []client.M2MToken
 	Next    string
 	TokErr  string
+	// Usage charts the machine's keys (they count under its id); Tokens
+	// the token rows', by token id.
+	Usage      *usageChart
+	TokenUsage map[string]*usageChart
 }
 
 func (c *Console) machine(w http.ResponseWriter, r *http.Request, s *session, kw *client.Client) error {
@@ -83,7 +87,8 @@ func (c *Console) machine(w http.ResponseWriter, r *http.Request, s *session, kw
 	}
 	d := machineData{Machine: m, State: r.URL.Query().Get("state"), Life: life{Kind: "machine_key", ID: m.ID, State: "live", Created: m.CreatedAt,
 		LastUsedNote: "the native API keeps no last use of a machine key; its M2M tokens' last use is below",
-		ExpiresNote:  "a machine key lasts until it is rotated or its machine deleted"}}
+		ExpiresNote:  "a machine key lasts until it is rotated or its machine deleted"},
+		Usage: c.usage(r.Context(), s, kw, m.ID, false)}
 	d.Life.CreatedBy, d.Life.CreatedByNote = createdBy(r.Context(), s, kw, "machine.create", m.ID)
 	if s.Can("m2m_tokens:read") {
 		q := client.M2MTokenQuery{ListParams: client.ListParams{Limit: 50, Cursor: r.URL.Query().Get("cursor")}}
@@ -101,6 +106,7 @@ func (c *Console) machine(w http.ResponseWriter, r *http.Request, s *session, kw
 			d.TokErr = messageOf(err)
 		} else {
 			d.Tokens = page.Data
+			d.TokenUsage = usages(c, r.Context(), s, kw, page.Data, func(t client.M2MToken) string { return t.ID })
 			if page.NextCursor != "" {
 				d.Next = Prefix + "machines/" + url.PathEscape(id) + "?" + url.Values{"state": {d.State}, "cursor": {page.NextCursor}}.Encode()
 			}

@@ -21,7 +21,7 @@ type familyCount struct {
 type overviewData struct {
 	Instance client.Instance
 	Counts   []familyCount
-	Chart    *chart
+	Chart    *usageChart // nil without analytics:read
 	Recent   []client.AuditEvent
 }
 
@@ -36,14 +36,13 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session, k
 		d.Instance = in
 	}
 	d.Counts = append(d.Counts, c.countMachines(ctx, s, kw), c.countOrganizations(ctx, s, kw), c.countAdminKeys(ctx, s, kw))
+	d.Chart = c.usage(ctx, s, kw, "", false)
 	if s.Can("audit:read") {
-		now := c.now()
-		events, total, err := auditSince(ctx, kw, now.Add(-24*time.Hour))
+		events, total, err := auditSince(ctx, kw, c.now().Add(-24*time.Hour))
 		if err != nil {
 			return err
 		}
 		d.Counts = append(d.Counts, familyCount{Name: "Audit events", Link: Prefix + "audit", Count: fmt.Sprint(total)})
-		d.Chart = hourlyChart(events, now)
 		d.Recent = events[:min(len(events), 10)]
 	} else {
 		d.Counts = append(d.Counts, familyCount{Name: "Audit events", Count: "—", Note: "needs audit:read"})
@@ -140,82 +139,3 @@ func auditSince(ctx context.Context, kw *client.Client, since time.Time) ([]clie
 
 // auditWalkCap bounds how many events a page reads to filter or chart.
 const auditWalkCap = 2000
-
-// chart is the overview's 24-hour bar chart, laid out here so the
-// template only draws it.
-type chart struct {
-	Width, Height int
-	Bars          []bar
-	Ticks         []tick
-	Max           int
-	Success       int
-	Denied        int
-	Hours         []hourRow
-}
-
-type bar struct {
-	X, Y, W, H int
-	Class      string
-	Label      string
-}
-
-type tick struct {
-	X     int
-	Label string
-}
-
-type hourRow struct {
-	Hour            string
-	Success, Denied int
-}
-
-// hourlyChart counts events per hour over the 24 hours before now, changes
-// (success) and refusals (denied, weighted by the count each aggregated
-// event stands for).
-func hourlyChart(events []client.AuditEvent, now time.Time) *chart {
-	const hours, colW, plotH, top = 24, 30, 120, 10
-	var ok, denied [hours]int
-	start := now.Truncate(time.Hour).Add(-(hours - 1) * time.Hour)
-	for _, e := range events {
-		if e.At.Before(start) {
-			continue
-		}
-		slot := int(e.At.Sub(start) / time.Hour)
-		if slot >= hours {
-			continue
-		}
-		n := max(e.Count, 1)
-		if e.Outcome == "success" {
-			ok[slot] += n
-		} else {
-			denied[slot] += n
-		}
-	}
-	ch := &chart{Width: hours * colW, Height: plotH + top + 20, Max: 1}
-	for i := range hours {
-		ch.Max = max(ch.Max, ok[i], denied[i])
-		ch.Success += ok[i]
-		ch.Denied += denied[i]
-	}
-	for i := range hours {
-		at := start.Add(time.Duration(i) * time.Hour).UTC()
-		label := at.Format("15:00")
-		for j, v := range []int{ok[i], denied[i]} {
-			h := v * plotH / ch.Max
-			if v > 0 && h == 0 {
-				h = 1
-			}
-			class, what := "ok", "changes"
-			if j == 1 {
-				class, what = "denied", "refusals"
-			}
-			ch.Bars = append(ch.Bars, bar{X: i*colW + 3 + j*12, Y: top + plotH - h, W: 11, H: h, Class: class,
-				Label: fmt.Sprintf("%s UTC: %d %s", label, v, what)})
-		}
-		if i%6 == 0 {
-			ch.Ticks = append(ch.Ticks, tick{X: i*colW + 3, Label: label})
-		}
-		ch.Hours = append(ch.Hours, hourRow{Hour: label, Success: ok[i], Denied: denied[i]})
-	}
-	return ch
-}

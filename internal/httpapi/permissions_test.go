@@ -77,9 +77,10 @@ var routePermissions = map[string]string{
 	"POST /clerk/v1/api_keys/verify":   "verify",
 	"POST /clerk/api_keys/verify":      "verify",
 
-	"GET /v1/audit_events": "audit:read",
-	"GET /v1/instance":     "instance:read",
-	"PATCH /v1/instance":   "instance:write",
+	"GET /v1/audit_events":            "audit:read",
+	"GET /v1/analytics/verifications": "analytics:read",
+	"GET /v1/instance":                "instance:read",
+	"PATCH /v1/instance":              "instance:write",
 
 	"POST /v1/organizations":                                           "organizations:write",
 	"GET /v1/organizations":                                            "organizations:read",

@@ -22,7 +22,11 @@ import (
 
 // servedHandler is the handler keyward serve runs (metrics, info-level text
 // access log), over SQLite, with an admin key.
-func servedHandler(b *testing.B) (http.Handler, string) {
+func servedHandler(b *testing.B) (http.Handler, string) { return servedHandlerWith(b, false) }
+
+// servedHandlerWith is servedHandler with the verification counts off
+// (serve --analytics=false) when noAnalytics is set.
+func servedHandlerWith(b *testing.B, noAnalytics bool) (http.Handler, string) {
 	b.Helper()
 	keys, err := keyring.New(bytes.Repeat([]byte{7}, keyring.MasterKeySize))
 	if err != nil {
@@ -30,7 +34,7 @@ func servedHandler(b *testing.B) (http.Handler, string) {
 	}
 	store := testkit.OpenSQLite(b)
 	m := metrics.New()
-	auth := authority.New(authority.Config{Store: m.Store(store), Observer: m, Keyring: keys, Clock: testkit.NewClock(), Limiter: inmem.NewLimiter()})
+	auth := authority.New(authority.Config{Store: m.Store(store), Observer: m, Keyring: keys, Clock: testkit.NewClock(), Limiter: inmem.NewLimiter(), NoAnalytics: noAnalytics})
 	_, key, err := auth.CreateInstance(context.Background(), "bench")
 	if err != nil {
 		b.Fatal(err)
@@ -89,8 +93,14 @@ func (*rewindBody) Close() error { return nil }
 // BenchmarkVerifyHandler pins what one POST /v1/verify costs through the
 // whole served handler (middleware, access log, metrics, decoding, verify,
 // encoding); run it with -benchmem and compare allocs/op.
-func BenchmarkVerifyHandler(b *testing.B) {
-	h, admin := servedHandler(b)
+func BenchmarkVerifyHandler(b *testing.B) { benchmarkVerifyHandler(b, false) }
+
+// BenchmarkVerifyHandlerAnalyticsOff is BenchmarkVerifyHandler with the
+// verification counts off: the ratio of the two is what counting costs.
+func BenchmarkVerifyHandlerAnalyticsOff(b *testing.B) { benchmarkVerifyHandler(b, true) }
+
+func benchmarkVerifyHandler(b *testing.B, noAnalytics bool) {
+	h, admin := servedHandlerWith(b, noAnalytics)
 	var machine struct {
 		SecretKey string `json:"secret_key"`
 	}

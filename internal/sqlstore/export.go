@@ -19,9 +19,10 @@ import (
 // travels with the events, so the chain goes on where the export left it,
 // and with its pruning checkpoint. Imported keys not yet re-keyed keep
 // their foreign hashes (and the sealed foreign HMAC keys), so they still
-// verify after an import.
+// verify after an import. verification_counts (usage analytics) travel
+// too: they are the instances' history, not a transient counter.
 var exportTables = []string{
-	"keyring", "instances", "machines", "machine_scopes", "credentials", "foreign_key_prefixes", "foreign_hmac_keys", "foreign_key_hashes",
+	"keyring", "instances", "verification_counts", "machines", "machine_scopes", "credentials", "foreign_key_prefixes", "foreign_hmac_keys", "foreign_key_hashes",
 	"audit_events", "audit_chain_heads", "signing_keys",
 	"organizations", "sites", "sitegroups", "sitegroup_sites", "workspaces", "workspace_members",
 	"actor_tokens", "impersonation_sessions", "clients",
