@@ -368,7 +368,8 @@ func (r *serveRun) httpServer(authzInstance string) *http.Server {
 	handler := httpapi.New(api)
 	if r.cfg.console {
 		// The console calls the API through this same handler, in process.
-		handler = console.Mount(console.New(console.Config{API: handler, Logger: r.log}), handler)
+		behindTLS := strings.HasPrefix(r.cfg.publicURL, "https://")
+		handler = console.Mount(console.New(console.Config{API: handler, Logger: r.log, BehindTLS: behindTLS}), handler)
 	}
 	srv := &http.Server{
 		Handler:           handler,

@@ -177,7 +177,10 @@ func (a *Authority) mintingProfile(ctx context.Context, instanceID, machineID st
 	if err != nil {
 		return machineProfile{}, err
 	}
-	p.expires = now.Add(a.cache.positiveLifetime()).UnixNano()
+	// At most FallbackTTL: a change whose invalidation another node missed
+	// (a failed publish it could not know of) is stamped into its tokens
+	// for seconds, not for the credential cache's half minute.
+	p.expires = now.Add(min(a.cache.positiveLifetime(), FallbackTTL)).UnixNano()
 	a.cache.fillMachine(ref, p, epoch)
 	return p, nil
 }

@@ -60,6 +60,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, nil, status, "login.html", "Sign in", "", c.loginData(msg))
 		return
 	}
+	if old := c.sessions.get(r); old != nil {
+		c.sessions.destroy(old) // a sign-in ends the browser's earlier session, whoever's it was
+	}
 	c.sessions.create(w, r, key, caller)
 	c.log.Info("console sign-in", "credential_id", caller.CredentialID, "client", r.RemoteAddr)
 	http.Redirect(w, r, Prefix, http.StatusSeeOther)

@@ -39,6 +39,10 @@ type Config struct {
 	Now func() time.Time
 	// IdleTimeout and AbsoluteTimeout bound a session (the defaults when 0).
 	IdleTimeout, AbsoluteTimeout time.Duration
+	// BehindTLS marks the session cookie Secure and sends HSTS even on a
+	// plain-HTTP request: set it when a proxy in front terminates TLS
+	// (keyward serve sets it when --public-url is https).
+	BehindTLS bool
 }
 
 // Console is the console's http.Handler.
@@ -70,13 +74,13 @@ func New(cfg Config) *Console {
 		api:      inProcess{cfg.API},
 		log:      cfg.Logger,
 		now:      cfg.Now,
-		sessions: newSessions(cfg.Now, cfg.IdleTimeout, cfg.AbsoluteTimeout),
+		sessions: newSessions(cfg.Now, cfg.IdleTimeout, cfg.AbsoluteTimeout, cfg.BehindTLS),
 		pages:    parsePages(),
 		mux:      http.NewServeMux(),
 	}
 	c.routes()
 	cop := http.NewCrossOriginProtection()
-	c.handler = securityHeaders(cop.Handler(c.mux))
+	c.handler = securityHeaders(cop.Handler(c.mux), cfg.BehindTLS)
 	return c
 }
 
@@ -104,7 +108,7 @@ func Mount(console http.Handler, api http.Handler) http.Handler {
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-func securityHeaders(next http.Handler) http.Handler {
+func securityHeaders(next http.Handler, behindTLS bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
@@ -115,7 +119,7 @@ func securityHeaders(next http.Handler) http.Handler {
 		if !strings.HasPrefix(r.URL.Path, Prefix+"static/") {
 			h.Set("Cache-Control", "no-store")
 		}
-		if r.TLS != nil {
+		if r.TLS != nil || behindTLS {
 			h.Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		next.ServeHTTP(w, r)
@@ -130,6 +134,10 @@ func (c *Console) routes() {
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix(Prefix+"static/", http.FileServerFS(static))
 	c.mux.Handle("GET "+Prefix+"static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no directory listings
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		files.ServeHTTP(w, r)
 	}))

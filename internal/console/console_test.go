@@ -613,3 +613,43 @@ func TestCredentialPagesChartTheirVerifications(t *testing.T) {
 		t.Errorf("machine page for a key without analytics:read: %.2000s", p.body)
 	}
 }
+
+// Behind a proxy that terminates TLS the request reaches keyward over
+// plain HTTP; with BehindTLS the cookie is still Secure and HSTS is sent.
+func TestCookieIsSecureBehindATLSProxy(t *testing.T) {
+	e := start(t, apitest.Options{})
+	behind := New(Config{API: e.console.api.(inProcess).api, BehindTLS: true})
+	r := httptest.NewRequest(http.MethodPost, "http://keyward.internal/console/login", strings.NewReader(url.Values{"key": {e.AdminKey}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	behind.ServeHTTP(w, r)
+	if w.Code != http.StatusSeeOther || !strings.Contains(w.Header().Get("Set-Cookie"), "Secure") {
+		t.Errorf("sign-in behind a TLS proxy: %d, cookie %q", w.Code, w.Header().Get("Set-Cookie"))
+	}
+	if w.Header().Get("Strict-Transport-Security") == "" {
+		t.Error("no HSTS behind a TLS proxy")
+	}
+}
+
+// Signing in again in the same browser ends the session it had: a switch
+// to a lesser key leaves no session of the greater one behind.
+func TestASignInEndsTheBrowsersEarlierSession(t *testing.T) {
+	e := start(t, apitest.Options{})
+	b := e.browser(t)
+	b.signIn(e.AdminKey)
+	if n := e.console.sessions.count(); n != 1 {
+		t.Fatalf("%d sessions after one sign-in", n)
+	}
+	b.signIn(e.AdminKey)
+	if n := e.console.sessions.count(); n != 1 {
+		t.Fatalf("%d sessions after signing in twice in one browser, want 1", n)
+	}
+}
+
+func TestTheStaticFolderIsNotListed(t *testing.T) {
+	e := start(t, apitest.Options{})
+	b := e.browser(t)
+	if p := b.get("/console/static/"); p.status != http.StatusNotFound {
+		t.Errorf("/console/static/: %d, want 404", p.status)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +16,10 @@ import (
 type pageTemplate struct{ t *template.Template }
 
 var funcs = template.FuncMap{
+	// seg escapes a value placed in a URL path: html/template only
+	// normalises paths, and an id holding "/" or ".." (user ids may)
+	// would otherwise point a form at another route.
+	"seg":       url.PathEscape,
 	"when":      when,
 	"short":     func(s string, n int) string { return s[:min(len(s), n)] },
 	"join":      strings.Join,

@@ -66,13 +66,14 @@ func (s *session) takeFlash() string {
 type sessions struct {
 	now            func() time.Time
 	idle, absolute time.Duration
+	behindTLS      bool // cookies are Secure even on plain HTTP (TLS ends at a proxy)
 
 	mu sync.Mutex
 	m  map[[32]byte]*session
 }
 
-func newSessions(now func() time.Time, idle, absolute time.Duration) *sessions {
-	return &sessions{now: now, idle: idle, absolute: absolute, m: map[[32]byte]*session{}}
+func newSessions(now func() time.Time, idle, absolute time.Duration, behindTLS bool) *sessions {
+	return &sessions{now: now, idle: idle, absolute: absolute, behindTLS: behindTLS, m: map[[32]byte]*session{}}
 }
 
 func randomToken() string {
@@ -96,7 +97,7 @@ func (ss *sessions) create(w http.ResponseWriter, r *http.Request, key string, c
 	}
 	ss.m[s.hash] = s
 	ss.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: Prefix, HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: Prefix, HttpOnly: true, Secure: r.TLS != nil || ss.behindTLS,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(ss.absolute / time.Second)})
 	return s
 }
@@ -148,6 +149,6 @@ func (ss *sessions) clearCookie(w http.ResponseWriter, r *http.Request) {
 	if _, err := r.Cookie(cookieName); err != nil {
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: Prefix, HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: Prefix, HttpOnly: true, Secure: r.TLS != nil || ss.behindTLS,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 }
