@@ -119,6 +119,7 @@ func (c *Console) apiKey(w http.ResponseWriter, r *http.Request, s *session, kw 
 	if len(k.Claims) > 0 && string(k.Claims) != "null" {
 		d.Claims = string(k.Claims)
 	}
+	d.Life = c.withUsage(r.Context(), s, kw, d.Life)
 	return c.ok(w, r, s, "apikey.html", k.Name, "api_keys", d)
 }
 

@@ -601,8 +601,11 @@ func TestCredentialPagesChartTheirVerifications(t *testing.T) {
 	if p := b.get("/console/api_keys?subject=" + mch.ID); !strings.Contains(p.body, `aria-label="1 verifications in the last 24 hours, 1 valid"`) {
 		t.Errorf("API key page lacks the key's sparkline: %.3000s", p.body)
 	}
+	if p := b.get("/console/api_keys/" + key.ID); !strings.Contains(p.body, "Verifications per hour, last 24 hours") || !strings.Contains(p.body, hour+" UTC: 1 valid") {
+		t.Errorf("the API key's own page lacks its chart: %.3000s", p.body)
+	}
 	// Without analytics:read the pages say so and chart nothing.
-	ro, err := e.kw.CreateAdminKey(ctx, client.AdminKeyParams{Name: "reader", Permissions: []string{"machines:read"}})
+	ro, err := e.kw.CreateAdminKey(ctx, client.AdminKeyParams{Name: "reader", Permissions: []string{"machines:read", "api_keys:read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -611,6 +614,9 @@ func TestCredentialPagesChartTheirVerifications(t *testing.T) {
 	rb.signIn(ro.Secret)
 	if p := rb.get("/console/machines/" + mch.ID); !strings.Contains(p.body, "needs analytics:read") || strings.Contains(p.body, "UTC: 1 valid") {
 		t.Errorf("machine page for a key without analytics:read: %.2000s", p.body)
+	}
+	if p := rb.get("/console/api_keys/" + key.ID); !strings.Contains(p.body, "needs analytics:read") || strings.Contains(p.body, "UTC: 1 valid") {
+		t.Errorf("API key page for a key without analytics:read: %.2000s", p.body)
 	}
 }
 

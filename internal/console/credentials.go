@@ -37,6 +37,7 @@ func (c *Console) pat(w http.ResponseWriter, r *http.Request, s *session, kw *cl
 			d := patData{User: user, PAT: p, Life: life{Kind: "pat", ID: p.ID, Created: p.CreatedAt, LastUsed: p.LastUsedAt, Expires: p.ExpiresAt,
 				State: state(false, p.ExpiresAt != nil && !p.ExpiresAt.After(c.now()))}}
 			d.Life.CreatedBy, d.Life.CreatedByNote = createdBy(ctx, s, kw, "pat.create", p.ID)
+			d.Life = c.withUsage(ctx, s, kw, d.Life)
 			return c.ok(w, r, s, "pat.html", p.Name, "users", d)
 		}
 		if n++; n >= countCap {
@@ -81,6 +82,7 @@ func (c *Console) orgToken(w http.ResponseWriter, r *http.Request, s *session, k
 	if d.Life.CreatedBy == "" {
 		d.Life.CreatedBy, d.Life.CreatedByNote = createdBy(ctx, s, kw, "org_token.create", t.ID)
 	}
+	d.Life = c.withUsage(ctx, s, kw, d.Life)
 	return c.ok(w, r, s, "orgtoken.html", t.Name, "organizations", d)
 }
 
@@ -113,5 +115,6 @@ func (c *Console) adminKey(w http.ResponseWriter, r *http.Request, s *session, k
 	d := adminKeyData{Key: k, Me: k.ID == s.caller.CredentialID, Life: life{Kind: "admin_key", ID: k.ID, State: state(k.Revoked, expired),
 		Created: k.CreatedAt, LastUsed: k.LastUsedAt, Expires: k.ExpiresAt}}
 	d.Life.CreatedBy, d.Life.CreatedByNote = createdBy(r.Context(), s, kw, "admin_key.create", k.ID)
+	d.Life.UsageNote = "An admin key's calls are not counted as verifications."
 	return c.ok(w, r, s, "adminkey.html", k.Name, "admin_keys", d)
 }

@@ -22,6 +22,18 @@ type life struct {
 	LastUsedNote             string // set when the server keeps no last use of the kind
 	Expires                  *time.Time
 	ExpiresNote              string // set to say why there is no expiry
+	// Usage charts its verifications of the last 24 hours (nil: UsageNote
+	// says why there is none).
+	Usage     *usageChart
+	UsageNote string
+}
+
+// withUsage gives l its verification chart, or the note why there is none.
+func (c *Console) withUsage(ctx context.Context, s *session, kw *client.Client, l life) life {
+	if l.Usage = c.usage(ctx, s, kw, l.ID, false); l.Usage == nil {
+		l.UsageNote = "The usage chart needs analytics:read."
+	}
+	return l
 }
 
 // createdBy is the actor of the audit log's create event of target
