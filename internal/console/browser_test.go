@@ -1,7 +1,8 @@
 package console
 
 // The browser test: Debian's chromium, headless, driven by chromedp
-// against the console mounted on a real keyward (SQLite). It runs when
+// against a real `keyward serve` (built from this module, SQLite in a
+// temporary directory, its log captured). It runs when
 // KEYWARD_BROWSER_TEST=1 (as .ci/run sets it, after installing chromium)
 // and is skipped otherwise. Screenshots of every page land in
 // artifacts/console/ at the repository's root (KEYWARD_CONSOLE_SCREENSHOTS
@@ -10,6 +11,7 @@ package console
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,7 +26,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/keyward/keyward/client"
-	"github.com/keyward/keyward/internal/httpapi/apitest"
 )
 
 func chromium(t *testing.T) string {
@@ -56,12 +57,69 @@ func screenshotDir(t *testing.T) string {
 	return abs
 }
 
+// served is a keyward serve process started for the test.
+type served struct {
+	URL, AdminKey string
+	kw            *client.Client
+	logs          *logBuffer // its stdout and stderr
+	secrets       []string
+}
+
+func (s *served) Remember(secrets ...string) { s.secrets = append(s.secrets, secrets...) }
+func (s *served) Secrets() []string          { return append([]string{s.AdminKey}, s.secrets...) }
+
+// serveKeyward builds keyward and runs `keyward serve` on a free loopback
+// port with a fresh data directory and a bootstrap admin key, until the
+// test ends.
+func serveKeyward(t *testing.T) *served {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "keyward")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/keyward").CombinedOutput(); err != nil {
+		t.Fatalf("build keyward: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "admin-key", "generate").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(string(out))
+	s := &served{AdminKey: lines[len(lines)-1], logs: &logBuffer{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--data-dir", filepath.Join(dir, "data"))
+	cmd.Env = append(os.Environ(), "KEYWARD_BOOTSTRAP_ADMIN_KEY="+s.AdminKey)
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	s.URL = "http://" + addr
+	s.kw = client.New(s.URL, s.AdminKey, client.WithRetries(0))
+	ready := client.New(s.URL, "")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if ready.Ready(context.Background()) == nil {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keyward serve did not get ready:\n%s", s.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for a process to bind its port
+	}
+}
+
 // awaitPromise makes Evaluate wait for the promise an expression returns.
 func awaitPromise(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
 
 func TestBrowserConsoleWalkthrough(t *testing.T) {
 	execPath := chromium(t)
-	e := start(t, apitest.Options{})
+	e := serveKeyward(t)
 	shots := screenshotDir(t)
 	base := e.URL + "/console/"
 
@@ -299,11 +357,11 @@ func TestBrowserConsoleWalkthrough(t *testing.T) {
 	if status != http.StatusForbidden {
 		t.Errorf("a verify-only key's forged POST: %d, want 403", status)
 	}
-	if n := machineCount(t, e); n != 1 {
+	if n := machinesOf(t, e.kw); n != 1 {
 		t.Errorf("%d machines after the refused posts, want 1", n)
 	}
 	for _, s := range e.Secrets() {
-		if strings.Contains(e.logs.String(), s) || strings.Contains(e.Logs.String(), s) {
+		if strings.Contains(e.logs.String(), s) {
 			t.Error("a secret is in a log line")
 		}
 	}

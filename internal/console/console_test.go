@@ -294,7 +294,12 @@ func TestSessionsEndWhenIdleAndAfterTheAbsoluteTimeout(t *testing.T) {
 
 func machineCount(t *testing.T, e *env) int {
 	t.Helper()
-	page, err := e.kw.ListMachines(context.Background(), client.MachineQuery{ListParams: client.ListParams{Limit: 100}})
+	return machinesOf(t, e.kw)
+}
+
+func machinesOf(t *testing.T, kw *client.Client) int {
+	t.Helper()
+	page, err := kw.ListMachines(context.Background(), client.MachineQuery{ListParams: client.ListParams{Limit: 100}})
 	if err != nil {
 		t.Fatal(err)
 	}
