@@ -26,6 +26,7 @@ type Authority struct {
 	jwtKeys  *keyCache
 	usage    usageRecorder
 	settings settingsCache
+	subs     subscriptions // webhook endpoints per instance
 
 	refusals        refusalAggregator
 	throttle        throttle

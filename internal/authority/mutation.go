@@ -80,6 +80,11 @@ func (ch *change) audit(action, targetKind, targetID string, detail any) error {
 	if err := ch.g.a.auditAt(ch.ctx, ch.Tx, ch.g.caller, ch.now, action, targetKind, targetID, detail); err != nil {
 		return err
 	}
+	// Its lifecycle event goes to the outbox in the same transaction, so
+	// a change that rolls back emits nothing.
+	if err := ch.emit(action, targetKind, targetID, detail); err != nil {
+		return err
+	}
 	ch.audited = true
 	return nil
 }

@@ -25,6 +25,7 @@ var systemWrites = map[string]string{
 	"ImportForeignKeys":     "the operator's import-keys command",
 	"verifyForeign":         "an imported key is re-keyed on its first verify",
 	"RedeemTicket":          "the sign-in ticket is its own authorization: its holder has no Caller",
+	"DeliverWebhooks":       "the webhook dispatcher's claims and outcomes",
 }
 
 // TestEveryWriteGoesThroughMutate keeps authorization, one instant, the

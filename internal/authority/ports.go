@@ -57,6 +57,7 @@ type Tx interface {
 	KeyringTx
 	AuditTx
 	ForeignKeyTx
+	WebhookTx // webhooks.go
 }
 
 // InstanceTx reads and writes instances and their settings.

@@ -38,6 +38,7 @@ var (
 	InstanceSetup = family("instance")      // instance settings and signing keys
 	Audit         = family("audit")         // the audit log (read only in practice)
 	AdminKeys     = family("admin_keys")    // admin keys
+	Webhooks      = family("webhooks")      // webhook endpoints and their deliveries
 )
 
 var families []Family
