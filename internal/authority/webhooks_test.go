@@ -376,8 +376,11 @@ func TestAnotherInstancesWebhookIsNotFound(t *testing.T) {
 		}
 		url := "https://evil.example.com/"
 		calls := map[string]func() error{
-			"get":        func() error { _, err := a.GetWebhook(ctx, other, w.ID); return err },
-			"update":     func() error { _, err := a.UpdateWebhook(ctx, other, w.ID, authority.UpdateWebhookInput{URL: &url}); return err },
+			"get": func() error { _, err := a.GetWebhook(ctx, other, w.ID); return err },
+			"update": func() error {
+				_, err := a.UpdateWebhook(ctx, other, w.ID, authority.UpdateWebhookInput{URL: &url})
+				return err
+			},
 			"delete":     func() error { return a.DeleteWebhook(ctx, other, w.ID) },
 			"rotate":     func() error { _, _, err := a.RotateWebhookSecret(ctx, other, w.ID); return err },
 			"test":       func() error { _, err := a.TestWebhook(ctx, other, w.ID); return err },
