@@ -50,6 +50,7 @@ func (n *native) register(mux wire.Router) {
 	n.registerAPIKeys(mux)
 	n.registerOrgTokens(mux)
 	n.registerUserFamilies(mux)
+	n.registerWebhooks(mux)
 	mux.Handle("POST /oauth/token", n.Checked(n.token))
 	mux.Handle("POST /oauth/revoke", n.Checked(n.revoke))
 	mux.Handle("GET /.well-known/openid-configuration", n.Checked(n.discovery))
