@@ -127,6 +127,7 @@ func newRemoteCommands() []*cobra.Command {
 		newAuditCommand(rc),
 		newWhoamiCommand(rc),
 		newAdminKeysCommand(rc),
+		newWebhooksCommand(rc),
 	}
 	for _, c := range cmds {
 		rc.addFlags(c)

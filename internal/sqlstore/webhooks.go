@@ -186,6 +186,13 @@ func prefixed(columns, prefix string) string {
 	return strings.Join(cols, ", ")
 }
 
+func (t *tx) WebhookDeliveriesDue(ctx context.Context, now time.Time) (bool, error) {
+	var n int
+	err := t.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM webhook_deliveries
+		WHERE state = 'pending' AND next_attempt_at <= ? AND (leased_until IS NULL OR leased_until <= ?) LIMIT 1) AS due`, millis(now), millis(now)).Scan(&n)
+	return n > 0, translate(err, "webhook delivery")
+}
+
 func (t *tx) FinishWebhookDelivery(ctx context.Context, d credential.WebhookDelivery) error {
 	return t.execOne(ctx, "webhook delivery", `UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, leased_until = NULL,
 		last_status = ?, last_error = ?, last_latency_ms = ?, last_attempt_at = ?, delivered_at = ? WHERE id = ?`,
