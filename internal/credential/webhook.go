@@ -95,7 +95,7 @@ func EventType(action string) (string, bool) {
 var EventTypes = []string{
 	"actor_token.created", "actor_token.revoked",
 	"admin_key.created", "admin_key.revoked",
-	"api_key.created", "api_key.updated", "api_key.deleted", "api_key.revoked", "api_key.rekeyed",
+	"api_key.created", "api_key.updated", "api_key.deleted", "api_key.revoked",
 	"client.created", "client.deleted",
 	"impersonation_session.revoked",
 	"instance.updated",
