@@ -590,6 +590,9 @@ func (a *Authority) DeliverWebhooks(ctx context.Context, s WebhookSender) (int, 
 		}()
 	}
 	wg.Wait()
+	// Recorded even when ctx ended meanwhile (a shutdown): what was sent
+	// is not sent again.
+	ctx = context.WithoutCancel(ctx)
 	err = a.store.Update(ctx, func(tx Tx) error {
 		for _, d := range results {
 			if err := tx.FinishWebhookDelivery(ctx, d); err != nil && !credential.IsCode(err, credential.CodeNotFound) {

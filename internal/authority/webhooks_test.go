@@ -459,9 +459,9 @@ func TestEveryAuditActionHasAnEvent(t *testing.T) {
 	}
 }
 
-// Two dispatchers over one PostgreSQL database claim with SKIP LOCKED and
-// leases: each event is delivered once.
-func TestTwoDispatchersDeliverEachEventOnce(t *testing.T) {
+// Three dispatchers over one PostgreSQL database claim with SKIP LOCKED
+// and leases: each event is delivered once.
+func TestThreeDispatchersDeliverEachEventOnce(t *testing.T) {
 	url := testkit.PostgresURL(t)
 	ctx := context.Background()
 	open := func() *sqlstore.Store {
@@ -473,7 +473,7 @@ func TestTwoDispatchersDeliverEachEventOnce(t *testing.T) {
 		return s
 	}
 	clock := testkit.NewClock()
-	nodes := []*authority.Authority{webhookAuthority(t, open(), clock), webhookAuthority(t, open(), clock)}
+	nodes := []*authority.Authority{webhookAuthority(t, open(), clock), webhookAuthority(t, open(), clock), webhookAuthority(t, open(), clock)}
 	op := newInstance(t, nodes[0])
 	if _, _, err := nodes[0].CreateWebhook(ctx, op, authority.CreateWebhookInput{URL: "https://hooks.example.com/", Events: []string{"*"}}); err != nil {
 		t.Fatal(err)
@@ -481,7 +481,7 @@ func TestTwoDispatchersDeliverEachEventOnce(t *testing.T) {
 	const machines = 150
 	for i := range machines {
 		name := "m" + strconv.Itoa(i)
-		if _, _, err := nodes[i%2].CreateMachine(ctx, op, authority.CreateMachineInput{Name: &name}); err != nil {
+		if _, _, err := nodes[i%len(nodes)].CreateMachine(ctx, op, authority.CreateMachineInput{Name: &name}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -511,4 +511,46 @@ func TestTwoDispatchersDeliverEachEventOnce(t *testing.T) {
 			t.Errorf("event %s delivered %d times", id, n)
 		}
 	}
+}
+
+// A change committed before a crash is delivered after it: by a node
+// restarted over the same store, once the crashed claim's lease is over.
+func TestACommittedEventOutlivesACrashedDispatcher(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		clock := testkit.NewClock()
+		a := webhookAuthority(t, store, clock)
+		op := newInstance(t, a)
+		if _, _, err := a.CreateWebhook(ctx, op, authority.CreateWebhookInput{URL: "https://hooks.example.com/", Events: []string{"machine.created"}}); err != nil {
+			t.Fatal(err)
+		}
+		name := "worker"
+		if _, _, err := a.CreateMachine(ctx, op, authority.CreateMachineInput{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+		// A dispatcher claims the delivery and dies (kill -9) before it
+		// records an outcome.
+		err := store.Update(ctx, func(tx authority.Tx) error {
+			claimed, err := tx.ClaimWebhookDeliveries(ctx, clock.Now(), clock.Now().Add(authority.WebhookLease), 10)
+			if err == nil && len(claimed) != 1 {
+				t.Errorf("claimed %d", len(claimed))
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		restarted := webhookAuthority(t, store, clock)
+		s := &fakeSender{}
+		if n, err := restarted.DeliverWebhooks(ctx, s); err != nil || n != 0 {
+			t.Fatalf("within the lease: %d, %v; the crashed claim still holds it", n, err)
+		}
+		clock.Advance(authority.WebhookLease)
+		if n, err := restarted.DeliverWebhooks(ctx, s); err != nil || n != 1 {
+			t.Fatalf("after the lease: %d, %v", n, err)
+		}
+		if got := s.received(); len(got) != 1 || !bytes.Contains(got[0].body, []byte(`"machine.created"`)) {
+			t.Fatalf("received %v", got)
+		}
+	})
 }
