@@ -26,6 +26,7 @@ var systemWrites = map[string]string{
 	"verifyForeign":         "an imported key is re-keyed on its first verify",
 	"RedeemTicket":          "the sign-in ticket is its own authorization: its holder has no Caller",
 	"DeliverWebhooks":       "the webhook dispatcher's claims and outcomes",
+	"PruneWebhookLog":       "the webhook delivery log's retention",
 }
 
 // TestEveryWriteGoesThroughMutate keeps authorization, one instant, the

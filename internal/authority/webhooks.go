@@ -44,6 +44,10 @@ type WebhookTx interface {
 	// credential's events go out in order. On PostgreSQL concurrent
 	// claimers skip each other's rows (FOR UPDATE SKIP LOCKED).
 	ClaimWebhookDeliveries(ctx context.Context, now, leaseUntil time.Time, limit int) ([]ClaimedDelivery, error)
+	// PruneWebhookLog deletes up to limit finished (succeeded or dead)
+	// deliveries created before before, then the events left without a
+	// delivery that occurred before it; it returns how many deliveries went.
+	PruneWebhookLog(ctx context.Context, before time.Time, limit int) (int, error)
 	// WebhookDeliveriesDue reports whether a pending, unleased delivery is
 	// due at now (a read, so an idle dispatcher opens no write).
 	WebhookDeliveriesDue(ctx context.Context, now time.Time) (bool, error)
@@ -654,12 +658,46 @@ func (a *Authority) send(ctx context.Context, s WebhookSender, c ClaimedDelivery
 	return s.Send(ctx, c.URL, headers, c.Payload)
 }
 
+// WebhookLogRetention is how long finished deliveries (and their events)
+// stay in the delivery log.
+const WebhookLogRetention = 30 * 24 * time.Hour
+
+// webhookPruneEvery is how often the dispatcher prunes the delivery log.
+const webhookPruneEvery = time.Hour
+
+// PruneWebhookLog deletes the deliveries finished longer than
+// WebhookLogRetention ago, and their events, in batches of one short
+// transaction each; it returns how many deliveries went.
+func (a *Authority) PruneWebhookLog(ctx context.Context) (int, error) {
+	cutoff, total := a.clock.Now().Add(-WebhookLogRetention), 0
+	for {
+		var n int
+		err := a.store.Update(ctx, func(tx Tx) error {
+			var err error
+			n, err = tx.PruneWebhookLog(ctx, cutoff, DefaultJanitorBatch)
+			return err
+		})
+		total += n
+		if err != nil || n < DefaultJanitorBatch {
+			return total, err
+		}
+	}
+}
+
 // RunWebhookDispatcher runs DeliverWebhooks every interval until ctx ends,
-// at once again after a full round; onError hears a failed round.
+// at once again after a full round, and prunes the delivery log hourly;
+// onError hears a failed round.
 func (a *Authority) RunWebhookDispatcher(ctx context.Context, s WebhookSender, interval time.Duration, onError func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var pruned time.Time
 	for {
+		if now := a.clock.Now(); now.Sub(pruned) >= webhookPruneEvery {
+			pruned = now
+			if _, err := a.PruneWebhookLog(ctx); err != nil && ctx.Err() == nil && onError != nil {
+				onError(err)
+			}
+		}
 		n, err := a.DeliverWebhooks(ctx, s)
 		if err != nil && ctx.Err() == nil && onError != nil {
 			onError(err)

@@ -554,3 +554,40 @@ func TestACommittedEventOutlivesACrashedDispatcher(t *testing.T) {
 		}
 	})
 }
+
+func TestTheDeliveryLogIsPrunedAfterItsRetention(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		clock := testkit.NewClock()
+		a := webhookAuthority(t, store, clock)
+		op := newInstance(t, a)
+		w, _, err := a.CreateWebhook(ctx, op, authority.CreateWebhookInput{URL: "https://hooks.example.com/", Events: []string{"machine.created"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"a", "b"} {
+			if _, _, err := a.CreateMachine(ctx, op, authority.CreateMachineInput{Name: &name}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := a.DeliverWebhooks(ctx, &fakeSender{}); err != nil || n != 2 {
+			t.Fatal(n, err)
+		}
+		clock.Advance(time.Hour)
+		c := "c"
+		if _, _, err := a.CreateMachine(ctx, op, authority.CreateMachineInput{Name: &c}); err != nil { // stays pending
+			t.Fatal(err)
+		}
+		clock.Advance(authority.WebhookLogRetention)
+		if n, err := a.PruneWebhookLog(ctx); err != nil || n != 2 {
+			t.Fatalf("pruned %d, %v; want the two delivered", n, err)
+		}
+		ds, err := a.ListWebhookDeliveries(ctx, op, w.ID, 0)
+		if err != nil || len(ds) != 1 || ds[0].State != credential.DeliveryPending {
+			t.Fatalf("left %+v, %v; want the pending one", ds, err)
+		}
+		if ev, del := outboxSize(t, store); ev != 1 || del != 1 {
+			t.Fatalf("outbox %d events, %d deliveries", ev, del)
+		}
+	})
+}

@@ -186,6 +186,23 @@ func prefixed(columns, prefix string) string {
 	return strings.Join(cols, ", ")
 }
 
+func (t *tx) PruneWebhookLog(ctx context.Context, before time.Time, limit int) (int, error) {
+	res, err := t.exec(ctx, `DELETE FROM webhook_deliveries WHERE seq IN (SELECT seq FROM webhook_deliveries
+		WHERE state <> 'pending' AND created_at < ? ORDER BY seq LIMIT ?)`, millis(before), limit)
+	if err != nil {
+		return 0, translate(err, "webhook delivery")
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, translate(err, "webhook delivery")
+	}
+	if _, err := t.exec(ctx, `DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e
+		WHERE e.occurred_at < ? AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id) LIMIT ?)`, millis(before), limit); err != nil {
+		return 0, translate(err, "webhook event")
+	}
+	return int(n), nil
+}
+
 func (t *tx) WebhookDeliveriesDue(ctx context.Context, now time.Time) (bool, error) {
 	var n int
 	err := t.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM webhook_deliveries
