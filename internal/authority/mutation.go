@@ -30,6 +30,7 @@ type change struct {
 	unchanged bool
 	digests   []credential.Digest
 	all       bool
+	emitted   bool // wrote webhook deliveries: wake the dispatcher
 }
 
 // mutate is the one path of a use case that writes: authorize (the
@@ -65,6 +66,9 @@ func (g grant) mutate(ctx context.Context, fn func(*change) error) error {
 	})
 	if err != nil {
 		return err
+	}
+	if done.emitted {
+		g.a.wakeDispatcher()
 	}
 	switch {
 	case done.all:

@@ -549,6 +549,7 @@ func (ch *change) writeEvent(t, targetKind, targetID string, detail any, hooks [
 	if err := ch.InsertWebhookEvent(ch.ctx, e, ds); err != nil {
 		return nil, err
 	}
+	ch.emitted = true
 	return ds, nil
 }
 
@@ -685,7 +686,8 @@ func (a *Authority) PruneWebhookLog(ctx context.Context) (int, error) {
 }
 
 // RunWebhookDispatcher runs DeliverWebhooks every interval until ctx ends,
-// at once again after a full round, and prunes the delivery log hourly;
+// at once again after a full round or a local change that queued
+// deliveries, and prunes the delivery log hourly;
 // onError hears a failed round.
 func (a *Authority) RunWebhookDispatcher(ctx context.Context, s WebhookSender, interval time.Duration, onError func(error)) {
 	t := time.NewTicker(interval)
@@ -709,6 +711,16 @@ func (a *Authority) RunWebhookDispatcher(ctx context.Context, s WebhookSender, i
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.wake:
 		}
+	}
+}
+
+// wakeDispatcher starts this node's next dispatcher round now rather than
+// at its next tick (other nodes find the deliveries at theirs).
+func (a *Authority) wakeDispatcher() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
 	}
 }
