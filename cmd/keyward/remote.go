@@ -128,6 +128,7 @@ func newRemoteCommands() []*cobra.Command {
 		newWhoamiCommand(rc),
 		newAdminKeysCommand(rc),
 		newAnalyticsCommand(rc),
+		newWebhooksCommand(rc),
 	}
 	for _, c := range cmds {
 		rc.addFlags(c)

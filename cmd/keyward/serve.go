@@ -49,6 +49,7 @@ type serveConfig struct {
 	authzHeader       string
 	console           bool
 	janitor           janitorConfig
+	webhooks          webhookConfig // webhooks.go
 }
 
 type readyKey struct{}
@@ -110,6 +111,7 @@ YAML file, then the defaults. With --tls-cert and --tls-key it serves HTTPS
 	cmd.Flags().StringVar(&cfg.authzHeader, "authz-header", "", "the header GET /v1/authz reads the credential from, such as X-Api-Key (default: Authorization: Bearer)")
 	cmd.Flags().BoolVar(&cfg.console, "console", true, "serve the admin console at /console/ (sign in with an admin key)")
 	cfg.janitor.addFlags(cmd)
+	cfg.webhooks.addFlags(cmd)
 	return cmd
 }
 
@@ -343,6 +345,8 @@ func (r *serveRun) run(ctx context.Context) error {
 	defer stopFlusher()
 	stopBus := r.startBus(ctx)
 	defer stopBus()
+	stopWebhooks := r.startWebhookDispatcher(ctx)
+	defer stopWebhooks()
 	return r.serveUntilDone(ctx, srv)
 }
 

@@ -22,7 +22,7 @@ var (
 	// lines (logging.Request) as any code may use slog.
 	adapters = []string{
 		"internal/sqlstore", "internal/inmem", "internal/redisbus", "internal/pgbus",
-		"internal/auditlog", "internal/metrics",
+		"internal/auditlog", "internal/metrics", "internal/webhooksend",
 	}
 	// vendors are the vendor surfaces, one package each.
 	vendors = []string{

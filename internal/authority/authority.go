@@ -27,6 +27,8 @@ type Authority struct {
 	usage    usageRecorder
 	counts   verificationCounter
 	settings settingsCache
+	subs     subscriptions // webhook endpoints per instance
+	wake     chan struct{} // a committed change queued deliveries
 
 	refusals        refusalAggregator
 	throttle        throttle
@@ -109,6 +111,7 @@ func New(cfg Config) *Authority {
 		bus: cfg.Bus, observer: cfg.Observer, tracer: cfg.Tracer, cache: newCredentialCache(cfg.CacheBytes), jwtKeys: newKeyCache(),
 		throttle: throttle{limit: cfg.AuthFailureLimit, window: cfg.AuthFailureWindow},
 		sink:     cfg.AuditSink, sinkRequired: cfg.AuditSinkRequired, onSinkError: cfg.OnAuditSinkError,
+		wake: make(chan struct{}, 1),
 	}
 	a.counts.off = cfg.NoAnalytics
 	if a.bus != nil {

@@ -30,6 +30,7 @@ type change struct {
 	unchanged bool
 	digests   []credential.Digest
 	all       bool
+	emitted   bool // wrote webhook deliveries: wake the dispatcher
 }
 
 // mutate is the one path of a use case that writes: authorize (the
@@ -66,6 +67,9 @@ func (g grant) mutate(ctx context.Context, fn func(*change) error) error {
 	if err != nil {
 		return err
 	}
+	if done.emitted {
+		g.a.wakeDispatcher()
+	}
 	switch {
 	case done.all:
 		g.a.invalidate(ctx)
@@ -78,6 +82,11 @@ func (g grant) mutate(ctx context.Context, fn func(*change) error) error {
 // audit records the change, by the grant's caller, at the grant's instant.
 func (ch *change) audit(action, targetKind, targetID string, detail any) error {
 	if err := ch.g.a.auditAt(ch.ctx, ch.Tx, ch.g.caller, ch.now, action, targetKind, targetID, detail); err != nil {
+		return err
+	}
+	// Its lifecycle event goes to the outbox in the same transaction, so
+	// a change that rolls back emits nothing.
+	if err := ch.emit(action, targetKind, targetID, detail); err != nil {
 		return err
 	}
 	ch.audited = true

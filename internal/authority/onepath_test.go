@@ -27,6 +27,8 @@ var systemWrites = map[string]string{
 	"ImportForeignKeys":           "the operator's import-keys command",
 	"verifyForeign":               "an imported key is re-keyed on its first verify",
 	"RedeemTicket":                "the sign-in ticket is its own authorization: its holder has no Caller",
+	"DeliverWebhooks":             "the webhook dispatcher's claims and outcomes",
+	"PruneWebhookLog":             "the webhook delivery log's retention",
 }
 
 // TestEveryWriteGoesThroughMutate keeps authorization, one instant, the

@@ -131,6 +131,16 @@ var useCases = map[useCase]rule{
 	"ListAdminKeys":  {perm: credential.AdminKeys.Read()},
 	"GetAdminKey":    {perm: credential.AdminKeys.Read()},
 	"RevokeAdminKey": {perm: credential.AdminKeys.Write()},
+
+	"CreateWebhook":         {perm: credential.Webhooks.Write()},
+	"ListWebhooks":          {perm: credential.Webhooks.Read()},
+	"GetWebhook":            {perm: credential.Webhooks.Read()},
+	"UpdateWebhook":         {perm: credential.Webhooks.Write()},
+	"DeleteWebhook":         {perm: credential.Webhooks.Write()},
+	"RotateWebhookSecret":   {perm: credential.Webhooks.Write()},
+	"TestWebhook":           {perm: credential.Webhooks.Write()},
+	"ListWebhookDeliveries": {perm: credential.Webhooks.Read()},
+	"ReplayWebhookDelivery": {perm: credential.Webhooks.Write()},
 }
 
 // enter is the first step of every use case acting for a caller: it looks

@@ -58,6 +58,7 @@ type Tx interface {
 	AuditTx
 	ForeignKeyTx
 	AnalyticsTx
+	WebhookTx // webhooks.go
 }
 
 // InstanceTx reads and writes instances and their settings.

@@ -39,6 +39,7 @@ var (
 	Audit         = family("audit")         // the audit log (read only in practice)
 	AdminKeys     = family("admin_keys")    // admin keys
 	Analytics     = family("analytics")     // verification counts (read only in practice)
+	Webhooks      = family("webhooks")      // webhook endpoints and their deliveries
 )
 
 var families []Family

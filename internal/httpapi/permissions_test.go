@@ -211,6 +211,16 @@ var routePermissions = map[string]string{
 	"GET /v1/users/{user_id}/clients":                            "clients:read",
 	"GET /v1/users/{user_id}/clients/{client_id}":                "clients:read",
 	"DELETE /v1/users/{user_id}/clients/{client_id}":             "clients:write",
+
+	"POST /v1/webhooks":                                              "webhooks:write",
+	"GET /v1/webhooks":                                               "webhooks:read",
+	"GET /v1/webhooks/{webhook_id}":                                  "webhooks:read",
+	"PATCH /v1/webhooks/{webhook_id}":                                "webhooks:write",
+	"DELETE /v1/webhooks/{webhook_id}":                               "webhooks:write",
+	"POST /v1/webhooks/{webhook_id}/rotate_secret":                   "webhooks:write",
+	"POST /v1/webhooks/{webhook_id}/test":                            "webhooks:write",
+	"GET /v1/webhooks/{webhook_id}/deliveries":                       "webhooks:read",
+	"POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay": "webhooks:write",
 }
 
 func TestEveryRouteHasAPermission(t *testing.T) {
@@ -307,6 +317,11 @@ func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 	target, targetSecret, err := e.Auth.CreateAdminKey(ctx, op, authority.CreateAdminKeyInput{Name: ptr("target"), Permissions: []string{"admin_keys:read"}})
 	must(err)
 	e.Remember(targetSecret.Reveal())
+	hook, hookSecret, err := e.Auth.CreateWebhook(ctx, op, authority.CreateWebhookInput{URL: "https://hooks.example.com/keyward", Events: []string{"*"}})
+	must(err)
+	e.Remember(hookSecret.Reveal())
+	delivery, err := e.Auth.TestWebhook(ctx, op, hook.ID)
+	must(err)
 	return fixtures{
 		params: map[string]string{
 			"org": o.ID, "site": site.ID, "sitegroup": group.ID, "ws": w.ID, "workspace": w.Slug, "user_id": permUser,
@@ -315,6 +330,7 @@ func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 			"api_key_id": ak.ID,
 			"id:admin":   target.ID, "id:pat": p.ID, "id:wspat": wp.ID, "id:session": session.Session.ID, "third": third.ID,
 			"org_token_id": ot.ID, "pat_id": p.ID,
+			"webhook_id": hook.ID, "delivery_id": delivery.ID,
 		},
 		user:     permUser,
 		m2mToken: tok.Token,
@@ -410,6 +426,10 @@ func (f fixtures) request(route string) (method, path string, body any, header h
 		body = map[string]any{"name": "made", "permissions": []string{"admin_keys:read"}}
 	case "POST /v1/machines":
 		body = map[string]any{"name": "new"}
+	case "POST /v1/webhooks":
+		body = map[string]any{"url": "https://hooks.example.com/other", "events": []string{"machine.created"}}
+	case "PATCH /v1/webhooks/{webhook_id}":
+		body = map[string]any{"description": "renamed"}
 	case "PATCH /v1/machines/{machine_id}", "PATCH /v1/organizations/{org}/tokens/{org_token_id}", "PATCH /v1/users/{user_id}/pats/{pat_id}":
 		body = map[string]any{"name": "renamed"}
 	case "POST /v1/machines/{machine_id}/secret_key/rotate":

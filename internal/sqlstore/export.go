@@ -26,6 +26,7 @@ var exportTables = []string{
 	"audit_events", "audit_chain_heads", "signing_keys",
 	"organizations", "sites", "sitegroups", "sitegroup_sites", "workspaces", "workspace_members",
 	"actor_tokens", "impersonation_sessions", "clients",
+	"webhooks", // endpoints travel (their secrets sealed, like the machines'); their outbox and deliveries do not
 }
 
 // exportOrder orders the rows of a table so a row that references another

@@ -20,7 +20,9 @@ func TestExportCoversEveryTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	leftOut := []string{migrationsTable, "rate_windows", "limit_windows"}
+	leftOut := []string{migrationsTable, "rate_windows", "limit_windows",
+		// in-flight deliveries of the source: an import starts a new outbox
+		"webhook_events", "webhook_deliveries"}
 	for rows.Next() {
 		var name string
 		if err := rows.Scan(&name); err != nil {
