@@ -78,9 +78,19 @@ func serveKeyward(t *testing.T) *served {
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/keyward").CombinedOutput(); err != nil {
 		t.Fatalf("build keyward: %v\n%s", err, out)
 	}
-	out, err := exec.Command(bin, "admin-key", "generate").Output()
+	// keyward refuses unknown KEYWARD_* variables, and this test's own
+	// (KEYWARD_BROWSER_TEST, …) are unknown to it.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KEYWARD_") {
+			env = append(env, kv)
+		}
+	}
+	gen := exec.Command(bin, "admin-key", "generate")
+	gen.Env = env
+	out, err := gen.Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("keyward admin-key generate: %v", err)
 	}
 	lines := strings.Fields(string(out))
 	s := &served{AdminKey: lines[len(lines)-1], logs: &logBuffer{}}
@@ -91,7 +101,7 @@ func serveKeyward(t *testing.T) *served {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(bin, "serve", "--addr", addr, "--data-dir", filepath.Join(dir, "data"))
-	cmd.Env = append(os.Environ(), "KEYWARD_BOOTSTRAP_ADMIN_KEY="+s.AdminKey)
+	cmd.Env = append(env, "KEYWARD_BOOTSTRAP_ADMIN_KEY="+s.AdminKey)
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
