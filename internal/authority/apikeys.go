@@ -62,6 +62,7 @@ type apiKeyAttrs struct {
 	Claims      json.RawMessage `json:"claims,omitempty"`
 	Scopes      []string        `json:"scopes"`
 	CreatedBy   string          `json:"created_by,omitempty"`
+	Controls    *Controls       `json:"controls,omitempty"`
 }
 
 func apiKeyView(c credential.Credential, a tokenAttrs, now time.Time) APIKey {
@@ -424,7 +425,7 @@ func (a *Authority) UpdateAPIKey(ctx context.Context, c Caller, id string, in Up
 		if err != nil {
 			return err
 		}
-		stored := apiKeyAttrs{Name: attrs.Name, Description: attrs.Description, Claims: attrs.Claims, Scopes: attrs.Scopes, CreatedBy: attrs.CreatedBy}
+		stored := apiKeyAttrs{Name: attrs.Name, Description: attrs.Description, Claims: attrs.Claims, Scopes: attrs.Scopes, CreatedBy: attrs.CreatedBy, Controls: attrs.Controls}
 		if in.SetDescription {
 			stored.Description = ""
 			if in.Description != nil {

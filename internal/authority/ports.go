@@ -58,6 +58,7 @@ type Tx interface {
 	AuditTx
 	ForeignKeyTx
 	AnalyticsTx
+	RoleTx
 }
 
 // InstanceTx reads and writes instances and their settings.

@@ -39,6 +39,7 @@ var (
 	Audit         = family("audit")         // the audit log (read only in practice)
 	AdminKeys     = family("admin_keys")    // admin keys
 	Analytics     = family("analytics")     // verification counts (read only in practice)
+	Credentials   = family("credentials")   // any credential's controls at verify time, its credits, and the roles
 )
 
 var families []Family

@@ -1,0 +1,303 @@
+package authority_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/inmem"
+	"github.com/keyward/keyward/internal/permquery"
+	"github.com/keyward/keyward/internal/sqlstore"
+	"github.com/keyward/keyward/internal/testkit"
+)
+
+type controlsEnv struct {
+	a     *Authority
+	clock *testkit.Clock
+	admin Caller
+}
+
+func newControlsEnv(t *testing.T, store Store, clock *testkit.Clock, bus Bus) controlsEnv {
+	t.Helper()
+	a := node(t, store, bus, clock)
+	_, adminKey, err := a.CreateInstance(context.Background(), "controls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := a.Authenticate(context.Background(), adminKey.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return controlsEnv{a: a, clock: clock, admin: admin}
+}
+
+func (e controlsEnv) key(t *testing.T) APIKey {
+	t.Helper()
+	name, subject := "metered key", "user_2xhFjEI5X2qWRvtV13BzSj8H6Dk"
+	k, err := e.a.CreateAPIKey(context.Background(), e.admin, CreateAPIKeyInput{Name: &name, Subject: &subject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func (e controlsEnv) set(t *testing.T, id string, in ControlsInput) ControlsView {
+	t.Helper()
+	v, err := e.a.SetCredentialControls(context.Background(), e.admin, id, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func query(t *testing.T, q string) permquery.Query {
+	t.Helper()
+	p, err := permquery.Parse(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestVerifyAppliesPermissionsAndRoles(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		e := newControlsEnv(t, store, testkit.NewClock(), inmem.NewBus())
+		if _, err := e.a.CreateRole(ctx, e.admin, "dns-admin", []string{"dns.write", "dns.delete"}); err != nil {
+			t.Fatal(err)
+		}
+		k := e.key(t)
+		e.set(t, k.ID, ControlsInput{Meta: json.RawMessage(`{"plan": "pro"}`), Permissions: &[]string{"dns.read"}, Roles: &[]string{"dns-admin"}})
+		for _, c := range []struct {
+			name, query string
+			valid       bool
+			missing     []string
+		}{
+			{"valid_direct", "dns.read", true, nil},
+			{"valid_through_role", "dns.read AND dns.write", true, nil},
+			{"valid_or", "billing.read OR dns.delete", true, nil},
+			{"refused_missing_one", "dns.read AND (billing.read OR billing.write)", false, []string{"billing.read"}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				r, err := e.a.Verify(ctx, e.admin, VerifyInput{Token: k.Secret, Permissions: query(t, c.query)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Valid != c.valid || !slices.Equal(r.MissingPermissions, c.missing) {
+					t.Fatalf("%s: valid %v (%s) missing %q, want %v %q", c.query, r.Valid, r.Reason, r.MissingPermissions, c.valid, c.missing)
+				}
+				if !c.valid && r.Reason != ReasonInsufficientPermissions {
+					t.Fatalf("reason %s", r.Reason)
+				}
+				if string(r.Meta) != `{"plan":"pro"}` || !slices.Equal(r.Roles, []string{"dns-admin"}) {
+					t.Fatalf("meta %s roles %q", r.Meta, r.Roles)
+				}
+			})
+		}
+		// A role's change applies to the next verify.
+		if _, err := e.a.UpdateRole(ctx, e.admin, "dns-admin", []string{"dns.delete"}); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := e.a.Verify(ctx, e.admin, VerifyInput{Token: k.Secret, Permissions: query(t, "dns.write")}); r.Valid {
+			t.Fatal("a permission the role no longer grants still held")
+		}
+	})
+}
+
+func TestControlsRefuseBadInputAndWriteNothing(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		e := newControlsEnv(t, store, testkit.NewClock(), inmem.NewBus())
+		k := e.key(t)
+		big := `{"a":"` + strings.Repeat("x", MaxMetaBytes) + `"}`
+		for _, c := range []struct {
+			name, param string
+			in          ControlsInput
+		}{
+			{"meta_too_big", "meta", ControlsInput{Meta: json.RawMessage(big)}},
+			{"meta_not_object", "meta", ControlsInput{Meta: json.RawMessage(`[1]`)}},
+			{"bad_permission_name", "permissions[1]", ControlsInput{Permissions: &[]string{"ok", "not ok"}}},
+			{"operator_as_permission", "permissions[0]", ControlsInput{Permissions: &[]string{"AND"}}},
+			{"unknown_role", "roles[0]", ControlsInput{Roles: &[]string{"nobody"}}},
+			{"bad_limit", "ratelimits[0].limit", ControlsInput{RateLimits: &[]NamedLimit{{Name: "x", Limit: 0, Duration: 1000, Algorithm: LimitFixed}}}},
+			{"bad_limit_duration", "ratelimits[0].duration", ControlsInput{RateLimits: &[]NamedLimit{{Name: "x", Limit: 1, Duration: 10, Algorithm: LimitFixed}}}},
+			{"bad_limit_algorithm", "ratelimits[0].algorithm", ControlsInput{RateLimits: &[]NamedLimit{{Name: "x", Limit: 1, Duration: 1000, Algorithm: "leaky"}}}},
+			{"bad_refill", "credits.refill.interval", ControlsInput{SetCredits: true, Credits: &CreditsInput{Remaining: 1, Refill: &CreditsRule{Amount: 1, Interval: "weekly"}}}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				_, err := e.a.SetCredentialControls(ctx, e.admin, k.ID, c.in)
+				if ce := credential.AsError(err); err == nil || ce.Param != c.param || ce.Code == credential.CodeInternal {
+					t.Fatalf("got %v (param %q), want a client error naming %s", err, ce.Param, c.param)
+				}
+				v, err := e.a.GetCredentialControls(ctx, e.admin, k.ID)
+				if err != nil || len(v.Meta) > 0 || len(v.Permissions) > 0 || len(v.Roles) > 0 || len(v.RateLimits) > 0 || v.Credits != nil {
+					t.Fatalf("something was written: %+v %v", v, err)
+				}
+			})
+		}
+		if _, err := e.a.Verify(ctx, e.admin, VerifyInput{Token: k.Secret, RateLimits: []LimitUse{{Name: "nope", Cost: 1}}}); credential.AsError(err).Param != "ratelimits[0].name" {
+			t.Fatalf("verify naming an unknown limit: %v", err)
+		}
+	})
+}
+
+func TestAnotherTenantsCredentialIsNotFound(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		clock := testkit.NewClock()
+		e := newControlsEnv(t, store, clock, inmem.NewBus())
+		k := e.key(t)
+		_, otherKey, err := e.a.CreateInstance(ctx, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _ := e.a.Authenticate(ctx, otherKey.Reveal())
+		_, err = e.a.SetCredentialControls(ctx, other, k.ID, ControlsInput{Permissions: &[]string{"x"}})
+		if !credential.IsCode(err, credential.CodeNotFound) {
+			t.Fatalf("controls of another tenant's key: %v", err)
+		}
+		_, err = e.a.ChangeCredits(ctx, other, k.ID, "set", ptr(int64(5)))
+		if !credential.IsCode(err, credential.CodeNotFound) {
+			t.Fatalf("credits of another tenant's key: %v", err)
+		}
+	})
+}
+
+func TestNamedLimitsAreAllOrNothing(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		e := newControlsEnv(t, store, testkit.NewClock(), inmem.NewBus())
+		k := e.key(t)
+		e.set(t, k.ID, ControlsInput{RateLimits: &[]NamedLimit{
+			{Name: "burst", Limit: 3, Duration: 1000, Algorithm: LimitFixed, AutoApply: true},
+			{Name: "daily", Limit: 5, Duration: 86_400_000, Algorithm: LimitSliding, AutoApply: true},
+			{Name: "tokens", Limit: 100, Duration: 60_000, Algorithm: LimitFixed},
+		}})
+		verify := func(uses []LimitUse) VerifyResult {
+			t.Helper()
+			r, err := e.a.Verify(ctx, e.admin, VerifyInput{Token: k.Secret, RateLimits: uses})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		for i := range 3 {
+			if r := verify(nil); !r.Valid || len(r.Limits) != 2 || r.Limits[0].Remaining != int64(2-i) {
+				t.Fatalf("call %d: %s %+v", i, r.Reason, r.Limits)
+			}
+		}
+		r := verify(nil)
+		if r.Reason != ReasonRateLimited || r.Limits[1].Remaining != 2 {
+			t.Fatalf("fourth call in the second: %s %+v, want rate_limited with daily untouched at 2", r.Reason, r.Limits)
+		}
+		e.clock.Advance(time.Second)
+		// tokens has room, daily has 2: a cost of 3 on daily refuses both.
+		r = verify([]LimitUse{{Name: "tokens", Cost: 50}, {Name: "daily", Cost: 3}})
+		if r.Reason != ReasonRateLimited || r.Limits[0].Remaining != 100 {
+			t.Fatalf("refused call: %s %+v, want tokens untouched", r.Reason, r.Limits)
+		}
+		r = verify([]LimitUse{{Name: "tokens", Cost: 50}, {Name: "daily", Cost: 2}})
+		if !r.Valid || r.Limits[0].Remaining != 50 || r.Limits[1].Remaining != 0 {
+			t.Fatalf("admitted call: %s %+v", r.Reason, r.Limits)
+		}
+	})
+}
+
+func TestCreditsAreTakenAndRefilledAtTheBoundary(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		clock := testkit.NewClock()
+		clock.Set(time.Date(2026, 1, 31, 23, 59, 59, 0, time.UTC))
+		e := newControlsEnv(t, store, clock, inmem.NewBus())
+		k := e.key(t)
+		e.set(t, k.ID, ControlsInput{SetCredits: true, Credits: &CreditsInput{Remaining: 3, Refill: &CreditsRule{Amount: 10, Interval: "monthly", DayOfMonth: 1}}})
+		verify := func(cost *int64) VerifyResult {
+			t.Helper()
+			r, err := e.a.Verify(ctx, e.admin, VerifyInput{Token: k.Secret, CreditCost: cost})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if r := verify(ptr(int64(2))); !r.Valid || *r.Credits != 1 {
+			t.Fatalf("cost 2 of 3: %s %v", r.Reason, r.Credits)
+		}
+		if r := verify(ptr(int64(2))); r.Reason != ReasonUsageExceeded || *r.Credits != 1 {
+			t.Fatalf("cost 2 of 1: %s %v, want usage_exceeded with 1 left", r.Reason, r.Credits)
+		}
+		if r := verify(ptr(int64(0))); !r.Valid || *r.Credits != 1 {
+			t.Fatalf("cost 0 reads: %s %v", r.Reason, r.Credits)
+		}
+		clock.Set(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)) // the boundary, exactly
+		if r := verify(nil); !r.Valid || *r.Credits != 9 {
+			t.Fatalf("first call at the boundary: %s %v, want 10 − 1", r.Reason, r.Credits)
+		}
+		if r := verify(nil); !r.Valid || *r.Credits != 8 {
+			t.Fatalf("second call after the boundary: %s %v, want no second refill", r.Reason, r.Credits)
+		}
+		c, err := e.a.ChangeCredits(ctx, e.admin, k.ID, "decrement", ptr(int64(100)))
+		if err != nil || c.Remaining != 0 {
+			t.Fatalf("decrement: %+v %v", c, err)
+		}
+		if r := verify(nil); r.Reason != ReasonUsageExceeded {
+			t.Fatalf("after decrement to 0: %s", r.Reason)
+		}
+		if c, err = e.a.ChangeCredits(ctx, e.admin, k.ID, "increment", ptr(int64(4))); err != nil || c.Remaining != 4 {
+			t.Fatalf("increment: %+v %v", c, err)
+		}
+	})
+}
+
+// TestConcurrentVerifiesTakeExactlyTheCredits: 100 verifies at once
+// against 50 credits, on one node and on three sharing the store.
+func TestConcurrentVerifiesTakeExactlyTheCredits(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		for _, nodes := range []int{1, 3} {
+			ctx := context.Background()
+			clock, bus := testkit.NewClock(), inmem.NewBus()
+			e := newControlsEnv(t, store, clock, bus)
+			k := e.key(t)
+			e.set(t, k.ID, ControlsInput{SetCredits: true, Credits: &CreditsInput{Remaining: 50}})
+			as := []*Authority{e.a}
+			for len(as) < nodes {
+				as = append(as, node(t, store, bus, clock))
+			}
+			var valid, exceeded atomic.Int64
+			var wg sync.WaitGroup
+			for i := range 100 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					n := as[i%nodes] // uneven on three: 34, 33, 33
+					r, err := n.Verify(ctx, e.admin, VerifyInput{Token: k.Secret})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					switch r.Reason {
+					case ReasonValid:
+						valid.Add(1)
+					case ReasonUsageExceeded:
+						exceeded.Add(1)
+					default:
+						t.Errorf("reason %s", r.Reason)
+					}
+				}()
+			}
+			wg.Wait()
+			t.Logf("%d node(s): %d valid, %d usage_exceeded", nodes, valid.Load(), exceeded.Load())
+			if valid.Load() != 50 || exceeded.Load() != 50 {
+				t.Fatalf("%d node(s): %d valid, %d usage_exceeded; want exactly 50 and 50", nodes, valid.Load(), exceeded.Load())
+			}
+		}
+	})
+}
