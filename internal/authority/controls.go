@@ -712,6 +712,9 @@ func (a *Authority) UpdateRole(ctx context.Context, c Caller, name string, permi
 	if err != nil {
 		return Role{}, err
 	}
+	if permissions == nil {
+		return Role{}, credential.ParamError(credential.CodeMissing, "permissions", "is missing")
+	}
 	perms, err := validatePermissionNames("permissions", permissions, MaxControlPermissions)
 	if err != nil {
 		return Role{}, err

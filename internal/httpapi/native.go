@@ -51,6 +51,7 @@ func (n *native) register(mux wire.Router) {
 	n.registerOrgTokens(mux)
 	n.registerUserFamilies(mux)
 	n.registerAnalytics(mux)
+	n.registerControls(mux)
 	mux.Handle("POST /oauth/token", n.Checked(n.token))
 	mux.Handle("POST /oauth/revoke", n.Checked(n.revoke))
 	mux.Handle("GET /.well-known/openid-configuration", n.Checked(n.discovery))
