@@ -940,3 +940,34 @@ func (c *credentialCache) fillRole(ref roleRef, r cachedRole, epoch uint64) {
 	}
 	c.roles[ref] = r
 }
+
+// metaMatches reports whether ctl's meta has every key of want with its
+// value: a JSON string equal to it, or any other JSON value whose compact
+// text is it (meta.count=3, meta.beta=true).
+func metaMatches(ctl *Controls, want map[string]string) bool {
+	if len(want) == 0 {
+		return true
+	}
+	if ctl == nil || len(ctl.Meta) == 0 {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(ctl.Meta, &m) != nil {
+		return false
+	}
+	for k, v := range want {
+		raw, ok := m[k]
+		if !ok {
+			return false
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			if s != v {
+				return false
+			}
+		} else if string(raw) != v {
+			return false
+		}
+	}
+	return true
+}
