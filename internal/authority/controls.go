@@ -971,3 +971,18 @@ func metaMatches(ctl *Controls, want map[string]string) bool {
 	}
 	return true
 }
+
+// controlsParam names the first control in, for an error about them all.
+func controlsParam(in ControlsInput) string {
+	switch {
+	case in.Meta != nil:
+		return "meta"
+	case in.Permissions != nil:
+		return "permissions"
+	case in.Roles != nil:
+		return "roles"
+	case in.RateLimits != nil:
+		return "ratelimits"
+	}
+	return "credits"
+}

@@ -301,3 +301,28 @@ func TestConcurrentVerifiesTakeExactlyTheCredits(t *testing.T) {
 		}
 	})
 }
+
+func TestM2MTokensCarryControlsFromMint(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		m := newMachineEnv(t, store)
+		tok, err := m.a.CreateM2MToken(ctx, m.minter, CreateM2MTokenInput{Controls: ControlsInput{
+			Permissions: &[]string{"jobs.run"},
+			RateLimits:  &[]NamedLimit{{Name: "calls", Limit: 1, Duration: 60_000, Algorithm: LimitSliding, AutoApply: true}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := m.a.Verify(ctx, m.admin, VerifyInput{Token: tok.Token, Permissions: query(t, "jobs.run")})
+		if err != nil || !r.Valid || len(r.Limits) != 1 {
+			t.Fatalf("first: %v %s %+v", err, r.Reason, r.Limits)
+		}
+		if r, _ = m.a.Verify(ctx, m.admin, VerifyInput{Token: tok.Token}); r.Reason != ReasonRateLimited {
+			t.Fatalf("second in the minute: %s", r.Reason)
+		}
+		_, err = m.a.CreateM2MToken(ctx, m.minter, CreateM2MTokenInput{Format: FormatJWT, Controls: ControlsInput{Permissions: &[]string{"x"}}})
+		if credential.AsError(err).Param != "permissions" {
+			t.Fatalf("controls on a JWT: %v", err)
+		}
+	})
+}
