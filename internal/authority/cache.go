@@ -179,6 +179,9 @@ type credentialCache struct {
 	// roles holds roles' permissions, read when a verify asks a permission
 	// query of a credential with roles; emptied with everything.
 	roles map[roleRef]cachedRole
+	// identities holds identities' limits and credits rules, read when a
+	// verify meets a credential linked to one; emptied with everything.
+	identities map[identityRef]cachedIdentity
 
 	// beforeFill, when set by a test, runs between the store read and the
 	// fill, to hold a fill open while a revoke lands.
@@ -195,6 +198,8 @@ func newCredentialCache(budget int) *credentialCache {
 		negative: newByteLRU[int64](budget / negativeShare),
 		machines: make(map[machineRef]machineProfile),
 		roles:    make(map[roleRef]cachedRole),
+
+		identities: make(map[identityRef]cachedIdentity),
 	}
 	cc.setPositiveTTL(positiveTTL)
 	return cc
@@ -259,6 +264,7 @@ func (c *credentialCache) invalidate(digests ...credential.Digest) {
 		c.negative.purge()
 		clear(c.machines)
 		clear(c.roles)
+		clear(c.identities)
 		return
 	}
 	for _, d := range digests {

@@ -57,10 +57,13 @@ type Controls struct {
 	// Credits is set when the credential has a credits row; it holds the
 	// refill rule (the remaining count lives in the credits table).
 	Credits *CreditsRule `json:"credits,omitempty"`
+	// IdentityID links the credential to an identity (identities.go),
+	// whose limits and credits it shares.
+	IdentityID string `json:"identity_id,omitempty"`
 }
 
 func (c *Controls) empty() bool {
-	return c == nil || (len(c.Meta) == 0 && len(c.Permissions) == 0 && len(c.Roles) == 0 && len(c.RateLimits) == 0 && c.Credits == nil)
+	return c == nil || (len(c.Meta) == 0 && len(c.Permissions) == 0 && len(c.Roles) == 0 && len(c.RateLimits) == 0 && c.Credits == nil && c.IdentityID == "")
 }
 
 // bytes is what the controls hold, for the cache budget.
@@ -68,7 +71,7 @@ func (c *Controls) bytes() int {
 	if c == nil {
 		return 0
 	}
-	n := int(unsafe.Sizeof(*c)) + cap(c.Meta) + stringsBytes(c.Permissions) + stringsBytes(c.Roles)
+	n := int(unsafe.Sizeof(*c)) + cap(c.Meta) + stringsBytes(c.Permissions) + stringsBytes(c.Roles) + len(c.IdentityID)
 	for _, l := range c.RateLimits {
 		n += int(unsafe.Sizeof(l)) + len(l.Name) + len(l.Algorithm)
 	}
@@ -112,6 +115,7 @@ type ControlsView struct {
 	Roles        []string
 	RateLimits   []NamedLimit
 	Credits      *Credits
+	IdentityID   string
 }
 
 // ControlsInput changes a credential's controls: each field that is set
@@ -125,6 +129,8 @@ type ControlsInput struct {
 	// nil Credits removes them.
 	SetCredits bool
 	Credits    *CreditsInput
+	// IdentityID links the credential to an identity ("" unlinks it).
+	IdentityID *string
 }
 
 // CreditsInput is {remaining, refill}.
@@ -134,7 +140,7 @@ type CreditsInput struct {
 }
 
 func (in ControlsInput) isZero() bool {
-	return in.Meta == nil && in.Permissions == nil && in.Roles == nil && in.RateLimits == nil && !in.SetCredits
+	return in.Meta == nil && in.Permissions == nil && in.Roles == nil && in.RateLimits == nil && !in.SetCredits && in.IdentityID == nil
 }
 
 // validateControls checks every field of in and normalizes it (meta
@@ -330,6 +336,9 @@ type CreditsRow struct {
 // when the owner has no credits row.
 type CreditSpender interface {
 	SpendCredits(ctx context.Context, instanceID, ownerID string, cost int64, refillBoundary, now time.Time) (taken bool, remaining int64, err error)
+	// RefundCredits adds back what a SpendCredits took, when a later
+	// control (the identity's credits) refused the call.
+	RefundCredits(ctx context.Context, instanceID, ownerID string, amount int64) error
 }
 
 // RoleTx reads and writes the instance's roles and the credits rows.
@@ -452,6 +461,9 @@ func controlsAudit(ctl *Controls) map[string]any {
 	if ctl.Credits != nil {
 		d["credits"] = true
 	}
+	if ctl.IdentityID != "" {
+		d["identity_id"] = ctl.IdentityID
+	}
 	return d
 }
 
@@ -484,6 +496,19 @@ func applyControls(ctx context.Context, tx Tx, instanceID, ownerID string, old *
 	}
 	if in.RateLimits != nil {
 		ctl.RateLimits = *in.RateLimits
+	}
+	if in.IdentityID != nil {
+		if id := *in.IdentityID; id != "" {
+			if _, err := tx.GetIdentity(ctx, instanceID, id); credential.IsCode(err, credential.CodeNotFound) {
+				return nil, credential.ParamError(credential.CodeInvalid, "identity_id", "no identity with that id in this instance")
+			} else if err != nil {
+				return nil, err
+			}
+		}
+		if err := tx.LinkIdentity(ctx, instanceID, ownerID, *in.IdentityID); err != nil {
+			return nil, err
+		}
+		ctl.IdentityID = *in.IdentityID
 	}
 	if in.SetCredits {
 		if in.Credits == nil {
@@ -549,7 +574,7 @@ func controlsView(ctx context.Context, tx Tx, id, instanceID string, ctl *Contro
 	if ctl == nil {
 		return v, nil
 	}
-	v.Meta = ctl.Meta
+	v.Meta, v.IdentityID = ctl.Meta, ctl.IdentityID
 	if ctl.Permissions != nil {
 		v.Permissions = ctl.Permissions
 	}
@@ -794,10 +819,33 @@ func (a *Authority) verifyControls(ctx context.Context, e cacheEntry, in VerifyI
 			return nil
 		}
 	}
-	if err := a.verifyLimits(ctx, e, ctl, in, now, r); err != nil || !r.Valid {
+	var ident cachedIdentity
+	if ctl != nil && ctl.IdentityID != "" {
+		var err error
+		if ident, err = a.verifyIdentity(ctx, e.cred.InstanceID, ctl.IdentityID, now); err != nil {
+			return err
+		}
+		if ident.found {
+			r.IdentityID, r.ExternalID = ctl.IdentityID, ident.externalID
+		}
+	}
+	if err := a.verifyLimits(ctx, e, ctl, ident, in, now, r); err != nil || !r.Valid {
 		return err
 	}
-	if ctl == nil || ctl.Credits == nil {
+	// Credits: the credential's, then its identity's; a refusal by the
+	// identity's gives the credential's back.
+	type pool struct {
+		owner string
+		rule  *CreditsRule
+	}
+	var pools []pool
+	if ctl != nil && ctl.Credits != nil {
+		pools = append(pools, pool{e.cred.ID, ctl.Credits})
+	}
+	if ident.found && ident.credits != nil {
+		pools = append(pools, pool{ctl.IdentityID, ident.credits})
+	}
+	if len(pools) == 0 {
 		if in.CreditCost != nil && *in.CreditCost > 0 {
 			return credential.ParamError(credential.CodeInvalid, "credits", "the credential has no credits")
 		}
@@ -811,36 +859,62 @@ func (a *Authority) verifyControls(ctx context.Context, e cacheEntry, in VerifyI
 	if !ok {
 		return credential.Errorf(credential.CodeInternal, "the store cannot take credits")
 	}
-	taken, remaining, err := spender.SpendCredits(ctx, e.cred.InstanceID, e.cred.ID, cost, ctl.Credits.lastRefill(now), now)
-	if credential.IsCode(err, credential.CodeNotFound) {
-		taken, remaining, err = false, 0, nil
-	}
-	if err != nil {
-		return err
-	}
-	r.Credits = &remaining
-	if !taken {
-		r.Valid, r.Reason = false, ReasonUsageExceeded
+	for i, p := range pools {
+		taken, remaining, err := spender.SpendCredits(ctx, e.cred.InstanceID, p.owner, cost, p.rule.lastRefill(now), now)
+		if credential.IsCode(err, credential.CodeNotFound) {
+			taken, remaining, err = false, 0, nil
+		}
+		if err != nil {
+			return err
+		}
+		if i == 0 || r.Credits == nil || remaining < *r.Credits {
+			r.Credits = &remaining // the tighter pool's count
+		}
+		if !taken {
+			r.Valid, r.Reason = false, ReasonUsageExceeded
+			if i > 0 && cost > 0 {
+				if err := spender.RefundCredits(ctx, e.cred.InstanceID, pools[0].owner, cost); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 	}
 	return nil
 }
 
-func (a *Authority) verifyLimits(ctx context.Context, e cacheEntry, ctl *Controls, in VerifyInput, now time.Time, r *VerifyResult) error {
+func (a *Authority) verifyLimits(ctx context.Context, e cacheEntry, ctl *Controls, ident cachedIdentity, in VerifyInput, now time.Time, r *VerifyResult) error {
+	// The credential's limits, then its identity's under names the
+	// credential does not use (a credential's limit overrides its
+	// identity's of the same name); counted per credential or identity.
 	var limits []NamedLimit
+	var owners []string
 	if ctl != nil {
 		limits = ctl.RateLimits
+		for range limits {
+			owners = append(owners, "cred/"+e.cred.ID)
+		}
+	}
+	if ident.found {
+		for _, l := range ident.limits {
+			if !slices.ContainsFunc(limits, func(m NamedLimit) bool { return m.Name == l.Name }) {
+				limits = append(limits, l)
+				owners = append(owners, "ident/"+ctl.IdentityID)
+			}
+		}
 	}
 	var takes []LimitTake
 	var names []string
-	add := func(l NamedLimit, cost int64) {
-		takes = append(takes, LimitTake{Key: "cred/" + e.cred.ID + "/" + l.Name, Limit: l.Limit, Cost: cost,
+	add := func(j int, cost int64) {
+		l := limits[j]
+		takes = append(takes, LimitTake{Key: owners[j] + "/" + l.Name, Limit: l.Limit, Cost: cost,
 			Window: time.Duration(l.Duration) * time.Millisecond, Algorithm: l.Algorithm})
 		names = append(names, l.Name)
 	}
 	if in.RateLimits == nil {
-		for _, l := range limits {
+		for j, l := range limits {
 			if l.AutoApply {
-				add(l, 1)
+				add(j, 1)
 			}
 		}
 	} else {
@@ -852,7 +926,7 @@ func (a *Authority) verifyLimits(ctx context.Context, e cacheEntry, ctl *Control
 			if slices.Contains(names, u.Name) {
 				return credential.ParamError(credential.CodeConstraint, fmt.Sprintf("ratelimits[%d].name", i), fmt.Sprintf("limit %q appears twice", u.Name))
 			}
-			add(limits[j], u.Cost)
+			add(j, u.Cost)
 		}
 	}
 	if len(takes) == 0 {

@@ -326,3 +326,79 @@ func TestM2MTokensCarryControlsFromMint(t *testing.T) {
 		}
 	})
 }
+
+func TestIdentitiesShareLimitsAndCreditsAndTakeTheirKeysAlong(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		e := newControlsEnv(t, store, testkit.NewClock(), inmem.NewBus())
+		ident, err := e.a.CreateIdentity(ctx, e.admin, IdentityInput{ExternalID: ptr("customer-42"),
+			RateLimits: &[]NamedLimit{{Name: "calls", Limit: 3, Duration: 60_000, Algorithm: LimitFixed, AutoApply: true}},
+			SetCredits: true, Credits: &CreditsInput{Remaining: 100}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.a.CreateIdentity(ctx, e.admin, IdentityInput{ExternalID: ptr("customer-42")}); credential.AsError(err).Param != "external_id" {
+			t.Fatalf("a second identity with the external id: %v", err)
+		}
+		k1, k2 := e.key(t), e.key(t)
+		for _, k := range []APIKey{k1, k2} {
+			e.set(t, k.ID, ControlsInput{IdentityID: &ident.ID})
+		}
+		e.set(t, k2.ID, ControlsInput{SetCredits: true, Credits: &CreditsInput{Remaining: 1}})
+		verify := func(k APIKey) VerifyResult {
+			t.Helper()
+			r, err := e.a.Verify(ctx, e.admin, VerifyInput{Token: k.Secret})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if r := verify(k1); !r.Valid || r.ExternalID != "customer-42" || *r.Credits != 99 {
+			t.Fatalf("k1: %s %q %v", r.Reason, r.ExternalID, r.Credits)
+		}
+		if r := verify(k2); !r.Valid || *r.Credits != 0 { // k2's own pool is the tighter
+			t.Fatalf("k2: %s %v", r.Reason, r.Credits)
+		}
+		if r := verify(k2); r.Reason != ReasonUsageExceeded {
+			t.Fatalf("k2 without its own credits: %s", r.Reason)
+		}
+		// The identity's three calls a minute are shared: k2's refused call
+		// counted against the limit, which is taken before credits.
+		if r := verify(k1); r.Reason != ReasonRateLimited {
+			t.Fatalf("k1 after three calls of the identity: %s %+v", r.Reason, r.Limits)
+		}
+		v, err := e.a.GetIdentity(ctx, e.admin, ident.ID)
+		if err != nil || v.CreditsView.Remaining != 98 {
+			t.Fatalf("identity credits: k2's refused call took nothing: %+v %v", v.CreditsView, err)
+		}
+		list, err := e.a.IdentityCredentials(ctx, e.admin, ident.ID)
+		if err != nil || len(list) != 2 {
+			t.Fatalf("the identity's credentials: %v %v", list, err)
+		}
+
+		_, otherKey, err := e.a.CreateInstance(ctx, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _ := e.a.Authenticate(ctx, otherKey.Reveal())
+		if _, err := e.a.GetIdentity(ctx, other, ident.ID); !credential.IsCode(err, credential.CodeNotFound) {
+			t.Fatalf("another tenant's identity: %v", err)
+		}
+		if _, err := e.a.DeleteIdentity(ctx, other, ident.ID); !credential.IsCode(err, credential.CodeNotFound) {
+			t.Fatalf("deleting another tenant's identity: %v", err)
+		}
+
+		n, err := e.a.DeleteIdentity(ctx, e.admin, ident.ID)
+		if err != nil || n != 2 {
+			t.Fatalf("delete: %d %v", n, err)
+		}
+		for _, k := range []APIKey{k1, k2} {
+			if r := verify(k); r.Reason != ReasonRevoked {
+				t.Fatalf("a key of the deleted identity: %s", r.Reason)
+			}
+		}
+		if _, err := e.a.SetCredentialControls(ctx, e.admin, k1.ID, ControlsInput{IdentityID: &ident.ID}); credential.AsError(err).Param != "identity_id" {
+			t.Fatalf("linking a deleted identity: %v", err)
+		}
+	})
+}

@@ -87,6 +87,12 @@ var useCases = map[useCase]rule{
 	"GetRole":               {perm: credential.Credentials.Read()},
 	"UpdateRole":            {perm: credential.Credentials.Write()},
 	"DeleteRole":            {perm: credential.Credentials.Write()},
+	"CreateIdentity":        {perm: credential.Credentials.Write()},
+	"GetIdentity":           {perm: credential.Credentials.Read()},
+	"ListIdentities":        {perm: credential.Credentials.Read()},
+	"UpdateIdentity":        {perm: credential.Credentials.Write()},
+	"DeleteIdentity":        {perm: credential.Credentials.Write()},
+	"IdentityCredentials":   {perm: credential.Credentials.Read()},
 
 	"CreateOrganization": {perm: credential.Organizations.Write()},
 	"ListOrganizations":  {perm: credential.Organizations.Read()},

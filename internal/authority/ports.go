@@ -59,6 +59,7 @@ type Tx interface {
 	ForeignKeyTx
 	AnalyticsTx
 	RoleTx
+	IdentityTx
 }
 
 // InstanceTx reads and writes instances and their settings.

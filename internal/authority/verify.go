@@ -85,6 +85,8 @@ type VerifyResult struct {
 	MissingPermissions []string
 	Limits             []NamedLimitState
 	Credits            *int64
+	// IdentityID and ExternalID name the credential's identity.
+	IdentityID, ExternalID string
 }
 
 var notFound = VerifyResult{Reason: ReasonNotFound}

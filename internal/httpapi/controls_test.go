@@ -139,3 +139,49 @@ func anyStrings(v any) []string {
 	}
 	return out
 }
+
+func TestIdentitiesOverHTTP(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		e := apitest.Start(t, s)
+		created := e.Do(t, "POST", "/v1/identities", e.AdminKey, map[string]any{"external_id": "customer-7", "meta": map[string]string{"tier": "gold"},
+			"ratelimits": []map[string]any{{"name": "calls", "limit": 1, "duration": 60000, "algorithm": "sliding", "auto_apply": true}}})
+		ident := created.JSON(t)
+		id, _ := ident["id"].(string)
+		if created.Status != http.StatusCreated || id == "" {
+			t.Fatalf("create identity: %d %s", created.Status, created.Body)
+		}
+		if r := e.Do(t, "POST", "/v1/identities", e.AdminKey, map[string]any{"external_id": "customer-7"}); r.Status != http.StatusConflict {
+			t.Fatalf("a second customer-7: %d %s", r.Status, r.Body)
+		}
+		k := e.Do(t, "POST", "/v1/api_keys", e.AdminKey, map[string]any{"name": "of the customer", "subject": permAPIKeySubject, "identity_id": id}).JSON(t)
+		secret, _ := k["secret"].(string)
+		e.Remember(secret)
+		v := e.Do(t, "POST", "/v1/verify", e.AdminKey, map[string]any{"token": secret}).JSON(t)
+		if v["valid"] != true || v["identity"].(map[string]any)["external_id"] != "customer-7" {
+			t.Fatalf("verify: %v", v)
+		}
+		if v = e.Do(t, "POST", "/v1/verify", e.AdminKey, map[string]any{"token": secret}).JSON(t); v["code"] != "rate_limited" {
+			t.Fatalf("the identity's limit: %v", v)
+		}
+		list := e.Do(t, "GET", "/v1/identities/"+id+"/credentials", e.AdminKey, nil).JSON(t)
+		if d := list["data"].([]any); len(d) != 1 || d[0].(map[string]any)["id"] != k["id"] {
+			t.Fatalf("credentials: %v", list)
+		}
+		_, otherKey := e.NewInstance(t, "other")
+		for _, m := range []string{"GET", "DELETE"} {
+			if r := e.Do(t, m, "/v1/identities/"+id, otherKey, nil); r.Status != http.StatusNotFound {
+				t.Fatalf("%s another tenant's identity: %d", m, r.Status)
+			}
+		}
+		if r := e.Do(t, "POST", "/v1/api_keys", otherKey, map[string]any{"name": "sneaky", "subject": permAPIKeySubject, "identity_id": id}); r.Status != http.StatusBadRequest {
+			t.Fatalf("linking another tenant's identity: %d %s", r.Status, r.Body)
+		}
+		del := e.Do(t, "DELETE", "/v1/identities/"+id, e.AdminKey, nil).JSON(t)
+		if del["revoked_credentials"] != float64(1) {
+			t.Fatalf("delete: %v", del)
+		}
+		if v = e.Do(t, "POST", "/v1/verify", e.AdminKey, map[string]any{"token": secret}).JSON(t); v["code"] != "revoked" {
+			t.Fatalf("after the delete: %v", v)
+		}
+	})
+}

@@ -25,6 +25,7 @@ func (n *native) registerControls(mux wire.Router) {
 	mux.Handle("GET /v1/roles/{name}", n.Authenticated(n.getRole))
 	mux.Handle("PATCH /v1/roles/{name}", n.Authenticated(n.updateRole))
 	mux.Handle("DELETE /v1/roles/{name}", n.Authenticated(n.deleteRole))
+	n.registerIdentities(mux)
 }
 
 type namedLimitJSON struct {
@@ -53,6 +54,7 @@ type controlsJSON struct {
 	Roles        []string         `json:"roles"`
 	RateLimits   []namedLimitJSON `json:"ratelimits"`
 	Credits      *creditsJSON     `json:"credits"`
+	IdentityID   *string          `json:"identity_id"`
 }
 
 func renderCredits(c *authority.Credits) *creditsJSON {
@@ -68,7 +70,7 @@ func renderCredits(c *authority.Credits) *creditsJSON {
 
 func renderControls(v authority.ControlsView) controlsJSON {
 	out := controlsJSON{CredentialID: v.CredentialID, Meta: v.Meta, Permissions: v.Permissions, Roles: v.Roles,
-		RateLimits: make([]namedLimitJSON, len(v.RateLimits)), Credits: renderCredits(v.Credits)}
+		RateLimits: make([]namedLimitJSON, len(v.RateLimits)), Credits: renderCredits(v.Credits), IdentityID: optionalText(v.IdentityID)}
 	if len(out.Meta) == 0 {
 		out.Meta = json.RawMessage(`{}`)
 	}
@@ -90,8 +92,8 @@ func decodeStrict(param string, raw json.RawMessage, dst any) error {
 }
 
 // controlsFields are the fields every create or update that takes
-// controls accepts (identity_id is reserved for identities, not built yet).
-var controlsFields = []string{"meta", "permissions", "roles", "ratelimits", "credits"}
+// controls accepts.
+var controlsFields = []string{"meta", "permissions", "roles", "ratelimits", "credits", "identity_id"}
 
 // controlsInput reads the controls fields of f: absent leaves a control as
 // it is, null (or an empty value) clears it.
@@ -131,6 +133,16 @@ func controlsInput(f *wire.Form) (authority.ControlsInput, error) {
 			out[i] = authority.NamedLimit{Name: l.Name, Limit: l.Limit, Duration: l.Duration, Algorithm: authority.LimitAlgorithm(l.Algorithm), AutoApply: l.AutoApply}
 		}
 		in.RateLimits = &out
+	}
+	if f.Sent("identity_id") {
+		id, err := f.String("identity_id")
+		if err != nil {
+			return in, err
+		}
+		if id == nil {
+			id = new(string) // null unlinks
+		}
+		in.IdentityID = id
 	}
 	if f.Sent("credits") {
 		in.SetCredits = true
@@ -335,6 +347,11 @@ type creditsLeftJSON struct {
 	Remaining int64 `json:"remaining"`
 }
 
+type identityRefJSON struct {
+	ID         string `json:"id"`
+	ExternalID string `json:"external_id"`
+}
+
 // setVerifyControls copies the result's controls into the answer.
 func setVerifyControls(out *verifyResponse, res *authority.VerifyResult) {
 	out.Meta, out.Permissions, out.Roles, out.MissingPermissions = res.Meta, res.Permissions, res.Roles, res.MissingPermissions
@@ -346,6 +363,9 @@ func setVerifyControls(out *verifyResponse, res *authority.VerifyResult) {
 	}
 	if res.Credits != nil {
 		out.Credits = &creditsLeftJSON{Remaining: *res.Credits}
+	}
+	if res.IdentityID != "" {
+		out.Identity = &identityRefJSON{ID: res.IdentityID, ExternalID: res.ExternalID}
 	}
 }
 
@@ -392,5 +412,113 @@ func appendVerifyControls(b []byte, out *verifyResponse) ([]byte, bool) {
 		b = strconv.AppendInt(b, out.Credits.Remaining, 10)
 		b = append(b, '}')
 	}
+	if out.Identity != nil {
+		b = append(b, `,"identity":{"id":`...)
+		b = wire.AppendString(b, out.Identity.ID)
+		b = append(b, `,"external_id":`...)
+		b = wire.AppendString(b, out.Identity.ExternalID)
+		b = append(b, '}')
+	}
 	return b, true
+}
+
+// Identities (authority/identities.go).
+func (n *native) registerIdentities(mux wire.Router) {
+	const i = "/v1/identities/{identity_id}"
+	mux.Handle("POST /v1/identities", n.Authenticated(n.createIdentity))
+	mux.Handle("GET /v1/identities", n.Authenticated(n.listIdentities))
+	mux.Handle("GET "+i, n.Authenticated(n.getIdentity))
+	mux.Handle("PATCH "+i, n.Authenticated(n.updateIdentity))
+	mux.Handle("DELETE "+i, n.Authenticated(n.deleteIdentity))
+	mux.Handle("GET "+i+"/credentials", n.Authenticated(n.identityCredentials))
+}
+
+type identityJSON struct {
+	ID         string           `json:"id"`
+	ExternalID string           `json:"external_id"`
+	Meta       json.RawMessage  `json:"meta"`
+	RateLimits []namedLimitJSON `json:"ratelimits"`
+	Credits    *creditsJSON     `json:"credits"`
+	CreatedAt  string           `json:"created_at"`
+	UpdatedAt  string           `json:"updated_at"`
+}
+
+func renderIdentity(v authority.IdentityView) identityJSON {
+	out := identityJSON{ID: v.ID, ExternalID: v.ExternalID, Meta: v.Meta, RateLimits: make([]namedLimitJSON, len(v.RateLimits)),
+		Credits: renderCredits(v.CreditsView), CreatedAt: rfc3339(v.CreatedAt), UpdatedAt: rfc3339(v.UpdatedAt)}
+	if len(out.Meta) == 0 {
+		out.Meta = json.RawMessage(`{}`)
+	}
+	for i, l := range v.RateLimits {
+		out.RateLimits[i] = namedLimitJSON{Name: l.Name, Limit: l.Limit, Duration: l.Duration, Algorithm: string(l.Algorithm), AutoApply: l.AutoApply}
+	}
+	return out
+}
+
+func identityInput(r *http.Request) (authority.IdentityInput, error) {
+	var in authority.IdentityInput
+	f, err := wire.ReadForm(r, "external_id", "meta", "ratelimits", "credits")
+	if err != nil {
+		return in, err
+	}
+	if in.ExternalID, err = f.String("external_id"); err != nil {
+		return in, err
+	}
+	ci, err := controlsInput(f)
+	in.Meta, in.RateLimits, in.SetCredits, in.Credits = ci.Meta, ci.RateLimits, ci.SetCredits, ci.Credits
+	return in, err
+}
+
+func (n *native) createIdentity(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	in, err := identityInput(r)
+	if err != nil {
+		return err
+	}
+	v, err := n.auth.CreateIdentity(r.Context(), c, in)
+	return respond(w, http.StatusCreated, renderIdentity(v), err)
+}
+
+// listIdentities: ?external_id= finds one; pages as every native list.
+func (n *native) listIdentities(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	p, err := readCursorPage(r)
+	if err != nil {
+		return err
+	}
+	limit, offset := p.limitOffset()
+	list, total, err := n.auth.ListIdentities(r.Context(), c, r.URL.Query().Get("external_id"), limit, offset)
+	return respond(w, http.StatusOK, mapPage(list, p.next(len(list), total), renderIdentity), err)
+}
+
+func (n *native) getIdentity(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	v, err := n.auth.GetIdentity(r.Context(), c, r.PathValue("identity_id"))
+	return respond(w, http.StatusOK, renderIdentity(v), err)
+}
+
+func (n *native) updateIdentity(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	in, err := identityInput(r)
+	if err != nil {
+		return err
+	}
+	v, err := n.auth.UpdateIdentity(r.Context(), c, r.PathValue("identity_id"), in)
+	return respond(w, http.StatusOK, renderIdentity(v), err)
+}
+
+func (n *native) deleteIdentity(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	revoked, err := n.auth.DeleteIdentity(r.Context(), c, r.PathValue("identity_id"))
+	return respond(w, http.StatusOK, map[string]any{"id": r.PathValue("identity_id"), "deleted": true, "revoked_credentials": revoked}, err)
+}
+
+type identityCredentialJSON struct {
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Revoked bool   `json:"revoked"`
+}
+
+func (n *native) identityCredentials(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
+	list, err := n.auth.IdentityCredentials(r.Context(), c, r.PathValue("identity_id"))
+	data := make([]identityCredentialJSON, len(list))
+	for i, ic := range list {
+		data[i] = identityCredentialJSON{ID: ic.ID, Kind: string(ic.Kind), Revoked: ic.Revoked}
+	}
+	return respond(w, http.StatusOK, map[string]any{"data": data}, err)
 }

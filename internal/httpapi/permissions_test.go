@@ -87,6 +87,12 @@ var routePermissions = map[string]string{
 	"GET /v1/roles/{name}":                           "credentials:read",
 	"PATCH /v1/roles/{name}":                         "credentials:write",
 	"DELETE /v1/roles/{name}":                        "credentials:write",
+	"POST /v1/identities":                            "credentials:write",
+	"GET /v1/identities":                             "credentials:read",
+	"GET /v1/identities/{identity_id}":               "credentials:read",
+	"PATCH /v1/identities/{identity_id}":             "credentials:write",
+	"DELETE /v1/identities/{identity_id}":            "credentials:write",
+	"GET /v1/identities/{identity_id}/credentials":   "credentials:read",
 	"GET /v1/instance":                               "instance:read",
 	"PATCH /v1/instance":                             "instance:write",
 
@@ -313,6 +319,8 @@ func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 	e.Remember(ak.Secret)
 	_, err = e.Auth.CreateRole(ctx, op, "viewer", []string{"reports.read"})
 	must(err)
+	ident, err := e.Auth.CreateIdentity(ctx, op, authority.IdentityInput{ExternalID: ptr("customer-1")})
+	must(err)
 	_, err = e.Auth.SetCredentialControls(ctx, op, ak.ID, authority.ControlsInput{SetCredits: true, Credits: &authority.CreditsInput{Remaining: 10}})
 	must(err)
 	// A key a holder of admin_keys:write alone may revoke.
@@ -326,7 +334,7 @@ func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 			"org_id": o.ID, "apitoken_id": ot.ID, "client_id": clientID, "id": "", "$": "",
 			"api_key_id": ak.ID,
 			"id:admin":   target.ID, "id:pat": p.ID, "id:wspat": wp.ID, "id:session": session.Session.ID, "third": third.ID,
-			"org_token_id": ot.ID, "pat_id": p.ID, "credential_id": ak.ID, "name": "viewer",
+			"org_token_id": ot.ID, "pat_id": p.ID, "credential_id": ak.ID, "name": "viewer", "identity_id": ident.ID,
 		},
 		user:     permUser,
 		m2mToken: tok.Token,
@@ -446,6 +454,10 @@ func (f fixtures) request(route string) (method, path string, body any, header h
 		body = map[string]any{"op": "increment", "amount": 1}
 	case "POST /v1/roles":
 		body = map[string]any{"name": "editor", "permissions": []string{"reports.write"}}
+	case "POST /v1/identities":
+		body = map[string]any{"external_id": "customer-2"}
+	case "PATCH /v1/identities/{identity_id}":
+		body = map[string]any{"meta": map[string]string{"tier": "gold"}}
 	case "PATCH /v1/roles/{name}":
 		body = map[string]any{"permissions": []string{"reports.read", "reports.list"}}
 	case "POST /v1/users/{user_id}/clients":

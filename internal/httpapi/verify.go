@@ -37,6 +37,7 @@ type verifyResponse struct {
 	MissingPermissions []string         `json:"missing_permissions,omitempty"`
 	Limits             []limitStateJSON `json:"ratelimits,omitempty"`
 	Credits            *creditsLeftJSON `json:"credits,omitempty"`
+	Identity           *identityRefJSON `json:"identity,omitempty"`
 }
 
 type rateLimitJSON struct {

@@ -32,7 +32,7 @@ func TestVerifyResponseBytesAreWhatEncodingJSONWrote(t *testing.T) {
 		"empty slice": {Code: "valid", Scopes: []string{}, Privileges: []credential.Privilege{}, Claims: json.RawMessage{}},
 		"controls": {Code: "insufficient_permissions", Kind: "api_key", Meta: json.RawMessage(`{ "plan": "<pro>" }`), Permissions: []string{"a.b"},
 			Roles: []string{"r"}, MissingPermissions: []string{"c"}, Limits: []limitStateJSON{{Name: "burst", Limit: 3, Remaining: 0, Reset: 1764583200000}, {Name: "d", Limit: 1, Remaining: 1, Reset: 1}},
-			Credits: &creditsLeftJSON{Remaining: 7}},
+			Credits: &creditsLeftJSON{Remaining: 7}, Identity: &identityRefJSON{ID: "idt_1", ExternalID: "cust <42>"}},
 		"empty controls": {Code: "valid", Meta: json.RawMessage{}, Permissions: []string{}, Limits: []limitStateJSON{}},
 	} {
 		got, ok := appendVerifyResponse(nil, &out)

@@ -144,3 +144,138 @@ func (s *Store) SpendCredits(ctx context.Context, instanceID, ownerID string, co
 }
 
 var _ authority.CreditSpender = (*Store)(nil)
+
+// RefundCredits gives back credits a verify took when a later control
+// refused it (one atomic increment).
+func (s *Store) RefundCredits(ctx context.Context, instanceID, ownerID string, amount int64) error {
+	_, err := s.writer.ExecContext(ctx, s.d.rebind(`UPDATE credits SET remaining = remaining + ? WHERE instance_id = ? AND owner_id = ?`), amount, instanceID, ownerID)
+	return s.outageOr(ctx, translate(err, "credits"))
+}
+
+const identityColumns = `id, instance_id, external_id, meta, ratelimits, credits, created_at, updated_at`
+
+func identityArgs(i authority.Identity) ([]any, error) {
+	limits, err := json.Marshal(i.RateLimits)
+	if err != nil {
+		return nil, err
+	}
+	if i.RateLimits == nil {
+		limits = []byte("[]")
+	}
+	credits := ""
+	if i.Credits != nil {
+		b, err := json.Marshal(i.Credits)
+		if err != nil {
+			return nil, err
+		}
+		credits = string(b)
+	}
+	return []any{i.ID, i.InstanceID, i.ExternalID, jsonText(i.Meta), string(limits), credits, millis(i.CreatedAt), millis(i.UpdatedAt)}, nil
+}
+
+func scanIdentity(s interface{ Scan(...any) error }) (authority.Identity, error) {
+	var i authority.Identity
+	var meta, limits, credits string
+	if err := s.Scan(&i.ID, &i.InstanceID, &i.ExternalID, &meta, &limits, &credits, scanTime(&i.CreatedAt), scanTime(&i.UpdatedAt)); err != nil {
+		return i, err
+	}
+	if meta != "{}" {
+		i.Meta = json.RawMessage(meta)
+	}
+	if err := json.Unmarshal([]byte(limits), &i.RateLimits); err != nil {
+		return i, credential.Wrap(credential.CodeInternal, err, "decode identity ratelimits")
+	}
+	if len(i.RateLimits) == 0 {
+		i.RateLimits = nil
+	}
+	if credits != "" {
+		i.Credits = new(authority.CreditsRule)
+		if err := json.Unmarshal([]byte(credits), i.Credits); err != nil {
+			return i, credential.Wrap(credential.CodeInternal, err, "decode identity credits")
+		}
+	}
+	return i, nil
+}
+
+func (t *tx) InsertIdentity(ctx context.Context, i authority.Identity) error {
+	args, err := identityArgs(i)
+	if err != nil {
+		return translate(err, "identity")
+	}
+	_, err = t.exec(ctx, `INSERT INTO identities (`+identityColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	return translate(err, "identity")
+}
+
+func (t *tx) UpdateIdentity(ctx context.Context, i authority.Identity) error {
+	args, err := identityArgs(i)
+	if err != nil {
+		return translate(err, "identity")
+	}
+	return t.execOne(ctx, "identity", `UPDATE identities SET external_id = ?, meta = ?, ratelimits = ?, credits = ?, updated_at = ? WHERE instance_id = ? AND id = ?`,
+		args[2], args[3], args[4], args[5], args[7], i.InstanceID, i.ID)
+}
+
+func (t *tx) GetIdentity(ctx context.Context, instanceID, id string) (authority.Identity, error) {
+	i, err := scanIdentity(t.queryRow(ctx, `SELECT `+identityColumns+` FROM identities WHERE instance_id = ? AND id = ?`, instanceID, id))
+	return i, translate(err, "identity")
+}
+
+func (t *tx) ListIdentities(ctx context.Context, instanceID, externalID string, limit, offset int) ([]authority.Identity, int, error) {
+	where, args := ` WHERE instance_id = ?`, []any{instanceID}
+	if externalID != "" {
+		where, args = where+` AND external_id = ?`, append(args, externalID)
+	}
+	total, err := t.count(ctx, "identities", `SELECT COUNT(*) FROM identities`+where, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	rows, err := t.query(ctx, `SELECT `+identityColumns+` FROM identities`+where+` ORDER BY created_at, id LIMIT ? OFFSET ?`, append(args, limit, offset)...)
+	if err != nil {
+		return nil, 0, translate(err, "identities")
+	}
+	defer rows.Close()
+	var out []authority.Identity
+	for rows.Next() {
+		i, err := scanIdentity(rows)
+		if err != nil {
+			return nil, 0, translate(err, "identities")
+		}
+		out = append(out, i)
+	}
+	return out, total, translate(rows.Err(), "identities")
+}
+
+func (t *tx) DeleteIdentity(ctx context.Context, instanceID, id string) error {
+	if _, err := t.exec(ctx, `DELETE FROM identity_credentials WHERE instance_id = ? AND identity_id = ?`, instanceID, id); err != nil {
+		return translate(err, "identity")
+	}
+	return t.execOne(ctx, "identity", `DELETE FROM identities WHERE instance_id = ? AND id = ?`, instanceID, id)
+}
+
+func (t *tx) LinkIdentity(ctx context.Context, instanceID, credentialID, identityID string) error {
+	if _, err := t.exec(ctx, `DELETE FROM identity_credentials WHERE instance_id = ? AND credential_id = ?`, instanceID, credentialID); err != nil {
+		return translate(err, "identity link")
+	}
+	if identityID == "" {
+		return nil
+	}
+	_, err := t.exec(ctx, `INSERT INTO identity_credentials (instance_id, credential_id, identity_id) VALUES (?, ?, ?)`, instanceID, credentialID, identityID)
+	return translate(err, "identity link")
+}
+
+func (t *tx) IdentityCredentials(ctx context.Context, instanceID, identityID string) ([]string, error) {
+	rows, err := t.query(ctx, `SELECT credential_id FROM identity_credentials WHERE instance_id = ? AND identity_id = ? ORDER BY credential_id`, instanceID, identityID)
+	if err != nil {
+		return nil, translate(err, "identity credentials")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, translate(err, "identity credentials")
+		}
+		out = append(out, id)
+	}
+	return out, translate(rows.Err(), "identity credentials")
+}

@@ -28,6 +28,35 @@ CREATE TABLE credits (
     PRIMARY KEY (instance_id, owner_id)
 );
 
+-- identities group credentials (a customer, a tenant of the user's own
+-- product) under an external_id unique per instance; their named rate
+-- limits (ratelimits, a JSON array) and credits (credits: the refill rule
+-- as JSON, '' for none; the count is a credits row owned by the identity's
+-- id) are shared by their credentials. identity_credentials links a
+-- credential to its identity (at most one), for listing and for revoking
+-- them when the identity is deleted.
+CREATE TABLE identities (
+    id          TEXT PRIMARY KEY,
+    instance_id TEXT NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    external_id TEXT NOT NULL,
+    meta        TEXT NOT NULL,
+    ratelimits  TEXT NOT NULL,
+    credits     TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    UNIQUE (instance_id, external_id)
+);
+
+CREATE TABLE identity_credentials (
+    instance_id   TEXT NOT NULL,
+    credential_id TEXT NOT NULL,
+    identity_id   TEXT NOT NULL REFERENCES identities (id) ON DELETE CASCADE,
+    PRIMARY KEY (instance_id, credential_id)
+);
+CREATE INDEX identity_credentials_identity ON identity_credentials (identity_id);
+
 -- +goose Down
+DROP TABLE identity_credentials;
+DROP TABLE identities;
 DROP TABLE credits;
 DROP TABLE roles;
