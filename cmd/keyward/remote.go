@@ -128,6 +128,10 @@ func newRemoteCommands() []*cobra.Command {
 		newWhoamiCommand(rc),
 		newAdminKeysCommand(rc),
 		newAnalyticsCommand(rc),
+		newControlsCommand(rc),
+		newCreditsCommand(rc),
+		newRolesCommand(rc),
+		newIdentitiesCommand(rc),
 	}
 	for _, c := range cmds {
 		rc.addFlags(c)
