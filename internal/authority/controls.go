@@ -41,7 +41,7 @@ const (
 	MaxControlPermissions = 100
 	MaxControlRoles       = 50
 	// MaxNamedLimits bounds the named rate limits of one credential.
-	MaxNamedLimits = 8
+	MaxNamedLimits = 8 // a credential's and its identity's together fit one TakeAll (MaxLimitTakes)
 	// MaxLimitNameBytes bounds a limit's or a role's name.
 	MaxLimitNameBytes = 64
 	// MaxCredits bounds a credit count or amount.

@@ -1,6 +1,7 @@
 package authority_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	. "github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/inmem"
+	"github.com/keyward/keyward/internal/keyring"
 	"github.com/keyward/keyward/internal/permquery"
 	"github.com/keyward/keyward/internal/sqlstore"
 	"github.com/keyward/keyward/internal/testkit"
@@ -401,4 +403,109 @@ func TestIdentitiesShareLimitsAndCreditsAndTakeTheirKeysAlong(t *testing.T) {
 			t.Fatalf("linking a deleted identity: %v", err)
 		}
 	})
+}
+
+// PATs and org tokens take controls through the generic route; an org
+// token keeps Mist's hourly limit beside its named ones.
+func TestEveryKindTakesControls(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		e := newControlsEnv(t, store, testkit.NewClock(), inmem.NewBus())
+		name := "ci"
+		pat, err := e.a.CreatePAT(ctx, e.admin.ActingFor("user_1"), nil, CreatePATInput{Name: &name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slug, orgName := "acme", "Acme"
+		org, err := e.a.CreateOrganization(ctx, e.admin, OrganizationInput{Slug: &slug, Name: &orgName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ot, err := e.a.CreateOrgToken(ctx, e.admin, org.ID, OrgTokenInput{Name: &name,
+			Privileges: []credential.Privilege{{Scope: credential.ScopeOrg, Role: credential.RoleRead}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ kind, id, token string }{{"pat", pat.ID, pat.Token}, {"org_token", ot.ID, ot.Key}} {
+			t.Run(c.kind, func(t *testing.T) {
+				e.set(t, c.id, ControlsInput{Permissions: &[]string{"ci.run"}, Meta: json.RawMessage(`{"team":"infra"}`),
+					RateLimits: &[]NamedLimit{{Name: "runs", Limit: 1, Duration: 60_000, Algorithm: LimitFixed, AutoApply: true}}})
+				r, err := e.a.Verify(ctx, e.admin, VerifyInput{Token: c.token, Permissions: query(t, "ci.run")})
+				if err != nil || !r.Valid || string(r.Meta) != `{"team":"infra"}` || len(r.Limits) != 1 {
+					t.Fatalf("%v %s %s %+v", err, r.Reason, r.Meta, r.Limits)
+				}
+				if c.kind == "org_token" && r.RateLimit == nil {
+					t.Fatal("the org token lost its hourly limit")
+				}
+				if r, _ = e.a.Verify(ctx, e.admin, VerifyInput{Token: c.token}); r.Reason != ReasonRateLimited {
+					t.Fatalf("second run in the minute: %s", r.Reason)
+				}
+			})
+		}
+		// An id of one kind never reaches another kind's credential.
+		if _, err := e.a.SetCredentialControls(ctx, e.admin, "ak_"+strings.Repeat("0", 32), ControlsInput{}); !credential.IsCode(err, credential.CodeNotFound) {
+			t.Fatalf("unknown key: %v", err)
+		}
+	})
+}
+
+// TestNamedLimitsAreExactAcrossThreeNodes: three nodes sharing PostgreSQL
+// and its Limiter, 100 concurrent verifies, uneven (34/33/33), against a
+// limit of 30 → exactly 30 admitted.
+func TestNamedLimitsAreExactAcrossThreeNodes(t *testing.T) {
+	store := testkit.OpenPostgres(t)
+	ctx := context.Background()
+	clock, bus := testkit.NewClock(), inmem.NewBus()
+	limiter := store.Limiter()
+	keys := testKeyring(t)
+	var nodes []*Authority
+	for range 3 {
+		nodes = append(nodes, New(Config{Store: store, Keyring: keys, Clock: clock, Limiter: limiter, Bus: bus}))
+	}
+	_, adminKey, err := nodes[0].CreateInstance(ctx, "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := nodes[0].Authenticate(ctx, adminKey.Reveal())
+	e := controlsEnv{a: nodes[0], clock: clock, admin: admin}
+	k := e.key(t)
+	e.set(t, k.ID, ControlsInput{RateLimits: &[]NamedLimit{{Name: "calls", Limit: 30, Duration: 3_600_000, Algorithm: LimitSliding, AutoApply: true}},
+		SetCredits: true, Credits: &CreditsInput{Remaining: 1000}})
+	var valid, limited atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := nodes[i%3].Verify(ctx, admin, VerifyInput{Token: k.Secret})
+			switch {
+			case err != nil:
+				t.Error(err)
+			case r.Valid:
+				valid.Add(1)
+			case r.Reason == ReasonRateLimited:
+				limited.Add(1)
+			default:
+				t.Errorf("reason %s", r.Reason)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("3 nodes: %d valid, %d rate_limited", valid.Load(), limited.Load())
+	if valid.Load() != 30 || limited.Load() != 70 {
+		t.Fatalf("%d valid, %d rate_limited; want exactly 30 and 70", valid.Load(), limited.Load())
+	}
+	v, err := nodes[1].GetCredentialControls(ctx, admin, k.ID)
+	if err != nil || v.Credits.Remaining != 970 {
+		t.Fatalf("credits after 30 admitted calls: %+v %v (a refused call takes no credit)", v.Credits, err)
+	}
+}
+
+func testKeyring(t *testing.T) *keyring.Keyring {
+	t.Helper()
+	keys, err := keyring.New(bytes.Repeat([]byte{9}, keyring.MasterKeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
