@@ -11,7 +11,7 @@ import (
 // up to now, hourly buckets.
 type VerificationQuery struct {
 	CredentialID string
-	Outcome      string // valid, not_found, expired, revoked, ip_not_allowed, insufficient_scope, rate_limited
+	Outcome      string // valid, not_found, expired, revoked, ip_not_allowed, insufficient_scope, rate_limited, insufficient_permissions, usage_exceeded
 	From, To     time.Time
 	Granularity  string // minute, hour or day
 }

@@ -45,6 +45,41 @@ type VerifyRequest struct {
 	ClientIP          string     `json:"client_ip,omitempty"`
 	RequiredScopes    []string   `json:"required_scopes,omitempty"`
 	RequiredPrivilege *Privilege `json:"required_privilege,omitempty"`
+	// Permissions is a permission query ("dns.read AND (dns.write OR
+	// admin)") the credential's permissions and roles must satisfy.
+	Permissions string `json:"permissions,omitempty"`
+	// RateLimits names the credential's (and its identity's) limits to
+	// apply and their cost; nil applies every auto_apply limit at cost 1.
+	RateLimits []LimitCost `json:"ratelimits,omitempty"`
+	// Credits is what the call takes of the credits (nil: 1 when the
+	// credential has credits; a cost of 0 reads them).
+	Credits *CreditsCost `json:"credits,omitempty"`
+}
+
+// LimitCost names a limit a verify applies and its cost.
+type LimitCost struct {
+	Name string `json:"name"`
+	Cost int64  `json:"cost"`
+}
+
+// CreditsCost is what a verify takes of the credits.
+type CreditsCost struct {
+	Cost int64 `json:"cost"`
+}
+
+// LimitState is a named limit after a verify; Reset is in Unix
+// milliseconds.
+type LimitState struct {
+	Name      string `json:"name"`
+	Limit     int64  `json:"limit"`
+	Remaining int64  `json:"remaining"`
+	Reset     int64  `json:"reset"`
+}
+
+// IdentityRef names a credential's identity in a verify answer.
+type IdentityRef struct {
+	ID         string `json:"id"`
+	ExternalID string `json:"external_id"`
 }
 
 // RateLimit is an org token's hourly budget.
@@ -68,6 +103,16 @@ type VerifyResult struct {
 	Claims      json.RawMessage `json:"claims,omitempty"`
 	ExpiresAt   *time.Time      `json:"expires_at,omitempty"`
 	RateLimit   *RateLimit      `json:"ratelimit,omitempty"`
+	// Controls at verify time.
+	Meta               json.RawMessage `json:"meta,omitempty"`
+	Permissions        []string        `json:"permissions,omitempty"`
+	Roles              []string        `json:"roles,omitempty"`
+	MissingPermissions []string        `json:"missing_permissions,omitempty"`
+	RateLimits         []LimitState    `json:"ratelimits,omitempty"`
+	Credits            *struct {
+		Remaining int64 `json:"remaining"`
+	} `json:"credits,omitempty"`
+	Identity *IdentityRef `json:"identity,omitempty"`
 }
 
 // Verify asks keyward for its decision on a credential (POST /v1/verify).

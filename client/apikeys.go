@@ -26,6 +26,9 @@ type APIKey struct {
 	LastUsedAt       *time.Time      `json:"last_used_at"`
 	CreatedAt        time.Time       `json:"created_at"`
 	UpdatedAt        time.Time       `json:"updated_at"`
+	Meta             json.RawMessage `json:"meta"`
+	Permissions      []string        `json:"permissions"`
+	Roles            []string        `json:"roles"`
 	Secret           string          `json:"secret,omitempty"`
 }
 
@@ -39,6 +42,13 @@ type APIKeyParams struct {
 	Scopes                 []string        `json:"scopes,omitempty"`
 	CreatedBy              string          `json:"created_by,omitempty"`
 	SecondsUntilExpiration *float64        `json:"seconds_until_expiration,omitempty"`
+	// Controls at verify time (see SetCredentialControls for the rest).
+	Meta        json.RawMessage `json:"meta,omitempty"`
+	Permissions []string        `json:"permissions,omitempty"`
+	Roles       []string        `json:"roles,omitempty"`
+	RateLimits  []NamedLimit    `json:"ratelimits,omitempty"`
+	Credits     *Credits        `json:"credits,omitempty"`
+	IdentityID  string          `json:"identity_id,omitempty"`
 }
 
 // APIKeyUpdate changes what is set. The name and type cannot change.
@@ -57,6 +67,8 @@ type APIKeyQuery struct {
 	Type           string
 	Query          string // a name substring
 	IncludeInvalid bool   // revoked and expired keys too
+	// Meta keeps keys whose meta has each key with the value.
+	Meta map[string]string
 }
 
 func apiKeyPath(id string) string { return "/v1/api_keys/" + seg(id) }
@@ -83,6 +95,9 @@ func (c *Client) ListAPIKeys(ctx context.Context, q APIKeyQuery) (CursorPage[API
 	}
 	if q.IncludeInvalid {
 		v.Set("include_invalid", "true")
+	}
+	for k, val := range q.Meta {
+		v.Set("meta."+k, val)
 	}
 	return listPage[APIKey](ctx, c, "/v1/api_keys", v, q.ListParams)
 }

@@ -169,8 +169,8 @@ func (v *Verifier) verifyOnline(ctx context.Context, req VerifyRequest) (VerifyR
 	ttl := v.staleness
 	if !res.Valid {
 		ttl = min(ttl, negativeCacheTTL)
-	} else if res.RateLimit != nil {
-		ttl = 0 // every call of an org token counts against its hourly limit
+	} else if res.RateLimit != nil || len(res.RateLimits) > 0 || res.Credits != nil {
+		ttl = 0 // every call counts against the credential's limits or credits
 	}
 	if ttl > 0 {
 		e := cacheEntry{res: res, until: wall.Add(ttl)}

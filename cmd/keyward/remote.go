@@ -129,6 +129,10 @@ func newRemoteCommands() []*cobra.Command {
 		newAdminKeysCommand(rc),
 		newAnalyticsCommand(rc),
 		newWebhooksCommand(rc),
+		newControlsCommand(rc),
+		newCreditsCommand(rc),
+		newRolesCommand(rc),
+		newIdentitiesCommand(rc),
 	}
 	for _, c := range cmds {
 		rc.addFlags(c)

@@ -30,7 +30,7 @@ func (rc *remoteConfig) analyticsVerifications() *cobra.Command {
 			"  keyward analytics verifications --credential mt_… --outcome revoked --granularity day --from 2026-01-01T00:00:00Z -o json",
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&q.CredentialID, "credential", "", "only this credential's verifications (any kind)")
-			fs.StringVar(&q.Outcome, "outcome", "", "only this outcome (valid, not_found, expired, revoked, ip_not_allowed, insufficient_scope, rate_limited)")
+			fs.StringVar(&q.Outcome, "outcome", "", "only this outcome (valid, not_found, expired, revoked, ip_not_allowed, insufficient_scope, rate_limited, insufficient_permissions, usage_exceeded)")
 			fs.StringVar(&from, "from", "", "start of the range (RFC 3339); default 24 h before --to")
 			fs.StringVar(&to, "to", "", "end of the range (RFC 3339, exclusive); default now")
 			fs.StringVar(&q.Granularity, "granularity", "hour", "bucket width: minute, hour or day")

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -75,14 +76,15 @@ func newScopesCommand(rc *remoteConfig) *cobra.Command {
 }
 
 func newVerifyCommand(rc *remoteConfig) *cobra.Command {
-	var clientIP string
-	var scopes []string
+	var clientIP, permissions string
+	var scopes, limits []string
+	var credits int64
 	cmd := &cobra.Command{
 		Use:   "verify TOKEN",
 		Short: "Ask the server for its decision on a credential (exit 0 when valid, 6 when not)",
 		Long: "Ask the server for its decision on any credential (POST /v1/verify) and print the\n" +
-			"decision code: valid, not_found, expired, revoked, ip_not_allowed, insufficient_scope\n" +
-			"or rate_limited. The exit status is 0 for valid and 6 for every other decision.\n" +
+			"decision code: valid, not_found, expired, revoked, ip_not_allowed, insufficient_scope,\n" +
+			"insufficient_permissions, rate_limited or usage_exceeded. The exit status is 0 for valid and 6 for every other decision.\n" +
 			"Pass - as TOKEN to read it from standard input, keeping it out of the process list.",
 		Example: "  keyward verify pat_… --scope read\n" +
 			"  keyward verify mt_… --scope mch_API -o json\n" +
@@ -93,11 +95,27 @@ func newVerifyCommand(rc *remoteConfig) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			req := client.VerifyRequest{Token: token, ClientIP: clientIP, RequiredScopes: scopes, Permissions: permissions}
+			for _, l := range limits {
+				name, cost, found := strings.Cut(l, ":")
+				lc := client.LimitCost{Name: name, Cost: 1}
+				if found {
+					n, err := strconv.ParseInt(cost, 10, 64)
+					if err != nil || name == "" {
+						return usageErrorf("--ratelimit must be NAME or NAME:COST, got %q", l)
+					}
+					lc.Cost = n
+				}
+				req.RateLimits = append(req.RateLimits, lc)
+			}
+			if credits >= 0 {
+				req.Credits = &client.CreditsCost{Cost: credits}
+			}
 			c, err := rc.sdk()
 			if err != nil {
 				return err
 			}
-			res, err := c.Verify(cmd.Context(), client.VerifyRequest{Token: token, ClientIP: clientIP, RequiredScopes: scopes})
+			res, err := c.Verify(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
@@ -112,6 +130,9 @@ func newVerifyCommand(rc *remoteConfig) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&clientIP, "client-ip", "", "the address the credential was presented from (checked against org tokens' allowlists)")
 	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "a scope the credential must hold (repeatable)")
+	cmd.Flags().StringVar(&permissions, "permissions", "", "a permission query the credential must satisfy, e.g. 'dns.read AND (dns.write OR admin)'")
+	cmd.Flags().StringArrayVar(&limits, "ratelimit", nil, "a named limit to apply, NAME or NAME:COST (repeatable; default: the auto_apply ones)")
+	cmd.Flags().Int64Var(&credits, "credits", -1, "the credits the call takes (default 1 when the credential has credits; 0 reads them)")
 	return cmd
 }
 

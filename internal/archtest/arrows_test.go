@@ -54,7 +54,7 @@ var rules = []struct {
 		"the authority imports only the domain and its own libraries, no adapter and no surface",
 		under("internal/authority"),
 		func(_, imp string) bool {
-			return under("internal/authority", "internal/credential", "internal/keyring", "internal/signing")(imp)
+			return under("internal/authority", "internal/credential", "internal/keyring", "internal/signing", "internal/permquery")(imp)
 		},
 	},
 	{

@@ -236,7 +236,8 @@ type VerificationSeries struct {
 
 // Outcomes lists the outcomes a verification is counted under.
 func Outcomes() []Reason {
-	return []Reason{ReasonValid, ReasonNotFound, ReasonExpired, ReasonRevoked, ReasonIPNotAllowed, ReasonInsufficientScope, ReasonRateLimited}
+	return []Reason{ReasonValid, ReasonNotFound, ReasonExpired, ReasonRevoked, ReasonIPNotAllowed, ReasonInsufficientScope, ReasonRateLimited,
+		ReasonInsufficientPermissions, ReasonUsageExceeded}
 }
 
 // Verifications returns the series of the caller's instance's
@@ -257,7 +258,7 @@ func (a *Authority) Verifications(ctx context.Context, c Caller, in Verification
 	}
 	outcome := Reason(in.Outcome)
 	if in.Outcome != "" && !slices.Contains(Outcomes(), outcome) {
-		return VerificationSeries{}, credential.ParamError(credential.CodeInvalid, "outcome", "must be one of valid, not_found, expired, revoked, ip_not_allowed, insufficient_scope, rate_limited")
+		return VerificationSeries{}, credential.ParamError(credential.CodeInvalid, "outcome", "must be one of valid, not_found, expired, revoked, ip_not_allowed, insufficient_scope, rate_limited, insufficient_permissions, usage_exceeded")
 	}
 	to := in.To
 	if to.IsZero() {

@@ -50,6 +50,10 @@ type APIKey struct {
 	LastUsedAt       time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	// Meta, Permissions and Roles are the key's controls (controls.go).
+	Meta        json.RawMessage
+	Permissions []string
+	Roles       []string
 	// Secret is set in the create response only.
 	Secret string
 }
@@ -62,6 +66,7 @@ type apiKeyAttrs struct {
 	Claims      json.RawMessage `json:"claims,omitempty"`
 	Scopes      []string        `json:"scopes"`
 	CreatedBy   string          `json:"created_by,omitempty"`
+	Controls    *Controls       `json:"controls,omitempty"`
 }
 
 func apiKeyView(c credential.Credential, a tokenAttrs, now time.Time) APIKey {
@@ -78,6 +83,9 @@ func apiKeyView(c credential.Credential, a tokenAttrs, now time.Time) APIKey {
 	if k.Scopes == nil {
 		k.Scopes = []string{}
 	}
+	if ctl := a.Controls; ctl != nil {
+		k.Meta, k.Permissions, k.Roles = ctl.Meta, ctl.Permissions, ctl.Roles
+	}
 	return k
 }
 
@@ -92,6 +100,8 @@ type CreateAPIKeyInput struct {
 	Scopes                 []string
 	CreatedBy              *string
 	SecondsUntilExpiration *float64
+	// Controls sets the key's controls at verify time (controls.go).
+	Controls ControlsInput
 }
 
 // CreateAPIKey issues an API key for a user, an organization or a machine
@@ -143,6 +153,9 @@ func (a *Authority) CreateAPIKey(ctx context.Context, c Caller, in CreateAPIKeyI
 	if err := validateAPIKeyTTL(in.SecondsUntilExpiration); err != nil {
 		return APIKey{}, err
 	}
+	if in.Controls, err = validateControls(in.Controls); err != nil {
+		return APIKey{}, err
+	}
 	secret, err := credential.Generate(credential.KindAPIKey)
 	if err != nil {
 		return APIKey{}, err
@@ -160,6 +173,17 @@ func (a *Authority) CreateAPIKey(ctx context.Context, c Caller, in CreateAPIKeyI
 	err = g.mutate(ctx, func(tx *change) error {
 		if err := requireSubjectMachine(ctx, tx, c.InstanceID, cred.Subject); err != nil {
 			return err
+		}
+		if !in.Controls.isZero() {
+			ctl, err := applyControls(ctx, tx, c.InstanceID, cred.ID, nil, in.Controls, tx.now)
+			if err != nil {
+				return err
+			}
+			with := attrs
+			with.Controls = ctl
+			if cred.Attrs, err = json.Marshal(with); err != nil {
+				return credential.Wrap(credential.CodeInternal, err, "encode API key")
+			}
 		}
 		if err := tx.InsertCredential(ctx, cred); err != nil {
 			return err
@@ -258,8 +282,11 @@ type ListAPIKeysInput struct {
 	Type           *string
 	IncludeInvalid bool // revoked and expired keys too
 	Query          string
-	Limit          *int64
-	Offset         *int64
+	// Meta keeps keys whose meta has each key with the value: a JSON
+	// string equal to it, or another JSON value whose text is it.
+	Meta   map[string]string
+	Limit  *int64
+	Offset *int64
 }
 
 // ListAPIKeys lists a subject's keys, newest first, without secrets.
@@ -291,8 +318,8 @@ func (a *Authority) ListAPIKeys(ctx context.Context, c Caller, in ListAPIKeysInp
 	if !in.IncludeInvalid {
 		q.Revoked, q.Expired = new(bool), new(bool)
 	}
-	if in.Query != "" {
-		// Names live in attrs: filter in memory over the subject's keys
+	if in.Query != "" || len(in.Meta) > 0 {
+		// Names and meta live in attrs: filter in memory over the subject's keys
 		// (a subject holds a handful), then page.
 		q.Limit, q.Offset = 0, 0
 	}
@@ -316,9 +343,12 @@ func (a *Authority) ListAPIKeys(ctx context.Context, c Caller, in ListAPIKeysInp
 		if needle != "" && !strings.Contains(strings.ToLower(attrs.Name), needle) {
 			continue
 		}
+		if !metaMatches(attrs.Controls, in.Meta) {
+			continue
+		}
 		out = append(out, apiKeyView(cred, attrs, now))
 	}
-	if needle != "" {
+	if needle != "" || len(in.Meta) > 0 {
 		total = len(out)
 		out = out[min(offset, len(out)):min(offset+limit, len(out))]
 	}
@@ -382,6 +412,8 @@ type UpdateAPIKeyInput struct {
 	Scopes                    []string // nil: unchanged
 	SetSecondsUntilExpiration bool
 	SecondsUntilExpiration    *float64 // nil with the Set flag: never expires
+	// Controls changes the key's controls (controls.go).
+	Controls ControlsInput
 }
 
 // UpdateAPIKey changes an API key's metadata. The change applies to the
@@ -418,13 +450,16 @@ func (a *Authority) UpdateAPIKey(ctx context.Context, c Caller, id string, in Up
 			return APIKey{}, err
 		}
 	}
+	if in.Controls, err = validateControls(in.Controls); err != nil {
+		return APIKey{}, err
+	}
 	var k APIKey
 	err = g.mutate(ctx, func(tx *change) error {
 		cred, attrs, err := apiKeyFor(ctx, tx, c, id)
 		if err != nil {
 			return err
 		}
-		stored := apiKeyAttrs{Name: attrs.Name, Description: attrs.Description, Claims: attrs.Claims, Scopes: attrs.Scopes, CreatedBy: attrs.CreatedBy}
+		stored := apiKeyAttrs{Name: attrs.Name, Description: attrs.Description, Claims: attrs.Claims, Scopes: attrs.Scopes, CreatedBy: attrs.CreatedBy, Controls: attrs.Controls}
 		if in.SetDescription {
 			stored.Description = ""
 			if in.Description != nil {
@@ -436,6 +471,11 @@ func (a *Authority) UpdateAPIKey(ctx context.Context, c Caller, id string, in Up
 		}
 		if scopes != nil {
 			stored.Scopes = scopes
+		}
+		if !in.Controls.isZero() {
+			if stored.Controls, err = applyControls(ctx, tx, c.InstanceID, cred.ID, attrs.Controls, in.Controls, tx.now); err != nil {
+				return err
+			}
 		}
 		now := tx.now
 		if in.Subject != nil && *in.Subject != cred.Subject {

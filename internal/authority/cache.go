@@ -126,7 +126,7 @@ func attrsBytes(a tokenAttrs) int {
 	for _, p := range a.Permissions {
 		n += int(unsafe.Sizeof(p)) + len(p)
 	}
-	return n
+	return n + a.Controls.bytes()
 }
 
 func stringsBytes(ss []string) int {
@@ -176,6 +176,12 @@ type credentialCache struct {
 	// lifetime and scoped machines), by instance and machine id. Every
 	// change to those invalidates everything, which empties it too.
 	machines map[machineRef]machineProfile
+	// roles holds roles' permissions, read when a verify asks a permission
+	// query of a credential with roles; emptied with everything.
+	roles map[roleRef]cachedRole
+	// identities holds identities' limits and credits rules, read when a
+	// verify meets a credential linked to one; emptied with everything.
+	identities map[identityRef]cachedIdentity
 
 	// beforeFill, when set by a test, runs between the store read and the
 	// fill, to hold a fill open while a revoke lands.
@@ -191,6 +197,9 @@ func newCredentialCache(budget int) *credentialCache {
 		positive: newByteLRU[cachedCredential](budget - budget/negativeShare),
 		negative: newByteLRU[int64](budget / negativeShare),
 		machines: make(map[machineRef]machineProfile),
+		roles:    make(map[roleRef]cachedRole),
+
+		identities: make(map[identityRef]cachedIdentity),
 	}
 	cc.setPositiveTTL(positiveTTL)
 	return cc
@@ -254,6 +263,8 @@ func (c *credentialCache) invalidate(digests ...credential.Digest) {
 		c.positive.purge()
 		c.negative.purge()
 		clear(c.machines)
+		clear(c.roles)
+		clear(c.identities)
 		return
 	}
 	for _, d := range digests {

@@ -71,6 +71,9 @@ type CreateM2MTokenInput struct {
 	// Scopes narrows the token to some of the machine's scoped machines
 	// (an OAuth scope request); nil means all of them.
 	Scopes []string
+	// Controls sets an opaque token's controls at verify time
+	// (controls.go); a JWT is not stored and takes none.
+	Controls ControlsInput
 }
 
 // reservedClaims are the structural claims of an M2M JWT; custom claims
@@ -114,6 +117,14 @@ func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTo
 		// would silently get a fresh token where it asked for reuse.
 		return M2MToken{}, credential.ParamError(credential.CodeConstraint, "min_remaining_ttl_seconds", "applies to opaque tokens only: JWT tokens are never reused")
 	}
+	if !in.Controls.isZero() {
+		if format == FormatJWT || in.MinRemainingTTLSeconds != nil {
+			return M2MToken{}, credential.ParamError(credential.CodeConstraint, controlsParam(in.Controls), "controls apply to opaque tokens minted without reuse only")
+		}
+		if in.Controls, err = validateControls(in.Controls); err != nil {
+			return M2MToken{}, err
+		}
+	}
 
 	machine, err := a.mintingProfile(ctx, c.InstanceID, c.MachineID, g.now)
 	if err != nil {
@@ -148,7 +159,7 @@ func (a *Authority) CreateM2MToken(ctx context.Context, c Caller, in CreateM2MTo
 			return tok, err
 		}
 	}
-	return a.mintOpaqueM2M(ctx, g, claims, scopes, expiresAt, in.MinRemainingTTLSeconds != nil)
+	return a.mintOpaqueM2M(ctx, g, claims, scopes, expiresAt, in.MinRemainingTTLSeconds != nil, in.Controls)
 }
 
 // mintingProfile is what minting a token reads of the calling machine:
@@ -229,7 +240,7 @@ func normalizeClaims(raw json.RawMessage, format string) (json.RawMessage, error
 
 // mintOpaqueM2M mints an opaque token for the grant's machine at the
 // grant's instant.
-func (a *Authority) mintOpaqueM2M(ctx context.Context, g grant, claims json.RawMessage, scopes []string, expiresAt time.Time, reusable bool) (M2MToken, error) {
+func (a *Authority) mintOpaqueM2M(ctx context.Context, g grant, claims json.RawMessage, scopes []string, expiresAt time.Time, reusable bool, controls ControlsInput) (M2MToken, error) {
 	c, now := g.caller, g.now
 	secret, err := credential.Generate(credential.KindM2MToken)
 	if err != nil {
@@ -247,6 +258,17 @@ func (a *Authority) mintOpaqueM2M(ctx context.Context, g grant, claims json.RawM
 		}
 	}
 	err = g.mutate(ctx, func(tx *change) error {
+		if !controls.isZero() {
+			ctl, err := applyControls(ctx, tx, c.InstanceID, cred.ID, nil, controls, tx.now)
+			if err != nil {
+				return err
+			}
+			with := attrs
+			with.Controls = ctl
+			if cred.Attrs, err = json.Marshal(with); err != nil {
+				return credential.Wrap(credential.CodeInternal, err, "encode token attributes")
+			}
+		}
 		if err := tx.InsertCredential(ctx, cred); err != nil {
 			return err
 		}

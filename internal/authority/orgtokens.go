@@ -43,6 +43,9 @@ type orgTokenAttrs struct {
 	SrcIPs     []string               `json:"src_ips,omitempty"`
 	CreatedBy  string                 `json:"created_by"`
 	Mask       string                 `json:"mask"`
+	// Controls are the credential's controls at verify time (controls.go),
+	// for every kind: tokenAttrs embeds this struct.
+	Controls *Controls `json:"controls,omitempty"`
 }
 
 func orgTokenView(c credential.Credential, a tokenAttrs) OrgToken {

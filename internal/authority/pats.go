@@ -147,9 +147,10 @@ func patView(c credential.Credential, a tokenAttrs) PAT {
 
 // patAttrs are what a PAT's credential row keeps beside the digest.
 type patAttrs struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description,omitempty"`
-	Scopes      []string `json:"scopes"`
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	Scopes      []string  `json:"scopes"`
+	Controls    *Controls `json:"controls,omitempty"`
 }
 
 // WorkspaceRef names a workspace by organization and workspace, each an id
@@ -477,7 +478,7 @@ func (a *Authority) UpdatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		if err != nil {
 			return err
 		}
-		stored := patAttrs{Name: attrs.Name, Description: attrs.Description, Scopes: attrs.Scopes}
+		stored := patAttrs{Name: attrs.Name, Description: attrs.Description, Scopes: attrs.Scopes, Controls: attrs.Controls}
 		if in.Name != nil {
 			stored.Name = *in.Name
 		}

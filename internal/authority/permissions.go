@@ -77,6 +77,23 @@ var useCases = map[useCase]rule{
 
 	"Verifications": {perm: credential.Analytics.Read()},
 
+	// Controls at verify time (controls.go), for every kind of
+	// credential alike: its controls, its credits, and the roles they name.
+	"SetCredentialControls": {perm: credential.Credentials.Write()},
+	"GetCredentialControls": {perm: credential.Credentials.Read()},
+	"ChangeCredits":         {perm: credential.Credentials.Write()},
+	"CreateRole":            {perm: credential.Credentials.Write()},
+	"ListRoles":             {perm: credential.Credentials.Read()},
+	"GetRole":               {perm: credential.Credentials.Read()},
+	"UpdateRole":            {perm: credential.Credentials.Write()},
+	"DeleteRole":            {perm: credential.Credentials.Write()},
+	"CreateIdentity":        {perm: credential.Credentials.Write()},
+	"GetIdentity":           {perm: credential.Credentials.Read()},
+	"ListIdentities":        {perm: credential.Credentials.Read()},
+	"UpdateIdentity":        {perm: credential.Credentials.Write()},
+	"DeleteIdentity":        {perm: credential.Credentials.Write()},
+	"IdentityCredentials":   {perm: credential.Credentials.Read()},
+
 	"CreateOrganization": {perm: credential.Organizations.Write()},
 	"ListOrganizations":  {perm: credential.Organizations.Read()},
 	"GetOrganization":    {perm: credential.Organizations.Read()},

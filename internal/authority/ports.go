@@ -59,6 +59,8 @@ type Tx interface {
 	ForeignKeyTx
 	AnalyticsTx
 	WebhookTx // webhooks.go
+	RoleTx
+	IdentityTx
 }
 
 // InstanceTx reads and writes instances and their settings.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/permquery"
 )
 
 // Reason is the outcome of a verification. Failure is a value, not an
@@ -23,6 +24,11 @@ const (
 	ReasonIPNotAllowed      Reason = "ip_not_allowed"
 	ReasonInsufficientScope Reason = "insufficient_scope"
 	ReasonRateLimited       Reason = "rate_limited"
+	// ReasonInsufficientPermissions: the verify's permission query does not
+	// hold for the credential's permissions and roles (controls.go).
+	ReasonInsufficientPermissions Reason = "insufficient_permissions"
+	// ReasonUsageExceeded: the credential's credits do not cover the cost.
+	ReasonUsageExceeded Reason = "usage_exceeded"
 )
 
 // VerifyInput is one credential to verify and what the resource requires.
@@ -37,6 +43,15 @@ type VerifyInput struct {
 	// RequiredPrivilege must be granted by an org token's privileges,
 	// through the scope hierarchy and the role order.
 	RequiredPrivilege *credential.Privilege
+	// Permissions, when not zero, must hold for the credential's
+	// permissions and its roles' (controls.go).
+	Permissions permquery.Query
+	// RateLimits names the credential's limits to apply and their cost;
+	// nil applies every auto_apply limit at cost 1.
+	RateLimits []LimitUse
+	// CreditCost is the credits the call takes (nil: 1 when the credential
+	// has credits; 0 reads them).
+	CreditCost *int64
 }
 
 // VerifyResult is a verification decision. Fields other than Valid and
@@ -62,6 +77,16 @@ type VerifyResult struct {
 	M2M *M2MToken
 	// APIKey is the key's view, for API keys.
 	APIKey *APIKey
+	// Controls (controls.go): the credential's meta, permissions and roles;
+	// the permissions a refused query misses; each applied named limit's
+	// state; the credits remaining after the call.
+	Meta               json.RawMessage
+	Permissions, Roles []string
+	MissingPermissions []string
+	Limits             []NamedLimitState
+	Credits            *int64
+	// IdentityID and ExternalID name the credential's identity.
+	IdentityID, ExternalID string
 }
 
 var notFound = VerifyResult{Reason: ReasonNotFound}
@@ -130,6 +155,11 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 		r = verifyAPIKey(c, e, in, now)
 	default:
 		r = verifyM2M(c, e, in, now)
+	}
+	if (e.attrs.Controls != nil || in.asksControls()) && r.Reason != ReasonNotFound {
+		if err := a.verifyControls(ctx, e, in, now, &r); err != nil {
+			return VerifyResult{}, err
+		}
 	}
 	if r.Valid {
 		a.used(ctx, found, now)

@@ -40,6 +40,7 @@ var (
 	AdminKeys     = family("admin_keys")    // admin keys
 	Analytics     = family("analytics")     // verification counts (read only in practice)
 	Webhooks      = family("webhooks")      // webhook endpoints and their deliveries
+	Credentials   = family("credentials")   // any credential's controls at verify time, its credits, and the roles
 )
 
 var families []Family

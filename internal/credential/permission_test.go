@@ -20,7 +20,7 @@ func TestPermissionSpelling(t *testing.T) {
 		"workspaces:read", "workspaces:write", "pats:read", "pats:write", "clients:read", "clients:write",
 		"scopes:read", "scopes:write", "instance:read", "instance:write", "audit:read", "audit:write",
 		"admin_keys:read", "admin_keys:write", "analytics:read", "analytics:write",
-		"webhooks:read", "webhooks:write"}
+		"webhooks:read", "webhooks:write", "credentials:read", "credentials:write"}
 	if got := AllPermissions(); !slices.Equal(got, want) {
 		t.Errorf("AllPermissions() = %v\nwant %v", got, want)
 	}

@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi/wire"
+	"github.com/keyward/keyward/internal/permquery"
 )
 
 // Forward auth: a gateway (nginx auth_request, Traefik ForwardAuth, Caddy
@@ -20,6 +22,9 @@ const (
 	// upstream requires, as the gateway sets them.
 	HeaderRequiredScopes    = "X-Keyward-Required-Scopes"
 	HeaderRequiredPrivilege = "X-Keyward-Required-Privilege"
+	// HeaderRequiredPermissions carries a permission query (permquery) the
+	// credential's permissions and roles must satisfy; ?permissions= too.
+	HeaderRequiredPermissions = "X-Keyward-Required-Permissions"
 )
 
 // authzMethods are the methods registered one by one (so each is a
@@ -66,6 +71,17 @@ func (n *native) authz(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return credential.ParamError(credential.CodeTooMany, "privilege", "require at most one privilege")
 	}
+	switch perms := append(q["permissions"], r.Header.Values(HeaderRequiredPermissions)...); len(perms) {
+	case 0:
+	case 1:
+		pq, err := permquery.Parse(perms[0])
+		if err != nil {
+			return credential.ParamError(credential.CodeInvalid, "permissions", err.Error())
+		}
+		in.Permissions = pq
+	default:
+		return credential.ParamError(credential.CodeTooMany, "permissions", "send at most one permission query")
+	}
 	res, err := n.auth.VerifyForGateway(r.Context(), n.authzInstance, in)
 	if err != nil {
 		return err
@@ -87,9 +103,19 @@ func (n *native) authz(w http.ResponseWriter, r *http.Request) error {
 		n.authzDenied(w, r, http.StatusForbidden, string(res.Reason), "the credential lacks a required scope or privilege")
 	case authority.ReasonIPNotAllowed:
 		n.authzDenied(w, r, http.StatusForbidden, string(res.Reason), "the credential may not be used from this address")
+	case authority.ReasonInsufficientPermissions:
+		if len(res.MissingPermissions) > 0 {
+			h.Set("X-Keyward-Missing-Permissions", strings.Join(res.MissingPermissions, " "))
+		}
+		n.authzDenied(w, r, http.StatusForbidden, string(res.Reason), "the credential lacks a required permission")
+	case authority.ReasonUsageExceeded:
+		n.authzDenied(w, r, http.StatusTooManyRequests, string(res.Reason), "the credential has no credits left")
 	case authority.ReasonRateLimited:
 		if rl := res.RateLimit; rl != nil {
 			wait := math.Ceil(rl.ResetAt.Sub(n.auth.Now()).Seconds())
+			h.Set("Retry-After", strconv.Itoa(max(int(wait), 1)))
+		} else if reset, ok := namedLimitReset(res.Limits); ok {
+			wait := math.Ceil(reset.Sub(n.auth.Now()).Seconds())
 			h.Set("Retry-After", strconv.Itoa(max(int(wait), 1)))
 		}
 		n.authzDenied(w, r, http.StatusTooManyRequests, string(res.Reason), "the credential's rate limit is exhausted")
@@ -103,6 +129,18 @@ func (n *native) authz(w http.ResponseWriter, r *http.Request) error {
 // authzCredential reads the credential: from the configured header when
 // there is one (exactly one line of it; a "Bearer " prefix is allowed),
 // else from Authorization: Bearer.
+// namedLimitReset is the latest reset among the exhausted named limits:
+// when every limit that refused could admit again.
+func namedLimitReset(ls []authority.NamedLimitState) (time.Time, bool) {
+	var at time.Time
+	for _, l := range ls {
+		if l.Remaining == 0 && l.Reset.After(at) {
+			at = l.Reset
+		}
+	}
+	return at, !at.IsZero()
+}
+
 func (n *native) authzCredential(r *http.Request) string {
 	if n.authzHeader == "" {
 		return wire.Credential(r, "Bearer") // "" for two Authorization lines

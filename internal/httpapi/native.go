@@ -52,6 +52,7 @@ func (n *native) register(mux wire.Router) {
 	n.registerUserFamilies(mux)
 	n.registerAnalytics(mux)
 	n.registerWebhooks(mux)
+	n.registerControls(mux)
 	mux.Handle("POST /oauth/token", n.Checked(n.token))
 	mux.Handle("POST /oauth/revoke", n.Checked(n.revoke))
 	mux.Handle("GET /.well-known/openid-configuration", n.Checked(n.discovery))

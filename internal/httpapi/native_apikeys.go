@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
@@ -29,6 +30,11 @@ type nativeAPIKeyJSON struct {
 	LastUsedAt       *string         `json:"last_used_at"`
 	CreatedAt        string          `json:"created_at"`
 	UpdatedAt        string          `json:"updated_at"`
+	// The key's controls at verify time (native_controls.go); rate limits
+	// and credits are at GET /v1/credentials/{credential_id}/controls.
+	Meta        json.RawMessage `json:"meta"`
+	Permissions []string        `json:"permissions"`
+	Roles       []string        `json:"roles"`
 }
 
 func optionalText(s string) *string {
@@ -48,6 +54,16 @@ func toNativeAPIKey(k authority.APIKey) nativeAPIKeyJSON {
 	}
 	if out.Scopes == nil {
 		out.Scopes = []string{}
+	}
+	out.Meta, out.Permissions, out.Roles = k.Meta, k.Permissions, k.Roles
+	if len(out.Meta) == 0 {
+		out.Meta = json.RawMessage("{}")
+	}
+	if out.Permissions == nil {
+		out.Permissions = []string{}
+	}
+	if out.Roles == nil {
+		out.Roles = []string{}
 	}
 	return out
 }
@@ -91,7 +107,7 @@ func (n *native) registerAPIKeys(mux wire.Router) {
 }
 
 func (n *native) createAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	f, err := wire.ReadForm(r, "type", "name", "description", "subject", "claims", "scopes", "created_by", "seconds_until_expiration")
+	f, err := wire.ReadForm(r, append([]string{"type", "name", "description", "subject", "claims", "scopes", "created_by", "seconds_until_expiration"}, controlsFields...)...)
 	var in authority.CreateAPIKeyInput
 	for _, field := range []struct {
 		name string
@@ -106,6 +122,9 @@ func (n *native) createAPIKey(w http.ResponseWriter, r *http.Request, c authorit
 	}
 	if err == nil {
 		in.SecondsUntilExpiration, err = f.Number("seconds_until_expiration")
+	}
+	if err == nil {
+		in.Controls, err = controlsInput(f)
 	}
 	if err != nil {
 		return err
@@ -141,6 +160,14 @@ func (n *native) listAPIKeys(w http.ResponseWriter, r *http.Request, c authority
 		return err
 	}
 	in.IncludeInvalid = invalid != nil && *invalid
+	for name, vs := range q {
+		if key, ok := strings.CutPrefix(name, "meta."); ok && key != "" && len(vs) > 0 {
+			if in.Meta == nil {
+				in.Meta = map[string]string{}
+			}
+			in.Meta[key] = vs[0]
+		}
+	}
 	in.Limit, in.Offset = p.limitOffset()
 	list, total, err := n.auth.ListAPIKeys(r.Context(), c, in)
 	return respond(w, http.StatusOK, mapPage(list, p.next(len(list), total), toNativeAPIKey), err)
@@ -154,7 +181,7 @@ func (n *native) getAPIKey(w http.ResponseWriter, r *http.Request, c authority.C
 // updateAPIKey changes what is sent; null clears description and claims,
 // and seconds_until_expiration null makes the key never expire.
 func (n *native) updateAPIKey(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	f, err := wire.ReadForm(r, "claims", "scopes", "description", "subject", "seconds_until_expiration")
+	f, err := wire.ReadForm(r, append([]string{"claims", "scopes", "description", "subject", "seconds_until_expiration"}, controlsFields...)...)
 	var in authority.UpdateAPIKeyInput
 	if err == nil {
 		in.Subject, err = f.String("subject")
@@ -169,6 +196,9 @@ func (n *native) updateAPIKey(w http.ResponseWriter, r *http.Request, c authorit
 	if err == nil {
 		in.SetSecondsUntilExpiration = f.Sent("seconds_until_expiration")
 		in.SecondsUntilExpiration, err = f.Number("seconds_until_expiration")
+	}
+	if err == nil {
+		in.Controls, err = controlsInput(f)
 	}
 	var k authority.APIKey
 	if err == nil {

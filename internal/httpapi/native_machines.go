@@ -240,7 +240,7 @@ func (n *native) listM2MTokens(w http.ResponseWriter, r *http.Request, c authori
 // createM2MToken mints a token for the calling machine (a machine secret
 // key only).
 func (n *native) createM2MToken(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	f, err := wire.ReadForm(r, "token_format", "seconds_until_expiration", "claims", "min_remaining_ttl_seconds", "scopes")
+	f, err := wire.ReadForm(r, append([]string{"token_format", "seconds_until_expiration", "claims", "min_remaining_ttl_seconds", "scopes"}, controlsFields...)...)
 	var in authority.CreateM2MTokenInput
 	var format *string
 	if err == nil {
@@ -257,6 +257,9 @@ func (n *native) createM2MToken(w http.ResponseWriter, r *http.Request, c author
 	}
 	if err == nil {
 		in.Scopes, err = f.Strings("scopes")
+	}
+	if err == nil {
+		in.Controls, err = controlsInput(f)
 	}
 	if err != nil {
 		return err

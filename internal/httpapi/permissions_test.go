@@ -77,10 +77,24 @@ var routePermissions = map[string]string{
 	"POST /clerk/v1/api_keys/verify":   "verify",
 	"POST /clerk/api_keys/verify":      "verify",
 
-	"GET /v1/audit_events":            "audit:read",
-	"GET /v1/analytics/verifications": "analytics:read",
-	"GET /v1/instance":                "instance:read",
-	"PATCH /v1/instance":              "instance:write",
+	"GET /v1/audit_events":                           "audit:read",
+	"GET /v1/analytics/verifications":                "analytics:read",
+	"GET /v1/credentials/{credential_id}/controls":   "credentials:read",
+	"PATCH /v1/credentials/{credential_id}/controls": "credentials:write",
+	"POST /v1/credentials/{credential_id}/credits":   "credentials:write",
+	"POST /v1/roles":                                 "credentials:write",
+	"GET /v1/roles":                                  "credentials:read",
+	"GET /v1/roles/{name}":                           "credentials:read",
+	"PATCH /v1/roles/{name}":                         "credentials:write",
+	"DELETE /v1/roles/{name}":                        "credentials:write",
+	"POST /v1/identities":                            "credentials:write",
+	"GET /v1/identities":                             "credentials:read",
+	"GET /v1/identities/{identity_id}":               "credentials:read",
+	"PATCH /v1/identities/{identity_id}":             "credentials:write",
+	"DELETE /v1/identities/{identity_id}":            "credentials:write",
+	"GET /v1/identities/{identity_id}/credentials":   "credentials:read",
+	"GET /v1/instance":                               "instance:read",
+	"PATCH /v1/instance":                             "instance:write",
 
 	"POST /v1/organizations":                                           "organizations:write",
 	"GET /v1/organizations":                                            "organizations:read",
@@ -313,6 +327,12 @@ func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 	ak, err := e.Auth.CreateAPIKey(ctx, op, authority.CreateAPIKeyInput{Name: ptr("reports"), Subject: ptr(permAPIKeySubject)})
 	must(err)
 	e.Remember(ak.Secret)
+	_, err = e.Auth.CreateRole(ctx, op, "viewer", []string{"reports.read"})
+	must(err)
+	ident, err := e.Auth.CreateIdentity(ctx, op, authority.IdentityInput{ExternalID: ptr("customer-1")})
+	must(err)
+	_, err = e.Auth.SetCredentialControls(ctx, op, ak.ID, authority.ControlsInput{SetCredits: true, Credits: &authority.CreditsInput{Remaining: 10}})
+	must(err)
 	// A key a holder of admin_keys:write alone may revoke.
 	target, targetSecret, err := e.Auth.CreateAdminKey(ctx, op, authority.CreateAdminKeyInput{Name: ptr("target"), Permissions: []string{"admin_keys:read"}})
 	must(err)
@@ -331,6 +351,7 @@ func newFixtures(t *testing.T, e *apitest.Env) fixtures {
 			"id:admin":   target.ID, "id:pat": p.ID, "id:wspat": wp.ID, "id:session": session.Session.ID, "third": third.ID,
 			"org_token_id": ot.ID, "pat_id": p.ID,
 			"webhook_id": hook.ID, "delivery_id": delivery.ID,
+			"credential_id": ak.ID, "name": "viewer", "identity_id": ident.ID,
 		},
 		user:     permUser,
 		m2mToken: tok.Token,
@@ -448,6 +469,18 @@ func (f fixtures) request(route string) (method, path string, body any, header h
 		body = map[string]any{"name": "new", "privileges": []map[string]string{{"scope": "org", "role": "read"}}}
 	case "POST /v1/users/{user_id}/pats":
 		body = map[string]any{"name": "new"}
+	case "PATCH /v1/credentials/{credential_id}/controls":
+		body = map[string]any{"meta": map[string]string{"plan": "pro"}}
+	case "POST /v1/credentials/{credential_id}/credits":
+		body = map[string]any{"op": "increment", "amount": 1}
+	case "POST /v1/roles":
+		body = map[string]any{"name": "editor", "permissions": []string{"reports.write"}}
+	case "POST /v1/identities":
+		body = map[string]any{"external_id": "customer-2"}
+	case "PATCH /v1/identities/{identity_id}":
+		body = map[string]any{"meta": map[string]string{"tier": "gold"}}
+	case "PATCH /v1/roles/{name}":
+		body = map[string]any{"permissions": []string{"reports.read", "reports.list"}}
 	case "POST /v1/users/{user_id}/clients":
 		body = map[string]any{"client_id": "752d8cd43d654e7a840bbfd277ce41af_host02", "hostname": "host02.example.org"}
 	}

@@ -30,6 +30,14 @@ type verifyResponse struct {
 	Claims      json.RawMessage        `json:"claims,omitempty"`
 	ExpiresAt   *string                `json:"expires_at,omitempty"`
 	RateLimit   *rateLimitJSON         `json:"ratelimit,omitempty"`
+	// Controls at verify time (native_controls.go).
+	Meta               json.RawMessage  `json:"meta,omitempty"`
+	Permissions        []string         `json:"permissions,omitempty"`
+	Roles              []string         `json:"roles,omitempty"`
+	MissingPermissions []string         `json:"missing_permissions,omitempty"`
+	Limits             []limitStateJSON `json:"ratelimits,omitempty"`
+	Credits            *creditsLeftJSON `json:"credits,omitempty"`
+	Identity           *identityRefJSON `json:"identity,omitempty"`
 }
 
 type rateLimitJSON struct {
@@ -48,7 +56,7 @@ func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Call
 		f, err = wire.ParseForm(body)
 	}
 	if err == nil {
-		err = f.Only("token", "client_ip", "required_scopes", "required_privilege")
+		err = f.Only("token", "client_ip", "required_scopes", "required_privilege", "permissions", "ratelimits", "credits")
 	}
 	var in authority.VerifyInput
 	if err == nil {
@@ -68,6 +76,9 @@ func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Call
 	if err == nil && f.Has("required_privilege") {
 		in.RequiredPrivilege, err = requiredPrivilege(f.Raw("required_privilege"))
 	}
+	if err == nil {
+		err = verifyControlsInput(f, &in)
+	}
 	if err != nil {
 		return err
 	}
@@ -86,6 +97,7 @@ func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Call
 			t := res.ExpiresAt.UTC().Format(time.RFC3339Nano)
 			out.ExpiresAt = &t
 		}
+		setVerifyControls(&out, &res)
 	}
 	writeVerifyResponse(w, out)
 	return nil
@@ -169,6 +181,9 @@ func appendVerifyResponse(b []byte, out *verifyResponse) (_ []byte, ok bool) {
 		b = append(b, `,"reset_at":`...)
 		b = wire.AppendString(b, rl.ResetAt)
 		b = append(b, '}')
+	}
+	if b, ok = appendVerifyControls(b, out); !ok {
+		return b, false
 	}
 	return append(b, "}\n"...), true
 }

@@ -30,6 +30,10 @@ func TestVerifyResponseBytesAreWhatEncodingJSONWrote(t *testing.T) {
 		"pat":         {Valid: false, Code: "rate_limited", Kind: "pat", WorkspaceID: "ws_1", RateLimit: &rateLimitJSON{Limit: 100, Remaining: 0, ResetAt: "2026-12-01T10:00:00Z"}},
 		"odd strings": {Code: "x\u2028\xff\x01", Kind: "é", ID: "\\", Subject: "\t", Scopes: []string{""}},
 		"empty slice": {Code: "valid", Scopes: []string{}, Privileges: []credential.Privilege{}, Claims: json.RawMessage{}},
+		"controls": {Code: "insufficient_permissions", Kind: "api_key", Meta: json.RawMessage(`{ "plan": "<pro>" }`), Permissions: []string{"a.b"},
+			Roles: []string{"r"}, MissingPermissions: []string{"c"}, Limits: []limitStateJSON{{Name: "burst", Limit: 3, Remaining: 0, Reset: 1764583200000}, {Name: "d", Limit: 1, Remaining: 1, Reset: 1}},
+			Credits: &creditsLeftJSON{Remaining: 7}, Identity: &identityRefJSON{ID: "idt_1", ExternalID: "cust <42>"}},
+		"empty controls": {Code: "valid", Meta: json.RawMessage{}, Permissions: []string{}, Limits: []limitStateJSON{}},
 	} {
 		got, ok := appendVerifyResponse(nil, &out)
 		if want := encoded(t, out); !ok || !bytes.Equal(got, want) {

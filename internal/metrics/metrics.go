@@ -485,3 +485,31 @@ func statusLabel(status int) string {
 	}
 	return strconv.Itoa(status)
 }
+
+// SpendCredits and RefundCredits forward the verify path's credits
+// statements (authority.CreditSpender), timed as updates.
+func (s *store) SpendCredits(ctx context.Context, instanceID, ownerID string, cost int64, boundary, now time.Time) (bool, int64, error) {
+	sp, ok := s.next.(authority.CreditSpender)
+	if !ok {
+		return false, 0, credential.Errorf(credential.CodeInternal, "the store cannot take credits")
+	}
+	start := time.Now()
+	taken, remaining, err := sp.SpendCredits(ctx, instanceID, ownerID, cost, boundary, now)
+	observe(s.updateOK, s.updateKO, err, time.Since(start))
+	return taken, remaining, err
+}
+
+func (s *store) RefundCredits(ctx context.Context, instanceID, ownerID string, amount int64) error {
+	sp, ok := s.next.(authority.CreditSpender)
+	if !ok {
+		return credential.Errorf(credential.CodeInternal, "the store cannot take credits")
+	}
+	start := time.Now()
+	err := sp.RefundCredits(ctx, instanceID, ownerID, amount)
+	observe(s.updateOK, s.updateKO, err, time.Since(start))
+	return err
+}
+
+// The wrapper must forward the verify path's credits statements, or a
+// served verify of a credential with credits fails.
+var _ authority.CreditSpender = (*store)(nil)

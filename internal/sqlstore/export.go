@@ -25,7 +25,7 @@ var exportTables = []string{
 	"keyring", "instances", "verification_counts", "machines", "machine_scopes", "credentials", "foreign_key_prefixes", "foreign_hmac_keys", "foreign_key_hashes",
 	"audit_events", "audit_chain_heads", "signing_keys",
 	"organizations", "sites", "sitegroups", "sitegroup_sites", "workspaces", "workspace_members",
-	"actor_tokens", "impersonation_sessions", "clients",
+	"actor_tokens", "impersonation_sessions", "clients", "roles", "credits", "identities", "identity_credentials",
 	"webhooks", // endpoints travel (their secrets sealed, like the machines'); their outbox and deliveries do not
 }
 

@@ -130,3 +130,31 @@ func (t *Tracing) Instrument(cfg *authority.Config) {
 	}
 	cfg.Tracer = t
 }
+
+// SpendCredits and RefundCredits forward the verify path's credits
+// statements (authority.CreditSpender) in a span each.
+func (s *store) SpendCredits(ctx context.Context, instanceID, ownerID string, cost int64, boundary, now time.Time) (bool, int64, error) {
+	sp, ok := s.next.(authority.CreditSpender)
+	if !ok {
+		return false, 0, credential.Errorf(credential.CodeInternal, "the store cannot take credits")
+	}
+	ctx, span := s.t.start(ctx, "store.spend_credits")
+	taken, remaining, err := sp.SpendCredits(ctx, instanceID, ownerID, cost, boundary, now)
+	end(span, err)
+	return taken, remaining, err
+}
+
+func (s *store) RefundCredits(ctx context.Context, instanceID, ownerID string, amount int64) error {
+	sp, ok := s.next.(authority.CreditSpender)
+	if !ok {
+		return credential.Errorf(credential.CodeInternal, "the store cannot take credits")
+	}
+	ctx, span := s.t.start(ctx, "store.refund_credits")
+	err := sp.RefundCredits(ctx, instanceID, ownerID, amount)
+	end(span, err)
+	return err
+}
+
+// The wrapper must forward the verify path's credits statements, or a
+// served verify of a credential with credits fails.
+var _ authority.CreditSpender = (*store)(nil)
