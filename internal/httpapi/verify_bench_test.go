@@ -20,12 +20,9 @@ import (
 	"github.com/keyward/keyward/internal/testkit"
 )
 
-// servedHandler is the handler keyward serve runs (metrics, info-level text
-// access log), over SQLite, with an admin key.
-func servedHandler(b *testing.B) (http.Handler, string) { return servedHandlerWith(b, false) }
-
-// servedHandlerWith is servedHandler with the verification counts off
-// (serve --analytics=false) when noAnalytics is set.
+// servedHandlerWith is the handler keyward serve runs (metrics, info-level
+// text access log), over SQLite, with an admin key; the verification
+// counts are off (serve --analytics=false) when noAnalytics is set.
 func servedHandlerWith(b *testing.B, noAnalytics bool) (http.Handler, string) {
 	b.Helper()
 	keys, err := keyring.New(bytes.Repeat([]byte{7}, keyring.MasterKeySize))
