@@ -74,10 +74,20 @@ var eventVerbs = map[string]string{
 	"rekey":  "rekeyed",
 }
 
+// eventOfAction names the events of actions whose last part is a noun,
+// not a verb.
+var eventOfAction = map[string]string{
+	"credential.controls": "credential.controls.updated",
+	"credential.credits":  "credential.credits.updated",
+}
+
 // EventType maps an audit action ("machine.secret_key.rotate") to the
 // lifecycle event it emits ("machine.secret_key.rotated"), or reports
 // false when the action emits none.
 func EventType(action string) (string, bool) {
+	if t, ok := eventOfAction[action]; ok {
+		return t, true
+	}
 	i := strings.LastIndexByte(action, '.')
 	if i <= 0 {
 		return "", false
@@ -97,6 +107,8 @@ var EventTypes = []string{
 	"admin_key.created", "admin_key.revoked",
 	"api_key.created", "api_key.updated", "api_key.deleted", "api_key.revoked",
 	"client.created", "client.deleted",
+	"credential.controls.updated", "credential.credits.updated",
+	"identity.created", "identity.updated", "identity.deleted",
 	"impersonation_session.revoked",
 	"instance.updated",
 	"m2m_token.created", "m2m_token.revoked",
@@ -105,6 +117,7 @@ var EventTypes = []string{
 	"org_token.created", "org_token.updated", "org_token.deleted",
 	"organization.created", "organization.updated", "organization.deleted",
 	"pat.created", "pat.updated", "pat.revoked",
+	"role.created", "role.updated", "role.deleted",
 	"scopes.updated",
 	"signing_key.rotated",
 	"site.created", "site.updated", "site.deleted",
