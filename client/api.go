@@ -117,10 +117,14 @@ type VerifyResult struct {
 
 // Verify asks keyward for its decision on a credential (POST /v1/verify).
 // Every decision, valid or not, is a result; an error means no decision
-// was obtained. The call changes nothing and is retried like a GET.
+// was obtained. A verify counts against the credential's rate limits and
+// takes its credits, so it is not idempotent: it is retried only when the
+// connection could not be made (see WithRetries), and an error after the
+// request may have reached keyward is returned as it is (the call may
+// have been counted).
 func (c *Client) Verify(ctx context.Context, in VerifyRequest) (VerifyResult, error) {
 	var out VerifyResult
-	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/verify", body: jsonBody(in), idempotent: true}, &out)
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/verify", body: jsonBody(in), retryUnsent: true}, &out)
 	return out, err
 }
 
@@ -139,10 +143,13 @@ type Introspection struct {
 }
 
 // Introspect is RFC 7662 token introspection (POST /oauth/introspect).
+// keyward decides as a verify does, auto_apply limits and credits
+// included, so it is retried as Verify is: only when the connection could
+// not be made.
 func (c *Client) Introspect(ctx context.Context, token string) (Introspection, error) {
 	var out Introspection
 	body := []byte(url.Values{"token": {token}}.Encode())
-	err := c.do(ctx, request{method: http.MethodPost, path: "/oauth/introspect", body: body, form: true, idempotent: true}, &out)
+	err := c.do(ctx, request{method: http.MethodPost, path: "/oauth/introspect", body: body, form: true, retryUnsent: true}, &out)
 	return out, err
 }
 

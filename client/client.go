@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,7 +29,7 @@ import (
 const DefaultUserAgent = "keyward-go"
 
 // DefaultRetries is how many times an idempotent call is retried after a
-// network error or a 502/503/504 answer.
+// network error or a 502/503/504 answer (see WithRetries).
 const DefaultRetries = 2
 
 // maxResponse bounds how much of a response body the client reads.
@@ -78,9 +79,14 @@ func WithUserAgent(ua string) Option {
 }
 
 // WithRetries sets how many times an idempotent call (GET, PUT, DELETE,
-// and the side-effect-free POSTs /v1/verify and /oauth/introspect) is
-// retried after a network error or a 502, 503 or 504. 0 disables retries;
-// at most 5. Other POSTs and PATCHes are never retried.
+// and the PATCHes that replace controls, roles and identities) is retried
+// after a network error or a 502, 503 or 504. 0 disables retries; at most
+// 5. Verify and Introspect are not idempotent: a verify counts against
+// the credential's rate limits and takes its credits, so a retry after a
+// lost answer could spend twice. They are retried only when the
+// connection could not be made at all (the request never left the
+// client), never after an answer or an error once it may have been sent.
+// Other POSTs and PATCHes are never retried.
 func WithRetries(n int) Option {
 	return func(c *Client) { c.retries = min(max(n, 0), 5) }
 }
@@ -126,14 +132,18 @@ type request struct {
 	body       []byte
 	form       bool // body is application/x-www-form-urlencoded
 	idempotent bool // may be retried
-	noAuth     bool
+	// retryUnsent: may be retried only after an error that shows the
+	// request never reached the server (the dial failed); for a call that
+	// is not idempotent, such as a verify that spends.
+	retryUnsent bool
+	noAuth      bool
 }
 
 // do sends req, retrying when allowed, and decodes a 2xx JSON answer into
 // out (if not nil). Any other status is an *APIError.
 func (c *Client) do(ctx context.Context, req request, out any) error {
 	attempts := 1
-	if req.idempotent {
+	if req.idempotent || req.retryUnsent {
 		attempts += c.retries
 	}
 	var lastErr error
@@ -150,6 +160,9 @@ func (c *Client) do(ctx context.Context, req request, out any) error {
 			}
 			lastErr = &APIError{Status: 0, Code: "network_error", Message: sanitize(err, c.key)}
 			lastErr.(*APIError).cause = err
+			if !req.idempotent && !neverSent(err) {
+				return lastErr
+			}
 			continue
 		}
 		if status >= 200 && status < 300 {
@@ -162,11 +175,22 @@ func (c *Client) do(ctx context.Context, req request, out any) error {
 			return nil
 		}
 		lastErr = parseError(status, header, body)
-		if status != http.StatusBadGateway && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout {
-			return lastErr
+		if !req.idempotent || status != http.StatusBadGateway && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout {
+			return lastErr // an answer: the request reached a server
 		}
 	}
 	return lastErr
+}
+
+// neverSent reports whether err, from http.Client.Do, shows that the
+// request was not sent: the connection to the server (or its proxy)
+// could not be dialled. Any later failure (TLS, a write, a reset, a
+// timeout while waiting for the answer) may have come after the server
+// read the request. (net/http itself resends a request whose reused
+// connection closed before anything was written.)
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func (c *Client) once(ctx context.Context, req request) (int, http.Header, []byte, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -97,8 +98,11 @@ func TestRetriesOnlyIdempotentCalls(t *testing.T) {
 		wantCalls int32
 	}{
 		{"GET", func(c *client.Client) error { _, err := c.ListOrganizations(ctx, client.Page{}); return err }, 3},
-		{"verify", func(c *client.Client) error { _, err := c.Verify(ctx, client.VerifyRequest{Token: "mt_x"}); return err }, 3},
-		{"introspect", func(c *client.Client) error { _, err := c.Introspect(ctx, "mt_x"); return err }, 3},
+		// A verify (and an introspection, which decides as one) counts
+		// against rate limits and takes credits: a 503 came from a server
+		// that may have counted it, so it is not sent again.
+		{"verify", func(c *client.Client) error { _, err := c.Verify(ctx, client.VerifyRequest{Token: "mt_x"}); return err }, 1},
+		{"introspect", func(c *client.Client) error { _, err := c.Introspect(ctx, "mt_x"); return err }, 1},
 		{"PUT", func(c *client.Client) error { _, err := c.SetScopes(ctx, []string{"read"}); return err }, 3},
 		{"DELETE", func(c *client.Client) error { return c.DeleteOrganization(ctx, "acme") }, 3},
 		{"create", func(c *client.Client) error {
@@ -128,11 +132,48 @@ func TestRetriesOnlyIdempotentCalls(t *testing.T) {
 				w.WriteHeader(503)
 				return
 			}
+			io.WriteString(w, `{"kind":"admin_key","instance_id":"ins_1"}`)
+		})
+		res, err := newClient(srv.URL).Caller(ctx)
+		if err != nil || res.Kind != "admin_key" || n.Load() != 2 {
+			t.Errorf("%+v %v after %d calls", res, err, n.Load())
+		}
+	})
+
+	t.Run("verify is not retried once the request may have been sent", func(t *testing.T) {
+		// The connection drops after the server read the request: the
+		// verify may have been counted, and is not sent again.
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request) {
+			io.ReadAll(r.Body)
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			conn.Close()
+		})
+		_, err := newClient(srv.URL, client.WithRetries(5)).Verify(ctx, client.VerifyRequest{Token: "mt_x"})
+		if !errors.Is(err, client.ErrUnavailable) || n.Load() != 1 {
+			t.Errorf("err %v after %d requests, want ErrUnavailable after 1", err, n.Load())
+		}
+	})
+
+	t.Run("verify is retried when the connection could not be made", func(t *testing.T) {
+		srv, n := fake(t, func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, `{"valid":true,"code":"valid","kind":"m2m_token"}`)
 		})
-		res, err := newClient(srv.URL).Verify(ctx, client.VerifyRequest{Token: "mt_x"})
-		if err != nil || !res.Valid || n.Load() != 2 {
-			t.Errorf("%+v %v after %d calls", res, err, n.Load())
+		var dials atomic.Int32
+		var d net.Dialer
+		tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if dials.Add(1) == 1 {
+				return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("connection refused")}
+			}
+			return d.DialContext(ctx, network, addr)
+		}}
+		t.Cleanup(tr.CloseIdleConnections)
+		res, err := newClient(srv.URL, client.WithHTTPClient(&http.Client{Transport: tr})).Verify(ctx, client.VerifyRequest{Token: "mt_x"})
+		if err != nil || !res.Valid || dials.Load() != 2 || n.Load() != 1 {
+			t.Errorf("%+v %v after %d dials and %d requests, want valid after 2 and 1", res, err, dials.Load(), n.Load())
 		}
 	})
 

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/keyward/keyward/internal/authority"
 )
 
 type config struct {
@@ -38,6 +40,7 @@ type config struct {
 	missTokens         int
 	pinnedConcurrency  int
 	pprofAddr          string
+	limitRows          []int  // named limits of each API key verify row
 	serveBaseline      string // internal: serve the bare baseline here and nothing else
 }
 
@@ -63,7 +66,7 @@ func main() {
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
-	var concurrency string
+	var concurrency, limitRows string
 	fs := flag.NewFlagSet("keyward-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.url, "url", "", "target a running keyward at this base URL (http://host:port) instead of starting one; needs --admin-key")
@@ -84,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.rounds, "rounds", 3, "with --pinned: interleaved rounds; the table shows medians")
 	fs.IntVar(&cfg.missTokens, "miss-tokens", 200000, "with --pinned: tokens stored (in bulk) for the cache-miss row, each request a distinct one")
 	fs.IntVar(&cfg.pinnedConcurrency, "connections", 16, "with --pinned: wrk connections (-c)")
+	fs.StringVar(&limitRows, "limit-rows", "0,1,3,10", fmt.Sprintf("with --pinned: an API key verify row for each of these counts of auto-applied named limits (comma-separated, 0 to %d; '' for none)", authority.MaxNamedLimits))
 	fs.StringVar(&cfg.pprofAddr, "pprof-addr", "", "with --pinned: start keyward with --pprof-addr (loopback), to profile it during the runs")
 	fs.StringVar(&cfg.serveBaseline, "serve-baseline", "", "")
 	fs.Usage = func() {
@@ -113,6 +117,9 @@ Flags:
 		cfg.duration = 10 * time.Second
 	}
 	err := cfg.validate(concurrency, fs.NArg())
+	if err == nil {
+		cfg.limitRows, err = parseLimitRows(limitRows)
+	}
 	if err != nil {
 		fmt.Fprintln(fs.Output(), "keyward-bench:", err)
 	}

@@ -106,6 +106,11 @@ func runPinned(ctx context.Context, cfg config, stdout, progress io.Writer) erro
 	if err != nil {
 		return err
 	}
+	limited, err := apiKeyLimitRows(ctx, client, server, kw.adminKey, cfg.limitRows)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, limited...)
 	miss, err := cacheMissRow(ctx, cfg, sqliteCfg.masterKey, dir, kw, server, client, progress)
 	if err != nil {
 		return err
@@ -359,6 +364,87 @@ func pinnedVerifyRows(ctx context.Context, client *http.Client, server *pinnedSe
 		}
 	}
 	return rows, nil
+}
+
+// benchAPIKeySubject is the subject of the bench's API keys.
+const benchAPIKeySubject = "user_2xhFjEI5X2qWRvtV13BzSj8H6Dk"
+
+// apiKeyLimitRows creates, for each n in counts, an API key through the
+// native API with n named limits (apiKeyWithLimits) and returns its verify
+// row. The body names no limits, so every auto_apply one applies: the row
+// measures a verify that counts n limits, all or nothing, on the server's
+// limiter. Each key is checked to verify as valid with n limits reported.
+func apiKeyLimitRows(ctx context.Context, client *http.Client, server *pinnedServer, adminKey string, counts []int) ([]pinnedRow, error) {
+	target := api{client: client, baseURL: server.url}
+	var rows []pinnedRow
+	for _, n := range counts {
+		var key struct {
+			Secret string `json:"secret"`
+		}
+		if err := target.call(ctx, http.MethodPost, "/v1/api_keys", adminKey, apiKeyWithLimits(n), http.StatusCreated, &key); err != nil {
+			return nil, err
+		}
+		row := pinnedRow{name: limitRowName(n), server: server, path: "/v1/verify", auth: "Bearer " + adminKey,
+			body: `{"token":"` + key.Secret + `"}`, wantStatus: http.StatusOK}
+		var answer struct {
+			Valid      bool              `json:"valid"`
+			RateLimits []json.RawMessage `json:"ratelimits"`
+		}
+		if err := target.call(ctx, http.MethodPost, row.path, adminKey, map[string]string{"token": key.Secret}, http.StatusOK, &answer); err != nil {
+			return nil, fmt.Errorf("%s: %w", row.name, err)
+		}
+		if !answer.Valid || len(answer.RateLimits) != n {
+			return nil, fmt.Errorf("%s: the verify answered valid %v with %d limits, want valid with %d", row.name, answer.Valid, len(answer.RateLimits), n)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// apiKeyWithLimits is the POST /v1/api_keys body of a bench key with n
+// named limits l0, l1, …, each sliding (the dearer algorithm: it reads the
+// previous window too), auto_apply, and authority.MaxLimit (10^9) calls an
+// hour, which no run reaches; n = 0 sends no ratelimits, so the key has
+// no controls at all.
+func apiKeyWithLimits(n int) map[string]any {
+	body := map[string]any{"name": limitRowName(n), "subject": benchAPIKeySubject}
+	if n == 0 {
+		return body
+	}
+	limits := make([]map[string]any, n)
+	for i := range limits {
+		limits[i] = map[string]any{"name": "l" + strconv.Itoa(i), "limit": authority.MaxLimit, "duration": time.Hour.Milliseconds(),
+			"algorithm": string(authority.LimitSliding), "auto_apply": true}
+	}
+	body["ratelimits"] = limits
+	return body
+}
+
+func limitRowName(n int) string {
+	if n == 1 {
+		return "API key verify, 1 named limit"
+	}
+	return fmt.Sprintf("API key verify, %d named limits", n)
+}
+
+// parseLimitRows reads --limit-rows: comma-separated distinct counts of
+// named limits, each 0 to authority.MaxNamedLimits; "" adds no rows.
+func parseLimitRows(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var counts []int
+	for field := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || n < 0 || n > authority.MaxNamedLimits {
+			return nil, fmt.Errorf("--limit-rows: %q is not a count of limits from 0 to %d", field, authority.MaxNamedLimits)
+		}
+		if slices.Contains(counts, n) {
+			return nil, fmt.Errorf("--limit-rows: %d appears twice", n)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
 }
 
 func checkRow(ctx context.Context, client *http.Client, row pinnedRow) error {

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/authority"
 )
 
 const wrkOutput = `Running 10s test @ http://127.0.0.1:4000/v1/verify
@@ -162,5 +166,77 @@ keyward_store_transaction_duration_seconds_count{mode="update",outcome="ok"} 9
 	}
 	if c, w := parseCommitCounts("go_goroutines 8\n"); c != 0 || w != 0 {
 		t.Fatalf("without the counters: %v %v, want zeros", c, w)
+	}
+}
+
+func TestParseLimitRows(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []int
+	}{{"0,1,3,10", []int{0, 1, 3, 10}}, {" 16 , 0", []int{16, 0}}, {"", nil}, {"  ", nil}} {
+		if got, err := parseLimitRows(tc.in); err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("parseLimitRows(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"-1", "17", "3,x", "1,,2", "1,1", "3.5"} {
+		if got, err := parseLimitRows(bad); err == nil || !strings.HasPrefix(err.Error(), "--limit-rows: ") {
+			t.Errorf("parseLimitRows(%q) = %v, %v; want an error naming --limit-rows", bad, got, err)
+		}
+	}
+	cfg, err := parseFlags([]string{"--pinned"}, io.Discard)
+	if err != nil || !slices.Equal(cfg.limitRows, []int{0, 1, 3, 10}) {
+		t.Errorf("default --limit-rows: %v, %v; want [0 1 3 10]", cfg.limitRows, err)
+	}
+	if _, err := parseFlags([]string{"--pinned", "--limit-rows", "40"}, io.Discard); err == nil {
+		t.Error("--limit-rows 40 was accepted")
+	}
+}
+
+// The create body of a limit row's key is what the native API takes: n
+// distinct auto_apply limits no run reaches, and none at all for n = 0.
+func TestAPIKeyWithLimits(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 10, authority.MaxNamedLimits} {
+		b, err := json.Marshal(apiKeyWithLimits(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Name, Subject string
+			RateLimits    *[]struct {
+				Name      string `json:"name"`
+				Limit     int64  `json:"limit"`
+				Duration  int64  `json:"duration"`
+				Algorithm string `json:"algorithm"`
+				AutoApply bool   `json:"auto_apply"`
+			} `json:"ratelimits"`
+		}
+		if err := json.Unmarshal(b, &body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Name != limitRowName(n) || body.Subject != benchAPIKeySubject {
+			t.Errorf("n=%d: %s", n, b)
+		}
+		if n == 0 {
+			if body.RateLimits != nil {
+				t.Errorf("n=0 sends ratelimits: %s", b)
+			}
+			continue
+		}
+		if body.RateLimits == nil || len(*body.RateLimits) != n {
+			t.Fatalf("n=%d: %s", n, b)
+		}
+		names := map[string]bool{}
+		for _, l := range *body.RateLimits {
+			names[l.Name] = true
+			if l.Limit != authority.MaxLimit || l.Duration != 3_600_000 || l.Algorithm != "sliding" || !l.AutoApply {
+				t.Errorf("n=%d: limit %+v, want %d an hour, sliding, auto_apply", n, l, authority.MaxLimit)
+			}
+		}
+		if len(names) != n {
+			t.Errorf("n=%d: names repeat: %s", n, b)
+		}
+	}
+	if limitRowName(1) != "API key verify, 1 named limit" || limitRowName(10) != "API key verify, 10 named limits" {
+		t.Errorf("row names: %q, %q", limitRowName(1), limitRowName(10))
 	}
 }

@@ -40,13 +40,19 @@ const (
 	// MaxControlPermissions and MaxControlRoles bound the lists.
 	MaxControlPermissions = 100
 	MaxControlRoles       = 50
-	// MaxNamedLimits bounds the named rate limits of one credential.
-	MaxNamedLimits = 8 // a credential's and its identity's together fit one TakeAll (MaxLimitTakes)
+	// MaxNamedLimits bounds the named rate limits of one credential, and
+	// of one identity: a credential's and its identity's together fit one
+	// TakeAll (MaxLimitTakes; checked at compile time below).
+	MaxNamedLimits = 16
 	// MaxLimitNameBytes bounds a limit's or a role's name.
 	MaxLimitNameBytes = 64
 	// MaxCredits bounds a credit count or amount.
 	MaxCredits = 1 << 50
 )
+
+// A verify takes the credential's limits and its identity's in one
+// TakeAll: this fails to compile if they could exceed MaxLimitTakes.
+var _ [MaxLimitTakes - 2*MaxNamedLimits]struct{}
 
 // Controls are a credential's controls, as stored in its attrs.
 type Controls struct {
@@ -249,7 +255,7 @@ func validateRoleNames(param string, names []string) ([]string, error) {
 
 func validateNamedLimits(ls []NamedLimit) error {
 	if len(ls) > MaxNamedLimits {
-		return credential.ParamError(credential.CodeTooMany, "ratelimits", fmt.Sprintf("at most %d limits, got %d", MaxNamedLimits, len(ls)))
+		return credential.ParamError(credential.CodeTooMany, "ratelimits", fmt.Sprintf("at most %d rate limits, got %d", MaxNamedLimits, len(ls)))
 	}
 	takes := make([]LimitTake, len(ls))
 	for i, l := range ls {

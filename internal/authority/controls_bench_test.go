@@ -13,7 +13,7 @@ import (
 )
 
 // BenchmarkVerifyNamedLimits is what named limits cost a cached verify
-// (in-memory limiter, one node): none, 1, 3 and MaxNamedLimits
+// (in-memory limiter, one node): none, 1, 3, 10 and MaxNamedLimits
 // auto-applied limits on the key, and a permission query.
 func BenchmarkVerifyNamedLimits(b *testing.B) {
 	keys, err := keyring.New(bytes.Repeat([]byte{9}, keyring.MasterKeySize))
@@ -27,7 +27,7 @@ func BenchmarkVerifyNamedLimits(b *testing.B) {
 		b.Fatal(err)
 	}
 	admin, _ := a.Authenticate(ctx, adminKey.Reveal())
-	for _, n := range []int{0, 1, 3, MaxNamedLimits} {
+	for _, n := range []int{0, 1, 3, 10, MaxNamedLimits} {
 		name, subject := "bench key", "user_2xhFjEI5X2qWRvtV13BzSj8H6Dk"
 		k, err := a.CreateAPIKey(ctx, admin, CreateAPIKeyInput{Name: &name, Subject: &subject})
 		if err != nil {

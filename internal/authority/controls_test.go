@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -508,4 +509,59 @@ func testKeyring(t *testing.T) *keyring.Keyring {
 		t.Fatal(err)
 	}
 	return keys
+}
+
+// A credential and an identity may each carry MaxNamedLimits limits, and
+// a verify applies all of them at once (one TakeAll of 2 × MaxNamedLimits
+// takes); one more on either is refused naming ratelimits, and writes
+// nothing.
+func TestNamedLimitsBounds(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		e := newControlsEnv(t, store, testkit.NewClock(), inmem.NewBus())
+		limits := func(prefix string, n int) *[]NamedLimit {
+			ls := make([]NamedLimit, n)
+			for i := range ls {
+				ls[i] = NamedLimit{Name: prefix + strconv.Itoa(i), Limit: 2, Duration: 3_600_000, Algorithm: LimitSliding, AutoApply: true}
+			}
+			return &ls
+		}
+		tooMany := func(what string, err error) {
+			t.Helper()
+			if ce := credential.AsError(err); err == nil || ce.Code != credential.CodeTooMany || ce.Param != "ratelimits" {
+				t.Fatalf("%s with %d limits: %v (param %q), want %s naming ratelimits", what, MaxNamedLimits+1, err, ce.Param, credential.CodeTooMany)
+			}
+		}
+		k := e.key(t)
+		_, err := e.a.SetCredentialControls(ctx, e.admin, k.ID, ControlsInput{RateLimits: limits("c", MaxNamedLimits+1)})
+		tooMany("a credential", err)
+		if v, err := e.a.GetCredentialControls(ctx, e.admin, k.ID); err != nil || len(v.RateLimits) != 0 {
+			t.Fatalf("something was written: %+v %v", v.RateLimits, err)
+		}
+		_, err = e.a.CreateIdentity(ctx, e.admin, IdentityInput{ExternalID: ptr("too-many"), RateLimits: limits("i", MaxNamedLimits+1)})
+		tooMany("an identity", err)
+		ident, err := e.a.CreateIdentity(ctx, e.admin, IdentityInput{ExternalID: ptr("many"), RateLimits: limits("i", MaxNamedLimits)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.a.UpdateIdentity(ctx, e.admin, ident.ID, IdentityInput{RateLimits: limits("i", MaxNamedLimits+1)})
+		tooMany("an identity's update", err)
+		e.set(t, k.ID, ControlsInput{RateLimits: limits("c", MaxNamedLimits), IdentityID: &ident.ID})
+
+		want := 2 * MaxNamedLimits
+		for i, rem := range []int64{1, 0} {
+			r, err := e.a.Verify(ctx, e.admin, VerifyInput{Token: k.Secret})
+			if err != nil || !r.Valid || len(r.Limits) != want {
+				t.Fatalf("verify %d: %v %s, %d limits, want valid with %d", i, err, r.Reason, len(r.Limits), want)
+			}
+			for _, l := range r.Limits {
+				if l.Remaining != rem {
+					t.Fatalf("verify %d: %+v, want remaining %d", i, l, rem)
+				}
+			}
+		}
+		if r, err := e.a.Verify(ctx, e.admin, VerifyInput{Token: k.Secret}); err != nil || r.Reason != ReasonRateLimited {
+			t.Fatalf("a third verify: %v %s, want rate_limited", err, r.Reason)
+		}
+	})
 }

@@ -32,8 +32,11 @@ import (
 //   - A sliding limit's Reset is when its count next drops by a unit,
 //     not the window's end (see LimitPlan.State).
 const (
-	// MaxLimitTakes bounds the takes of one TakeAll.
-	MaxLimitTakes = 16
+	// MaxLimitTakes bounds the takes of one TakeAll: a credential's
+	// MaxNamedLimits and its identity's together (2 × 16). PostgreSQL's
+	// statement then has at most 2 × 32 rows of 4 parameters and Redis's
+	// script 64 keys and 129 arguments, far within either's bounds.
+	MaxLimitTakes = 32
 	// MaxLimit bounds a take's Limit and Cost (see LimitWeightScale).
 	MaxLimit = 1_000_000_000
 	// MinLimitWindow and MaxLimitWindow bound a take's Window.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,8 +18,9 @@ import (
 // nothing across takes, costs, cost 0 as a read, fixed windows restarting
 // at the boundary, the sliding two-window count at known instants, keys
 // counted apart from Take's and per window length, bad takes refused with
-// an error before anything is counted, and exact counts under
-// concurrency. The instants come from a fake clock passed as now.
+// an error before anything is counted, MaxLimitTakes takes (the bound)
+// counted in one call, and exact counts under concurrency. The instants
+// come from a fake clock passed as now.
 func testTakeAll(t *testing.T, newLimiter func(t *testing.T) authority.Limiter) {
 	t.Run("TakeAll: a full limit refuses the call and nothing is counted on the others", func(t *testing.T) {
 		l, now := newLimiter(t), newClock().Now()
@@ -161,6 +163,25 @@ func testTakeAll(t *testing.T, newLimiter func(t *testing.T) authority.Limiter) 
 			t.Errorf("no takes: (%v, %v, %v), want admitted with no states", ok, states, err)
 		}
 		mustTakeAll(t, l, now, true, []int64{3}, read(good))
+	})
+
+	t.Run("TakeAll: MaxLimitTakes takes, the bound, are counted all or nothing", func(t *testing.T) {
+		// A verify's credential and identity limits together: half fixed,
+		// half sliding (which also reads its previous window).
+		l, now := newLimiter(t), newClock().Now()
+		takes := make([]authority.LimitTake, authority.MaxLimitTakes)
+		for i := range takes {
+			takes[i] = fixed(uniqueKey(), 2, 1, time.Hour)
+			if i%2 == 1 {
+				takes[i] = sliding(uniqueKey(), 2, 1, time.Hour)
+			}
+		}
+		each := func(n int64, k int) []int64 { return slices.Repeat([]int64{n}, k) }
+		mustTakeAll(t, l, now, true, each(1, len(takes)), takes...)
+		last := takes[len(takes)-1]
+		mustTakeAll(t, l, now, true, []int64{0}, last)
+		mustTakeAll(t, l, now, false, append(each(1, len(takes)-1), 0), takes...)
+		mustTakeAll(t, l, now, true, each(0, len(takes)-1), takes[:len(takes)-1]...)
 	})
 
 	t.Run("TakeAll: concurrent calls are counted exactly", func(t *testing.T) {
