@@ -110,6 +110,7 @@ var EventTypes = []string{
 	"api_key.created", "api_key.updated", "api_key.deleted", "api_key.revoked",
 	"client.created", "client.deleted",
 	EventExpiring, EventExpired, EventUnused, EventRateLimitExhausted, EventCreditsLow, EventUsageExceeded, // notices (no audit action)
+	"identity.created", "identity.updated", "identity.deleted",
 	"impersonation_session.revoked",
 	"instance.updated",
 	"m2m_token.created", "m2m_token.revoked",
@@ -118,6 +119,7 @@ var EventTypes = []string{
 	"org_token.created", "org_token.updated", "org_token.deleted",
 	"organization.created", "organization.updated", "organization.deleted",
 	"pat.created", "pat.updated", "pat.revoked",
+	"role.created", "role.updated", "role.deleted",
 	"scopes.updated",
 	"signing_key.rotated",
 	"site.created", "site.updated", "site.deleted",
