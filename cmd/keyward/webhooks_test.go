@@ -135,3 +135,25 @@ func TestPrivateWebhookTargetsAreRefused(t *testing.T) {
 		t.Fatalf("delivery %v", d)
 	}
 }
+
+func TestNotifyExpiringTakesAListOfDurationsOrOff(t *testing.T) {
+	cases := []struct {
+		in   string
+		want string
+		bad  bool
+	}{
+		{"7d,1d", "7d,1d", false},
+		{"30d, 12h", "30d,12h0m0s", false},
+		{"off", "off", false},
+		{"", "off", false},
+		{"7d,x", "", true},
+		{"-1d", "", true},
+	}
+	for _, c := range cases {
+		var th thresholds
+		err := th.Set(c.in)
+		if (err != nil) != c.bad || (!c.bad && th.String() != c.want) {
+			t.Errorf("Set(%q) = %s, %v; want %s (error: %v)", c.in, th.String(), err, c.want, c.bad)
+		}
+	}
+}

@@ -29,6 +29,7 @@ type Authority struct {
 	settings settingsCache
 	subs     subscriptions // webhook endpoints per instance
 	wake     chan struct{} // a committed change queued deliveries
+	notices  noticeState   // notices.go
 
 	refusals        refusalAggregator
 	throttle        throttle

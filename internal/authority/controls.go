@@ -649,6 +649,10 @@ func (a *Authority) ChangeCredits(ctx context.Context, c Caller, id string, op C
 		if err != nil {
 			return err
 		}
+		// Changed credits may run out again: announce it again.
+		if err := tx.DeleteNotices(ctx, c.InstanceID, cred.ID, noticeCreditsLow, noticeUsageExceeded); err != nil {
+			return err
+		}
 		out = Credits{Remaining: row.Remaining}
 		if attrs.Controls.Credits.Interval != "" {
 			r := *attrs.Controls.Credits
@@ -873,6 +877,7 @@ func (a *Authority) verifyControls(ctx context.Context, e cacheEntry, in VerifyI
 		if err != nil {
 			return err
 		}
+		a.noteCredits(ctx, e.cred, p.owner, p.rule, taken, remaining, now) // notices.go
 		if i == 0 || r.Credits == nil || remaining < *r.Credits {
 			r.Credits = &remaining // the tighter pool's count
 		}
@@ -951,6 +956,7 @@ func (a *Authority) verifyLimits(ctx context.Context, e cacheEntry, ctl *Control
 	}
 	if !admitted {
 		r.Valid, r.Reason = false, ReasonRateLimited
+		a.noteRateLimited(ctx, e.cred, takes, names, states, now) // notices.go
 	}
 	return nil
 }

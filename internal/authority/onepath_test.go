@@ -29,6 +29,8 @@ var systemWrites = map[string]string{
 	"RedeemTicket":                "the sign-in ticket is its own authorization: its holder has no Caller",
 	"DeliverWebhooks":             "the webhook dispatcher's claims and outcomes",
 	"PruneWebhookLog":             "the webhook delivery log's retention",
+	"ScanNotices":                 "the notice scanner prunes the notices whose occasion has passed",
+	"sendNotices":                 "notices keyward sends on its own (expiring, unused, usage): no caller asked",
 }
 
 // TestEveryWriteGoesThroughMutate keeps authorization, one instant, the

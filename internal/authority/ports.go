@@ -59,6 +59,7 @@ type Tx interface {
 	ForeignKeyTx
 	AnalyticsTx
 	WebhookTx // webhooks.go
+	NoticeTx  // notices.go
 	RoleTx
 	IdentityTx
 }

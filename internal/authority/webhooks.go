@@ -450,14 +450,41 @@ func (a *Authority) forgetSubscriptions(instanceID string) {
 // subscribers returns the instance's endpoints subscribed to type t, read
 // through tx on a cache miss.
 func (ch *change) subscribers(t string) ([]credential.Webhook, error) {
-	a, ins := ch.g.a, ch.g.caller.InstanceID
+	return ch.g.a.subscribersOf(ch.ctx, ch.Tx, ch.g.caller.InstanceID, t)
+}
+
+// cachedSubscribers returns the instance's endpoints subscribed to type t
+// when the cache holds the instance (ok), without reading the store.
+func (a *Authority) cachedSubscribers(ins, t string) ([]credential.Webhook, bool) {
+	now, epoch := a.clock.Now(), a.cache.currentEpoch()
+	a.subs.mu.Lock()
+	cs, ok := a.subs.byIns[ins]
+	a.subs.mu.Unlock()
+	if !ok || cs.epoch != epoch || !now.Before(cs.expires) {
+		return nil, false
+	}
+	return subscribed(cs.hooks, t), true
+}
+
+func subscribed(hooks []credential.Webhook, t string) []credential.Webhook {
+	var out []credential.Webhook
+	for _, w := range hooks {
+		if w.Subscribes(t) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// subscribersOf is cachedSubscribers, read through tx on a cache miss.
+func (a *Authority) subscribersOf(ctx context.Context, tx Tx, ins, t string) ([]credential.Webhook, error) {
 	now, epoch := a.clock.Now(), a.cache.currentEpoch()
 	a.subs.mu.Lock()
 	cs, ok := a.subs.byIns[ins]
 	gen := a.subs.gen
 	a.subs.mu.Unlock()
 	if !ok || cs.epoch != epoch || !now.Before(cs.expires) {
-		hooks, err := ch.ListWebhooks(ch.ctx, ins)
+		hooks, err := tx.ListWebhooks(ctx, ins)
 		if err != nil {
 			return nil, err
 		}
@@ -474,13 +501,7 @@ func (ch *change) subscribers(t string) ([]credential.Webhook, error) {
 		}
 		a.subs.mu.Unlock()
 	}
-	var out []credential.Webhook
-	for _, w := range cs.hooks {
-		if w.Subscribes(t) {
-			out = append(out, w)
-		}
-	}
-	return out, nil
+	return subscribed(cs.hooks, t), nil
 }
 
 // emit writes the lifecycle event of an audited action to the outbox, in

@@ -417,7 +417,9 @@ func TestWebhookInputIsChecked(t *testing.T) {
 }
 
 // Every action a use case audits maps to a listed event type, or to none
-// on purpose (the secret reads, reuse, the webhook test and replay).
+// on purpose (the secret reads, reuse, the webhook test and replay; a
+// credential's controls and credits, which change what a verify allows,
+// not the credential's life: the credential.* notices report their effect).
 func TestEveryAuditActionHasAnEvent(t *testing.T) {
 	silent := []string{"machine.secret_key.read", "api_key.secret_read", "m2m_token.reuse", "webhook.test", "webhook.delivery.replay"}
 	files, _ := filepath.Glob("*.go")

@@ -11,7 +11,7 @@ import (
 // families are the permission families an admin key can hold, in the
 // order the create form lists them.
 var families = []string{"machines", "m2m_tokens", "api_keys", "actor_tokens", "organizations", "workspaces",
-	"pats", "clients", "scopes", "instance", "audit", "admin_keys"}
+	"pats", "clients", "scopes", "instance", "audit", "admin_keys", "webhooks"}
 
 type adminKeysData struct {
 	Keys     []client.AdminKey

@@ -283,6 +283,25 @@ func TestBrowserConsoleWalkthrough(t *testing.T) {
 		chromedp.Submit(`#new-actor`, chromedp.ByID), chromedp.WaitVisible(`#secret-url`, chromedp.ByID))
 	shot("actor-token-secret")
 
+	// A webhook endpoint: its signing secret shown once, then a test
+	// event in its delivery log.
+	run("webhooks", chromedp.Navigate(base+"webhooks"), chromedp.WaitVisible(`#url`, chromedp.ByID))
+	var whsec string
+	run("create an endpoint", chromedp.SendKeys(`#url`, "https://hooks.example.com/keyward", chromedp.ByID),
+		chromedp.Submit(`#url`, chromedp.ByID), chromedp.WaitVisible(`#secret`, chromedp.ByID), chromedp.Text(`#secret`, &whsec, chromedp.ByID))
+	whsec = strings.TrimSpace(whsec)
+	e.Remember(whsec)
+	hooks, err := e.kw.ListWebhooks(sdk)
+	if err != nil || len(hooks) != 1 || !strings.HasPrefix(whsec, "whsec_") {
+		t.Fatalf("endpoints %+v %v", hooks, err)
+	}
+	run("test the endpoint", chromedp.Navigate(base+"webhooks/"+hooks[0].ID), chromedp.WaitVisible(`form[action$="/test"] button`),
+		chromedp.Click(`form[action$="/test"] button`), chromedp.WaitVisible(`p.flash`))
+	if got := html(); strings.Contains(got, whsec) || !strings.Contains(got, "webhook.ping") {
+		t.Error("the endpoint page shows its secret, or no test delivery")
+	}
+	shot("webhook")
+
 	// The other pages, for the review.
 	for name, path := range map[string]string{"api-keys": "api_keys?subject=" + subject1, "organizations": "organizations",
 		"users": "users?user=" + subject1, "admin-keys": "admin_keys", "settings": "settings",

@@ -205,6 +205,15 @@ func (c *Console) routes() {
 	c.mux.Handle("POST "+Prefix+"users/{user}/clients", c.page(c.createClient))
 	c.mux.Handle("POST "+Prefix+"users/{user}/clients/{id}/delete", c.page(c.deleteClient))
 
+	c.mux.Handle("GET "+Prefix+"webhooks", c.page(c.webhooks))
+	c.mux.Handle("POST "+Prefix+"webhooks", c.page(c.createWebhook))
+	c.mux.Handle("GET "+Prefix+"webhooks/{id}", c.page(c.webhook))
+	c.mux.Handle("POST "+Prefix+"webhooks/{id}", c.page(c.updateWebhook))
+	c.mux.Handle("POST "+Prefix+"webhooks/{id}/delete", c.page(c.deleteWebhook))
+	c.mux.Handle("POST "+Prefix+"webhooks/{id}/rotate", c.page(c.rotateWebhookSecret))
+	c.mux.Handle("POST "+Prefix+"webhooks/{id}/test", c.page(c.testWebhook))
+	c.mux.Handle("POST "+Prefix+"webhooks/{id}/deliveries/{delivery}/replay", c.page(c.replayWebhookDelivery))
+
 	c.mux.Handle("GET "+Prefix+"settings", c.page(c.settings))
 	c.mux.Handle("POST "+Prefix+"settings", c.page(c.updateSettings))
 	c.mux.Handle("POST "+Prefix+"settings/scopes", c.page(c.updateScopes))

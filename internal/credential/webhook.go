@@ -56,6 +56,18 @@ const EventAll = "*"
 // sends; no change emits it, and no subscription is needed for it.
 const EventPing = "webhook.ping"
 
+// Notices: event types keyward emits on its own (actor "system"), not for
+// an audited change: the scanner's expiring, expired and unused, and the
+// verify path's rate_limit_exhausted, credits_low and usage_exceeded.
+const (
+	EventExpiring           = "credential.expiring"
+	EventExpired            = "credential.expired"
+	EventUnused             = "credential.unused"
+	EventRateLimitExhausted = "credential.rate_limit_exhausted"
+	EventCreditsLow         = "credential.credits_low"
+	EventUsageExceeded      = "credential.usage_exceeded"
+)
+
 // eventVerbs maps the verb of an audit action (its last dot-separated
 // part) to the past tense of its event type. Actions whose verb is not
 // here (secret reads: "*.secret_key.read", "api_key.secret_read"; a
@@ -108,6 +120,7 @@ var EventTypes = []string{
 	"api_key.created", "api_key.updated", "api_key.deleted", "api_key.revoked",
 	"client.created", "client.deleted",
 	"credential.controls.updated", "credential.credits.updated",
+	EventExpiring, EventExpired, EventUnused, EventRateLimitExhausted, EventCreditsLow, EventUsageExceeded, // notices (no audit action)
 	"identity.created", "identity.updated", "identity.deleted",
 	"impersonation_session.revoked",
 	"instance.updated",
