@@ -72,6 +72,7 @@ var eventVerbs = map[string]string{
 	"remove": "deleted", // a workspace member removed
 	"import": "imported",
 	"rekey":  "rekeyed",
+	"leak":   "leaked", // credential.leak: a leak report found the secret
 }
 
 // EventType maps an audit action ("machine.secret_key.rotate") to the
@@ -89,22 +90,50 @@ func EventType(action string) (string, bool) {
 	return action[:i+1] + past, true
 }
 
+// EventTypeFor is EventType for an action on a target of targetKind: an
+// action every kind shares ("credential.leak") emits its event under the
+// target's kind ("m2m_token.leaked"), so subscribers choose by kind.
+func EventTypeFor(action, targetKind string) (string, bool) {
+	t, ok := EventType(action)
+	if ok && targetKind != "" && strings.HasPrefix(t, sharedActionPrefix) {
+		t = targetKind + "." + t[len(sharedActionPrefix):]
+	}
+	return t, ok
+}
+
+// sharedActionPrefix starts the audit actions every credential kind shares.
+const sharedActionPrefix = "credential."
+
+// LeakableKinds are the kinds a leak report can find: every kind with a
+// secret prefix. Each has its "<target>.leaked" event type (LeakTarget).
+var LeakableKinds = []Kind{KindAdminKey, KindMachineKey, KindAPIKey, KindM2MToken, KindOrgToken, KindPAT, KindActorTicket}
+
+// LeakTarget is the target kind of a leaked secret's audit and lifecycle
+// events: the kind itself, but "actor_token" for an actor ticket, as its
+// other events name it.
+func LeakTarget(k Kind) string {
+	if k == KindActorTicket {
+		return "actor_token"
+	}
+	return string(k)
+}
+
 // EventTypes lists every event type a change can emit, for validating a
 // subscription and for the documentation. TestEveryAuditActionHasAnEvent
 // checks it against the actions the use cases record.
 var EventTypes = []string{
-	"actor_token.created", "actor_token.revoked",
-	"admin_key.created", "admin_key.revoked",
-	"api_key.created", "api_key.updated", "api_key.deleted", "api_key.revoked",
+	"actor_token.created", "actor_token.revoked", "actor_token.leaked",
+	"admin_key.created", "admin_key.revoked", "admin_key.leaked",
+	"api_key.created", "api_key.updated", "api_key.deleted", "api_key.revoked", "api_key.leaked",
 	"client.created", "client.deleted",
 	"impersonation_session.revoked",
 	"instance.updated",
-	"m2m_token.created", "m2m_token.revoked",
+	"m2m_token.created", "m2m_token.revoked", "m2m_token.leaked",
 	"machine.created", "machine.updated", "machine.deleted",
-	"machine.scope.created", "machine.scope.deleted", "machine.secret_key.rotated",
-	"org_token.created", "org_token.updated", "org_token.deleted",
+	"machine.scope.created", "machine.scope.deleted", "machine.secret_key.rotated", "machine_key.leaked",
+	"org_token.created", "org_token.updated", "org_token.deleted", "org_token.leaked",
 	"organization.created", "organization.updated", "organization.deleted",
-	"pat.created", "pat.updated", "pat.revoked",
+	"pat.created", "pat.updated", "pat.revoked", "pat.leaked",
 	"scopes.updated",
 	"signing_key.rotated",
 	"site.created", "site.updated", "site.deleted",
