@@ -264,3 +264,44 @@ func TestReportLeaksDefaultInstanceAndLimit(t *testing.T) {
 		t.Errorf("%d reports: %v, want CodeTooMany", len(tooMany), err)
 	}
 }
+
+// An API key (ak_, like a machine key, told apart by its checksum domain)
+// and an actor ticket (its own table) are found and revoked too.
+func TestReportLeaksFindsAPIKeysAndActorTickets(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		a := webhookAuthority(t, store, testkit.NewClock())
+		f := newLeakFixture(t, a, "api_key.leaked", "actor_token.leaked")
+		name, subject := "ci key", "user_2xhFjEI5X2qWRvtV13BzSj8H6Dk"
+		k, err := a.CreateAPIKey(ctx, f.admin, authority.CreateAPIKeyInput{Name: &name, Subject: &subject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		user := "user_alice"
+		ticket, err := a.CreateActorToken(ctx, f.admin, authority.CreateActorTokenInput{UserID: &user, Actor: json.RawMessage(`{"sub":"user_admin"}`)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, before := outboxSize(t, store)
+		v, err := a.ReportLeaks(ctx, f.op.InstanceID, authority.LeakRevoke, []authority.LeakReport{
+			{Token: k.Secret, Type: "keyward_machine_or_api_key", URL: "https://github.com/o/r/issues/1", Source: "issue_comment"},
+			{Token: ticket.Token, Type: "keyward_actor_ticket", URL: "https://gist.github.com/o/1", Source: "gist_content"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !v[0].Found || v[0].Kind != "api_key" || v[0].Outcome != "revoked" || !v[1].Found || v[1].Kind != "actor_token" || v[1].Outcome != "revoked" {
+			t.Fatalf("verdicts %+v", v)
+		}
+		if res, err := a.Verify(ctx, f.admin, authority.VerifyInput{Token: k.Secret}); err != nil || res.Valid {
+			t.Errorf("the leaked API key: %+v, %v; want invalid", res, err)
+		}
+		got, err := a.GetActorToken(ctx, f.admin, ticket.ID)
+		if err != nil || got.Status != credential.ActorRevoked {
+			t.Errorf("the leaked ticket: %+v, %v; want revoked", got, err)
+		}
+		if _, after := outboxSize(t, store); after-before != 2 {
+			t.Errorf("%d deliveries queued, want 2", after-before)
+		}
+	})
+}
