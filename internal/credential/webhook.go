@@ -72,7 +72,6 @@ var eventVerbs = map[string]string{
 	"remove": "deleted", // a workspace member removed
 	"import": "imported",
 	"rekey":  "rekeyed",
-	"leak":   "leaked", // credential.leak: a leak report found the secret
 }
 
 // EventType maps an audit action ("machine.secret_key.rotate") to the
@@ -91,18 +90,26 @@ func EventType(action string) (string, bool) {
 }
 
 // EventTypeFor is EventType for an action on a target of targetKind: an
-// action every kind shares ("credential.leak") emits its event under the
-// target's kind ("m2m_token.leaked"), so subscribers choose by kind.
+// action every kind shares whose event is named by the kind
+// (PerKindEvent: "credential.leak") emits "<targetKind>.<past>"
+// ("m2m_token.leaked"), so subscribers choose by kind.
 func EventTypeFor(action, targetKind string) (string, bool) {
-	t, ok := EventType(action)
-	if ok && targetKind != "" && strings.HasPrefix(t, sharedActionPrefix) {
-		t = targetKind + "." + t[len(sharedActionPrefix):]
+	if past, ok := perKindEvents[action]; ok && targetKind != "" {
+		return targetKind + "." + past, true
 	}
-	return t, ok
+	return EventType(action)
 }
 
-// sharedActionPrefix starts the audit actions every credential kind shares.
-const sharedActionPrefix = "credential."
+// perKindEvents are the shared actions whose events carry the target's
+// kind, and their past tense.
+var perKindEvents = map[string]string{"credential.leak": "leaked"}
+
+// PerKindEvent reports whether action's event is named by its target's
+// kind (see EventTypeFor).
+func PerKindEvent(action string) bool {
+	_, ok := perKindEvents[action]
+	return ok
+}
 
 // LeakableKinds are the kinds a leak report can find: every kind with a
 // secret prefix. Each has its "<target>.leaked" event type (LeakTarget).
@@ -122,18 +129,18 @@ func LeakTarget(k Kind) string {
 // subscription and for the documentation. TestEveryAuditActionHasAnEvent
 // checks it against the actions the use cases record.
 var EventTypes = []string{
-	"actor_token.created", "actor_token.revoked", "actor_token.leaked",
-	"admin_key.created", "admin_key.revoked", "admin_key.leaked",
-	"api_key.created", "api_key.updated", "api_key.deleted", "api_key.revoked", "api_key.leaked",
+	"actor_token.created", "actor_token.revoked",
+	"admin_key.created", "admin_key.revoked",
+	"api_key.created", "api_key.updated", "api_key.deleted", "api_key.revoked",
 	"client.created", "client.deleted",
 	"impersonation_session.revoked",
 	"instance.updated",
-	"m2m_token.created", "m2m_token.revoked", "m2m_token.leaked",
+	"m2m_token.created", "m2m_token.revoked",
 	"machine.created", "machine.updated", "machine.deleted",
-	"machine.scope.created", "machine.scope.deleted", "machine.secret_key.rotated", "machine_key.leaked",
-	"org_token.created", "org_token.updated", "org_token.deleted", "org_token.leaked",
+	"machine.scope.created", "machine.scope.deleted", "machine.secret_key.rotated",
+	"org_token.created", "org_token.updated", "org_token.deleted",
 	"organization.created", "organization.updated", "organization.deleted",
-	"pat.created", "pat.updated", "pat.revoked", "pat.leaked",
+	"pat.created", "pat.updated", "pat.revoked",
 	"scopes.updated",
 	"signing_key.rotated",
 	"site.created", "site.updated", "site.deleted",
@@ -141,6 +148,8 @@ var EventTypes = []string{
 	"webhook.created", "webhook.updated", "webhook.deleted", "webhook.secret.rotated",
 	"workspace.created", "workspace.updated", "workspace.deleted",
 	"workspace.member.updated", "workspace.member.deleted",
+	// credential.leak, named by the leaked secret's kind (EventTypeFor).
+	"admin_key.leaked", "machine_key.leaked", "api_key.leaked", "m2m_token.leaked", "org_token.leaked", "pat.leaked", "actor_token.leaked",
 }
 
 // KnownEventType reports whether t may be subscribed to.
