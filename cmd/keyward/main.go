@@ -59,6 +59,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newImportCommand(cfg),
 		newImportKeysCommand(cfg),
 		newProbeCommand(),
+		newScanCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

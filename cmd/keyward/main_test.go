@@ -163,6 +163,9 @@ func TestServeRefusesUnsafeConfigurations(t *testing.T) {
 		"a cache budget under 1 MiB":    {args: []string{"--cache-bytes", "4096"}, want: "--cache-bytes"},
 		"an unknown authz instance":     {args: []string{"--authz-instance", "ins_nope"}, want: "--authz-instance"},
 		"an authz header with a space":  {args: []string{"--authz-header", "X Api Key"}, want: "--authz-header"},
+		"an unknown leak response":      {args: []string{"--leak-response", "ignore"}, want: "--leak-response"},
+		"a missing leak key file":       {args: []string{"--leak-report-public-key-file", "/nonexistent/keys.pem"}, want: "--leak-report-public-key-file"},
+		"an unknown leak instance":      {args: []string{"--leak-report-instance", "ins_nope"}, want: "--leak-report-instance"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -50,6 +50,7 @@ type serveConfig struct {
 	console           bool
 	janitor           janitorConfig
 	webhooks          webhookConfig // webhooks.go
+	leaks             leakConfig    // leaks.go
 }
 
 type readyKey struct{}
@@ -112,6 +113,7 @@ YAML file, then the defaults. With --tls-cert and --tls-key it serves HTTPS
 	cmd.Flags().BoolVar(&cfg.console, "console", true, "serve the admin console at /console/ (sign in with an admin key)")
 	cfg.janitor.addFlags(cmd)
 	cfg.webhooks.addFlags(cmd)
+	cfg.leaks.addFlags(cmd)
 	return cmd
 }
 
@@ -329,7 +331,11 @@ func (r *serveRun) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--authz-instance: %w", err)
 	}
-	srv := r.httpServer(authzInstance)
+	leaks, err := r.cfg.leaks.load(ctx, r.n.auth)
+	if err != nil {
+		return err
+	}
+	srv := r.httpServer(authzInstance, leaks)
 	stopHousekeeping, err := startHousekeeping(ctx, &r.cfg.janitor, r.n.auth, r.log)
 	if err != nil {
 		return err
@@ -360,9 +366,9 @@ func (r *serveRun) authzInstance(ctx context.Context) (string, error) {
 	return r.n.auth.DefaultInstanceID(ctx)
 }
 
-func (r *serveRun) httpServer(authzInstance string) *http.Server {
+func (r *serveRun) httpServer(authzInstance string, leaks httpapi.LeakReportConfig) *http.Server {
 	api := httpapi.Config{Authority: r.n.auth, Logger: r.log, TrustedProxies: r.trusted, PublicURL: r.cfg.issuer, Metrics: r.opts.metrics,
-		AuthzInstance: authzInstance, AuthzHeader: r.cfg.authzHeader}
+		AuthzInstance: authzInstance, AuthzHeader: r.cfg.authzHeader, LeakReports: leaks}
 	if r.certs != nil {
 		api.ClientCertRequired = r.certs.clientCertRequired
 	}

@@ -158,6 +158,10 @@ var useCases = map[useCase]rule{
 	"TestWebhook":           {perm: credential.Webhooks.Write()},
 	"ListWebhookDeliveries": {perm: credential.Webhooks.Read()},
 	"ReplayWebhookDelivery": {perm: credential.Webhooks.Write()},
+
+	// A leak report (POST /v1/leaks) is authenticated by the scanner's
+	// signature, not by a credential: no admin key reports leaks.
+	"ReportLeak": {kinds: []credential.Kind{KindSecretScanner}},
 }
 
 // enter is the first step of every use case acting for a caller: it looks

@@ -511,7 +511,7 @@ func (ch *change) emit(action, targetKind, targetID string, detail any) error {
 	if ch.g.caller.InstanceID == "" {
 		return nil
 	}
-	t, ok := credential.EventType(action)
+	t, ok := credential.EventTypeFor(action, targetKind)
 	if !ok {
 		return nil
 	}

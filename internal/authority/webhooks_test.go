@@ -451,6 +451,13 @@ func TestEveryAuditActionHasAnEvent(t *testing.T) {
 				if emits {
 					t.Errorf("%s emits %s; it should emit nothing", action, typ)
 				}
+			case credential.PerKindEvent(action):
+				// Shared by every kind: it emits under the target's kind.
+				for _, k := range credential.LeakableKinds {
+					if kt, _ := credential.EventTypeFor(action, credential.LeakTarget(k)); !slices.Contains(credential.EventTypes, kt) {
+						t.Errorf("%s on a %s emits %s, which credential.EventTypes does not list", action, k, kt)
+					}
+				}
 			case !emits:
 				t.Errorf("%s: the audit action maps to no event type (add its verb to credential.eventVerbs, or list it as silent)", action)
 			case !slices.Contains(credential.EventTypes, typ):

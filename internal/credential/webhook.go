@@ -111,6 +111,42 @@ func EventType(action string) (string, bool) {
 	return action[:i+1] + past, true
 }
 
+// EventTypeFor is EventType for an action on a target of targetKind: an
+// action every kind shares whose event is named by the kind
+// (PerKindEvent: "credential.leak") emits "<targetKind>.<past>"
+// ("m2m_token.leaked"), so subscribers choose by kind.
+func EventTypeFor(action, targetKind string) (string, bool) {
+	if past, ok := perKindEvents[action]; ok && targetKind != "" {
+		return targetKind + "." + past, true
+	}
+	return EventType(action)
+}
+
+// perKindEvents are the shared actions whose events carry the target's
+// kind, and their past tense.
+var perKindEvents = map[string]string{"credential.leak": "leaked"}
+
+// PerKindEvent reports whether action's event is named by its target's
+// kind (see EventTypeFor).
+func PerKindEvent(action string) bool {
+	_, ok := perKindEvents[action]
+	return ok
+}
+
+// LeakableKinds are the kinds a leak report can find: every kind with a
+// secret prefix. Each has its "<target>.leaked" event type (LeakTarget).
+var LeakableKinds = []Kind{KindAdminKey, KindMachineKey, KindAPIKey, KindM2MToken, KindOrgToken, KindPAT, KindActorTicket}
+
+// LeakTarget is the target kind of a leaked secret's audit and lifecycle
+// events: the kind itself, but "actor_token" for an actor ticket, as its
+// other events name it.
+func LeakTarget(k Kind) string {
+	if k == KindActorTicket {
+		return "actor_token"
+	}
+	return string(k)
+}
+
 // EventTypes lists every event type a change can emit, for validating a
 // subscription and for the documentation. TestEveryAuditActionHasAnEvent
 // checks it against the actions the use cases record.
@@ -138,6 +174,8 @@ var EventTypes = []string{
 	"webhook.created", "webhook.updated", "webhook.deleted", "webhook.secret.rotated",
 	"workspace.created", "workspace.updated", "workspace.deleted",
 	"workspace.member.updated", "workspace.member.deleted",
+	// credential.leak, named by the leaked secret's kind (EventTypeFor).
+	"admin_key.leaked", "machine_key.leaked", "api_key.leaked", "m2m_token.leaked", "org_token.leaked", "pat.leaked", "actor_token.leaked",
 }
 
 // KnownEventType reports whether t may be subscribed to.

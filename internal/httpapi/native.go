@@ -25,6 +25,7 @@ type native struct {
 	// ("" for Authorization: Bearer).
 	authzInstance string
 	authzHeader   string
+	leaks         LeakReportConfig // POST /v1/leaks (leaks.go)
 }
 
 func (n *native) register(mux wire.Router) {
@@ -61,6 +62,7 @@ func (n *native) register(mux wire.Router) {
 	mux.Handle("GET /v1/tickets/accept", n.Checked(n.previewTicket))
 	mux.Handle("POST /v1/tickets/accept", n.Checked(n.acceptTicket))
 	mux.Handle("POST /v1/impersonation_sessions/{id}/revoke", n.Authenticated(n.revokeSession))
+	mux.Handle("POST /v1/leaks", n.Checked(n.reportLeaks)) // signed by the reporter, no credential
 	mux.Handle("/v1/", wire.NewUnrouted(n.writeError, "no such endpoint"))
 	mux.Handle("/", wire.NewUnrouted(n.writeError, "no such endpoint")) // every path no surface owns
 }

@@ -62,6 +62,8 @@ type Config struct {
 	// no tracing and no cost: the handler is not wrapped at all.
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
+	// LeakReports configures POST /v1/leaks (secret-scanning reports).
+	LeakReports LeakReportConfig
 }
 
 // New returns the handler for every surface.
@@ -134,7 +136,7 @@ func isTokenChar(c byte) bool {
 // register mounts every surface and the native API on mux.
 func register(mux wire.Router, cfg Config) {
 	n := &native{auth: cfg.Authority, log: cfg.Logger, publicURL: cfg.PublicURL, trusted: cfg.TrustedProxies,
-		authzInstance: cfg.AuthzInstance, authzHeader: http.CanonicalHeaderKey(cfg.AuthzHeader)}
+		authzInstance: cfg.AuthzInstance, authzHeader: http.CanonicalHeaderKey(cfg.AuthzHeader), leaks: cfg.LeakReports}
 	n.register(mux)
 	clerk.Register(mux, cfg.Authority, cfg.Logger, cfg.PublicURL)
 	mist.Register(mux, cfg.Authority, cfg.Logger, cfg.TrustedProxies)

@@ -71,6 +71,8 @@ type Options struct {
 	AuthzHeader   string
 	// Tracing, when set, traces the server and the authority's ports.
 	Tracing *tracing.Tracing
+	// LeakReports configures POST /v1/leaks.
+	LeakReports httpapi.LeakReportConfig
 }
 
 // Start serves keyward over store with a fake clock and debug logging.
@@ -114,7 +116,7 @@ func StartWith(t testing.TB, store authority.Store, opts Options) *Env {
 		t.Fatal(err)
 	}
 	api := httpapi.Config{Authority: auth, Logger: log, TrustedProxies: opts.TrustedProxies, Metrics: httpMetrics,
-		PublicURL: publicURL, AuthzInstance: opts.AuthzInstance, AuthzHeader: opts.AuthzHeader}
+		PublicURL: publicURL, AuthzInstance: opts.AuthzInstance, AuthzHeader: opts.AuthzHeader, LeakReports: opts.LeakReports}
 	if opts.Tracing != nil {
 		api.TracerProvider, api.Propagator = opts.Tracing.Provider, opts.Tracing.Propagator
 	}
