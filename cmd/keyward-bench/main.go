@@ -90,24 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&limitRows, "limit-rows", "0,1,3,10", fmt.Sprintf("with --pinned: an API key verify row for each of these counts of auto-applied named limits (comma-separated, 0 to %d; '' for none)", authority.MaxNamedLimits))
 	fs.StringVar(&cfg.pprofAddr, "pprof-addr", "", "with --pinned: start keyward with --pprof-addr (loopback), to profile it during the runs")
 	fs.StringVar(&cfg.serveBaseline, "serve-baseline", "", "")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: keyward-bench [flags]
-
-Measures POST /v1/verify throughput and latency of keyward against a no-op
-net/http baseline driven by the same load code in the same run; on a shared
-machine only the ratio keyward ÷ baseline is meaningful.
-
-Without --url it builds keyward, starts it on a free port (SQLite in a
-temporary directory, or --database-url), and stops it at the end.
-
-Examples:
-  go run ./cmd/keyward-bench --duration 3s
-  go run ./cmd/keyward-bench --url http://127.0.0.1:8080 --admin-key sk_live_… --format jwt --concurrency 1,64 --json
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -124,6 +107,26 @@ Flags:
 		fmt.Fprintln(fs.Output(), "keyward-bench:", err)
 	}
 	return cfg, err
+}
+
+// usage prints keyward-bench's help and flags.
+func usage(fs *flag.FlagSet) {
+	fmt.Fprint(fs.Output(), `Usage: keyward-bench [flags]
+
+Measures POST /v1/verify throughput and latency of keyward against a no-op
+net/http baseline driven by the same load code in the same run; on a shared
+machine only the ratio keyward ÷ baseline is meaningful.
+
+Without --url it builds keyward, starts it on a free port (SQLite in a
+temporary directory, or --database-url), and stops it at the end.
+
+Examples:
+  go run ./cmd/keyward-bench --duration 3s
+  go run ./cmd/keyward-bench --url http://127.0.0.1:8080 --admin-key sk_live_… --format jwt --concurrency 1,64 --json
+
+Flags:
+`)
+	fs.PrintDefaults()
 }
 
 func (cfg *config) validate(concurrency string, extraArgs int) error {

@@ -101,25 +101,10 @@ func runPinned(ctx context.Context, cfg config, stdout, progress io.Writer) erro
 		return err
 	}
 	defer kw.stop()
-	server := &pinnedServer{pid: kw.cmd.Process.Pid, url: kw.url}
-	rows, err := pinnedVerifyRows(ctx, client, server, kw.adminKey, bare)
+	rows, err := sqliteRows(ctx, cfg, sqliteCfg, dir, kw, client, bare, progress)
 	if err != nil {
 		return err
 	}
-	limited, err := apiKeyLimitRows(ctx, client, server, kw.adminKey, cfg.limitRows)
-	if err != nil {
-		return err
-	}
-	rows = append(rows, limited...)
-	miss, err := cacheMissRow(ctx, cfg, sqliteCfg.masterKey, dir, kw, server, client, progress)
-	if err != nil {
-		return err
-	}
-	create, err := createTokenRow(ctx, client, server, kw.adminKey, "create M2M token, SQLite")
-	if err != nil {
-		return err
-	}
-	rows = append(rows, miss, create)
 
 	if cfg.databaseURL != "" {
 		create, stopPostgres, err := postgresCreateTokenRow(ctx, cfg, sqliteCfg.keywardBin, dir, client, progress)
@@ -135,6 +120,30 @@ func runPinned(ctx context.Context, cfg config, stdout, progress io.Writer) erro
 		return err
 	}
 	return writePinned(stdout, cfg, rows, results)
+}
+
+// sqliteRows are the rows measured on the SQLite server kw: every verify
+// kind, API keys with named limits, the cache miss and the create.
+func sqliteRows(ctx context.Context, cfg, sqliteCfg config, dir string, kw *keywardProcess, client *http.Client, bare *pinnedServer, progress io.Writer) ([]pinnedRow, error) {
+	server := &pinnedServer{pid: kw.cmd.Process.Pid, url: kw.url}
+	rows, err := pinnedVerifyRows(ctx, client, server, kw.adminKey, bare)
+	if err != nil {
+		return nil, err
+	}
+	limited, err := apiKeyLimitRows(ctx, client, server, kw.adminKey, cfg.limitRows)
+	if err != nil {
+		return nil, err
+	}
+	rows = append(rows, limited...)
+	miss, err := cacheMissRow(ctx, cfg, sqliteCfg.masterKey, dir, kw, server, client, progress)
+	if err != nil {
+		return nil, err
+	}
+	create, err := createTokenRow(ctx, client, server, kw.adminKey, "create M2M token, SQLite")
+	if err != nil {
+		return nil, err
+	}
+	return append(rows, miss, create), nil
 }
 
 // writeWrkScript writes wrkScript into dir and returns its path.

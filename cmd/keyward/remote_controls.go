@@ -186,35 +186,42 @@ func rolesTable(cmd *cobra.Command, rs []client.Role) *table {
 	return t
 }
 
+// identityInput is the flags identities create and update take.
+type identityInput struct {
+	p            client.IdentityParams
+	meta, limits string
+	credits      int64
+}
+
+func (in *identityInput) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&in.meta, "meta", "", "the meta, a JSON object")
+	fs.StringVar(&in.limits, "ratelimits", "", "the named rate limits shared by its credentials, a JSON array")
+	fs.Int64Var(&in.credits, "credits", -1, "set the shared credits to this many remaining")
+}
+
+func (in *identityInput) check() error {
+	in.p.Meta, in.p.RateLimits, in.p.Credits = nil, nil, nil
+	if in.meta != "" {
+		if !json.Valid([]byte(in.meta)) {
+			return usageErrorf("--meta must be JSON")
+		}
+		in.p.Meta = json.RawMessage(in.meta)
+	}
+	if in.limits != "" {
+		var ls []client.NamedLimit
+		if err := json.Unmarshal([]byte(in.limits), &ls); err != nil {
+			return usageErrorf("--ratelimits must be a JSON array of limits: %v", err)
+		}
+		in.p.RateLimits = &ls
+	}
+	if in.credits >= 0 {
+		in.p.Credits = &client.Credits{Remaining: in.credits}
+	}
+	return nil
+}
+
 func newIdentitiesCommand(rc *remoteConfig) *cobra.Command {
-	var p client.IdentityParams
-	var meta, limits string
-	var credits int64
-	flags := func(fs *pflag.FlagSet) {
-		fs.StringVar(&meta, "meta", "", "the meta, a JSON object")
-		fs.StringVar(&limits, "ratelimits", "", "the named rate limits shared by its credentials, a JSON array")
-		fs.Int64Var(&credits, "credits", -1, "set the shared credits to this many remaining")
-	}
-	check := func() error {
-		p.Meta, p.RateLimits, p.Credits = nil, nil, nil
-		if meta != "" {
-			if !json.Valid([]byte(meta)) {
-				return usageErrorf("--meta must be JSON")
-			}
-			p.Meta = json.RawMessage(meta)
-		}
-		if limits != "" {
-			var ls []client.NamedLimit
-			if err := json.Unmarshal([]byte(limits), &ls); err != nil {
-				return usageErrorf("--ratelimits must be a JSON array of limits: %v", err)
-			}
-			p.RateLimits = &ls
-		}
-		if credits >= 0 {
-			p.Credits = &client.Credits{Remaining: credits}
-		}
-		return nil
-	}
+	in := &identityInput{}
 	cmd := &cobra.Command{
 		Use:     "identities",
 		Short:   "Manage identities: groups of credentials (your customers) sharing rate limits and credits",
@@ -222,10 +229,10 @@ func newIdentitiesCommand(rc *remoteConfig) *cobra.Command {
 	}
 	cmd.AddCommand(
 		rc.leaf(leaf{use: "create EXTERNAL_ID", short: "Create an identity (needs credentials:write)", example: "  keyward identities create acme --meta '{\"tier\":\"gold\"}'",
-			args: []string{"EXTERNAL_ID"}, flags: flags, check: check,
+			args: []string{"EXTERNAL_ID"}, flags: in.flags, check: in.check,
 			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
-				p.ExternalID = args[0]
-				i, err := c.CreateIdentity(cmd.Context(), p)
+				in.p.ExternalID = args[0]
+				i, err := c.CreateIdentity(cmd.Context(), in.p)
 				return showOr(rc, cmd, i, err, identitiesTable)
 			}}),
 		rc.leaf(leaf{use: "list", short: "List the identities (needs credentials:read)", example: "  keyward identities list -o json",
@@ -242,9 +249,9 @@ func newIdentitiesCommand(rc *remoteConfig) *cobra.Command {
 				return showOr(rc, cmd, i, err, identitiesTable)
 			}}),
 		rc.leaf(leaf{use: "update IDENTITY_ID", short: "Change an identity; what is not given stays (needs credentials:write)", example: "  keyward identities update idt_… --credits 500",
-			args: []string{"IDENTITY_ID"}, flags: flags, check: check,
+			args: []string{"IDENTITY_ID"}, flags: in.flags, check: in.check,
 			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
-				i, err := c.UpdateIdentity(cmd.Context(), args[0], p)
+				i, err := c.UpdateIdentity(cmd.Context(), args[0], in.p)
 				return showOr(rc, cmd, i, err, identitiesTable)
 			}}),
 		rc.leaf(leaf{use: "delete IDENTITY_ID", short: "Delete an identity and revoke its credentials (needs credentials:write)", example: "  keyward identities delete idt_…",
@@ -260,16 +267,18 @@ func newIdentitiesCommand(rc *remoteConfig) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return showAll(rc, cmd, list, func(cmd *cobra.Command, ls []client.IdentityCredential) *table {
-					t := newTable(cmd.OutOrStdout(), "ID", "KIND", "REVOKED")
-					for _, l := range ls {
-						t.row(l.ID, l.Kind, strconv.FormatBool(l.Revoked))
-					}
-					return t
-				})
+				return showAll(rc, cmd, list, identityCredentialsTable)
 			}}),
 	)
 	return cmd
+}
+
+func identityCredentialsTable(cmd *cobra.Command, ls []client.IdentityCredential) *table {
+	t := newTable(cmd.OutOrStdout(), "ID", "KIND", "REVOKED")
+	for _, l := range ls {
+		t.row(l.ID, l.Kind, strconv.FormatBool(l.Revoked))
+	}
+	return t
 }
 
 func identitiesTable(cmd *cobra.Command, is []client.Identity) *table {
