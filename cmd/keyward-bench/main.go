@@ -40,8 +40,10 @@ type config struct {
 	missTokens         int
 	pinnedConcurrency  int
 	pprofAddr          string
-	limitRows          []int  // named limits of each API key verify row
-	serveBaseline      string // internal: serve the bare baseline here and nothing else
+	limitRows          []int    // named limits of each API key verify row
+	analyticsRow       bool     // also measure opaque verify on a server with --analytics=false
+	serveFlags         []string // extra keyward serve flags of this server (internal)
+	serveBaseline      string   // internal: serve the bare baseline here and nothing else
 }
 
 func main() {
@@ -88,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.missTokens, "miss-tokens", 200000, "with --pinned: tokens stored (in bulk) for the cache-miss row, each request a distinct one")
 	fs.IntVar(&cfg.pinnedConcurrency, "connections", 16, "with --pinned: wrk connections (-c)")
 	fs.StringVar(&limitRows, "limit-rows", "0,1,3,10", fmt.Sprintf("with --pinned: an API key verify row for each of these counts of auto-applied named limits (comma-separated, 0 to %d; '' for none)", authority.MaxNamedLimits))
+	fs.BoolVar(&cfg.analyticsRow, "analytics-row", true, "with --pinned: also verify opaque tokens on a second SQLite server started with --analytics=false, so the table shows what counting verifications costs (÷ opaque)")
 	fs.StringVar(&cfg.pprofAddr, "pprof-addr", "", "with --pinned: start keyward with --pprof-addr (loopback), to profile it during the runs")
 	fs.StringVar(&cfg.serveBaseline, "serve-baseline", "", "")
 	fs.Usage = func() { usage(fs) }

@@ -106,6 +106,15 @@ func runPinned(ctx context.Context, cfg config, stdout, progress io.Writer) erro
 		return err
 	}
 
+	if cfg.analyticsRow {
+		off, stopOff, err := analyticsOffRow(ctx, sqliteCfg, dir, client, progress)
+		defer stopOff()
+		if err != nil {
+			return err
+		}
+		rows = slices.Insert(rows, 2, off) // beside the opaque row it is compared with
+	}
+
 	if cfg.databaseURL != "" {
 		create, stopPostgres, err := postgresCreateTokenRow(ctx, cfg, sqliteCfg.keywardBin, dir, client, progress)
 		defer stopPostgres()
@@ -167,6 +176,40 @@ func postgresCreateTokenRow(ctx context.Context, cfg config, bin, dir string, cl
 	}
 	row, err = createTokenRow(ctx, client, &pinnedServer{pid: pg.cmd.Process.Pid, url: pg.url}, pg.adminKey, "create M2M token, PostgreSQL")
 	return row, pg.stop, err
+}
+
+// analyticsOffRow starts a second SQLite keyward (sqliteCfg's binary, files
+// in dir/no-analytics) with --analytics=false and returns its opaque verify
+// row: the same request as the opaque row, so opaque ÷ this row is the cost
+// of counting verifications. stop stops that server; call it even on error.
+func analyticsOffRow(ctx context.Context, sqliteCfg config, dir string, client *http.Client, progress io.Writer) (row pinnedRow, stop func(), err error) {
+	offCfg := sqliteCfg
+	offCfg.pprofAddr = "" // one profiled server: the main one
+	offCfg.serveFlags = append(slices.Clone(sqliteCfg.serveFlags), "--analytics=false")
+	sub := filepath.Join(dir, "no-analytics")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		return pinnedRow{}, func() {}, err
+	}
+	kw, err := startKeyward(ctx, offCfg, sub, client, progress)
+	if err != nil {
+		return pinnedRow{}, func() {}, err
+	}
+	server := &pinnedServer{pid: kw.cmd.Process.Pid, url: kw.url}
+	machineKey, err := newMachine(ctx, client, kw.url, kw.adminKey, "bench-verify")
+	if err != nil {
+		return pinnedRow{}, kw.stop, err
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	err = api{client: client, baseURL: kw.url}.call(ctx, http.MethodPost, "/clerk/v1/m2m_tokens", machineKey,
+		map[string]any{"seconds_until_expiration": tokenTTL, "token_format": "opaque"}, http.StatusCreated, &out)
+	if err != nil {
+		return pinnedRow{}, kw.stop, err
+	}
+	row = pinnedRow{name: "opaque M2M verify, --analytics=false", server: server, path: "/v1/verify",
+		auth: "Bearer " + kw.adminKey, body: `{"token":"` + out.Token + `"}`, wantStatus: http.StatusOK}
+	return row, kw.stop, checkRow(ctx, client, row)
 }
 
 // pinnedSQLiteConfig is cfg for the SQLite server, with a fresh master key

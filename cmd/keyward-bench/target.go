@@ -122,7 +122,7 @@ func serveArgs(cfg config, addr, dir string) []string {
 	if cfg.pprofAddr != "" {
 		args = append(args, "--pprof-addr", cfg.pprofAddr)
 	}
-	return args
+	return append(args, cfg.serveFlags...)
 }
 
 // environWithoutKeyward drops KEYWARD_* variables: keyward reads every flag
