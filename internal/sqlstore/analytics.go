@@ -36,10 +36,11 @@ func (t *tx) AddVerificationCounts(ctx context.Context, counts []authority.Verif
 		return translate(err, "verification count")
 	}
 	defer stmt.Close()
-	for _, c := range sorted {
+	for i, c := range sorted {
 		if _, err := stmt.ExecContext(ctx, c.InstanceID, c.CredentialID, string(c.Outcome), c.Minute, c.Count); err != nil {
 			return translate(err, "verification count")
 		}
+		yieldEvery(i)
 	}
 	return translate(stmt.Close(), "verification count")
 }

@@ -306,11 +306,12 @@ func (t *tx) TouchCredentials(ctx context.Context, usages []authority.Usage) err
 		return translate(err, "credential")
 	}
 	defer stmt.Close()
-	for _, u := range sorted {
+	for i, u := range sorted {
 		at := u.At.UnixMilli()
 		if _, err := stmt.ExecContext(ctx, at, u.InstanceID, u.CredentialID, at); err != nil {
 			return translate(err, "credential")
 		}
+		yieldEvery(i)
 	}
 	return translate(stmt.Close(), "credential")
 }

@@ -307,3 +307,17 @@ const (
 	releaseBatched    = "RELEASE batched"
 	rollbackToBatched = "ROLLBACK TO batched"
 )
+
+// bulkRowsPerYield is how many rows a background bulk write (last-used
+// times, verification counts) executes before it lets other goroutines
+// run. SQLite here is Go code: a 256-row flush holds its processor for
+// milliseconds at a stretch, and on a server with one core every request
+// that arrives meanwhile waits that long; this was the cache-miss tail.
+const bulkRowsPerYield = 16
+
+// yieldEvery yields the processor after every bulkRowsPerYield-th row i.
+func yieldEvery(i int) {
+	if i%bulkRowsPerYield == bulkRowsPerYield-1 {
+		runtime.Gosched()
+	}
+}
