@@ -63,6 +63,8 @@ type janitorConfig struct {
 	analytics          retention
 	interval           time.Duration
 	batch              int
+	// chainCheck is how often every audit chain is verified (off: never).
+	chainCheck retention
 }
 
 func (j *janitorConfig) addFlags(cmd *cobra.Command) {
@@ -72,6 +74,8 @@ func (j *janitorConfig) addFlags(cmd *cobra.Command) {
 	cmd.Flags().Var(&j.analytics, "retention-analytics", "delete verification counts this long after their minute (90d by default; off keeps them)")
 	cmd.Flags().DurationVar(&j.interval, "janitor-interval", time.Hour, "how often the janitor runs when a retention is set (also once at start)")
 	cmd.Flags().IntVar(&j.batch, "janitor-batch", authority.DefaultJanitorBatch, "rows the janitor deletes per transaction")
+	j.chainCheck = retention(authority.DefaultAuditChainCheckInterval)
+	cmd.Flags().Var(&j.chainCheck, "audit-check-interval", "verify every audit hash chain this often (also once at start) and send audit.chain_broken for a break (1d; off)")
 }
 
 func (j *janitorConfig) check() error {
@@ -124,5 +128,30 @@ func startHousekeeping(ctx context.Context, j *janitorConfig, auth *authority.Au
 		})
 	}()
 	stopJanitor := j.start(ctx, auth, log)
-	return func() { stopJanitor(); stopPrefixes(); <-prefixesDone }, nil
+	stopChainCheck := j.startChainCheck(ctx, auth, log)
+	return func() { stopJanitor(); stopChainCheck(); stopPrefixes(); <-prefixesDone }, nil
+}
+
+// startChainCheck verifies the audit chains every --audit-check-interval
+// beside the server, logging each break (the authority sends it to the
+// instance's endpoints as audit.chain_broken), and returns the function
+// that stops it (and waits for it).
+func (j *janitorConfig) startChainCheck(ctx context.Context, auth *authority.Authority, log *slog.Logger) func() {
+	if j.chainCheck == 0 {
+		return func() {}
+	}
+	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		auth.RunAuditChainCheck(cctx, time.Duration(j.chainCheck), func(broken []authority.ChainReport, err error) {
+			for _, rep := range broken {
+				log.Error("audit chain broken", "instance", rep.InstanceID, "seq", rep.Break.BrokenAt, "event_id", rep.Break.EventID, "reason", rep.Break.Reason)
+			}
+			if err != nil {
+				log.Warn("audit chain check", "error", err.Error())
+			}
+		})
+	}()
+	return func() { stop(); <-done }
 }

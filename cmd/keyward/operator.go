@@ -418,7 +418,9 @@ event whose link does not hold (edited, inserted or removed events, or a truncat
 A chain the janitor pruned (--retention-audit) starts after its checkpoint: the seq and hash
 of the last pruned event, MACed with a key derived from the keyring, so a checkpoint moved to
 hide deleted events does not verify. It exits 1 when a chain is broken. Without --instance it checks every chain, including
-the host-wide one (refused authentications whose secret matched no instance).`,
+the host-wide one (refused authentications whose secret matched no instance). A broken
+instance chain is also sent, once per break, as the audit.chain_broken webhook event to the
+instance's endpoints that subscribe to it (a running serve delivers it).`,
 		Example: "  keyward audit verify\n  keyward audit verify --instance ins_…",
 		Args:    cobra.NoArgs,
 		RunE: cfg.withAuthority(func(cmd *cobra.Command, args []string, auth *authority.Authority) error {
@@ -431,29 +433,16 @@ the host-wide one (refused authentications whose secret matched no instance).`,
 				}
 			}
 			broken := 0
-			out := cmd.OutOrStdout()
 			for _, id := range ids {
 				rep, err := auth.VerifyAuditChain(ctx, id)
-				if err != nil {
+				if err != nil && rep.Break == nil {
 					return err
 				}
-				name := id
-				if name == "" {
-					name = "(host-wide)"
+				if err != nil { // the break stands; only its event could not be queued
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 				}
-				if rep.Break == nil {
-					pruned := ""
-					if rep.PrunedThrough > 0 {
-						pruned = fmt.Sprintf(" after the checkpoint at seq %d (older events pruned by the janitor)", rep.PrunedThrough)
-					}
-					fmt.Fprintf(out, "%s: ok, %d events%s\n", name, rep.Events, pruned)
-					continue
-				}
-				broken++
-				if rep.Break.EventID != "" {
-					fmt.Fprintf(out, "%s: BROKEN at event %s (seq %d): %s\n", name, rep.Break.EventID, rep.Break.Seq, rep.Break.Reason)
-				} else {
-					fmt.Fprintf(out, "%s: BROKEN: %s\n", name, rep.Break.Reason)
+				if printChainReport(cmd.OutOrStdout(), rep) {
+					broken++
 				}
 			}
 			if broken > 0 {
@@ -464,4 +453,27 @@ the host-wide one (refused authentications whose secret matched no instance).`,
 	}
 	cmd.Flags().StringVar(&instanceID, "instance", "", "check only this instance's chain (ins_…)")
 	return cmd
+}
+
+// printChainReport writes one chain's line of keyward audit verify and
+// reports whether the chain is broken.
+func printChainReport(out io.Writer, rep authority.ChainReport) bool {
+	name := rep.InstanceID
+	if name == "" {
+		name = "(host-wide)"
+	}
+	switch {
+	case rep.Break == nil:
+		pruned := ""
+		if rep.PrunedThrough > 0 {
+			pruned = fmt.Sprintf(" after the checkpoint at seq %d (older events pruned by the janitor)", rep.PrunedThrough)
+		}
+		fmt.Fprintf(out, "%s: ok, %d events%s\n", name, rep.Events, pruned)
+		return false
+	case rep.Break.EventID != "":
+		fmt.Fprintf(out, "%s: BROKEN at event %s (seq %d): %s\n", name, rep.Break.EventID, rep.Break.Seq, rep.Break.Reason)
+	default:
+		fmt.Fprintf(out, "%s: BROKEN: %s\n", name, rep.Break.Reason)
+	}
+	return true
 }

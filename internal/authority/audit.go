@@ -74,8 +74,15 @@ func (a *Authority) ListAuditEvents(ctx context.Context, c Caller, in ListAuditE
 // ChainBreak is the first link of an audit chain that does not hold.
 type ChainBreak struct {
 	EventID string // the event whose link is broken ("" when the head itself disagrees)
-	Seq     int64
-	Reason  string
+	Seq     int64  // that event's seq (the head's, or the checkpoint's, when EventID is "")
+	// BrokenAt is the first seq the chain no longer vouches for: the one
+	// after the last event that verified (so a deleted event's own seq,
+	// not that of the event found after the gap), or the checkpoint's
+	// when the checkpoint does not authenticate. Events appended after a
+	// break leave it where it is, so it names the break:
+	// audit.chain_broken is sent once per instance and BrokenAt.
+	BrokenAt int64
+	Reason   string
 }
 
 // ChainReport is what VerifyAuditChain found in one instance's chain.
@@ -88,6 +95,10 @@ type ChainReport struct {
 	Break         *ChainBreak // nil when the chain holds
 }
 
+// checkpointForged is the reason of a checkpoint that does not
+// authenticate.
+const checkpointForged = "the pruning checkpoint does not authenticate: it was edited, or written under another keyring"
+
 // chainPage is how many events VerifyAuditChain reads per transaction.
 const chainPage = 1000
 
@@ -95,16 +106,34 @@ const chainPage = 1000
 // every hash, and reports the first broken link: an event whose fields
 // were edited (its hash no longer matches), a deleted or inserted event
 // (a gap in seq, or a prev_hash that is not its predecessor's hash), or a
-// truncated tail (the chain head names a later event). It is the host
-// operator's (it takes no Caller, like ListInstances: no credential may
-// reach it). instanceID "" is the host-wide chain (refusals no instance
-// could be named for).
+// truncated tail (the chain head names a later event). A break is also
+// sent as the instance's audit.chain_broken event (once per break; see
+// reportChainBreak); the error then says if that failed, and the report
+// still names the break. It is the host operator's (it takes no Caller,
+// like ListInstances: no credential may reach it). instanceID "" is the
+// host-wide chain (refusals no instance could be named for).
 func (a *Authority) VerifyAuditChain(ctx context.Context, instanceID string) (ChainReport, error) {
+	return a.checkAuditChain(ctx, instanceID, chainFoundByVerify)
+}
+
+// checkAuditChain is VerifyAuditChain for the named finder.
+func (a *Authority) checkAuditChain(ctx context.Context, instanceID, foundBy string) (ChainReport, error) {
+	rep, err := a.walkAuditChain(ctx, instanceID)
+	if err != nil || rep.Break == nil {
+		return rep, err
+	}
+	return rep, a.reportChainBreak(ctx, instanceID, *rep.Break, foundBy)
+}
+
+// walkAuditChain is VerifyAuditChain's walk: it reads, and writes nothing.
+func (a *Authority) walkAuditChain(ctx context.Context, instanceID string) (ChainReport, error) {
 	rep := ChainReport{InstanceID: instanceID}
 	var (
-		seq  int64
-		prev string
-		cp   AuditCheckpoint
+		seq      int64
+		prev     string
+		cp       AuditCheckpoint
+		headSeq  int64
+		headHash string
 	)
 	// A pruned chain starts after its checkpoint, which must authenticate:
 	// moving it forward would hide deleted events.
@@ -114,7 +143,7 @@ func (a *Authority) VerifyAuditChain(ctx context.Context, instanceID string) (Ch
 			return err
 		}
 		if cp.Seq > 0 && !a.checkpointValid(instanceID, cp) {
-			rep.Break = &ChainBreak{Seq: cp.Seq, Reason: "the pruning checkpoint does not authenticate: it was edited, or written under another keyring"}
+			rep.Break = &ChainBreak{Seq: cp.Seq, BrokenAt: cp.Seq, Reason: checkpointForged}
 		}
 		return nil
 	}
@@ -131,7 +160,12 @@ func (a *Authority) VerifyAuditChain(ctx context.Context, instanceID string) (Ch
 				first = false
 			}
 			var err error
-			page, err = tx.ChainEvents(ctx, instanceID, seq, chainPage)
+			if page, err = tx.ChainEvents(ctx, instanceID, seq, chainPage); err != nil {
+				return err
+			}
+			// The head from the page's own snapshot: one read later, an
+			// event appended meanwhile would look like a truncated tail.
+			headSeq, headHash, err = tx.AuditChainHead(ctx, instanceID)
 			return err
 		}); err != nil || rep.Break != nil {
 			return rep, err
@@ -147,15 +181,7 @@ func (a *Authority) VerifyAuditChain(ctx context.Context, instanceID string) (Ch
 			}
 		}
 		for _, e := range page {
-			switch {
-			case e.Seq != seq+1:
-				rep.Break = &ChainBreak{EventID: e.ID, Seq: e.Seq, Reason: fmt.Sprintf("seq %d follows seq %d: events are missing", e.Seq, seq)}
-			case e.PrevHash != prev:
-				rep.Break = &ChainBreak{EventID: e.ID, Seq: e.Seq, Reason: "prev_hash is not the previous event's hash"}
-			case !hmac.Equal([]byte(e.ChainHash(prev)), []byte(e.Hash)):
-				rep.Break = &ChainBreak{EventID: e.ID, Seq: e.Seq, Reason: "hash does not match the event's fields"}
-			}
-			if rep.Break != nil {
+			if rep.Break = linkBreak(e, seq, prev); rep.Break != nil {
 				return rep, nil
 			}
 			seq, prev = e.Seq, e.Hash
@@ -165,21 +191,27 @@ func (a *Authority) VerifyAuditChain(ctx context.Context, instanceID string) (Ch
 			break
 		}
 	}
-	var (
-		headSeq  int64
-		headHash string
-	)
-	if err := a.store.View(ctx, func(tx Tx) error {
-		var err error
-		headSeq, headHash, err = tx.AuditChainHead(ctx, instanceID)
-		return err
-	}); err != nil {
-		return rep, err
-	}
 	if headSeq != seq || headHash != prev {
-		rep.Break = &ChainBreak{Seq: headSeq, Reason: fmt.Sprintf("the chain head is seq %d but the last event found is seq %d: events were removed or the head was edited", headSeq, seq)}
+		rep.Break = &ChainBreak{Seq: headSeq, BrokenAt: seq + 1, Reason: fmt.Sprintf("the chain head is seq %d but the last event found is seq %d: events were removed or the head was edited", headSeq, seq)}
 	}
 	return rep, nil
+}
+
+// linkBreak checks e as the event that follows seq, whose hash is prev:
+// nil when the link holds.
+func linkBreak(e credential.AuditEvent, seq int64, prev string) *ChainBreak {
+	b := &ChainBreak{EventID: e.ID, Seq: e.Seq, BrokenAt: seq + 1}
+	switch {
+	case e.Seq != seq+1:
+		b.Reason = fmt.Sprintf("seq %d follows seq %d: events are missing", e.Seq, seq)
+	case e.PrevHash != prev:
+		b.Reason = "prev_hash is not the previous event's hash"
+	case !hmac.Equal([]byte(e.ChainHash(prev)), []byte(e.Hash)):
+		b.Reason = "hash does not match the event's fields"
+	default:
+		return nil
+	}
+	return b
 }
 
 // AuditChains lists the instance ids with an audit chain ("" is the

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -112,16 +113,17 @@ func (a *Authority) RunJanitor(ctx context.Context, r Retention) (JanitorReport,
 // of its chain: it stops at the first event after cutoff, so the chain
 // left behind still starts right after the checkpoint. It checks every
 // link it deletes and refuses to prune past a broken one: pruning must not
-// erase the evidence of tampering.
+// erase the evidence of tampering; the break is sent as audit.chain_broken.
 func (a *Authority) pruneChain(ctx context.Context, instanceID string, cutoff time.Time, batch int) (int, error) {
 	total := 0
 	for {
 		var (
-			n    int
-			more bool
+			n     int
+			more  bool
+			broke *ChainBreak
 		)
 		err := a.store.Update(ctx, func(tx Tx) error {
-			n, more = 0, false
+			n, more, broke = 0, false, nil
 			cp, err := tx.LockAuditCheckpoint(ctx, instanceID)
 			if credential.IsCode(err, credential.CodeNotFound) {
 				return nil
@@ -130,6 +132,7 @@ func (a *Authority) pruneChain(ctx context.Context, instanceID string, cutoff ti
 				return err
 			}
 			if cp.Seq > 0 && !a.checkpointValid(instanceID, cp) {
+				broke = &ChainBreak{Seq: cp.Seq, BrokenAt: cp.Seq, Reason: checkpointForged}
 				return credential.Errorf(credential.CodeInternal, "audit chain %q: the pruning checkpoint does not authenticate; not pruning (run keyward audit verify)", instanceID)
 			}
 			events, err := tx.ChainEvents(ctx, instanceID, cp.Seq, batch)
@@ -141,7 +144,7 @@ func (a *Authority) pruneChain(ctx context.Context, instanceID string, cutoff ti
 				if e.At.After(cutoff) {
 					break
 				}
-				if e.Seq != seq+1 || e.PrevHash != prev || !hmac.Equal([]byte(e.ChainHash(prev)), []byte(e.Hash)) {
+				if broke = linkBreak(e, seq, prev); broke != nil {
 					return credential.Errorf(credential.CodeInternal, "audit chain %q is broken at seq %d; not pruning past it (run keyward audit verify)", instanceID, e.Seq)
 				}
 				seq, prev = e.Seq, e.Hash
@@ -161,6 +164,12 @@ func (a *Authority) pruneChain(ctx context.Context, instanceID string, cutoff ti
 		})
 		total += n
 		if err != nil {
+			if broke != nil {
+				// The refusal rolled back; the break is sent on its own.
+				if rerr := a.reportChainBreak(ctx, instanceID, *broke, chainFoundByJanitor); rerr != nil {
+					err = errors.Join(err, rerr)
+				}
+			}
 			return total, err
 		}
 		if !more {

@@ -31,6 +31,7 @@ var systemWrites = map[string]string{
 	"PruneWebhookLog":             "the webhook delivery log's retention",
 	"ScanNotices":                 "the notice scanner prunes the notices whose occasion has passed",
 	"sendNotices":                 "notices keyward sends on its own (expiring, unused, usage): no caller asked",
+	"reportChainBreak":            "audit.chain_broken, sent by keyward on finding a broken chain: no caller asked, and an audit event would extend the broken chain",
 }
 
 // TestEveryWriteGoesThroughMutate keeps authorization, one instant, the

@@ -14,7 +14,7 @@ import (
 // noticeEvents are the event types keyward sends on its own, offered as a
 // hint beside the events field (any type the API knows may be typed).
 var noticeEvents = []string{"credential.expiring", "credential.expired", "credential.unused",
-	"credential.rate_limit_exhausted", "credential.credits_low", "credential.usage_exceeded"}
+	"credential.rate_limit_exhausted", "credential.credits_low", "credential.usage_exceeded", "audit.chain_broken"}
 
 type webhooksData struct {
 	Webhooks []client.Webhook

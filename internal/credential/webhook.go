@@ -68,6 +68,13 @@ const (
 	EventUsageExceeded      = "credential.usage_exceeded"
 )
 
+// EventAuditChainBroken is sent, actor "system", when keyward finds an
+// instance's audit hash chain broken (the janitor's pruning, keyward audit
+// verify, the scheduled check in serve): once per instance and break. It
+// is not an audit event itself: appending to a broken chain would move a
+// truncated tail's break.
+const EventAuditChainBroken = "audit.chain_broken"
+
 // eventVerbs maps the verb of an audit action (its last dot-separated
 // part) to the past tense of its event type. Actions whose verb is not
 // here (secret reads: "*.secret_key.read", "api_key.secret_read"; a
@@ -176,6 +183,7 @@ var EventTypes = []string{
 	"workspace.member.updated", "workspace.member.deleted",
 	// credential.leak, named by the leaked secret's kind (EventTypeFor).
 	"admin_key.leaked", "machine_key.leaked", "api_key.leaked", "m2m_token.leaked", "org_token.leaked", "pat.leaked", "actor_token.leaked",
+	EventAuditChainBroken, // a notice of the instance's audit chain (no audit action)
 }
 
 // KnownEventType reports whether t may be subscribed to.
