@@ -30,7 +30,9 @@ type change struct {
 	unchanged bool
 	digests   []credential.Digest
 	all       bool
-	emitted   bool // wrote webhook deliveries: wake the dispatcher
+	emitted   bool                 // wrote webhook deliveries: wake the dispatcher
+	hooks     []credential.Webhook // the instance's endpoints, read in this transaction
+	hooksRead bool
 }
 
 // mutate is the one path of a use case that writes: authorize (the

@@ -424,10 +424,13 @@ func (a *Authority) ReplayWebhookDelivery(ctx context.Context, c Caller, webhook
 // them is the price of not missing an event on another node.
 func (ch *change) webhooksChanged() { ch.invalidateAll() }
 
-// subscriptions caches each instance's endpoints (without their secrets),
-// so a change in an instance without webhooks costs a map lookup, not a
-// query. An entry lives until the next invalidation or settingsTTL (5 s
-// while invalidations may go unheard), whichever comes first.
+// subscriptions caches each instance's endpoints (without their secrets)
+// for the notices that verify and the scanners send, so a refusal in an
+// instance without webhooks costs a map lookup, not a query. It may lag
+// another node's new endpoint by the bus latency, at most until the next
+// invalidation or settingsTTL (5 s while invalidations may go unheard):
+// a notice is sent again in its next window. Lifecycle events of changes
+// never read it (change.subscribers).
 type subscriptions struct {
 	mu    sync.Mutex
 	gen   uint64
@@ -448,9 +451,25 @@ func (a *Authority) forgetSubscriptions(instanceID string) {
 }
 
 // subscribers returns the instance's endpoints subscribed to type t, read
-// through tx on a cache miss.
+// in the change's own transaction (once per change), never from the cache:
+// an endpoint created through another node a moment ago must receive the
+// event of every change that commits after it, and that node's
+// invalidation may not have arrived yet. On SQLite the read runs in the
+// writer's transaction; on PostgreSQL each statement sees every commit
+// that preceded it. It costs one indexed read per change, beside the
+// change's own writes and fsync.
 func (ch *change) subscribers(t string) ([]credential.Webhook, error) {
-	return ch.g.a.subscribersOf(ch.ctx, ch.Tx, ch.g.caller.InstanceID, t)
+	if !ch.hooksRead {
+		hooks, err := ch.ListWebhooks(ch.ctx, ch.g.caller.InstanceID)
+		if err != nil {
+			return nil, err
+		}
+		for i := range hooks {
+			hooks[i].Sealed = nil
+		}
+		ch.hooks, ch.hooksRead = hooks, true
+	}
+	return subscribed(ch.hooks, t), nil
 }
 
 // cachedSubscribers returns the instance's endpoints subscribed to type t

@@ -292,6 +292,32 @@ func TestAnInstanceWithoutWebhooksWritesNoOutbox(t *testing.T) {
 	})
 }
 
+func TestAnEndpointMadeOnAnotherNodeGetsTheNextChangesEventBeforeAnyInvalidation(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		clock := testkit.NewClock()
+		// Two nodes on one store and no bus: node B never hears that
+		// node A made an endpoint.
+		nodeA, nodeB := webhookAuthority(t, store, clock), webhookAuthority(t, store, clock)
+		op := newInstance(t, nodeA)
+		name := "worker"
+		// Node B has looked at the instance's endpoints (there were none)
+		// and would have cached that.
+		if _, _, err := nodeB.CreateMachine(ctx, op, authority.CreateMachineInput{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := nodeA.CreateWebhook(ctx, op, authority.CreateWebhookInput{URL: "https://hooks.example.com/", Events: []string{"machine.created"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := nodeB.CreateMachine(ctx, op, authority.CreateMachineInput{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+		if ev, del := outboxSize(t, store); ev != 1 || del != 1 {
+			t.Fatalf("the change after the endpoint was made wrote %d events, %d deliveries; want 1, 1", ev, del)
+		}
+	})
+}
+
 func TestFailingDeliveriesBackOffThenDeadLetter(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
 		ctx := context.Background()
