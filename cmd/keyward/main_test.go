@@ -14,25 +14,11 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/credential"
+	"github.com/keyward/keyward/internal/testkit"
 )
 
 // syncBuffer collects a command's stderr while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 // startServe runs `keyward serve` in-process on a free port until the test
 // ends, and returns its base URL and stderr.

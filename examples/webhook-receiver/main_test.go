@@ -46,19 +46,6 @@ func (c *capture) recording(h http.Handler) http.Handler {
 	})
 }
 
-// syncBuffer is the receiver's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // deliver runs keyward's dispatcher once, over real HTTP, as serve does
 // with --webhook-allow-private (the receiver is on loopback).
 func deliver(t *testing.T, e *apitest.Env) {
@@ -95,7 +82,7 @@ func TestTheReceiverAcceptsKeywardsDeliveriesAndRefusesTamperedOnes(t *testing.T
 		if !strings.HasPrefix(secret, "whsec_") || !strings.HasPrefix(id, "wh_") {
 			t.Fatalf("POST /v1/webhooks = %v", hook)
 		}
-		var out syncBuffer
+		var out testkit.SyncBuffer
 		var got capture
 		srv.Config.Handler = got.recording(Handler(secret, e.Clock.Now, &out))
 		srv.Start()

@@ -163,8 +163,11 @@ func (a *Authority) walkAuditChain(ctx context.Context, instanceID string) (Chai
 			if page, err = tx.ChainEvents(ctx, instanceID, seq, chainPage); err != nil {
 				return err
 			}
-			// The head from the page's own snapshot: one read later, an
-			// event appended meanwhile would look like a truncated tail.
+			if len(page) == chainPage {
+				return nil // not the last page: the head is read with that one
+			}
+			// The head from the last page's own snapshot: one read later,
+			// an event appended meanwhile would look like a truncated tail.
 			headSeq, headHash, err = tx.AuditChainHead(ctx, instanceID)
 			return err
 		}); err != nil || rep.Break != nil {

@@ -29,15 +29,7 @@ type noticeBody struct {
 // bodies s received since the last call, decoded.
 func delivered(t *testing.T, a *authority.Authority, s *fakeSender, seen *int) []noticeBody {
 	t.Helper()
-	for {
-		n, err := a.DeliverWebhooks(context.Background(), s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-	}
+	testkit.DeliverAllWebhooks(t, a, s)
 	got := s.received()
 	var out []noticeBody
 	for _, g := range got[*seen:] {

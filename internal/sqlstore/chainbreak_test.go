@@ -49,15 +49,7 @@ type chainBrokenEvent struct {
 // every delivery s received, decoded, and their raw bodies.
 func deliverChainBreaks(t *testing.T, a *authority.Authority, s *recordingSender) ([]chainBrokenEvent, string) {
 	t.Helper()
-	for {
-		n, err := a.DeliverWebhooks(context.Background(), s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-	}
+	testkit.DeliverAllWebhooks(t, a, s)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []chainBrokenEvent
