@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -41,12 +42,37 @@ func holdWriter(t *testing.T, s *sqlstore.Store) (release func()) {
 	return release
 }
 
-// waitQueued waits until n Updates are queued or running in the
-// committer.
+// waitQueued waits until n Updates are in the committer: one running (the
+// holding Update) and n-1 parked on the queue, in the order they reached
+// it. The waiting counter alone is not enough: it counts a caller a few
+// instructions before it blocks on the queue, and a caller counted but
+// not yet parked may miss the batch, or queue behind a later one.
 func waitQueued(s *sqlstore.Store, n int64) {
-	for sqlstore.WaitingUpdates(s) < n {
+	for sqlstore.WaitingUpdates(s) < n || parkedOnQueue() < n-1 {
 		runtime.Gosched()
 	}
+}
+
+// parkedOnQueue counts the goroutines blocked in the committer's queue
+// send (the select in groupCommitter.update). No test here runs in
+// parallel, so they are all this test's.
+func parkedOnQueue() int64 {
+	buf := make([]byte, 1<<20)
+	for {
+		if n := runtime.Stack(buf, true); n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var parked int64
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "[select") && strings.Contains(g, "(*groupCommitter).update(") {
+			parked++
+		}
+	}
+	return parked
 }
 
 func auditEvent(id string) credential.AuditEvent {
@@ -371,27 +397,25 @@ func TestAFailedClosuresCallerSeesWhatItConflictedWith(t *testing.T) {
 			release := holdWriter(t, s)
 			id := fmt.Sprintf("aud_conflict_%02d", round)
 			var wg sync.WaitGroup
-			errs := make([]error, 2)
-			// Which of the two queues first is not pinned down (the test
-			// counts a caller before it reaches the queue); the property
-			// is the loser's: told of the conflict, it can read the row.
-			for i := range errs {
-				wg.Go(func() {
-					errs[i] = s.Update(ctx, func(tx authority.Tx) error { return insertEvent(tx, ctx, auditEvent(id)) })
-					if credential.IsCode(errs[i], credential.CodeConflict) && !committedEvents(t, s)[id] {
-						t.Errorf("round %d: told the event already exists, but it cannot be read", round)
-					}
-				})
-				waitQueued(s, int64(i)+2)
-			}
+			var firstErr, secondErr error
+			wg.Go(func() {
+				firstErr = s.Update(ctx, func(tx authority.Tx) error { return insertEvent(tx, ctx, auditEvent(id)) })
+			})
+			waitQueued(s, 2)
+			wg.Go(func() {
+				secondErr = s.Update(ctx, func(tx authority.Tx) error { return insertEvent(tx, ctx, auditEvent(id)) })
+				if !credential.IsCode(secondErr, credential.CodeConflict) {
+					return
+				}
+				if !committedEvents(t, s)[id] {
+					t.Errorf("round %d: told the event already exists, but it cannot be read", round)
+				}
+			})
+			waitQueued(s, 3)
 			release()
 			wg.Wait()
-			won, lost := errs[0], errs[1]
-			if won != nil {
-				won, lost = lost, won
-			}
-			if won != nil || !credential.IsCode(lost, credential.CodeConflict) {
-				t.Fatalf("round %d: %v, %v; want one success and one conflict", round, errs[0], errs[1])
+			if firstErr != nil || !credential.IsCode(secondErr, credential.CodeConflict) {
+				t.Fatalf("round %d: first %v, second %v; want success, then a conflict", round, firstErr, secondErr)
 			}
 		}
 	})
