@@ -88,7 +88,9 @@ var errForbidden = credential.Errorf(credential.CodeForbidden, "the credential i
 
 // Authenticate resolves a presented caller secret (an admin key, a
 // machine secret key or a personal access token) to a Caller; each
-// operation then decides what that kind of caller may do. Every failure is the same
+// operation then decides what that kind of caller may do. A credential
+// with controls is held to them first (admitCaller): a refusal is
+// CodeRateLimited. Every failure is the same
 // CodeUnauthenticated error; a store failure is CodeUnavailable or
 // CodeInternal, never a 401.
 func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, error) {
@@ -96,9 +98,22 @@ func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, err
 	if err != nil {
 		return Caller{}, err
 	}
-	a.used(ctx, p.resolved, p.now)
-	a.countCaller(p.e.cred, ReasonValid, p.now)
 	e := p.e
+	if e.attrs.Controls != nil {
+		r, err := a.admitCaller(ctx, e, nil, p.now)
+		if err != nil {
+			return Caller{}, err
+		}
+		if !r.Valid {
+			if r.Reason == ReasonRateLimited {
+				a.observer.RateLimited(e.cred.Kind)
+			}
+			a.countCaller(e.cred, r.Reason, p.now)
+			return Caller{}, callerRefused(r, p.now)
+		}
+	}
+	a.used(ctx, p.resolved, p.now)
+	a.countCaller(e.cred, ReasonValid, p.now)
 	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID, ExpiresAt: e.cred.ExpiresAt}
 	noteCaller(ctx, e.cred.ID)
 	switch e.cred.Kind {

@@ -15,20 +15,26 @@ import (
 )
 
 // Controls at verify time: what a credential of any kind that verifies
-// (API keys, M2M tokens, PATs, org tokens) may carry beside its state, and
-// what Verify applies after the state rules passed, in this order:
+// (API keys, M2M tokens, PATs, org tokens, and machines for their secret
+// keys) may carry beside its state, and what Verify applies after the
+// state rules passed, in this order:
 //
 //  1. permissions: the verify's query (permquery) must hold for the
 //     credential's permissions ∪ its roles' (a role unknown at verify time
 //     grants nothing); refused → insufficient_permissions, naming the
 //     missing ones;
 //  2. named rate limits, all or nothing through Limiter.TakeAll (a call
-//     refused by one counts against none); refused → rate_limited;
+//     refused by one counts against none), an org token's Mist hourly
+//     limit among them (hourlyTake); refused → rate_limited;
 //  3. credits, taken by one conditional UPDATE in the store (CreditSpender),
 //     with the refill applied in the same statement once a boundary passed;
 //     refused → usage_exceeded. A call refused for its credits has counted
 //     against its rate limits (limits are cheap and counted first, as a
 //     credit taken could not be given back atomically).
+//
+// A credential presented to keyward itself as a caller (an org token on
+// the Mist surface, a machine secret key, a PAT) is held to the same
+// controls as a verify naming none (admitCaller), refused with a 429.
 //
 // The controls are kept in the credential's attrs under "controls" and so
 // ride in its cache entry (a nil pointer for a credential without any, so
@@ -50,9 +56,10 @@ const (
 	MaxCredits = 1 << 50
 )
 
-// A verify takes the credential's limits and its identity's in one
-// TakeAll: this fails to compile if they could exceed MaxLimitTakes.
-var _ [MaxLimitTakes - 2*MaxNamedLimits]struct{}
+// A verify takes the credential's limits, its identity's and an org
+// token's hourly limit in one TakeAll: this fails to compile if they
+// could exceed MaxLimitTakes.
+var _ [MaxLimitTakes - 2*MaxNamedLimits - 1]struct{}
 
 // Controls are a credential's controls, as stored in its attrs.
 type Controls struct {
@@ -377,8 +384,9 @@ type Role struct {
 }
 
 // controlledKind is the kind an id's shape names: ak_ API keys, mt_ M2M
-// tokens, pt_ PATs, and anything else an org token (a UUID). The
-// credential is then loaded and must be of that kind.
+// tokens, pt_ PATs, mch_ machines (their secret keys), and anything else
+// an org token (a UUID). The credential is then loaded and must be of
+// that kind.
 func controlledKind(id string) credential.Kind {
 	switch {
 	case strings.HasPrefix(id, credential.PrefixAPIKey):
@@ -387,11 +395,93 @@ func controlledKind(id string) credential.Kind {
 		return credential.KindM2MToken
 	case strings.HasPrefix(id, PrefixPAT):
 		return credential.KindPAT
+	case strings.HasPrefix(id, credential.PrefixMachine):
+		return credential.KindMachineKey
 	}
 	return credential.KindOrgToken
 }
 
 var errCredentialNotFound = credential.Errorf(credential.CodeNotFound, "no credential was found with that id")
+
+// controlTarget is what a controls change addresses: the credentials that
+// carry the controls, and the owner their credits, limits and identity
+// link are kept under. For most kinds that is one credential, its own
+// owner; a machine's controls are carried by every live secret key of it
+// (a rotation's previous key keeps authenticating in its grace window)
+// and owned by the machine, so they outlive a rotation.
+type controlTarget struct {
+	kind  credential.Kind
+	owner string
+	creds []credential.Credential
+	ctl   *Controls // as stored on creds[0]
+}
+
+// controlOwner is whom a credential's controls count against: the
+// machine for a machine secret key, the credential itself otherwise.
+func controlOwner(cred credential.Credential) string {
+	if cred.Kind == credential.KindMachineKey {
+		return cred.Subject
+	}
+	return cred.ID
+}
+
+// loadControlTarget loads what id addresses in the caller's instance;
+// anything else (another instance, another kind, a machine without a live
+// key) is the same not found.
+func loadControlTarget(ctx context.Context, tx Tx, instanceID, id string) (controlTarget, error) {
+	kind := controlledKind(id)
+	if kind != credential.KindMachineKey {
+		cred, attrs, err := controlledCredential(ctx, tx, instanceID, id, kind)
+		if err != nil {
+			return controlTarget{}, err
+		}
+		return controlTarget{kind: kind, owner: cred.ID, creds: []credential.Credential{cred}, ctl: attrs.Controls}, nil
+	}
+	if !credential.ValidID(credential.PrefixMachine, id) {
+		return controlTarget{}, errCredentialNotFound
+	}
+	if _, err := tx.GetMachine(ctx, instanceID, id); credential.IsCode(err, credential.CodeNotFound) {
+		return controlTarget{}, errCredentialNotFound
+	} else if err != nil {
+		return controlTarget{}, err
+	}
+	keys, err := tx.ListCredentials(ctx, CredentialFilter{InstanceID: instanceID, Kind: credential.KindMachineKey, Subject: id})
+	if err != nil {
+		return controlTarget{}, err
+	}
+	t := controlTarget{kind: kind, owner: id}
+	for _, k := range keys {
+		if k.Revoked() {
+			continue
+		}
+		if k.ExpiresAt.IsZero() { // the current key first: its controls are the machine's
+			t.creds = append([]credential.Credential{k}, t.creds...)
+		} else {
+			t.creds = append(t.creds, k)
+		}
+	}
+	if len(t.creds) == 0 {
+		return controlTarget{}, errCredentialNotFound
+	}
+	attrs, err := parseTokenAttrs(t.creds[0])
+	t.ctl = attrs.Controls
+	return t, err
+}
+
+// machineControlsError refuses the controls a machine's keys cannot use:
+// they authenticate to keyward, where no permission query is asked, and
+// a machine is the platform's own, not a customer's.
+func machineControlsError(in ControlsInput) error {
+	for _, f := range []struct {
+		param string
+		set   bool
+	}{{"permissions", in.Permissions != nil}, {"roles", in.Roles != nil}, {"identity_id", in.IdentityID != nil}} {
+		if f.set {
+			return credential.ParamError(credential.CodeInvalid, f.param, "a machine's controls are meta, ratelimits and credits")
+		}
+	}
+	return nil
+}
 
 // controlledCredential loads a credential of the caller's instance and of
 // kind; anything else is the same not found.
@@ -411,7 +501,6 @@ func controlledCredential(ctx context.Context, tx CredentialTx, instanceID, id s
 // permissions, roles (each must exist), named rate limits and credits.
 // The credential's cached entry is dropped on every node.
 func (a *Authority) SetCredentialControls(ctx context.Context, c Caller, id string, in ControlsInput) (ControlsView, error) {
-	kind := controlledKind(id)
 	g, err := a.enter(ctx, c, "SetCredentialControls")
 	if err != nil {
 		return ControlsView{}, err
@@ -419,41 +508,56 @@ func (a *Authority) SetCredentialControls(ctx context.Context, c Caller, id stri
 	if in, err = validateControls(in); err != nil {
 		return ControlsView{}, err
 	}
+	if controlledKind(id) == credential.KindMachineKey {
+		if err := machineControlsError(in); err != nil {
+			return ControlsView{}, err
+		}
+	}
 	var view ControlsView
 	err = g.mutate(ctx, func(tx *change) error {
-		cred, attrs, err := controlledCredential(ctx, tx, c.InstanceID, id, kind)
+		t, err := loadControlTarget(ctx, tx, c.InstanceID, id)
 		if err != nil {
 			return err
 		}
-		ctl, err := applyControls(ctx, tx, c.InstanceID, cred.ID, attrs.Controls, in, tx.now)
+		ctl, err := applyControls(ctx, tx, c.InstanceID, t.owner, t.ctl, in, tx.now)
 		if err != nil {
 			return err
 		}
-		if err := writeControls(ctx, tx, cred, ctl, tx.now); err != nil {
+		for _, cred := range t.creds {
+			if err := writeControls(ctx, tx, cred, ctl, tx.now); err != nil {
+				return err
+			}
+			tx.invalidate(cred.Digest)
+		}
+		if view, err = controlsView(ctx, tx, t.owner, c.InstanceID, ctl); err != nil {
 			return err
 		}
-		if view, err = controlsView(ctx, tx, cred.ID, c.InstanceID, ctl); err != nil {
-			return err
-		}
-		tx.invalidate(cred.Digest)
-		return tx.audit("credential.controls", string(kind), cred.ID, controlsAudit(ctl))
+		return tx.audit("credential.controls", auditKind(t.kind), t.owner, controlsAudit(ctl))
 	})
 	return view, err
 }
 
+// auditKind is the audit log's target type of a controls target: a
+// machine's are the machine's.
+func auditKind(k credential.Kind) string {
+	if k == credential.KindMachineKey {
+		return "machine"
+	}
+	return string(k)
+}
+
 // GetCredentialControls returns a credential's controls.
 func (a *Authority) GetCredentialControls(ctx context.Context, c Caller, id string) (ControlsView, error) {
-	kind := controlledKind(id)
 	if _, err := a.enter(ctx, c, "GetCredentialControls"); err != nil {
 		return ControlsView{}, err
 	}
 	var view ControlsView
 	err := a.store.View(ctx, func(tx Tx) error {
-		cred, attrs, err := controlledCredential(ctx, tx, c.InstanceID, id, kind)
+		t, err := loadControlTarget(ctx, tx, c.InstanceID, id)
 		if err != nil {
 			return err
 		}
-		view, err = controlsView(ctx, tx, cred.ID, c.InstanceID, attrs.Controls)
+		view, err = controlsView(ctx, tx, t.owner, c.InstanceID, t.ctl)
 		return err
 	})
 	return view, err
@@ -611,7 +715,6 @@ type CreditsOp string
 // credits (it must have credits). Nothing is cached to drop: verifies read
 // the count from the store.
 func (a *Authority) ChangeCredits(ctx context.Context, c Caller, id string, op CreditsOp, amount *int64) (Credits, error) {
-	kind := controlledKind(id)
 	g, err := a.enter(ctx, c, "ChangeCredits")
 	if err != nil {
 		return Credits{}, err
@@ -626,39 +729,41 @@ func (a *Authority) ChangeCredits(ctx context.Context, c Caller, id string, op C
 	}
 	var out Credits
 	err = g.mutate(ctx, func(tx *change) error {
-		cred, attrs, err := controlledCredential(ctx, tx, c.InstanceID, id, kind)
+		t, err := loadControlTarget(ctx, tx, c.InstanceID, id)
 		if err != nil {
 			return err
 		}
-		if attrs.Controls == nil || attrs.Controls.Credits == nil {
+		if t.ctl == nil || t.ctl.Credits == nil {
 			return credential.ParamError(credential.CodeInvalid, "credential_id", "the credential has no credits: set them with PATCH /v1/credentials/{credential_id}/controls")
 		}
 		var row CreditsRow
 		switch op {
 		case "set":
-			row, err = tx.GetCredits(ctx, c.InstanceID, cred.ID)
+			row, err = tx.GetCredits(ctx, c.InstanceID, t.owner)
 			if err == nil {
 				row.Remaining, row.UpdatedAt = *amount, tx.now
 				err = tx.PutCredits(ctx, row)
 			}
 		case "increment":
-			row, err = tx.AddCredits(ctx, c.InstanceID, cred.ID, *amount, tx.now)
+			row, err = tx.AddCredits(ctx, c.InstanceID, t.owner, *amount, tx.now)
 		default:
-			row, err = tx.AddCredits(ctx, c.InstanceID, cred.ID, -*amount, tx.now)
+			row, err = tx.AddCredits(ctx, c.InstanceID, t.owner, -*amount, tx.now)
 		}
 		if err != nil {
 			return err
 		}
 		// Changed credits may run out again: announce it again.
-		if err := tx.DeleteNotices(ctx, c.InstanceID, cred.ID, noticeCreditsLow, noticeUsageExceeded); err != nil {
-			return err
+		for _, cred := range t.creds {
+			if err := tx.DeleteNotices(ctx, c.InstanceID, cred.ID, noticeCreditsLow, noticeUsageExceeded); err != nil {
+				return err
+			}
 		}
 		out = Credits{Remaining: row.Remaining}
-		if attrs.Controls.Credits.Interval != "" {
-			r := *attrs.Controls.Credits
+		if t.ctl.Credits.Interval != "" {
+			r := *t.ctl.Credits
 			out.Refill = &r
 		}
-		return tx.audit("credential.credits", string(kind), cred.ID, map[string]any{"op": op, "amount": *amount, "remaining": row.Remaining})
+		return tx.audit("credential.credits", auditKind(t.kind), t.owner, map[string]any{"op": op, "amount": *amount, "remaining": row.Remaining})
 	})
 	return out, err
 }
@@ -809,8 +914,10 @@ func (in *VerifyInput) asksControls() bool {
 }
 
 // verifyControls applies the credential's controls to a result that
-// passed the state rules (see the package comment above).
-func (a *Authority) verifyControls(ctx context.Context, e cacheEntry, in VerifyInput, now time.Time, r *VerifyResult) error {
+// passed the state rules (see the package comment above). hourly, for an
+// org token, is Mist's hourly limit, taken in the same TakeAll as the
+// named limits; its state is reported as r.RateLimit.
+func (a *Authority) verifyControls(ctx context.Context, e cacheEntry, in VerifyInput, hourly *LimitTake, now time.Time, r *VerifyResult) error {
 	ctl := e.attrs.Controls
 	if ctl != nil {
 		r.Meta, r.Permissions, r.Roles = ctl.Meta, ctl.Permissions, ctl.Roles
@@ -839,7 +946,7 @@ func (a *Authority) verifyControls(ctx context.Context, e cacheEntry, in VerifyI
 			r.IdentityID, r.ExternalID = ctl.IdentityID, ident.externalID
 		}
 	}
-	if err := a.verifyLimits(ctx, e, ctl, ident, in, now, r); err != nil || !r.Valid {
+	if err := a.verifyLimits(ctx, e, ctl, ident, in, hourly, now, r); err != nil || !r.Valid {
 		return err
 	}
 	// Credits: the credential's, then its identity's; a refusal by the
@@ -850,7 +957,7 @@ func (a *Authority) verifyControls(ctx context.Context, e cacheEntry, in VerifyI
 	}
 	var pools []pool
 	if ctl != nil && ctl.Credits != nil {
-		pools = append(pools, pool{e.cred.ID, ctl.Credits})
+		pools = append(pools, pool{controlOwner(e.cred), ctl.Credits})
 	}
 	if ident.found && ident.credits != nil {
 		pools = append(pools, pool{ctl.IdentityID, ident.credits})
@@ -894,7 +1001,7 @@ func (a *Authority) verifyControls(ctx context.Context, e cacheEntry, in VerifyI
 	return nil
 }
 
-func (a *Authority) verifyLimits(ctx context.Context, e cacheEntry, ctl *Controls, ident cachedIdentity, in VerifyInput, now time.Time, r *VerifyResult) error {
+func (a *Authority) verifyLimits(ctx context.Context, e cacheEntry, ctl *Controls, ident cachedIdentity, in VerifyInput, hourly *LimitTake, now time.Time, r *VerifyResult) error {
 	// The credential's limits, then its identity's under names the
 	// credential does not use (a credential's limit overrides its
 	// identity's of the same name); counted per credential or identity.
@@ -903,7 +1010,7 @@ func (a *Authority) verifyLimits(ctx context.Context, e cacheEntry, ctl *Control
 	if ctl != nil {
 		limits = ctl.RateLimits
 		for range limits {
-			owners = append(owners, "cred/"+e.cred.ID)
+			owners = append(owners, "cred/"+controlOwner(e.cred))
 		}
 	}
 	if ident.found {
@@ -940,6 +1047,9 @@ func (a *Authority) verifyLimits(ctx context.Context, e cacheEntry, ctl *Control
 			add(j, u.Cost)
 		}
 	}
+	if hourly != nil { // last, so an invalid take's index is the verify's
+		takes, names = append(takes, *hourly), append(names, OrgTokenHourlyLimitName)
+	}
 	if len(takes) == 0 {
 		return nil
 	}
@@ -950,15 +1060,72 @@ func (a *Authority) verifyLimits(ctx context.Context, e cacheEntry, ctl *Control
 		}
 		return err
 	}
-	r.Limits = make([]NamedLimitState, len(states))
-	for i, s := range states {
-		r.Limits[i] = NamedLimitState{Name: names[i], Limit: s.Limit, Remaining: s.Remaining, Reset: s.Reset}
-	}
 	if !admitted {
 		r.Valid, r.Reason = false, ReasonRateLimited
 		a.noteRateLimited(ctx, e.cred, takes, names, states, now) // notices.go
 	}
+	if hourly != nil {
+		s := states[len(states)-1]
+		r.RateLimit = &RateLimit{Limit: int(s.Limit), Remaining: int(s.Remaining), ResetAt: s.Reset, ResetIn: s.Reset.Sub(now)}
+		states = states[:len(states)-1]
+	}
+	if len(states) > 0 {
+		r.Limits = make([]NamedLimitState, len(states))
+		for i, s := range states {
+			r.Limits[i] = NamedLimitState{Name: names[i], Limit: s.Limit, Remaining: s.Remaining, Reset: s.Reset}
+		}
+	}
 	return nil
+}
+
+// OrgTokenHourlyLimitName names Mist's hourly limit of an org token where
+// it is reported beside the named limits (a ratelimit.exhausted event).
+const OrgTokenHourlyLimitName = "org_token_hourly"
+
+// hourlyTake is an org token's Mist hourly limit as a named limit: a
+// fixed clock-hour window (windows align to the epoch) of the instance's
+// org_token_hourly_limit, cost 1, counted under its own key, apart from
+// every named limit's.
+func (a *Authority) hourlyTake(ctx context.Context, cred credential.Credential) (*LimitTake, error) {
+	limit, err := a.orgTokenLimit(ctx, cred.InstanceID)
+	if err != nil {
+		return nil, err
+	}
+	return &LimitTake{Key: "org_token/" + cred.ID, Limit: int64(limit), Cost: 1, Window: time.Hour, Algorithm: LimitFixed}, nil
+}
+
+// admitCaller holds a credential presented to keyward itself (an org
+// token on the Mist surface, a machine secret key or a PAT as a caller)
+// to its controls as a verify naming none would be: its auto-apply
+// limits and its identity's at cost 1 (with hourly, an org token's, in
+// the same TakeAll), then a credit. The result's Reason says why it was
+// refused.
+func (a *Authority) admitCaller(ctx context.Context, e cacheEntry, hourly *LimitTake, now time.Time) (VerifyResult, error) {
+	r := VerifyResult{Valid: true, Reason: ReasonValid}
+	err := a.verifyControls(ctx, e, VerifyInput{}, hourly, now, &r)
+	return r, err
+}
+
+// callerRefused is the error a refused caller gets: 429, with when to
+// retry for a rate limit (when the last exhausted limit resets).
+func callerRefused(r VerifyResult, now time.Time) error {
+	if r.Reason == ReasonUsageExceeded {
+		return credential.Errorf(credential.CodeRateLimited, "usage exceeded: the credential has no credits left")
+	}
+	err := credential.Errorf(credential.CodeRateLimited, "rate limit reached")
+	var last time.Time
+	for _, l := range r.Limits {
+		if l.Remaining == 0 && l.Reset.After(last) {
+			last = l.Reset
+		}
+	}
+	if r.RateLimit != nil && r.RateLimit.Remaining == 0 && r.RateLimit.ResetAt.After(last) {
+		last = r.RateLimit.ResetAt
+	}
+	if last.After(now) {
+		err.RetryAfter = last.Sub(now)
+	}
+	return err
 }
 
 // heldPermissions is the credential's permissions ∪ its roles'.

@@ -33,10 +33,11 @@ import (
 //     not the window's end (see LimitPlan.State).
 const (
 	// MaxLimitTakes bounds the takes of one TakeAll: a credential's
-	// MaxNamedLimits and its identity's together (2 × 16). PostgreSQL's
-	// statement then has at most 2 × 32 rows of 4 parameters and Redis's
-	// script 64 keys and 129 arguments, far within either's bounds.
-	MaxLimitTakes = 32
+	// MaxNamedLimits and its identity's together (2 × 16), and an org
+	// token's hourly limit. PostgreSQL's statement then has at most
+	// 2 × 33 rows of 4 parameters and Redis's script 66 keys and 133
+	// arguments, far within either's bounds.
+	MaxLimitTakes = 33
 	// MaxLimit bounds a take's Limit and Cost (see LimitWeightScale).
 	MaxLimit = 1_000_000_000
 	// MinLimitWindow and MaxLimitWindow bound a take's Window.

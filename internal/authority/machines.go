@@ -320,7 +320,15 @@ func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id str
 			return err
 		}
 		now := tx.now
+		var ctl *Controls // the machine's controls go to the new key
 		for _, k := range keys {
+			if !k.Revoked() && k.ExpiresAt.IsZero() {
+				attrs, err := parseTokenAttrs(k)
+				if err != nil {
+					return err
+				}
+				ctl = attrs.Controls
+			}
 			switch {
 			case k.Revoked():
 			case !k.ExpiresAt.IsZero(): // an older previous key: its grace ends now
@@ -340,6 +348,11 @@ func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id str
 		}
 		if err := tx.InsertCredential(ctx, key); err != nil {
 			return err
+		}
+		if ctl != nil {
+			if err := writeControls(ctx, tx, key, ctl, now); err != nil {
+				return err
+			}
 		}
 		tx.invalidateAll()
 		return tx.audit("machine.secret_key.rotate", "machine", id, map[string]int64{"previous_token_ttl": *previousTTL})

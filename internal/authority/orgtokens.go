@@ -360,9 +360,11 @@ func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id stri
 }
 
 // AuthenticateOrgToken resolves an org token presented to keyward itself
-// (the Mist surface), enforcing its source-IP allowlist and its hourly
-// limit. The RateLimit is set whenever the token was recognised, also
-// with a CodeRateLimited error, so the surface can send its headers.
+// (the Mist surface), enforcing its source-IP allowlist, its hourly
+// limit and its controls (admitCaller: the hourly limit is taken with its
+// auto-apply named limits, all or nothing). The RateLimit is set whenever
+// the limits were taken, also with a CodeRateLimited error, so the
+// surface can send its headers.
 func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clientIP netip.Addr) (Caller, RateLimit, error) {
 	p, err := a.present(ctx, token, credential.KindOrgToken)
 	if err != nil {
@@ -377,14 +379,30 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 		a.countCaller(e.cred, ReasonIPNotAllowed, now)
 		return Caller{}, RateLimit{}, a.forbid(ctx, caller, "ip_not_allowed", credential.Errorf(credential.CodeForbidden, "the token may not be used from this address"))
 	}
-	rl, admitted, err := a.takeRate(ctx, e.cred, now)
+	hourly, err := a.hourlyTake(ctx, e.cred)
 	if err != nil {
 		return Caller{}, RateLimit{}, err
 	}
-	if !admitted {
-		a.observer.RateLimited(credential.KindOrgToken)
-		a.countCaller(e.cred, ReasonRateLimited, now)
-		return Caller{}, rl, credential.Errorf(credential.CodeRateLimited, "rate limit reached")
+	r, err := a.admitCaller(ctx, e, hourly, now)
+	if err != nil {
+		return Caller{}, RateLimit{}, err
+	}
+	var rl RateLimit
+	if r.RateLimit != nil {
+		rl = *r.RateLimit
+	}
+	if !r.Valid {
+		if r.Reason == ReasonRateLimited {
+			a.observer.RateLimited(credential.KindOrgToken)
+		}
+		a.countCaller(e.cred, r.Reason, now)
+		// Mist's surface sends Retry-After from rl; a RetryAfter here
+		// would read as the failed-authentication budget's.
+		err := credential.Errorf(credential.CodeRateLimited, "rate limit reached")
+		if r.Reason == ReasonUsageExceeded {
+			err = credential.Errorf(credential.CodeRateLimited, "usage exceeded: the token has no credits left")
+		}
+		return Caller{}, rl, err
 	}
 	a.used(ctx, p.resolved, now)
 	a.countCaller(e.cred, ReasonValid, now)
@@ -397,21 +415,6 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 // allowlist: no list allows every address (the zero Addr included).
 func (t tokenAttrs) allowsFrom(ip netip.Addr) bool {
 	return t.allowlist.Empty() || t.allowlist.Allows(ip)
-}
-
-// takeRate counts one call of an org token in its clock-hour window.
-func (a *Authority) takeRate(ctx context.Context, cred credential.Credential, now time.Time) (RateLimit, bool, error) {
-	limit, err := a.orgTokenLimit(ctx, cred.InstanceID)
-	if err != nil {
-		return RateLimit{}, false, err
-	}
-	start := now.Truncate(time.Hour)
-	end := start.Add(time.Hour)
-	admitted, count, err := a.limiter.Take(ctx, "org_token/"+cred.ID, limit, start, end)
-	if err != nil {
-		return RateLimit{}, false, err
-	}
-	return RateLimit{Limit: limit, Remaining: max(limit-count, 0), ResetAt: end, ResetIn: end.Sub(now)}, admitted, nil
 }
 
 // settingsCache keeps per-instance settings for settingsTTL, so the hot

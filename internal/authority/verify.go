@@ -156,8 +156,14 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	default:
 		r = verifyM2M(c, e, in, now)
 	}
-	if (e.attrs.Controls != nil || in.asksControls()) && r.Reason != ReasonNotFound {
-		if err := a.verifyControls(ctx, e, in, now, &r); err != nil {
+	var hourly *LimitTake
+	if kind == credential.KindOrgToken && r.Valid {
+		if hourly, err = a.hourlyTake(ctx, e.cred); err != nil {
+			return VerifyResult{}, err
+		}
+	}
+	if (e.attrs.Controls != nil || in.asksControls() || hourly != nil) && r.Reason != ReasonNotFound {
+		if err := a.verifyControls(ctx, e, in, hourly, now, &r); err != nil {
 			return VerifyResult{}, err
 		}
 	}
@@ -242,16 +248,6 @@ func (a *Authority) verifyOrgToken(ctx context.Context, c Caller, e cacheEntry, 
 		}
 		if !credential.Grants(e.attrs.Privileges, *in.RequiredPrivilege, t) {
 			r.Reason = ReasonInsufficientScope
-		}
-	}
-	if r.Reason == ReasonValid {
-		rl, admitted, err := a.takeRate(ctx, e.cred, now)
-		if err != nil {
-			return VerifyResult{}, err
-		}
-		r.RateLimit = &rl
-		if !admitted {
-			r.Reason = ReasonRateLimited
 		}
 	}
 	r.Valid = r.Reason == ReasonValid

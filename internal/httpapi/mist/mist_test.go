@@ -489,3 +489,54 @@ func TestDeletingAnOrganizationRevokesItsTokens(t *testing.T) {
 		}
 	})
 }
+
+// Mist's hourly limit is one named limit among the token's own: a call is
+// counted against both or neither, on the Mist surface and at /v1/verify,
+// and the Mist headers keep their meaning.
+func TestHourlyLimitIsTakenWithTheTokensNamedLimitsAllOrNothing(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		o := start(t, store)
+		o.Clock.Set(time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC))
+		if r := o.Do(t, "PATCH", "/v1/instance", o.AdminKey, map[string]any{"org_token_hourly_limit": 4}); r.Status != http.StatusOK {
+			t.Fatalf("hourly limit: %d %s", r.Status, r.Body)
+		}
+		tok := o.create(t, o.AdminKey, map[string]any{"name": "metered", "privileges": orgAdmin()})
+		key := tok["key"].(string)
+		if r := o.Do(t, "PATCH", "/v1/credentials/"+tok["id"].(string)+"/controls", o.AdminKey, map[string]any{
+			"ratelimits": []map[string]any{{"name": "burst", "limit": 2, "duration": 60000, "algorithm": "fixed", "auto_apply": true}},
+		}); r.Status != http.StatusOK {
+			t.Fatalf("controls: %d %s", r.Status, r.Body)
+		}
+		call := func(wantStatus int, wantRemaining string) {
+			t.Helper()
+			r := o.do(t, "GET", o.tokens(), key, nil)
+			if r.Status != wantStatus || r.Header.Get("X-RateLimit-Remaining") != wantRemaining || r.Header.Get("X-RateLimit-Limit") != "4" {
+				t.Fatalf("want %d with %s left of the hour: %d %s %v", wantStatus, wantRemaining, r.Status, r.Body, r.Header)
+			}
+			if wantStatus == http.StatusTooManyRequests && r.JSON(t)["detail"] != mist.RateLimitedDetail {
+				t.Fatalf("refusal body: %s", r.Body)
+			}
+		}
+		call(http.StatusOK, "3")
+		call(http.StatusOK, "2")
+		call(http.StatusTooManyRequests, "2") // burst refuses: the hour keeps its two
+
+		v := o.Do(t, "POST", "/v1/verify", o.AdminKey, map[string]any{"token": key}).JSON(t)
+		burst := v["ratelimits"].([]any)[0].(map[string]any)
+		if v["code"] != "rate_limited" || v["ratelimit"].(map[string]any)["remaining"] != float64(2) || burst["name"] != "burst" || burst["remaining"] != float64(0) {
+			t.Fatalf("verify refused by burst: %v", v)
+		}
+
+		o.Clock.Advance(time.Minute) // burst's next window; the same hour
+		call(http.StatusOK, "1")
+		if v := o.Do(t, "POST", "/v1/verify", o.AdminKey, map[string]any{"token": key}).JSON(t); v["valid"] != true || v["ratelimit"].(map[string]any)["remaining"] != float64(0) {
+			t.Fatalf("verify takes from both: %v", v)
+		}
+		o.Clock.Advance(time.Minute)
+		call(http.StatusTooManyRequests, "0") // the hour refuses: burst keeps its two
+		v = o.Do(t, "POST", "/v1/verify", o.AdminKey, map[string]any{"token": key}).JSON(t)
+		if burst := v["ratelimits"].([]any)[0].(map[string]any); v["code"] != "rate_limited" || burst["remaining"] != float64(2) {
+			t.Fatalf("refused by the hour, burst untouched: %v", v)
+		}
+	})
+}
