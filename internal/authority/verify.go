@@ -293,7 +293,7 @@ type tokenAttrs struct {
 func parseTokenAttrs(c credential.Credential) (tokenAttrs, error) {
 	var a tokenAttrs
 	switch c.Kind {
-	case credential.KindM2MToken, credential.KindOrgToken, credential.KindPAT, credential.KindAdminKey, credential.KindAPIKey:
+	case credential.KindM2MToken, credential.KindOrgToken, credential.KindPAT, credential.KindAdminKey, credential.KindAPIKey, credential.KindMachineKey:
 	default:
 		return a, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/httpapi/apitest"
 	"github.com/keyward/keyward/internal/sqlstore"
@@ -182,6 +183,100 @@ func TestIdentitiesOverHTTP(t *testing.T) {
 		}
 		if v = e.Do(t, "POST", "/v1/verify", e.AdminKey, map[string]any{"token": secret}).JSON(t); v["code"] != "revoked" {
 			t.Fatalf("after the delete: %v", v)
+		}
+	})
+}
+
+// A machine's controls: set on its mch_ id, carried by every live key of
+// it, owned by the machine (a rotation keeps them, and the old key in its
+// grace window spends the same credits), enforced whenever a key
+// authenticates, refused with a 429.
+func TestMachineControlsHoldItsKeysAsCallers(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		e := apitest.Start(t, s)
+		e.Clock.Set(time.Date(2026, 5, 6, 7, 0, 0, 0, time.UTC))
+		created := e.Do(t, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": "metered"}).JSON(t)
+		id, key := created["id"].(string), created["secret_key"].(string)
+		e.Remember(key)
+		controls := "/v1/credentials/" + id + "/controls"
+		set := e.Do(t, "PATCH", controls, e.AdminKey, map[string]any{
+			"meta":       map[string]any{"team": "billing"},
+			"ratelimits": []map[string]any{{"name": "burst", "limit": 3, "duration": 60000, "algorithm": "fixed", "auto_apply": true}},
+			"credits":    map[string]any{"remaining": 2},
+		})
+		if set.Status != http.StatusOK || set.JSON(t)["credential_id"] != id || strings.Contains(string(set.Body), key) {
+			t.Fatalf("set a machine's controls: %d %s", set.Status, set.Body)
+		}
+		mint := func(k string, want int) apitest.Response {
+			t.Helper()
+			r := e.Do(t, "POST", "/clerk/v1/m2m_tokens", k, map[string]any{})
+			if r.Status != want {
+				t.Fatalf("mint with %s…: %d %s, want %d", k[:8], r.Status, r.Body, want)
+			}
+			if r.Status == http.StatusCreated {
+				e.Remember(r.JSON(t)["token"].(string))
+			}
+			return r
+		}
+		mint(key, http.StatusCreated)
+		mint(key, http.StatusCreated)
+		if r := mint(key, http.StatusTooManyRequests); !strings.Contains(string(r.Body), "credits") {
+			t.Fatalf("out of credits: %s", r.Body)
+		}
+		if got := e.Do(t, "GET", controls, e.AdminKey, nil).JSON(t); got["credits"].(map[string]any)["remaining"] != float64(0) || got["meta"].(map[string]any)["team"] != "billing" {
+			t.Fatalf("controls after spending: %v", got)
+		}
+		if r := e.Do(t, "POST", "/v1/credentials/"+id+"/credits", e.AdminKey, map[string]any{"op": "increment", "amount": 5}); r.Status != http.StatusOK || r.JSON(t)["remaining"] != float64(5) {
+			t.Fatalf("top up: %d %s", r.Status, r.Body)
+		}
+
+		// A rotation keeps the controls; both keys spend the machine's.
+		e.Clock.Advance(time.Minute) // burst's next window
+		rotated := e.Do(t, "POST", "/v1/machines/"+id+"/secret_key/rotate", e.AdminKey, map[string]any{"previous_token_ttl": 3600})
+		newKey, _ := rotated.JSON(t)["secret_key"].(string)
+		if rotated.Status != http.StatusOK || newKey == "" {
+			t.Fatalf("rotate: %d %s", rotated.Status, rotated.Body)
+		}
+		e.Remember(newKey)
+		mint(key, http.StatusCreated)
+		mint(newKey, http.StatusCreated)
+		mint(newKey, http.StatusCreated)
+		limited := mint(newKey, http.StatusTooManyRequests) // burst: 3 a minute across both keys
+		if limited.Header.Get("Retry-After") == "" {
+			t.Fatalf("rate limited without Retry-After: %v", limited.Header)
+		}
+		if got := e.Do(t, "GET", controls, e.AdminKey, nil).JSON(t); got["credits"].(map[string]any)["remaining"] != float64(2) || len(got["ratelimits"].([]any)) != 1 {
+			t.Fatalf("controls after the rotation: %v", got)
+		}
+
+		// What a machine's keys cannot use is refused; nothing changes.
+		for _, c := range []struct{ param string }{{"permissions"}, {"roles"}, {"identity_id"}} {
+			var v any = []string{"x"}
+			if c.param == "identity_id" {
+				v = "idt_x"
+			}
+			r := e.Do(t, "PATCH", controls, e.AdminKey, map[string]any{c.param: v, "meta": map[string]any{"team": "changed"}})
+			if errObj, _ := r.JSON(t)["error"].(map[string]any); r.Status != http.StatusBadRequest || errObj["param"] != c.param {
+				t.Fatalf("%s on a machine: %d %s", c.param, r.Status, r.Body)
+			}
+		}
+		if got := e.Do(t, "GET", controls, e.AdminKey, nil).JSON(t); got["meta"].(map[string]any)["team"] != "billing" {
+			t.Fatalf("a refused change wrote: %v", got)
+		}
+
+		// Another tenant's machine, and a machine with no such id, are 404s.
+		_, otherKey := e.NewInstance(t, "other")
+		for _, c := range []struct{ key, path string }{
+			{otherKey, controls}, {otherKey, "/v1/credentials/" + id + "/credits"},
+			{e.AdminKey, "/v1/credentials/mch_" + strings.Repeat("0", 27) + "/controls"},
+		} {
+			method, body := "GET", any(nil)
+			if strings.HasSuffix(c.path, "/credits") {
+				method, body = "POST", map[string]any{"op": "set", "amount": 1}
+			}
+			if r := e.Do(t, method, c.path, c.key, body); r.Status != http.StatusNotFound {
+				t.Fatalf("%s %s: %d %s", method, c.path, r.Status, r.Body)
+			}
 		}
 	})
 }

@@ -195,3 +195,23 @@ func TestKeystoneTokenCheckForFreezersCLI(t *testing.T) {
 		}
 	})
 }
+
+// A PAT's controls hold where it is a caller, too: with one credit left,
+// the Freezer surface admits one request and refuses the next with a 429.
+func TestAPATsCreditsHoldOnTheFreezerSurface(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		e := apitest.Start(t, store)
+		pat := mintPAT(t, e, "erin", "keyward:clients")
+		list := e.DoWith(t, "GET", "/v1/users/erin/pats", nil, http.Header{"Authorization": {"Bearer " + e.AdminKey}}).JSON(t)
+		id := list["data"].([]any)[0].(map[string]any)["id"].(string)
+		if r := e.Do(t, "PATCH", "/v1/credentials/"+id+"/controls", e.AdminKey, map[string]any{"credits": map[string]any{"remaining": 1}}); r.Status != http.StatusOK {
+			t.Fatalf("controls: %d %s", r.Status, r.Body)
+		}
+		if r := e.DoWith(t, "GET", clients, nil, authToken(pat)); r.Status != http.StatusOK {
+			t.Fatalf("first call: %d %s", r.Status, r.Body)
+		}
+		if r := e.DoWith(t, "GET", clients, nil, authToken(pat)); r.Status != http.StatusTooManyRequests {
+			t.Fatalf("no credits left: %d %s", r.Status, r.Body)
+		}
+	})
+}
