@@ -8,9 +8,11 @@ import (
 
 // VerificationQuery selects a series of verification counts. Empty fields
 // take the server's defaults: every credential and outcome, the 24 hours
-// up to now, hourly buckets.
+// up to now, hourly buckets. IdentityID (idt_…) sums the counts of the
+// credentials linked to that identity; it excludes CredentialID.
 type VerificationQuery struct {
 	CredentialID string
+	IdentityID   string
 	Outcome      string // valid, not_found, expired, revoked, ip_not_allowed, insufficient_scope, rate_limited, insufficient_permissions, usage_exceeded
 	From, To     time.Time
 	Granularity  string // minute, hour or day
@@ -38,7 +40,7 @@ type VerificationSeries struct {
 // reach the server's store every 10 s, so the last seconds may be missing.
 func (c *Client) Verifications(ctx context.Context, q VerificationQuery) (VerificationSeries, error) {
 	v := url.Values{}
-	for name, val := range map[string]string{"credential_id": q.CredentialID, "outcome": q.Outcome, "granularity": q.Granularity} {
+	for name, val := range map[string]string{"credential_id": q.CredentialID, "identity": q.IdentityID, "outcome": q.Outcome, "granularity": q.Granularity} {
 		if val != "" {
 			v.Set(name, val)
 		}

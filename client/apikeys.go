@@ -67,7 +67,8 @@ type APIKeyQuery struct {
 	Type           string
 	Query          string // a name substring
 	IncludeInvalid bool   // revoked and expired keys too
-	// Meta keeps keys whose meta has each key with the value.
+	// Meta keeps keys whose meta has each key with the value (at most
+	// MaxMetaFilters keys).
 	Meta map[string]string
 }
 
@@ -96,10 +97,7 @@ func (c *Client) ListAPIKeys(ctx context.Context, q APIKeyQuery) (CursorPage[API
 	if q.IncludeInvalid {
 		v.Set("include_invalid", "true")
 	}
-	for k, val := range q.Meta {
-		v.Set("meta."+k, val)
-	}
-	return listPage[APIKey](ctx, c, "/v1/api_keys", v, q.ListParams)
+	return listPage[APIKey](ctx, c, "/v1/api_keys", addMeta(v, q.Meta), q.ListParams)
 }
 
 // GetAPIKey reads a key (never its secret).

@@ -252,11 +252,18 @@ func (c *Client) DeleteIdentity(ctx context.Context, id string) (int, error) {
 	return out.Revoked, err
 }
 
+// IdentityCredentialQuery selects among an identity's credentials: Meta
+// keeps those whose meta has each key with the value (at most
+// MaxMetaFilters keys); empty keeps every one.
+type IdentityCredentialQuery struct {
+	Meta map[string]string
+}
+
 // IdentityCredentials lists the credentials linked to an identity.
-func (c *Client) IdentityCredentials(ctx context.Context, id string) ([]IdentityCredential, error) {
+func (c *Client) IdentityCredentials(ctx context.Context, id string, q IdentityCredentialQuery) ([]IdentityCredential, error) {
 	var out struct {
 		Data []IdentityCredential `json:"data"`
 	}
-	err := c.get(ctx, identityPath(id)+"/credentials", &out)
+	err := c.get(ctx, identityPath(id)+"/credentials"+listQuery(addMeta(nil, q.Meta), ListParams{}), &out)
 	return out.Data, err
 }

@@ -76,7 +76,7 @@ func TestControlsAgainstKeyward(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.Param != "permissions[0]" {
 		t.Fatalf("bad permission: %v", err)
 	}
-	if ics, err := kw.IdentityCredentials(ctx, ident.ID); err != nil || len(ics) != 1 {
+	if ics, err := kw.IdentityCredentials(ctx, ident.ID, client.IdentityCredentialQuery{}); err != nil || len(ics) != 1 {
 		t.Fatalf("identity credentials: %+v %v", ics, err)
 	}
 	if n, err := kw.DeleteIdentity(ctx, ident.ID); err != nil || n != 1 {

@@ -202,7 +202,7 @@ func TestSDKOrgTokens(t *testing.T) {
 			toks = append(toks, tok)
 		}
 		listed, err := client.All(ctx, func(ctx context.Context, cursor string) (client.CursorPage[client.OrgToken], error) {
-			return kw.ListOrgTokens(ctx, org.ID, client.ListParams{Limit: 2, Cursor: cursor})
+			return kw.ListOrgTokens(ctx, org.ID, client.OrgTokenQuery{ListParams: client.ListParams{Limit: 2, Cursor: cursor}})
 		})
 		if check(t, "list org tokens", err); len(listed) != 3 {
 			t.Errorf("listed %d, want 3", len(listed))
@@ -233,7 +233,7 @@ func TestSDKPATsAndBackupClients(t *testing.T) {
 			pats = append(pats, p)
 		}
 		listed, err := client.All(ctx, func(ctx context.Context, cursor string) (client.CursorPage[client.PAT], error) {
-			return kw.ListPATs(ctx, "user_alice", client.ListParams{Limit: 2, Cursor: cursor})
+			return kw.ListPATs(ctx, "user_alice", client.PATQuery{ListParams: client.ListParams{Limit: 2, Cursor: cursor}})
 		})
 		if check(t, "list PATs", err); len(listed) != 3 {
 			t.Errorf("listed %d, want 3", len(listed))
@@ -241,10 +241,10 @@ func TestSDKPATsAndBackupClients(t *testing.T) {
 		noSecretIn(t, "the PAT list", listed, pats[0].Token)
 		// A PAT acts as its own user, and only that user.
 		own := client.New(e.URL, pats[0].Token, client.WithRetries(0))
-		if page, err := own.ListPATs(ctx, "user_alice", client.ListParams{}); err != nil || len(page.Data) != 3 {
+		if page, err := own.ListPATs(ctx, "user_alice", client.PATQuery{}); err != nil || len(page.Data) != 3 {
 			t.Errorf("a PAT lists its user's: %+v %v", page, err)
 		}
-		if _, err := own.ListPATs(ctx, "user_bob", client.ListParams{}); !errors.Is(err, client.ErrNotFound) {
+		if _, err := own.ListPATs(ctx, "user_bob", client.PATQuery{}); !errors.Is(err, client.ErrNotFound) {
 			t.Errorf("a PAT lists another user's: %v", err)
 		}
 		name := "renamed"

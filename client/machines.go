@@ -180,11 +180,13 @@ type M2MTokenParams struct {
 }
 
 // M2MTokenQuery selects a machine's tokens: live ones, or revoked or
-// expired ones when those are set.
+// expired ones when those are set. Meta keeps tokens whose meta has each
+// key with the value (at most MaxMetaFilters keys).
 type M2MTokenQuery struct {
 	ListParams
 	Revoked *bool
 	Expired *bool
+	Meta    map[string]string
 }
 
 // CreateM2MToken mints a token for the calling machine: the client's key
@@ -208,7 +210,7 @@ func (c *Client) ListM2MTokens(ctx context.Context, machineID string, q M2MToken
 	if q.Expired != nil {
 		v.Set("expired", strconv.FormatBool(*q.Expired))
 	}
-	return listPage[M2MToken](ctx, c, machinePath(machineID)+"/m2m_tokens", v, q.ListParams)
+	return listPage[M2MToken](ctx, c, machinePath(machineID)+"/m2m_tokens", addMeta(v, q.Meta), q.ListParams)
 }
 
 // RevokeM2MToken revokes a token at once; reason may be "".

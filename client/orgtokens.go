@@ -45,12 +45,20 @@ func (c *Client) CreateOrgToken(ctx context.Context, org string, in OrgTokenPara
 	return out, err
 }
 
+// OrgTokenQuery selects a page of an organization's tokens. Meta keeps
+// those whose meta has each key with the value (at most MaxMetaFilters
+// keys).
+type OrgTokenQuery struct {
+	ListParams
+	Meta map[string]string
+}
+
 // ListOrgTokens lists one page of the organization's tokens (masks only).
-func (c *Client) ListOrgTokens(ctx context.Context, org string, p ListParams) (CursorPage[OrgToken], error) {
+func (c *Client) ListOrgTokens(ctx context.Context, org string, q OrgTokenQuery) (CursorPage[OrgToken], error) {
 	if err := need("org", org); err != nil {
 		return CursorPage[OrgToken]{}, err
 	}
-	return listPage[OrgToken](ctx, c, orgTokensPath(org), nil, p)
+	return listPage[OrgToken](ctx, c, orgTokensPath(org), addMeta(nil, q.Meta), q.ListParams)
 }
 
 // GetOrgToken reads a token (its mask only).

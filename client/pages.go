@@ -70,6 +70,27 @@ func All[T any](ctx context.Context, list ListFunc[T]) ([]T, error) {
 	return out, nil
 }
 
+// MaxMetaFilters is how many meta keys one list may filter on (the
+// server answers a 400 naming meta.<key> past it).
+const MaxMetaFilters = 10
+
+// addMeta adds a list's meta filters to v: each becomes
+// ?meta.<key>=<value>, and a credential is listed when its meta has every
+// key with the value (a JSON string equal to it, or another JSON value
+// whose compact text is it: "3", "true").
+func addMeta(v url.Values, meta map[string]string) url.Values {
+	if len(meta) == 0 {
+		return v
+	}
+	if v == nil {
+		v = url.Values{}
+	}
+	for k, val := range meta {
+		v.Set("meta."+k, val)
+	}
+	return v
+}
+
 // listQuery adds p's limit and cursor to v and encodes it.
 func listQuery(v url.Values, p ListParams) string {
 	if v == nil {

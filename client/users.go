@@ -61,12 +61,19 @@ func (c *Client) CreatePAT(ctx context.Context, user string, in PATParams) (PAT,
 	return out, err
 }
 
+// PATQuery selects a page of a user's live PATs. Meta keeps those whose
+// meta has each key with the value (at most MaxMetaFilters keys).
+type PATQuery struct {
+	ListParams
+	Meta map[string]string
+}
+
 // ListPATs lists one page of user's live PATs (never a token).
-func (c *Client) ListPATs(ctx context.Context, user string, p ListParams) (CursorPage[PAT], error) {
+func (c *Client) ListPATs(ctx context.Context, user string, q PATQuery) (CursorPage[PAT], error) {
 	if err := need("user_id", user); err != nil {
 		return CursorPage[PAT]{}, err
 	}
-	return listPage[PAT](ctx, c, userPath(user)+"/pats", nil, p)
+	return listPage[PAT](ctx, c, userPath(user)+"/pats", addMeta(nil, q.Meta), q.ListParams)
 }
 
 // UpdatePAT renames one of user's PATs or changes its description.

@@ -27,9 +27,11 @@ func (rc *remoteConfig) analyticsVerifications() *cobra.Command {
 	var from, to string
 	return rc.leaf(leaf{use: "verifications", short: "Verifications per time bucket and outcome (needs analytics:read)",
 		example: "  keyward analytics verifications\n" +
-			"  keyward analytics verifications --credential mt_… --outcome revoked --granularity day --from 2026-01-01T00:00:00Z -o json",
+			"  keyward analytics verifications --credential mt_… --outcome revoked --granularity day --from 2026-01-01T00:00:00Z -o json\n" +
+			"  keyward analytics verifications --identity idt_…",
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&q.CredentialID, "credential", "", "only this credential's verifications (any kind)")
+			fs.StringVar(&q.IdentityID, "identity", "", "only the verifications of this identity's credentials, summed (not with --credential)")
 			fs.StringVar(&q.Outcome, "outcome", "", "only this outcome (valid, not_found, expired, revoked, ip_not_allowed, insufficient_scope, rate_limited, insufficient_permissions, usage_exceeded)")
 			fs.StringVar(&from, "from", "", "start of the range (RFC 3339); default 24 h before --to")
 			fs.StringVar(&to, "to", "", "end of the range (RFC 3339, exclusive); default now")

@@ -222,6 +222,7 @@ func (in *identityInput) check() error {
 
 func newIdentitiesCommand(rc *remoteConfig) *cobra.Command {
 	in := &identityInput{}
+	var credMeta metaFilter
 	cmd := &cobra.Command{
 		Use:     "identities",
 		Short:   "Manage identities: groups of credentials (your customers) sharing rate limits and credits",
@@ -260,10 +261,11 @@ func newIdentitiesCommand(rc *remoteConfig) *cobra.Command {
 				n, err := c.DeleteIdentity(cmd.Context(), args[0])
 				return printOr(cmd, map[string]any{"id": args[0], "deleted": true, "revoked_credentials": n}, err)
 			}}),
-		rc.leaf(leaf{use: "credentials IDENTITY_ID", short: "The credentials linked to an identity (needs credentials:read)", example: "  keyward identities credentials idt_…",
-			args: []string{"IDENTITY_ID"},
+		rc.leaf(leaf{use: "credentials IDENTITY_ID", short: "The credentials linked to an identity (needs credentials:read)",
+			example: "  keyward identities credentials idt_…\n  keyward identities credentials idt_… --meta plan=pro",
+			args:    []string{"IDENTITY_ID"}, flags: credMeta.flags, check: credMeta.check,
 			run: func(cmd *cobra.Command, c *client.Client, args []string) error {
-				list, err := c.IdentityCredentials(cmd.Context(), args[0])
+				list, err := c.IdentityCredentials(cmd.Context(), args[0], client.IdentityCredentialQuery{Meta: credMeta.m})
 				if err != nil {
 					return err
 				}

@@ -38,6 +38,21 @@ func TestRemoteControlsRolesCreditsAndIdentities(t *testing.T) {
 	if out := e.ok("identities", "credentials", idID).out; !strings.Contains(out, id) {
 		t.Fatalf("identity credentials:\n%s", out)
 	}
+	if out := e.ok("identities", "credentials", idID, "--meta", "plan=pro").out; !strings.Contains(out, id) {
+		t.Fatalf("identity credentials --meta plan=pro:\n%s", out)
+	}
+	if out := e.ok("identities", "credentials", idID, "--meta", "plan=free").out; strings.Contains(out, id) {
+		t.Fatalf("identity credentials --meta plan=free:\n%s", out)
+	}
+	if r := e.run("identities", "credentials", idID, "--meta", "plan"); r.code != exitUsage {
+		t.Fatalf("--meta plan: exit %d\n%s", r.code, r.all())
+	}
+	if r := e.run("analytics", "verifications", "--identity", idID); r.code != 0 || !strings.Contains(r.all(), "OUTCOME") {
+		t.Fatalf("analytics verifications --identity: exit %d\n%s", r.code, r.all())
+	}
+	if r := e.run("analytics", "verifications", "--identity", idID, "--credential", id); r.code != exitUsage || !strings.Contains(r.all(), "identity") {
+		t.Fatalf("--identity with --credential: exit %d\n%s", r.code, r.all())
+	}
 	if d := e.okJSON("identities", "delete", idID); d["revoked_credentials"] != float64(1) {
 		t.Fatalf("identities delete: %v", d)
 	}

@@ -338,18 +338,21 @@ func (rc *remoteConfig) m2mList(keys *m2mKeys) *cobra.Command {
 	var revoked, expired bool
 	var q client.M2MTokenQuery
 	var fs *pflag.FlagSet
+	var meta metaFilter
 	return rc.leaf(leaf{use: "list --subject MACHINE_ID", short: "List a machine's tokens (live ones unless --revoked or --expired)", key: keys.lister,
-		example: "  keyward m2m list --subject mch_…\n  keyward m2m list --subject mch_… --revoked -o json",
+		example: "  keyward m2m list --subject mch_…\n  keyward m2m list --subject mch_… --revoked -o json\n  keyward m2m list --subject mch_… --meta plan=pro",
 		flags: func(f *pflag.FlagSet) {
 			fs = f
+			meta.flags(f)
 			f.StringVar(&subject, "subject", "", "the machine whose tokens to list (required)")
 			f.BoolVar(&revoked, "revoked", false, "list revoked tokens")
 			f.BoolVar(&expired, "expired", false, "list expired tokens")
 			f.IntVar(&q.Limit, "limit", 0, "page size (1..100; default: every page)")
 			f.StringVar(&q.Cursor, "cursor", "", "the next_cursor of the previous page")
 		},
-		check: func() error { return required("--subject", subject) },
+		check: func() error { return firstError(required("--subject", subject), meta.check()) },
 		run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
+			q.Meta = meta.m
 			if fs.Changed("revoked") {
 				q.Revoked = &revoked
 			}

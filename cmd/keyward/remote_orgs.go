@@ -448,11 +448,13 @@ func newOrgTokensCommand(rc *remoteConfig) *cobra.Command {
 	}
 	orgFlag(cmd, &org)
 	hasOrg := func() error { return needOrg(org) }
+	var meta metaFilter
 	cmd.AddCommand(
-		rc.leaf(leaf{use: "list --org ORG", short: "List an organization's API tokens (keys masked)", example: "  keyward org-tokens list --org acme", check: hasOrg,
+		rc.leaf(leaf{use: "list --org ORG", short: "List an organization's API tokens (keys masked)", example: "  keyward org-tokens list --org acme\n  keyward org-tokens list --org acme --meta team=infra",
+			flags: meta.flags, check: func() error { return firstError(hasOrg(), meta.check()) },
 			run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
 				toks, err := client.All(cmd.Context(), func(ctx context.Context, cursor string) (client.CursorPage[client.OrgToken], error) {
-					return c.ListOrgTokens(ctx, org, client.ListParams{Limit: 100, Cursor: cursor})
+					return c.ListOrgTokens(ctx, org, client.OrgTokenQuery{ListParams: client.ListParams{Limit: 100, Cursor: cursor}, Meta: meta.m})
 				})
 				return showAllOr(rc, cmd, toks, err, orgTokenTable)
 			}}),

@@ -288,6 +288,13 @@ func TestRemoteCommandsCoverTheSurfaces(t *testing.T) {
 	if l := e.okJSON("m2m", "list", "--subject", workerID); len(l["data"].([]any)) == 0 {
 		t.Fatalf("m2m list: %v", l)
 	}
+	e.okJSON("controls", "set", tokID, "--meta", `{"plan":"pro","count":3}`)
+	if r := e.ok("m2m", "list", "--subject", workerID, "--meta", "plan=pro", "--meta", "count=3"); !strings.Contains(r.out, tokID) {
+		t.Fatalf("m2m list --meta plan=pro --meta count=3:\n%s", r.out)
+	}
+	if l := e.okJSON("m2m", "list", "--subject", workerID, "--meta", "plan=free"); len(l["data"].([]any)) != 0 {
+		t.Fatalf("m2m list --meta plan=free: %v", l)
+	}
 	if rv := e.okJSON("m2m", "revoke", tokID, "--reason", "leaked"); rv["revoked"] != true {
 		t.Fatalf("m2m revoke: %v", rv)
 	}
@@ -335,6 +342,13 @@ func TestRemoteCommandsCoverTheSurfaces(t *testing.T) {
 	if r := e.ok("org-tokens", "list", "--org", orgID); !strings.Contains(r.out, otID) || strings.Contains(r.out, otKey) {
 		t.Fatalf("org-tokens list:\n%s", r.out)
 	}
+	e.okJSON("controls", "set", otID, "--meta", `{"team":"infra"}`)
+	if r := e.ok("org-tokens", "list", "--org", orgID, "--meta", "team=infra"); !strings.Contains(r.out, otID) {
+		t.Fatalf("org-tokens list --meta team=infra:\n%s", r.out)
+	}
+	if r := e.ok("org-tokens", "list", "--org", orgID, "--meta", "team=web"); strings.Contains(r.out, otID) {
+		t.Fatalf("org-tokens list --meta team=web:\n%s", r.out)
+	}
 	e.okJSON("org-tokens", "get", otID, "--org", "acme")
 	if r := e.run("verify", otKey, "--client-ip", "198.51.100.1"); r.code != exitNotValid || !strings.Contains(r.out, "ip_not_allowed") {
 		t.Fatalf("verify from a refused address: exit %d\n%s", r.code, r.out)
@@ -357,7 +371,15 @@ func TestRemoteCommandsCoverTheSurfaces(t *testing.T) {
 	if r := e.ok("pats", "list", "--user", "user_7"); !strings.Contains(r.out, "laptop") || strings.Contains(r.out, "token: ") {
 		t.Fatalf("pats list:\n%s", r.out)
 	}
-	e.okJSON("pats", "list", "--user", "user_7")
+	pats := e.okJSON("pats", "list", "--user", "user_7")["data"].([]any)
+	patID := str(t, pats[0].(map[string]any), "id")
+	e.okJSON("controls", "set", patID, "--meta", `{"device":"laptop"}`)
+	if l := e.okJSON("pats", "list", "--user", "user_7", "--meta", "device=laptop"); len(l["data"].([]any)) != 1 {
+		t.Fatalf("pats list --meta device=laptop: %v", l)
+	}
+	if l := e.okJSON("pats", "list", "--user", "user_7", "--meta", "device=phone"); len(l["data"].([]any)) != 0 {
+		t.Fatalf("pats list --meta device=phone: %v", l)
+	}
 	if r := e.run("pats", "create", "x", "--user", "user_7", "--expires", "2999-01-01T00:00:00Z"); r.code != exitUsage {
 		t.Fatalf("a PAT past the maximum lifetime: exit %d (%v)", r.code, r.err)
 	}

@@ -43,11 +43,13 @@ func newPATsCommand(rc *remoteConfig) *cobra.Command {
 	}
 	userFlag(cmd, &user)
 	hasUser := func() error { return required("--user", user) }
+	var meta metaFilter
 	cmd.AddCommand(
-		rc.leaf(leaf{use: "list --user USER", short: "List a user's tokens", example: "  keyward pats list --user user_42", check: hasUser,
+		rc.leaf(leaf{use: "list --user USER", short: "List a user's tokens", example: "  keyward pats list --user user_42\n  keyward pats list --user user_42 --meta plan=pro",
+			flags: meta.flags, check: func() error { return firstError(hasUser(), meta.check()) },
 			run: func(cmd *cobra.Command, c *client.Client, _ []string) error {
 				pats, err := client.All(cmd.Context(), func(ctx context.Context, cursor string) (client.CursorPage[client.PAT], error) {
-					return c.ListPATs(ctx, user, client.ListParams{Limit: 100, Cursor: cursor})
+					return c.ListPATs(ctx, user, client.PATQuery{ListParams: client.ListParams{Limit: 100, Cursor: cursor}, Meta: meta.m})
 				})
 				return showAllOr(rc, cmd, pats, err, patTable)
 			}}),

@@ -198,9 +198,11 @@ const DefaultAnalyticsWindow = 24 * time.Hour
 // VerificationsInput selects a series of the caller's instance's
 // verification counts. Empty fields match everything; zero From and To
 // mean the DefaultAnalyticsWindow up to now; an empty Granularity is an
-// hour.
+// hour. IdentityID (idt_…) sums the counts of every credential linked to
+// that identity now; it excludes CredentialID.
 type VerificationsInput struct {
 	CredentialID string
+	IdentityID   string
 	Outcome      string
 	From, To     time.Time
 	Granularity  Granularity
@@ -210,11 +212,14 @@ type VerificationsInput struct {
 // From <= minute < To, summed into buckets of Width milliseconds aligned
 // to the Unix epoch (minutes, hours and UTC days).
 type VerificationQuery struct {
-	InstanceID   string
-	CredentialID string // "" matches every credential
-	Outcome      Reason // "" matches every outcome
-	From, To     int64  // Unix milliseconds
-	Width        int64
+	InstanceID string
+	// CredentialIDs keeps the counts of these credentials, summed per
+	// bucket and outcome; nil matches every credential, and an empty
+	// non-nil slice none.
+	CredentialIDs []string
+	Outcome       Reason // "" matches every outcome
+	From, To      int64  // Unix milliseconds
+	Width         int64
 }
 
 // VerificationBucket is the count of one outcome in the bucket starting at
@@ -241,7 +246,8 @@ func Outcomes() []Reason {
 }
 
 // Verifications returns the series of the caller's instance's
-// verification counts: another instance's credential id finds nothing.
+// verification counts: another instance's credential id finds nothing,
+// and another instance's identity is not found, as an unknown one.
 // Counts reach the store at the analytics flush, so the last flush
 // interval may be missing.
 func (a *Authority) Verifications(ctx context.Context, c Caller, in VerificationsInput) (VerificationSeries, error) {
@@ -255,6 +261,9 @@ func (a *Authority) Verifications(ctx context.Context, c Caller, in Verification
 	width := in.Granularity.width()
 	if width == 0 {
 		return VerificationSeries{}, credential.ParamError(credential.CodeInvalid, "granularity", "must be minute, hour or day")
+	}
+	if in.IdentityID != "" && in.CredentialID != "" {
+		return VerificationSeries{}, credential.ParamError(credential.CodeConstraint, "identity", "send credential_id or identity, not both")
 	}
 	outcome := Reason(in.Outcome)
 	if in.Outcome != "" && !slices.Contains(Outcomes(), outcome) {
@@ -276,10 +285,30 @@ func (a *Authority) Verifications(ctx context.Context, c Caller, in Verification
 		return VerificationSeries{}, credential.ParamError(credential.CodeInvalid, "from",
 			"from..to spans "+strconv.FormatInt(int64(buckets), 10)+" buckets of a "+string(in.Granularity)+"; at most "+strconv.Itoa(MaxAnalyticsBuckets)+" (narrow the range or widen the granularity)")
 	}
-	q := VerificationQuery{InstanceID: c.InstanceID, CredentialID: in.CredentialID, Outcome: outcome,
-		From: from.UnixMilli(), To: to.UnixMilli(), Width: width.Milliseconds()}
+	q := VerificationQuery{InstanceID: c.InstanceID, Outcome: outcome, From: from.UnixMilli(), To: to.UnixMilli(), Width: width.Milliseconds()}
+	if in.CredentialID != "" {
+		q.CredentialIDs = []string{in.CredentialID}
+	}
 	var out []VerificationBucket
 	err = a.store.View(ctx, func(tx Tx) error {
+		if in.IdentityID != "" {
+			// The identity's credentials now, read in the same snapshot as
+			// their counts. (A machine key would count under its machine's
+			// id, countCaller; none links to an identity.)
+			if _, err := tx.GetIdentity(ctx, c.InstanceID, in.IdentityID); credential.IsCode(err, credential.CodeNotFound) {
+				return credential.ParamError(credential.CodeNotFound, "identity", "no identity was found with that id")
+			} else if err != nil {
+				return err
+			}
+			ids, err := tx.IdentityCredentials(ctx, c.InstanceID, in.IdentityID)
+			if err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				return nil // an identity with no credentials counted nothing
+			}
+			q.CredentialIDs = ids
+		}
 		var err error
 		out, err = tx.VerificationSeries(ctx, q)
 		return err

@@ -312,45 +312,35 @@ func (a *Authority) ListAPIKeys(ctx context.Context, c Caller, in ListAPIKeysInp
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := checkMetaFilter(in.Meta); err != nil {
+		return nil, 0, err
+	}
 	now := g.now
 	q := CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindAPIKey, Subject: in.Subject, ParentID: typ,
 		Now: now, Limit: limit, Offset: offset}
 	if !in.IncludeInvalid {
 		q.Revoked, q.Expired = new(bool), new(bool)
 	}
-	if in.Query != "" || len(in.Meta) > 0 {
-		// Names and meta live in attrs: filter in memory over the subject's keys
-		// (a subject holds a handful), then page.
-		q.Limit, q.Offset = 0, 0
+	// Names and meta live in attrs: with either filter, pageCredentials
+	// filters in memory over the subject's keys (a subject holds a
+	// handful), then pages.
+	keep := metaKeep(in.Meta)
+	if needle := strings.ToLower(in.Query); needle != "" {
+		keep = func(a tokenAttrs) bool {
+			return strings.Contains(strings.ToLower(a.Name), needle) && metaMatches(a.Controls, in.Meta)
+		}
 	}
-	var creds []credential.Credential
+	var out []APIKey
 	var total int
 	err = a.store.View(ctx, func(tx Tx) error {
 		var err error
-		creds, total, err = tx.PageCredentials(ctx, q)
+		out, total, err = pageCredentials(ctx, tx, q, keep, func(cred credential.Credential, attrs tokenAttrs) APIKey {
+			return apiKeyView(cred, attrs, now)
+		})
 		return err
 	})
 	if err != nil {
 		return nil, 0, err
-	}
-	out := make([]APIKey, 0, len(creds))
-	needle := strings.ToLower(in.Query)
-	for _, cred := range creds {
-		attrs, err := parseTokenAttrs(cred)
-		if err != nil {
-			return nil, 0, err
-		}
-		if needle != "" && !strings.Contains(strings.ToLower(attrs.Name), needle) {
-			continue
-		}
-		if !metaMatches(attrs.Controls, in.Meta) {
-			continue
-		}
-		out = append(out, apiKeyView(cred, attrs, now))
-	}
-	if needle != "" || len(in.Meta) > 0 {
-		total = len(out)
-		out = out[min(offset, len(out)):min(offset+limit, len(out))]
 	}
 	return out, total, nil
 }

@@ -374,7 +374,7 @@ func TestIdentitiesShareLimitsAndCreditsAndTakeTheirKeysAlong(t *testing.T) {
 		if err != nil || v.CreditsView.Remaining != 98 {
 			t.Fatalf("identity credits: k2's refused call took nothing: %+v %v", v.CreditsView, err)
 		}
-		list, err := e.a.IdentityCredentials(ctx, e.admin, ident.ID)
+		list, err := e.a.IdentityCredentials(ctx, e.admin, ident.ID, nil)
 		if err != nil || len(list) != 2 {
 			t.Fatalf("the identity's credentials: %v %v", list, err)
 		}

@@ -312,9 +312,14 @@ func (a *Authority) DeleteIdentity(ctx context.Context, c Caller, id string) (in
 	return revoked, err
 }
 
-// IdentityCredentials lists the credentials linked to an identity.
-func (a *Authority) IdentityCredentials(ctx context.Context, c Caller, id string) ([]IdentityCredential, error) {
+// IdentityCredentials lists the credentials linked to an identity. meta
+// keeps those whose meta has each key with its value (metaMatches; nil
+// keeps all).
+func (a *Authority) IdentityCredentials(ctx context.Context, c Caller, id string, meta map[string]string) ([]IdentityCredential, error) {
 	if _, err := a.enter(ctx, c, "IdentityCredentials"); err != nil {
+		return nil, err
+	}
+	if err := checkMetaFilter(meta); err != nil {
 		return nil, err
 	}
 	out := []IdentityCredential{}
@@ -334,6 +339,15 @@ func (a *Authority) IdentityCredentials(ctx context.Context, c Caller, id string
 				continue
 			} else if err != nil {
 				return err
+			}
+			if len(meta) > 0 {
+				attrs, err := parseTokenAttrs(cred)
+				if err != nil {
+					return err
+				}
+				if !metaMatches(attrs.Controls, meta) {
+					continue
+				}
 			}
 			out = append(out, IdentityCredential{ID: cred.ID, Kind: cred.Kind, Revoked: cred.Revoked()})
 		}

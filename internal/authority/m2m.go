@@ -337,11 +337,13 @@ func sameJSON(x, y json.RawMessage) bool {
 }
 
 // ListM2MTokensInput selects a page of one machine's opaque tokens.
-// Revoked and Expired filter by state (default false: live tokens only).
+// Revoked and Expired filter by state (default false: live tokens only);
+// Meta keeps tokens whose meta has each key with its value (metaMatches).
 type ListM2MTokensInput struct {
 	Subject string
 	Revoked *bool
 	Expired *bool
+	Meta    map[string]string
 	Limit   *int64
 	Offset  *int64
 }
@@ -366,6 +368,9 @@ func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MToken
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := checkMetaFilter(in.Meta); err != nil {
+		return nil, 0, err
+	}
 	now := g.now
 	q := CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindM2MToken, Subject: in.Subject,
 		Revoked: in.Revoked, Expired: in.Expired, Now: now, Limit: limit, Offset: offset}
@@ -376,7 +381,7 @@ func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MToken
 		q.Expired = new(bool)
 	}
 	var (
-		creds []credential.Credential
+		out   []M2MToken
 		total int
 	)
 	err = a.store.View(ctx, func(tx Tx) error {
@@ -384,19 +389,13 @@ func (a *Authority) ListM2MTokens(ctx context.Context, c Caller, in ListM2MToken
 			return machineNotFound(err, in.Subject)
 		}
 		var err error
-		creds, total, err = tx.PageCredentials(ctx, q)
+		out, total, err = pageCredentials(ctx, tx, q, metaKeep(in.Meta), func(cred credential.Credential, attrs tokenAttrs) M2MToken {
+			return m2mView(cred, attrs, now)
+		})
 		return err
 	})
 	if err != nil {
 		return nil, 0, err
-	}
-	out := make([]M2MToken, len(creds))
-	for i, cred := range creds {
-		attrs, err := parseTokenAttrs(cred)
-		if err != nil {
-			return nil, 0, err
-		}
-		out[i] = m2mView(cred, attrs, now)
 	}
 	return out, total, nil
 }

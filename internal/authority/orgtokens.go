@@ -231,9 +231,14 @@ func orgTokenOf(ctx context.Context, tx CredentialTx, instanceID, orgID, id stri
 	return cred, attrs, err
 }
 
-// ListOrgTokens lists an organization's live tokens, masked.
-func (a *Authority) ListOrgTokens(ctx context.Context, c Caller, orgID string) ([]OrgToken, error) {
+// ListOrgTokens lists an organization's live tokens, masked. meta keeps
+// the tokens whose meta has each key with its value (metaMatches; nil
+// keeps all).
+func (a *Authority) ListOrgTokens(ctx context.Context, c Caller, orgID string, meta map[string]string) ([]OrgToken, error) {
 	if _, err := a.enter(ctx, c, "ListOrgTokens"); err != nil {
+		return nil, err
+	}
+	if err := checkMetaFilter(meta); err != nil {
 		return nil, err
 	}
 	var out []OrgToken
@@ -242,19 +247,9 @@ func (a *Authority) ListOrgTokens(ctx context.Context, c Caller, orgID string) (
 		if err != nil {
 			return err
 		}
-		creds, _, err := tx.PageCredentials(ctx, CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindOrgToken, Subject: o.ID, Revoked: new(bool)})
-		if err != nil {
-			return err
-		}
-		out = make([]OrgToken, 0, len(creds))
-		for _, cred := range creds {
-			attrs, err := parseTokenAttrs(cred)
-			if err != nil {
-				return err
-			}
-			out = append(out, orgTokenView(cred, attrs))
-		}
-		return nil
+		q := CredentialQuery{InstanceID: c.InstanceID, Kind: credential.KindOrgToken, Subject: o.ID, Revoked: new(bool)}
+		out, _, err = pageCredentials(ctx, tx, q, metaKeep(meta), orgTokenView)
+		return err
 	})
 	return out, err
 }

@@ -371,9 +371,13 @@ func patExpiry(requested *time.Time, maxLifetime int64, now time.Time) (time.Tim
 
 // ListPATs lists live tokens: on the top-level route the acting user's
 // own; on a workspace route a member's own tokens there, and every token
-// there for admins and owners.
-func (a *Authority) ListPATs(ctx context.Context, c Caller, ref *WorkspaceRef) ([]PAT, error) {
+// there for admins and owners. meta keeps the tokens whose meta has each
+// key with its value (metaMatches; nil keeps all).
+func (a *Authority) ListPATs(ctx context.Context, c Caller, ref *WorkspaceRef, meta map[string]string) ([]PAT, error) {
 	if _, err := a.enter(ctx, c, "ListPATs"); err != nil {
+		return nil, err
+	}
+	if err := checkMetaFilter(meta); err != nil {
 		return nil, err
 	}
 	user, err := a.actingUser(ctx, c)
@@ -396,19 +400,11 @@ func (a *Authority) ListPATs(ctx context.Context, c Caller, ref *WorkspaceRef) (
 				q.Subject = ""
 			}
 		}
-		creds, _, err := tx.PageCredentials(ctx, q)
-		if err != nil {
-			return err
-		}
-		out = make([]PAT, 0, len(creds))
-		for _, cred := range creds {
-			attrs, err := parseTokenAttrs(cred)
-			if err != nil {
-				return err
-			}
-			out = append(out, patView(cred, attrs))
-		}
-		return nil
+		var err error
+		out, _, err = pageCredentials(ctx, tx, q, metaKeep(meta), func(cred credential.Credential, attrs tokenAttrs) PAT {
+			return patView(cred, attrs)
+		})
+		return err
 	})
 	return out, err
 }

@@ -28,7 +28,7 @@ func (c *Console) pat(w http.ResponseWriter, r *http.Request, s *session, kw *cl
 	ctx, user, id := r.Context(), r.PathValue("user"), r.PathValue("id")
 	n := 0
 	for p, err := range client.Iterate(ctx, func(ctx context.Context, cursor string) (client.CursorPage[client.PAT], error) {
-		return kw.ListPATs(ctx, user, client.ListParams{Limit: 100, Cursor: cursor})
+		return kw.ListPATs(ctx, user, client.PATQuery{ListParams: client.ListParams{Limit: 100, Cursor: cursor}})
 	}) {
 		if err != nil {
 			return err

@@ -132,7 +132,7 @@ func TestOrgTokenFormsShowTheKeyOnceAndTheTokensLife(t *testing.T) {
 	orgPath := "/console/organizations/" + org.ID
 	key := b.revealed(orgPath+"/tokens", url.Values{"name": {"ci"}, "scope": {"org"}, "role": {"read"}, "src_ips": {"10.0.0.0/8"}})
 	e.Remember(key)
-	tokens, err := e.kw.ListOrgTokens(ctx, org.ID, client.ListParams{Limit: 10})
+	tokens, err := e.kw.ListOrgTokens(ctx, org.ID, client.OrgTokenQuery{ListParams: client.ListParams{Limit: 10}})
 	if err != nil || len(tokens.Data) != 1 {
 		t.Fatalf("tokens: %+v %v", tokens, err)
 	}
@@ -190,7 +190,7 @@ func TestAPATIsShownOnceAndItsPageShowsItsLife(t *testing.T) {
 	b.signIn(e.AdminKey)
 	token := b.revealed("/console/users/user_alice/pats", url.Values{"name": {"laptop"}, "description": {"cli"}, "expires_at": {"2026-06-01T00:00"}})
 	e.Remember(token)
-	pats, err := e.kw.ListPATs(ctx, "user_alice", client.ListParams{Limit: 10})
+	pats, err := e.kw.ListPATs(ctx, "user_alice", client.PATQuery{ListParams: client.ListParams{Limit: 10}})
 	if err != nil || len(pats.Data) != 1 {
 		t.Fatalf("PATs: %+v %v", pats, err)
 	}
@@ -207,7 +207,7 @@ func TestAPATIsShownOnceAndItsPageShowsItsLife(t *testing.T) {
 		}
 	}
 	b.posted("/console/users/user_alice/pats/"+pat.ID, url.Values{"name": {"desktop"}, "description": {""}})
-	if pats, _ := e.kw.ListPATs(ctx, "user_alice", client.ListParams{Limit: 10}); pats.Data[0].Name != "desktop" {
+	if pats, _ := e.kw.ListPATs(ctx, "user_alice", client.PATQuery{ListParams: client.ListParams{Limit: 10}}); pats.Data[0].Name != "desktop" {
 		t.Errorf("renamed PAT: %+v", pats.Data[0])
 	}
 	if p := b.get("/console/users/user_alice/pats/pat_missing"); p.status != http.StatusNotFound {

@@ -76,7 +76,7 @@ func (c *Console) organization(w http.ResponseWriter, r *http.Request, s *sessio
 	if err != nil {
 		return err
 	}
-	tokens, err := kw.ListOrgTokens(ctx, o.ID, client.ListParams{Limit: 100})
+	tokens, err := kw.ListOrgTokens(ctx, o.ID, client.OrgTokenQuery{ListParams: client.ListParams{Limit: 100}})
 	if err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func (c *Console) user(w http.ResponseWriter, r *http.Request, s *session, kw *c
 	d := userData{User: strings.TrimSpace(r.URL.Query().Get("user"))}
 	if d.User != "" {
 		ctx := r.Context()
-		if pats, err := kw.ListPATs(ctx, d.User, client.ListParams{Limit: 100}); err != nil {
+		if pats, err := kw.ListPATs(ctx, d.User, client.PATQuery{ListParams: client.ListParams{Limit: 100}}); err != nil {
 			d.PATError = messageOf(err)
 		} else {
 			d.PATs = pats.Data

@@ -20,12 +20,14 @@ type verificationBucketJSON struct {
 }
 
 // verificationCounts answers GET /v1/analytics/verifications
-// ?credential_id=&outcome=&from=&to=&granularity=minute|hour|day with the
-// non-empty buckets, as Unkey's analytics answers rows: the client fills
-// the empty ones, so the answer grows with the data, not with the range.
+// ?credential_id=&identity=&outcome=&from=&to=&granularity=minute|hour|day
+// with the non-empty buckets, as Unkey's analytics answers rows: the
+// client fills the empty ones, so the answer grows with the data, not with
+// the range. identity (idt_…) sums its credentials' counts.
 func (n *native) verificationCounts(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	q := r.URL.Query()
-	in := authority.VerificationsInput{CredentialID: q.Get("credential_id"), Outcome: q.Get("outcome"), Granularity: authority.Granularity(q.Get("granularity"))}
+	in := authority.VerificationsInput{CredentialID: q.Get("credential_id"), IdentityID: q.Get("identity"), Outcome: q.Get("outcome"),
+		Granularity: authority.Granularity(q.Get("granularity"))}
 	for _, p := range []struct {
 		name string
 		to   *time.Time

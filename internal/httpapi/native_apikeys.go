@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
@@ -143,7 +142,7 @@ func (n *native) createAPIKey(w http.ResponseWriter, r *http.Request, c authorit
 
 // listAPIKeys lists one subject's keys of one type (?subject, required;
 // ?type; ?query, a name substring; ?include_invalid=true for revoked and
-// expired keys too), newest first.
+// expired keys too; ?meta.<key>=<value>), newest first.
 func (n *native) listAPIKeys(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	q := r.URL.Query()
 	in := authority.ListAPIKeysInput{Subject: q.Get("subject"), Query: q.Get("query")}
@@ -160,14 +159,7 @@ func (n *native) listAPIKeys(w http.ResponseWriter, r *http.Request, c authority
 		return err
 	}
 	in.IncludeInvalid = invalid != nil && *invalid
-	for name, vs := range q {
-		if key, ok := strings.CutPrefix(name, "meta."); ok && key != "" && len(vs) > 0 {
-			if in.Meta == nil {
-				in.Meta = map[string]string{}
-			}
-			in.Meta[key] = vs[0]
-		}
-	}
+	in.Meta = metaQuery(r)
 	in.Limit, in.Offset = p.limitOffset()
 	list, total, err := n.auth.ListAPIKeys(r.Context(), c, in)
 	return respond(w, http.StatusOK, mapPage(list, p.next(len(list), total), toNativeAPIKey), err)

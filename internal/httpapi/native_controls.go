@@ -514,8 +514,10 @@ type identityCredentialJSON struct {
 	Revoked bool   `json:"revoked"`
 }
 
+// identityCredentials: every credential linked to the identity;
+// ?meta.<key>=<value> filters on meta.
 func (n *native) identityCredentials(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	list, err := n.auth.IdentityCredentials(r.Context(), c, r.PathValue("identity_id"))
+	list, err := n.auth.IdentityCredentials(r.Context(), c, r.PathValue("identity_id"), metaQuery(r))
 	data := make([]identityCredentialJSON, len(list))
 	for i, ic := range list {
 		data[i] = identityCredentialJSON{ID: ic.ID, Kind: string(ic.Kind), Revoked: ic.Revoked}

@@ -219,10 +219,11 @@ func queryBool(r *http.Request, name string) (*bool, error) {
 }
 
 // listM2MTokens lists a machine's opaque tokens, newest first; ?revoked
-// and ?expired include those (default: live tokens only).
+// and ?expired include those (default: live tokens only);
+// ?meta.<key>=<value> filters on meta.
 func (n *native) listM2MTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
-	in := authority.ListM2MTokensInput{Subject: r.PathValue("machine_id")}
+	in := authority.ListM2MTokensInput{Subject: r.PathValue("machine_id"), Meta: metaQuery(r)}
 	if err == nil {
 		in.Revoked, err = queryBool(r, "revoked")
 	}

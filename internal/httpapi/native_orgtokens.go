@@ -109,6 +109,9 @@ func (n *native) createOrgToken(w http.ResponseWriter, r *http.Request, c author
 	return nil
 }
 
+// listOrgTokens: the organization's live tokens; ?meta.<key>=<value>
+// filters on meta (the authority returns the filtered list whole, so the
+// page and its cursor count matches only).
 func (n *native) listOrgTokens(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	var org string
@@ -117,7 +120,7 @@ func (n *native) listOrgTokens(w http.ResponseWriter, r *http.Request, c authori
 	}
 	var list []authority.OrgToken
 	if err == nil {
-		list, err = n.auth.ListOrgTokens(r.Context(), c, org)
+		list, err = n.auth.ListOrgTokens(r.Context(), c, org, metaQuery(r))
 	}
 	items, next := pageOf(list, p)
 	return respond(w, http.StatusOK, mapPage(items, next, toNativeOrgToken), err)

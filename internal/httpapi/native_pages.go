@@ -99,6 +99,22 @@ func pageOf[T any](all []T, p cursorPage) ([]T, *string) {
 	return all[p.offset:end], p.next(int(end-p.offset), len(all))
 }
 
+// metaQuery reads a list's meta filters, ?meta.<key>=<value> (the first
+// value of a repeated key; an empty key is ignored), or nil. The
+// authority bounds them (MaxMetaFilters) and applies them.
+func metaQuery(r *http.Request) map[string]string {
+	var meta map[string]string
+	for name, vs := range r.URL.Query() {
+		if key, ok := strings.CutPrefix(name, "meta."); ok && key != "" && len(vs) > 0 {
+			if meta == nil {
+				meta = map[string]string{}
+			}
+			meta[key] = vs[0]
+		}
+	}
+	return meta
+}
+
 // pageJSON is the body of every cursor-paginated native list.
 type pageJSON[T any] struct {
 	Data       []T     `json:"data"`

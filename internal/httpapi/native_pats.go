@@ -131,11 +131,14 @@ func (n *native) createPAT(w http.ResponseWriter, r *http.Request, c authority.C
 	return nil
 }
 
+// listPATs: the user's live PATs, newest first; ?meta.<key>=<value>
+// filters on meta (the authority returns the filtered list whole, so the
+// page and its cursor count matches only).
 func (n *native) listPATs(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
 	p, err := readCursorPage(r)
 	var list []authority.PAT
 	if err == nil {
-		list, err = n.auth.ListPATs(r.Context(), c, nil)
+		list, err = n.auth.ListPATs(r.Context(), c, nil, metaQuery(r))
 	}
 	items, next := pageOf(list, p)
 	return respond(w, http.StatusOK, mapPage(items, next, toNativePAT), err)

@@ -45,18 +45,67 @@ func (t *tx) AddVerificationCounts(ctx context.Context, counts []authority.Verif
 	return translate(stmt.Close(), "verification count")
 }
 
+// maxSeriesIDs bounds the credential ids bound in one series statement
+// (SQLite's default limit of variables is 32766, PostgreSQL's 65535).
+const maxSeriesIDs = 500
+
 // VerificationSeries sums in the database: buckets are aligned to the Unix
-// epoch by integer division, which both dialects do on BIGINT.
+// epoch by integer division, which both dialects do on BIGINT. Several
+// credential ids are one credential_id IN (…), in chunks of maxSeriesIDs
+// whose buckets are summed here.
 func (t *tx) VerificationSeries(ctx context.Context, q authority.VerificationQuery) ([]authority.VerificationBucket, error) {
 	if q.Width <= 0 {
 		q.Width = 60_000
 	}
+	if q.CredentialIDs == nil {
+		return t.verificationSeries(ctx, q, nil)
+	}
+	if len(q.CredentialIDs) <= maxSeriesIDs {
+		if len(q.CredentialIDs) == 0 {
+			return nil, nil
+		}
+		return t.verificationSeries(ctx, q, q.CredentialIDs)
+	}
+	type key struct {
+		start   int64
+		outcome authority.Reason
+	}
+	sums := map[key]int64{}
+	for ids := range slices.Chunk(q.CredentialIDs, maxSeriesIDs) {
+		part, err := t.verificationSeries(ctx, q, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range part {
+			sums[key{b.Start, b.Outcome}] += b.Count
+		}
+	}
+	out := make([]authority.VerificationBucket, 0, len(sums))
+	for k, n := range sums {
+		out = append(out, authority.VerificationBucket{Start: k.start, Outcome: k.outcome, Count: n})
+	}
+	slices.SortFunc(out, func(a, b authority.VerificationBucket) int {
+		return cmp.Or(cmp.Compare(a.Start, b.Start), strings.Compare(string(a.Outcome), string(b.Outcome)))
+	})
+	return out, nil
+}
+
+// verificationSeries is one statement of VerificationSeries: every
+// credential when ids is nil, else those.
+func (t *tx) verificationSeries(ctx context.Context, q authority.VerificationQuery, ids []string) ([]authority.VerificationBucket, error) {
 	query := `SELECT (minute / ?) * ? AS bucket, outcome, CAST(SUM(count) AS BIGINT) FROM verification_counts
 		WHERE instance_id = ? AND minute >= ? AND minute < ?`
 	args := []any{q.Width, q.Width, q.InstanceID, q.From, q.To}
-	if q.CredentialID != "" {
+	switch len(ids) {
+	case 0:
+	case 1:
 		query += ` AND credential_id = ?`
-		args = append(args, q.CredentialID)
+		args = append(args, ids[0])
+	default:
+		query += ` AND credential_id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+		for _, id := range ids {
+			args = append(args, id)
+		}
 	}
 	if q.Outcome != "" {
 		query += ` AND outcome = ?`

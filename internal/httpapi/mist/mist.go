@@ -183,7 +183,7 @@ func toToken(t authority.OrgToken, key string) tokenJSON {
 }
 
 func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	toks, err := s.auth.ListOrgTokens(r.Context(), c, r.PathValue("org_id"))
+	toks, err := s.auth.ListOrgTokens(r.Context(), c, r.PathValue("org_id"), nil)
 	if err != nil {
 		return err
 	}

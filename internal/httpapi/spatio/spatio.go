@@ -214,7 +214,7 @@ func (s *surface) create(w http.ResponseWriter, r *http.Request, c authority.Cal
 }
 
 func (s *surface) list(w http.ResponseWriter, r *http.Request, c authority.Caller) error {
-	pats, err := s.auth.ListPATs(r.Context(), c, workspaceRef(r))
+	pats, err := s.auth.ListPATs(r.Context(), c, workspaceRef(r), nil)
 	var available []string
 	if err == nil {
 		available, err = s.auth.AvailableScopes(r.Context(), c)
