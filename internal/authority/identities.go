@@ -57,6 +57,7 @@ type IdentityCredential struct {
 	ID      string
 	Kind    credential.Kind
 	Revoked bool
+	Meta    json.RawMessage // the credential's meta (its controls), or nil
 }
 
 // IdentityTx reads and writes identities and their credential links.
@@ -340,16 +341,18 @@ func (a *Authority) IdentityCredentials(ctx context.Context, c Caller, id string
 			} else if err != nil {
 				return err
 			}
-			if len(meta) > 0 {
-				attrs, err := parseTokenAttrs(cred)
-				if err != nil {
-					return err
-				}
-				if !metaMatches(attrs.Controls, meta) {
-					continue
-				}
+			attrs, err := parseTokenAttrs(cred)
+			if err != nil {
+				return err
 			}
-			out = append(out, IdentityCredential{ID: cred.ID, Kind: cred.Kind, Revoked: cred.Revoked()})
+			if !metaMatches(attrs.Controls, meta) {
+				continue
+			}
+			ic := IdentityCredential{ID: cred.ID, Kind: cred.Kind, Revoked: cred.Revoked()}
+			if attrs.Controls != nil {
+				ic.Meta = attrs.Controls.Meta
+			}
+			out = append(out, ic)
 		}
 		return nil
 	})

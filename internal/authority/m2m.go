@@ -41,12 +41,14 @@ type M2MToken struct {
 	LastUsedAt       time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	// Meta is the token's meta (its controls, controls.go), or nil.
+	Meta json.RawMessage
 	// Token is the token itself: set in the create response only.
 	Token string
 }
 
 func m2mView(c credential.Credential, a tokenAttrs, now time.Time) M2MToken {
-	return M2MToken{
+	t := M2MToken{
 		ID:               c.ID,
 		InstanceID:       c.InstanceID,
 		Subject:          c.Subject,
@@ -60,6 +62,10 @@ func m2mView(c credential.Credential, a tokenAttrs, now time.Time) M2MToken {
 		CreatedAt:        c.CreatedAt,
 		UpdatedAt:        c.UpdatedAt,
 	}
+	if a.Controls != nil {
+		t.Meta = a.Controls.Meta
+	}
+	return t
 }
 
 // CreateM2MTokenInput is what minting takes. Nil means absent.
@@ -263,9 +269,8 @@ func (a *Authority) mintOpaqueM2M(ctx context.Context, g grant, claims json.RawM
 			if err != nil {
 				return err
 			}
-			with := attrs
-			with.Controls = ctl
-			if cred.Attrs, err = json.Marshal(with); err != nil {
+			attrs.Controls = ctl // stored, and shown in the answer
+			if cred.Attrs, err = json.Marshal(attrs); err != nil {
 				return credential.Wrap(credential.CodeInternal, err, "encode token attributes")
 			}
 		}

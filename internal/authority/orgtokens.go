@@ -33,6 +33,8 @@ type OrgToken struct {
 	Key        string
 	CreatedAt  time.Time
 	LastUsedAt time.Time
+	// Meta is the token's meta (its controls, controls.go), or nil.
+	Meta json.RawMessage
 }
 
 // orgTokenAttrs are what an org token's credential row keeps beside the
@@ -49,10 +51,14 @@ type orgTokenAttrs struct {
 }
 
 func orgTokenView(c credential.Credential, a tokenAttrs) OrgToken {
-	return OrgToken{
+	t := OrgToken{
 		ID: c.ID, InstanceID: c.InstanceID, OrgID: c.Subject, Name: a.Name, Privileges: a.Privileges,
 		SrcIPs: a.SrcIPs, CreatedBy: a.CreatedBy, Mask: a.Mask, CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt,
 	}
+	if a.Controls != nil {
+		t.Meta = a.Controls.Meta
+	}
+	return t
 }
 
 // maskKey shows the first and last four characters of a key (Mist's

@@ -134,15 +134,20 @@ type PAT struct {
 	CreatedAt   time.Time
 	LastUsedAt  time.Time
 	ExpiresAt   time.Time
-	Token       string // in the create response only
+	Meta        json.RawMessage // the token's meta (its controls, controls.go), or nil
+	Token       string          // in the create response only
 }
 
 func patView(c credential.Credential, a tokenAttrs) PAT {
-	return PAT{
+	p := PAT{
 		ID: c.ID, InstanceID: c.InstanceID, UserID: c.Subject, Name: a.Name, Description: a.Description,
 		Scopes: a.Scopes, WorkspaceID: c.ParentID, TokenPrefix: c.DisplayPrefix,
 		CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt, ExpiresAt: c.ExpiresAt,
 	}
+	if a.Controls != nil {
+		p.Meta = a.Controls.Meta
+	}
+	return p
 }
 
 // patAttrs are what a PAT's credential row keeps beside the digest.

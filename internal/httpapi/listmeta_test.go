@@ -1,12 +1,16 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/keyward/keyward/internal/httpapi/apitest"
 	"github.com/keyward/keyward/internal/sqlstore"
@@ -20,6 +24,12 @@ type metaListKind struct {
 	name  string
 	paged bool // the list takes limit and cursor
 	setup func(t *testing.T, e *apitest.Env) (ids []string, list string)
+	// schema is the list answer's schema in openapi.json ("" for the
+	// identity's credentials, whose schema is inline in its operation).
+	schema string
+	// one, when the kind answers with one item (its get, or else its
+	// update or revoke answer), returns that answer for id.
+	one func(t *testing.T, e *apitest.Env, list, id string) map[string]any
 }
 
 func metaListKinds() []metaListKind {
@@ -33,6 +43,8 @@ func metaListKinds() []metaListKind {
 				ids = append(ids, k["id"].(string))
 			}
 			return ids, "/v1/api_keys?subject=" + permAPIKeySubject
+		}, schema: "NativeAPIKeyList", one: func(t *testing.T, e *apitest.Env, _, id string) map[string]any {
+			return mustDo(t, e, "GET", "/v1/api_keys/"+id, e.AdminKey, nil, http.StatusOK)
 		}},
 		{name: "m2m_tokens", paged: true, setup: func(t *testing.T, e *apitest.Env) ([]string, string) {
 			m := mustDo(t, e, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": "minter"}, 201)
@@ -45,6 +57,8 @@ func metaListKinds() []metaListKind {
 				ids = append(ids, tok["id"].(string))
 			}
 			return ids, "/v1/machines/" + m["id"].(string) + "/m2m_tokens"
+		}, schema: "NativeM2MTokenList", one: func(t *testing.T, e *apitest.Env, _, id string) map[string]any {
+			return mustDo(t, e, "POST", "/v1/m2m_tokens/"+id+"/revoke", e.AdminKey, map[string]any{}, http.StatusOK)
 		}},
 		{name: "pats", paged: true, setup: func(t *testing.T, e *apitest.Env) ([]string, string) {
 			var ids []string
@@ -54,6 +68,8 @@ func metaListKinds() []metaListKind {
 				ids = append(ids, p["id"].(string))
 			}
 			return ids, "/v1/users/" + familyUser + "/pats"
+		}, schema: "NativePATList", one: func(t *testing.T, e *apitest.Env, list, id string) map[string]any {
+			return mustDo(t, e, "PATCH", list+"/"+id, e.AdminKey, map[string]any{"description": "renamed"}, http.StatusOK)
 		}},
 		{name: "org_tokens", paged: true, setup: func(t *testing.T, e *apitest.Env) ([]string, string) {
 			org := mustDo(t, e, "POST", "/v1/organizations", e.AdminKey, map[string]any{"slug": "acme", "name": "Acme"}, 201)["id"].(string)
@@ -65,6 +81,8 @@ func metaListKinds() []metaListKind {
 				ids = append(ids, tok["id"].(string))
 			}
 			return ids, "/v1/organizations/" + org + "/tokens"
+		}, schema: "NativeOrgTokenList", one: func(t *testing.T, e *apitest.Env, list, id string) map[string]any {
+			return mustDo(t, e, "GET", list+"/"+id, e.AdminKey, nil, http.StatusOK)
 		}},
 		{name: "identity_credentials", setup: func(t *testing.T, e *apitest.Env) ([]string, string) {
 			ident := mustDo(t, e, "POST", "/v1/identities", e.AdminKey, map[string]any{"external_id": "customer-1"}, 201)["id"].(string)
@@ -191,6 +209,193 @@ func TestListsFilterByMeta(t *testing.T) {
 					}
 				})
 			})
+		}
+	})
+}
+
+// listSchema is the openapi.json schema of a kind's list answer.
+func listSchema(t *testing.T, doc *openapi3.T, k metaListKind) *openapi3.Schema {
+	t.Helper()
+	if k.schema != "" {
+		ref := doc.Components.Schemas[k.schema]
+		if ref == nil || ref.Value == nil {
+			t.Fatalf("openapi.json has no schema %s", k.schema)
+		}
+		return ref.Value
+	}
+	op := doc.Paths.Find("/v1/identities/{identity_id}/credentials").Get
+	return op.Responses.Status(http.StatusOK).Value.Content.Get("application/json").Schema.Value
+}
+
+// metaOf is an item's meta, which every native item shows: the object,
+// or {} when the credential has none (never absent, never null).
+func metaOf(t *testing.T, what string, item map[string]any) map[string]any {
+	t.Helper()
+	m, ok := item["meta"].(map[string]any)
+	if !ok {
+		t.Fatalf("%s: meta is %#v, want an object: %v", what, item["meta"], item)
+	}
+	return m
+}
+
+// Every native credential list shows each credential's meta, as the API
+// key items do: the object set in its controls, or {} when it has none;
+// so do the kind's one-item answers. The list answers match openapi.json
+// and show no secret.
+func TestListsShowMeta(t *testing.T) {
+	doc, _ := loadOpenAPI(t)
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		for _, k := range metaListKinds() {
+			t.Run(k.name, func(t *testing.T) {
+				e := apitest.Start(t, s)
+				ids, list := k.setup(t, e)
+				with, without := ids[0], ids[1]
+				want := map[string]any{"plan": "pro", "count": float64(3), "tags": []any{"a", "b"}, "nested": map[string]any{"beta": true}}
+				mustDo(t, e, "PATCH", "/v1/credentials/"+with+"/controls", e.AdminKey, map[string]any{"meta": want}, http.StatusOK)
+				// Meta set and then cleared shows as none.
+				cleared := ids[2]
+				mustDo(t, e, "PATCH", "/v1/credentials/"+cleared+"/controls", e.AdminKey, map[string]any{"meta": map[string]any{"plan": "free"}}, http.StatusOK)
+				mustDo(t, e, "PATCH", "/v1/credentials/"+cleared+"/controls", e.AdminKey, map[string]any{"meta": nil}, http.StatusOK)
+
+				sep := "?"
+				if strings.Contains(list, "?") {
+					sep = "&"
+				}
+				for _, q := range []string{"", "meta.plan=pro"} {
+					r := e.Do(t, "GET", list+sep+q, e.AdminKey, nil)
+					if r.Status != http.StatusOK {
+						t.Fatalf("list ?%s: %d %s", q, r.Status, r.Body)
+					}
+					for _, secret := range e.Secrets() {
+						if strings.Contains(string(r.Body), secret) {
+							t.Fatalf("list ?%s shows a secret: %s", q, r.Body)
+						}
+					}
+					var body any
+					if err := json.Unmarshal(r.Body, &body); err != nil {
+						t.Fatal(err)
+					}
+					if err := listSchema(t, doc, k).VisitJSON(body); err != nil {
+						t.Errorf("list ?%s does not match openapi.json: %v", q, err)
+					}
+					items := map[string]map[string]any{}
+					for _, it := range body.(map[string]any)["data"].([]any) {
+						items[it.(map[string]any)["id"].(string)] = it.(map[string]any)
+					}
+					if got := metaOf(t, "the item with meta", items[with]); !reflect.DeepEqual(got, want) {
+						t.Errorf("list ?%s: meta %v, want %v", q, got, want)
+					}
+					if q != "" {
+						if len(items) != 1 {
+							t.Errorf("list ?%s: %d items, want the one with meta", q, len(items))
+						}
+						continue
+					}
+					for _, id := range []string{without, cleared} {
+						if got := metaOf(t, "an item without meta", items[id]); len(got) != 0 {
+							t.Errorf("%s: meta %v, want {}", id, got)
+						}
+					}
+				}
+				if k.one != nil {
+					if got := metaOf(t, "the one-item answer", k.one(t, e, list, with)); !reflect.DeepEqual(got, want) {
+						t.Errorf("one-item answer: meta %v, want %v", got, want)
+					}
+					if got := metaOf(t, "the one-item answer", k.one(t, e, list, without)); len(got) != 0 {
+						t.Errorf("one-item answer without meta: %v, want {}", got)
+					}
+				}
+			})
+		}
+	})
+}
+
+// The create answers show meta too: an M2M token minted with meta shows
+// it (as an API key created with meta does); one minted without, a JWT,
+// a PAT and an org token (created without controls) show {}.
+func TestCreateAnswersShowMeta(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		e := apitest.Start(t, s)
+		m := mustDo(t, e, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": "minter"}, 201)
+		key := m["secret_key"].(string)
+		e.Remember(key)
+		want := map[string]any{"plan": "pro", "count": float64(3)}
+		tok := mustDo(t, e, "POST", "/v1/m2m_tokens", key, map[string]any{"meta": want}, 201)
+		e.Remember(tok["token"].(string))
+		if got := metaOf(t, "mint with meta", tok); !reflect.DeepEqual(got, want) {
+			t.Errorf("mint with meta: %v, want %v", got, want)
+		}
+		k := mustDo(t, e, "POST", "/v1/api_keys", e.AdminKey, map[string]any{"name": "key", "subject": permAPIKeySubject, "meta": want}, 201)
+		e.Remember(k["secret"].(string))
+		if got := metaOf(t, "API key with meta", k); !reflect.DeepEqual(got, want) {
+			t.Errorf("API key created with meta: %v, want %v", got, want)
+		}
+		org := mustDo(t, e, "POST", "/v1/organizations", e.AdminKey, map[string]any{"slug": "acme", "name": "Acme"}, 201)["id"].(string)
+		for _, c := range []struct {
+			name, path, key, secret string
+			body                    map[string]any
+		}{
+			{"opaque M2M", "/v1/m2m_tokens", key, "token", map[string]any{}},
+			{"JWT M2M", "/v1/m2m_tokens", key, "token", map[string]any{"token_format": "jwt"}},
+			{"PAT", "/v1/users/" + familyUser + "/pats", e.AdminKey, "token", map[string]any{"name": "p"}},
+			{"org token", "/v1/organizations/" + org + "/tokens", e.AdminKey, "key", map[string]any{"name": "t", "privileges": []map[string]string{{"scope": "org", "role": "read"}}}},
+		} {
+			got := mustDo(t, e, "POST", c.path, c.key, c.body, 201)
+			e.Remember(got[c.secret].(string))
+			if meta := metaOf(t, c.name, got); len(meta) != 0 {
+				t.Errorf("%s created without meta: %v, want {}", c.name, meta)
+			}
+		}
+	})
+}
+
+// The vendor surfaces keep their JSON: the same credentials, with meta
+// set, show no meta (nor its values) in Clerk's M2M token list, revoke
+// and verify answers, Spatio's PAT list and Mist's API token list and
+// read.
+func TestVendorSurfacesShowNoMeta(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		e := apitest.Start(t, s)
+		meta := map[string]any{"meta": map[string]any{"plan": "meta-plan-marker"}}
+		tag := func(id string) {
+			t.Helper()
+			mustDo(t, e, "PATCH", "/v1/credentials/"+id+"/controls", e.AdminKey, meta, http.StatusOK)
+		}
+		m := mustDo(t, e, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": "minter"}, 201)
+		key := m["secret_key"].(string)
+		e.Remember(key)
+		tok := mustDo(t, e, "POST", "/v1/m2m_tokens", key, meta, 201)
+		e.Remember(tok["token"].(string))
+		p := mustDo(t, e, "POST", "/v1/users/"+familyUser+"/pats", e.AdminKey, map[string]any{"name": "p"}, 201)
+		e.Remember(p["token"].(string))
+		tag(p["id"].(string))
+		org := mustDo(t, e, "POST", "/v1/organizations", e.AdminKey, map[string]any{"slug": "acme", "name": "Acme"}, 201)["id"].(string)
+		ot := mustDo(t, e, "POST", "/v1/organizations/"+org+"/tokens", e.AdminKey,
+			map[string]any{"name": "t", "privileges": []map[string]string{{"scope": "org", "role": "read"}}}, 201)
+		e.Remember(ot["key"].(string))
+		tag(ot["id"].(string))
+
+		bearerKey := http.Header{"Authorization": {"Bearer " + e.AdminKey}}
+		for _, c := range []struct {
+			name, method, path string
+			body               any
+			header             http.Header
+			id                 string // the answer shows it
+		}{
+			{"Clerk M2M list", "GET", "/clerk/v1/m2m_tokens?subject=" + m["id"].(string), nil, bearerKey, tok["id"].(string)},
+			{"Clerk M2M verify", "POST", "/clerk/v1/m2m_tokens/verify", map[string]any{"token": tok["token"]}, bearerKey, tok["id"].(string)},
+			{"Clerk M2M revoke", "POST", "/clerk/v1/m2m_tokens/" + tok["id"].(string) + "/revoke", map[string]any{}, bearerKey, tok["id"].(string)},
+			{"Spatio PAT list", "GET", "/spatio/v1/tokens", nil, http.Header{"Authorization": {"Bearer " + e.AdminKey}, "X-User-ID": {familyUser}}, p["id"].(string)},
+			{"Mist token list", "GET", "/mist/api/v1/orgs/" + org + "/apitokens", nil, http.Header{"Authorization": {"Token " + e.AdminKey}}, ot["id"].(string)},
+			{"Mist token read", "GET", "/mist/api/v1/orgs/" + org + "/apitokens/" + ot["id"].(string), nil, http.Header{"Authorization": {"Token " + e.AdminKey}}, ot["id"].(string)},
+		} {
+			r := e.DoWith(t, c.method, c.path, c.body, c.header)
+			if r.Status != http.StatusOK || !strings.Contains(string(r.Body), c.id) {
+				t.Fatalf("%s: %d %s, want 200 showing %s", c.name, r.Status, r.Body, c.id)
+			}
+			if strings.Contains(string(r.Body), `"meta"`) || strings.Contains(string(r.Body), "meta-plan-marker") {
+				t.Errorf("%s shows meta: %s", c.name, r.Body)
+			}
 		}
 	})
 }

@@ -43,6 +43,15 @@ func optionalText(s string) *string {
 	return &s
 }
 
+// nativeMeta is a credential's meta as every native item shows it: the
+// object, or {} when it has none.
+func nativeMeta(meta json.RawMessage) json.RawMessage {
+	if len(meta) == 0 {
+		return json.RawMessage("{}")
+	}
+	return meta
+}
+
 func toNativeAPIKey(k authority.APIKey) nativeAPIKeyJSON {
 	out := nativeAPIKeyJSON{ID: k.ID, Type: k.Type, Name: k.Name, Subject: k.Subject, Description: k.Description, Claims: k.Claims,
 		Scopes: k.Scopes, Revoked: k.Revoked, RevocationReason: optionalText(k.RevocationReason), Expired: k.Expired,
@@ -54,10 +63,7 @@ func toNativeAPIKey(k authority.APIKey) nativeAPIKeyJSON {
 	if out.Scopes == nil {
 		out.Scopes = []string{}
 	}
-	out.Meta, out.Permissions, out.Roles = k.Meta, k.Permissions, k.Roles
-	if len(out.Meta) == 0 {
-		out.Meta = json.RawMessage("{}")
-	}
+	out.Meta, out.Permissions, out.Roles = nativeMeta(k.Meta), k.Permissions, k.Roles
 	if out.Permissions == nil {
 		out.Permissions = []string{}
 	}

@@ -509,9 +509,10 @@ func (n *native) deleteIdentity(w http.ResponseWriter, r *http.Request, c author
 }
 
 type identityCredentialJSON struct {
-	ID      string `json:"id"`
-	Kind    string `json:"kind"`
-	Revoked bool   `json:"revoked"`
+	ID      string          `json:"id"`
+	Kind    string          `json:"kind"`
+	Revoked bool            `json:"revoked"`
+	Meta    json.RawMessage `json:"meta"` // the credential's meta (controls at verify time)
 }
 
 // identityCredentials: every credential linked to the identity;
@@ -520,7 +521,7 @@ func (n *native) identityCredentials(w http.ResponseWriter, r *http.Request, c a
 	list, err := n.auth.IdentityCredentials(r.Context(), c, r.PathValue("identity_id"), metaQuery(r))
 	data := make([]identityCredentialJSON, len(list))
 	for i, ic := range list {
-		data[i] = identityCredentialJSON{ID: ic.ID, Kind: string(ic.Kind), Revoked: ic.Revoked}
+		data[i] = identityCredentialJSON{ID: ic.ID, Kind: string(ic.Kind), Revoked: ic.Revoked, Meta: nativeMeta(ic.Meta)}
 	}
 	return respond(w, http.StatusOK, map[string]any{"data": data}, err)
 }

@@ -54,12 +54,14 @@ type nativeM2MTokenJSON struct {
 	LastUsedAt       *string         `json:"last_used_at"`
 	CreatedAt        string          `json:"created_at"`
 	UpdatedAt        string          `json:"updated_at"`
+	Meta             json.RawMessage `json:"meta"`            // the token's meta (controls at verify time)
 	Token            string          `json:"token,omitempty"` // the mint answer only
 }
 
 func toNativeM2MToken(t authority.M2MToken) nativeM2MTokenJSON {
 	out := nativeM2MTokenJSON{ID: t.ID, MachineID: t.Subject, Claims: t.Claims, Scopes: t.Scopes, Revoked: t.Revoked, Expired: t.Expired,
-		ExpiresAt: optionalTime(t.ExpiresAt), LastUsedAt: optionalTime(t.LastUsedAt), CreatedAt: rfc3339(t.CreatedAt), UpdatedAt: rfc3339(t.UpdatedAt)}
+		ExpiresAt: optionalTime(t.ExpiresAt), LastUsedAt: optionalTime(t.LastUsedAt), CreatedAt: rfc3339(t.CreatedAt), UpdatedAt: rfc3339(t.UpdatedAt),
+		Meta: nativeMeta(t.Meta)}
 	if len(out.Claims) == 0 {
 		out.Claims = json.RawMessage("null")
 	}

@@ -26,11 +26,12 @@ type nativeOrgTokenJSON struct {
 	Mask       string                 `json:"mask"`
 	CreatedAt  string                 `json:"created_at"`
 	LastUsedAt *string                `json:"last_used_at"`
+	Meta       json.RawMessage        `json:"meta"` // the token's meta (controls at verify time)
 }
 
 func toNativeOrgToken(t authority.OrgToken) nativeOrgTokenJSON {
 	out := nativeOrgTokenJSON{ID: t.ID, OrgID: t.OrgID, Name: t.Name, Privileges: t.Privileges, SrcIPs: t.SrcIPs, CreatedBy: t.CreatedBy,
-		Mask: t.Mask, CreatedAt: rfc3339(t.CreatedAt), LastUsedAt: optionalTime(t.LastUsedAt)}
+		Mask: t.Mask, CreatedAt: rfc3339(t.CreatedAt), LastUsedAt: optionalTime(t.LastUsedAt), Meta: nativeMeta(t.Meta)}
 	if out.Privileges == nil {
 		out.Privileges = []credential.Privilege{}
 	}

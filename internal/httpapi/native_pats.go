@@ -29,12 +29,14 @@ type nativePATJSON struct {
 	CreatedAt   string   `json:"created_at"`
 	LastUsedAt  *string  `json:"last_used_at"`
 	ExpiresAt   *string  `json:"expires_at"`
+	// The token's meta (controls at verify time).
+	Meta json.RawMessage `json:"meta"`
 }
 
 func toNativePAT(p authority.PAT) nativePATJSON {
 	out := nativePATJSON{ID: p.ID, UserID: p.UserID, Name: p.Name, Description: optionalText(p.Description), Scopes: p.Scopes,
 		WorkspaceID: optionalText(p.WorkspaceID), TokenPrefix: p.TokenPrefix, CreatedAt: rfc3339(p.CreatedAt),
-		LastUsedAt: optionalTime(p.LastUsedAt), ExpiresAt: optionalTime(p.ExpiresAt)}
+		LastUsedAt: optionalTime(p.LastUsedAt), ExpiresAt: optionalTime(p.ExpiresAt), Meta: nativeMeta(p.Meta)}
 	if out.Scopes == nil {
 		out.Scopes = []string{}
 	}
