@@ -204,9 +204,10 @@ func (p IdentityParams) body() map[string]any {
 
 // IdentityCredential is a credential linked to an identity.
 type IdentityCredential struct {
-	ID      string `json:"id"`
-	Kind    string `json:"kind"`
-	Revoked bool   `json:"revoked"`
+	ID      string          `json:"id"`
+	Kind    string          `json:"kind"`
+	Revoked bool            `json:"revoked"`
+	Meta    json.RawMessage `json:"meta"` // the credential's meta ({} when none)
 }
 
 func identityPath(id string) string { return "/v1/identities/" + seg(id) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/keyward/keyward/client"
@@ -12,8 +13,16 @@ import (
 	"github.com/keyward/keyward/internal/testkit"
 )
 
+// sameMeta reports whether raw is the JSON object want (by value: a
+// store may keep the keys in another order).
+func sameMeta(raw json.RawMessage, want string) bool {
+	var got, w any
+	return json.Unmarshal(raw, &got) == nil && json.Unmarshal([]byte(want), &w) == nil && reflect.DeepEqual(got, w)
+}
+
 // Every list's Meta option reaches the server as ?meta.<key>=<value>, and
-// VerificationQuery.IdentityID as ?identity=.
+// VerificationQuery.IdentityID as ?identity=; every list item carries its
+// meta ({} when none).
 func TestListMetaAndIdentityAnalyticsAgainstKeyward(t *testing.T) {
 	e := apitest.Start(t, testkit.OpenSQLite(t))
 	ctx := context.Background()
@@ -49,7 +58,7 @@ func TestListMetaAndIdentityAnalyticsAgainstKeyward(t *testing.T) {
 	}
 	tag(m2m[0], "pro")
 	tag(m2m[1], "free")
-	if page, err := kw.ListM2MTokens(ctx, m.ID, client.M2MTokenQuery{Meta: pro}); err != nil || len(page.Data) != 1 || page.Data[0].ID != m2m[0] {
+	if page, err := kw.ListM2MTokens(ctx, m.ID, client.M2MTokenQuery{Meta: pro}); err != nil || len(page.Data) != 1 || page.Data[0].ID != m2m[0] || !sameMeta(page.Data[0].Meta, `{"plan":"pro","count":3}`) {
 		t.Fatalf("M2M tokens by meta: %+v %v", page, err)
 	}
 
@@ -65,7 +74,7 @@ func TestListMetaAndIdentityAnalyticsAgainstKeyward(t *testing.T) {
 	}
 	tag(pats[0], "free")
 	tag(pats[1], "pro")
-	if page, err := kw.ListPATs(ctx, "user_alice", client.PATQuery{Meta: pro}); err != nil || len(page.Data) != 1 || page.Data[0].ID != pats[1] {
+	if page, err := kw.ListPATs(ctx, "user_alice", client.PATQuery{Meta: pro}); err != nil || len(page.Data) != 1 || page.Data[0].ID != pats[1] || !sameMeta(page.Data[0].Meta, `{"plan":"pro","count":3}`) {
 		t.Fatalf("PATs by meta: %+v %v", page, err)
 	}
 
@@ -83,7 +92,7 @@ func TestListMetaAndIdentityAnalyticsAgainstKeyward(t *testing.T) {
 	if page, err := kw.ListOrgTokens(ctx, org.ID, client.OrgTokenQuery{Meta: map[string]string{"plan": "free"}}); err != nil || len(page.Data) != 0 {
 		t.Fatalf("org tokens by meta, none: %+v %v", page, err)
 	}
-	if page, err := kw.ListOrgTokens(ctx, org.ID, client.OrgTokenQuery{Meta: pro}); err != nil || len(page.Data) != 1 {
+	if page, err := kw.ListOrgTokens(ctx, org.ID, client.OrgTokenQuery{Meta: pro}); err != nil || len(page.Data) != 1 || !sameMeta(page.Data[0].Meta, `{"plan":"pro","count":3}`) {
 		t.Fatalf("org tokens by meta: %+v %v", page, err)
 	}
 
@@ -98,11 +107,17 @@ func TestListMetaAndIdentityAnalyticsAgainstKeyward(t *testing.T) {
 		keys = append(keys, k)
 	}
 	tag(keys[0].ID, "pro")
-	if ics, err := kw.IdentityCredentials(ctx, ident.ID, client.IdentityCredentialQuery{Meta: pro}); err != nil || len(ics) != 1 || ics[0].ID != keys[0].ID {
+	if ics, err := kw.IdentityCredentials(ctx, ident.ID, client.IdentityCredentialQuery{Meta: pro}); err != nil || len(ics) != 1 || ics[0].ID != keys[0].ID || !sameMeta(ics[0].Meta, `{"plan":"pro","count":3}`) {
 		t.Fatalf("identity credentials by meta: %+v %v", ics, err)
 	}
-	if ics, err := kw.IdentityCredentials(ctx, ident.ID, client.IdentityCredentialQuery{}); err != nil || len(ics) != 2 {
+	ics, err := kw.IdentityCredentials(ctx, ident.ID, client.IdentityCredentialQuery{})
+	if err != nil || len(ics) != 2 {
 		t.Fatalf("identity credentials: %+v %v", ics, err)
+	}
+	for _, ic := range ics {
+		if want := map[string]string{keys[0].ID: `{"plan":"pro","count":3}`, keys[1].ID: `{}`}[ic.ID]; !sameMeta(ic.Meta, want) {
+			t.Errorf("identity credential %s: meta %s, want %s", ic.ID, ic.Meta, want)
+		}
 	}
 	tooMany := map[string]string{}
 	for i := range client.MaxMetaFilters + 1 {

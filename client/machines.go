@@ -166,6 +166,7 @@ type M2MToken struct {
 	LastUsedAt       *time.Time      `json:"last_used_at"`
 	CreatedAt        time.Time       `json:"created_at"`
 	UpdatedAt        time.Time       `json:"updated_at"`
+	Meta             json.RawMessage `json:"meta"` // the token's meta ({} when none)
 	Token            string          `json:"token,omitempty"`
 }
 

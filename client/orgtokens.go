@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 )
@@ -9,16 +10,17 @@ import (
 // OrgToken is an organization's API token. Key is set in the create
 // answer only; Mask is its first and last four characters.
 type OrgToken struct {
-	ID         string      `json:"id"`
-	OrgID      string      `json:"org_id"`
-	Name       string      `json:"name"`
-	Privileges []Privilege `json:"privileges"`
-	SrcIPs     []string    `json:"src_ips"`
-	CreatedBy  string      `json:"created_by"`
-	Mask       string      `json:"mask"`
-	CreatedAt  time.Time   `json:"created_at"`
-	LastUsedAt *time.Time  `json:"last_used_at"`
-	Key        string      `json:"key,omitempty"`
+	ID         string          `json:"id"`
+	OrgID      string          `json:"org_id"`
+	Name       string          `json:"name"`
+	Privileges []Privilege     `json:"privileges"`
+	SrcIPs     []string        `json:"src_ips"`
+	CreatedBy  string          `json:"created_by"`
+	Mask       string          `json:"mask"`
+	CreatedAt  time.Time       `json:"created_at"`
+	LastUsedAt *time.Time      `json:"last_used_at"`
+	Meta       json.RawMessage `json:"meta"` // the token's meta ({} when none)
+	Key        string          `json:"key,omitempty"`
 }
 
 // OrgTokenParams creates an org token (Name and Privileges required) or,

@@ -12,17 +12,18 @@ import (
 
 // PAT is a personal access token. Token is set in the create answer only.
 type PAT struct {
-	ID          string     `json:"id"`
-	UserID      string     `json:"user_id"`
-	Name        string     `json:"name"`
-	Description *string    `json:"description"`
-	Scopes      []string   `json:"scopes"`
-	WorkspaceID *string    `json:"workspace_id"`
-	TokenPrefix string     `json:"token_prefix"`
-	CreatedAt   time.Time  `json:"created_at"`
-	LastUsedAt  *time.Time `json:"last_used_at"`
-	ExpiresAt   *time.Time `json:"expires_at"`
-	Token       string     `json:"token,omitempty"`
+	ID          string          `json:"id"`
+	UserID      string          `json:"user_id"`
+	Name        string          `json:"name"`
+	Description *string         `json:"description"`
+	Scopes      []string        `json:"scopes"`
+	WorkspaceID *string         `json:"workspace_id"`
+	TokenPrefix string          `json:"token_prefix"`
+	CreatedAt   time.Time       `json:"created_at"`
+	LastUsedAt  *time.Time      `json:"last_used_at"`
+	ExpiresAt   *time.Time      `json:"expires_at"`
+	Meta        json.RawMessage `json:"meta"` // the token's meta ({} when none)
+	Token       string          `json:"token,omitempty"`
 }
 
 // PATParams creates a PAT (Name required); WorkspaceID binds it to a
