@@ -94,11 +94,33 @@ var errForbidden = credential.Errorf(credential.CodeForbidden, "the credential i
 // CodeUnauthenticated error; a store failure is CodeUnavailable or
 // CodeInternal, never a 401.
 func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, error) {
+	return a.authenticate(ctx, token, nil)
+}
+
+// authenticate is Authenticate with the surface's own rule: accept, when
+// set, may refuse the caller (a kind the surface does not serve, another
+// OAuth client's key) before it is held to its controls or counted as a
+// use, so a refused call spends none of its limits or credits.
+func (a *Authority) authenticate(ctx context.Context, token string, accept func(Caller) error) (Caller, error) {
 	p, err := a.present(ctx, token, credential.KindAdminKey, credential.KindMachineKey, credential.KindPAT)
 	if err != nil {
 		return Caller{}, err
 	}
 	e := p.e
+	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID, ExpiresAt: e.cred.ExpiresAt}
+	switch e.cred.Kind {
+	case credential.KindAdminKey:
+		caller.Permissions = adminKeyPermissions(e.attrs)
+	case credential.KindMachineKey:
+		caller.MachineID = e.cred.Subject
+	case credential.KindPAT:
+		caller.UserID, caller.Scopes, caller.WorkspaceID = e.cred.Subject, e.attrs.Scopes, e.cred.ParentID
+	}
+	if accept != nil {
+		if err := accept(caller); err != nil {
+			return Caller{}, err
+		}
+	}
 	if e.attrs.Controls != nil {
 		r, err := a.admitCaller(ctx, e, nil, p.now)
 		if err != nil {
@@ -114,16 +136,7 @@ func (a *Authority) Authenticate(ctx context.Context, token string) (Caller, err
 	}
 	a.used(ctx, p.resolved, p.now)
 	a.countCaller(e.cred, ReasonValid, p.now)
-	caller := Caller{InstanceID: e.cred.InstanceID, Kind: e.cred.Kind, CredentialID: e.cred.ID, ExpiresAt: e.cred.ExpiresAt}
 	noteCaller(ctx, e.cred.ID)
-	switch e.cred.Kind {
-	case credential.KindAdminKey:
-		caller.Permissions = adminKeyPermissions(e.attrs)
-	case credential.KindMachineKey:
-		caller.MachineID = e.cred.Subject
-	case credential.KindPAT:
-		caller.UserID, caller.Scopes, caller.WorkspaceID = e.cred.Subject, e.attrs.Scopes, e.cred.ParentID
-	}
 	return caller, nil
 }
 
@@ -246,28 +259,33 @@ func (a *Authority) fillSearchDigest(ctx context.Context, e cacheEntry, s creden
 // the user named by userHeader (X-User-ID, as Keystone's middleware
 // supplies it). Any other credential is unauthenticated there.
 func (a *Authority) AuthenticateUser(ctx context.Context, token, userHeader string) (Caller, error) {
-	c, err := a.Authenticate(ctx, token)
+	c, err := a.authenticate(ctx, token, func(c Caller) error {
+		if c.Kind != credential.KindPAT && !c.IsAdmin() {
+			return a.wrongKind(ctx, c)
+		}
+		return nil
+	})
 	if err != nil {
 		return Caller{}, err
 	}
-	if c.Kind != credential.KindPAT && !c.IsAdmin() {
-		cred := credential.Credential{ID: c.CredentialID, InstanceID: c.InstanceID, Kind: c.Kind, Subject: c.MachineID}
-		return Caller{}, a.authFailed(ctx, &cred, "wrong_kind")
-	}
 	return c.ActingFor(userHeader), nil
+}
+
+// wrongKind refuses a valid credential on a surface that does not serve
+// its kind, as unauthenticated, and records it.
+func (a *Authority) wrongKind(ctx context.Context, c Caller) error {
+	cred := credential.Credential{ID: c.CredentialID, InstanceID: c.InstanceID, Kind: c.Kind, Subject: c.MachineID}
+	return a.authFailed(ctx, &cred, "wrong_kind")
 }
 
 // AuthenticateAdmin resolves the caller of a surface only admin keys may
 // use (besides its own tokens): any other valid credential is refused as
 // unauthenticated there, and recorded as such.
 func (a *Authority) AuthenticateAdmin(ctx context.Context, token string) (Caller, error) {
-	c, err := a.Authenticate(ctx, token)
-	if err != nil {
-		return Caller{}, err
-	}
-	if !c.IsAdmin() {
-		cred := credential.Credential{ID: c.CredentialID, InstanceID: c.InstanceID, Kind: c.Kind, Subject: c.MachineID}
-		return Caller{}, a.authFailed(ctx, &cred, "wrong_kind")
-	}
-	return c, nil
+	return a.authenticate(ctx, token, func(c Caller) error {
+		if !c.IsAdmin() {
+			return a.wrongKind(ctx, c)
+		}
+		return nil
+	})
 }

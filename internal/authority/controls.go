@@ -269,6 +269,9 @@ func validateNamedLimits(ls []NamedLimit) error {
 		if l.Name == "" || len(l.Name) > MaxLimitNameBytes || strings.ContainsAny(l.Name, " \t\r\n") {
 			return credential.ParamError(credential.CodeInvalid, fmt.Sprintf("ratelimits[%d].name", i), fmt.Sprintf("must be 1 to %d bytes without whitespace", MaxLimitNameBytes))
 		}
+		if l.Name == OrgTokenHourlyLimitName { // reported beside them, for an org token
+			return credential.ParamError(credential.CodeInvalid, fmt.Sprintf("ratelimits[%d].name", i), fmt.Sprintf("%q is reserved for an org token's hourly limit", l.Name))
+		}
 		for j := range i {
 			if ls[j].Name == l.Name {
 				return credential.ParamError(credential.CodeConstraint, fmt.Sprintf("ratelimits[%d].name", i), fmt.Sprintf("limit %q appears twice", l.Name))
@@ -428,7 +431,7 @@ func controlOwner(cred credential.Credential) string {
 // loadControlTarget loads what id addresses in the caller's instance;
 // anything else (another instance, another kind, a machine without a live
 // key) is the same not found.
-func loadControlTarget(ctx context.Context, tx Tx, instanceID, id string) (controlTarget, error) {
+func loadControlTarget(ctx context.Context, tx Tx, instanceID, id string, forUpdate bool) (controlTarget, error) {
 	kind := controlledKind(id)
 	if kind != credential.KindMachineKey {
 		cred, attrs, err := controlledCredential(ctx, tx, instanceID, id, kind)
@@ -440,7 +443,14 @@ func loadControlTarget(ctx context.Context, tx Tx, instanceID, id string) (contr
 	if !credential.ValidID(credential.PrefixMachine, id) {
 		return controlTarget{}, errCredentialNotFound
 	}
-	if _, err := tx.GetMachine(ctx, instanceID, id); credential.IsCode(err, credential.CodeNotFound) {
+	// For a change, the machine's row is held for the rest of the
+	// transaction: a controls change and a rotation of one machine run one
+	// after the other, so neither writes controls the other has not seen.
+	getMachine := tx.GetMachine
+	if forUpdate {
+		getMachine = tx.LockMachine
+	}
+	if _, err := getMachine(ctx, instanceID, id); credential.IsCode(err, credential.CodeNotFound) {
 		return controlTarget{}, errCredentialNotFound
 	} else if err != nil {
 		return controlTarget{}, err
@@ -449,23 +459,34 @@ func loadControlTarget(ctx context.Context, tx Tx, instanceID, id string) (contr
 	if err != nil {
 		return controlTarget{}, err
 	}
-	t := controlTarget{kind: kind, owner: id}
+	newest, ok := newestKey(keys)
+	if !ok {
+		return controlTarget{}, errCredentialNotFound
+	}
+	// Every live key carries the controls, and so does the newest key
+	// whatever its state: a rotation copies them from it, so they outlive
+	// a key revoked outside a rotation (a leak report).
+	t := controlTarget{kind: credential.KindMachineKey, owner: id, creds: []credential.Credential{newest}}
 	for _, k := range keys {
-		if k.Revoked() {
-			continue
-		}
-		if k.ExpiresAt.IsZero() { // the current key first: its controls are the machine's
-			t.creds = append([]credential.Credential{k}, t.creds...)
-		} else {
+		if !k.Revoked() && k.ID != newest.ID {
 			t.creds = append(t.creds, k)
 		}
 	}
-	if len(t.creds) == 0 {
-		return controlTarget{}, errCredentialNotFound
-	}
-	attrs, err := parseTokenAttrs(t.creds[0])
+	attrs, err := parseTokenAttrs(newest)
 	t.ctl = attrs.Controls
 	return t, err
+}
+
+// newestKey is the machine key created last (ids break a tie), whatever
+// its state: the one that holds the machine's controls.
+func newestKey(keys []credential.Credential) (credential.Credential, bool) {
+	var newest credential.Credential
+	for _, k := range keys {
+		if newest.ID == "" || k.CreatedAt.After(newest.CreatedAt) || (k.CreatedAt.Equal(newest.CreatedAt) && k.ID > newest.ID) {
+			newest = k
+		}
+	}
+	return newest, newest.ID != ""
 }
 
 // machineControlsError refuses the controls a machine's keys cannot use:
@@ -501,7 +522,7 @@ func controlledCredential(ctx context.Context, tx CredentialTx, instanceID, id s
 // permissions, roles (each must exist), named rate limits and credits.
 // The credential's cached entry is dropped on every node.
 func (a *Authority) SetCredentialControls(ctx context.Context, c Caller, id string, in ControlsInput) (ControlsView, error) {
-	g, err := a.enter(ctx, c, "SetCredentialControls")
+	g, err := a.enterControls(ctx, c, "SetCredentialControls", id, true)
 	if err != nil {
 		return ControlsView{}, err
 	}
@@ -515,7 +536,7 @@ func (a *Authority) SetCredentialControls(ctx context.Context, c Caller, id stri
 	}
 	var view ControlsView
 	err = g.mutate(ctx, func(tx *change) error {
-		t, err := loadControlTarget(ctx, tx, c.InstanceID, id)
+		t, err := loadControlTarget(ctx, tx, c.InstanceID, id, true)
 		if err != nil {
 			return err
 		}
@@ -537,6 +558,22 @@ func (a *Authority) SetCredentialControls(ctx context.Context, c Caller, id stri
 	return view, err
 }
 
+// enterControls enters a controls use case. A machine's controls also
+// need the machines permission (read, or write for a change): they can
+// throttle every call of the machine's keys, so whoever sets them must
+// be allowed to manage the machine.
+func (a *Authority) enterControls(ctx context.Context, c Caller, uc useCase, id string, write bool) (grant, error) {
+	g, err := a.enter(ctx, c, uc)
+	if err != nil || controlledKind(id) != credential.KindMachineKey {
+		return g, err
+	}
+	p := credential.Machines.Read()
+	if write {
+		p = credential.Machines.Write()
+	}
+	return g, a.authorize(ctx, c, p)
+}
+
 // auditKind is the audit log's target type of a controls target: a
 // machine's are the machine's.
 func auditKind(k credential.Kind) string {
@@ -548,12 +585,12 @@ func auditKind(k credential.Kind) string {
 
 // GetCredentialControls returns a credential's controls.
 func (a *Authority) GetCredentialControls(ctx context.Context, c Caller, id string) (ControlsView, error) {
-	if _, err := a.enter(ctx, c, "GetCredentialControls"); err != nil {
+	if _, err := a.enterControls(ctx, c, "GetCredentialControls", id, false); err != nil {
 		return ControlsView{}, err
 	}
 	var view ControlsView
 	err := a.store.View(ctx, func(tx Tx) error {
-		t, err := loadControlTarget(ctx, tx, c.InstanceID, id)
+		t, err := loadControlTarget(ctx, tx, c.InstanceID, id, false)
 		if err != nil {
 			return err
 		}
@@ -715,7 +752,7 @@ type CreditsOp string
 // credits (it must have credits). Nothing is cached to drop: verifies read
 // the count from the store.
 func (a *Authority) ChangeCredits(ctx context.Context, c Caller, id string, op CreditsOp, amount *int64) (Credits, error) {
-	g, err := a.enter(ctx, c, "ChangeCredits")
+	g, err := a.enterControls(ctx, c, "ChangeCredits", id, true)
 	if err != nil {
 		return Credits{}, err
 	}
@@ -729,7 +766,7 @@ func (a *Authority) ChangeCredits(ctx context.Context, c Caller, id string, op C
 	}
 	var out Credits
 	err = g.mutate(ctx, func(tx *change) error {
-		t, err := loadControlTarget(ctx, tx, c.InstanceID, id)
+		t, err := loadControlTarget(ctx, tx, c.InstanceID, id, true)
 		if err != nil {
 			return err
 		}
@@ -1107,12 +1144,23 @@ func (a *Authority) admitCaller(ctx context.Context, e cacheEntry, hourly *Limit
 }
 
 // callerRefused is the error a refused caller gets: 429, with when to
-// retry for a rate limit (when the last exhausted limit resets).
+// retry for a rate limit.
 func callerRefused(r VerifyResult, now time.Time) error {
 	if r.Reason == ReasonUsageExceeded {
 		return credential.Errorf(credential.CodeRateLimited, "usage exceeded: the credential has no credits left")
 	}
 	err := credential.Errorf(credential.CodeRateLimited, "rate limit reached")
+	err.RetryAfter = retryIn(r, now)
+	return err
+}
+
+// retryIn is how long a call refused for its rate limits should wait:
+// until the last of its exhausted limits resets (0 when none is, or for
+// any other refusal: waiting does not bring credits back).
+func retryIn(r VerifyResult, now time.Time) time.Duration {
+	if r.Reason != ReasonRateLimited {
+		return 0
+	}
 	var last time.Time
 	for _, l := range r.Limits {
 		if l.Remaining == 0 && l.Reset.After(last) {
@@ -1122,10 +1170,10 @@ func callerRefused(r VerifyResult, now time.Time) error {
 	if r.RateLimit != nil && r.RateLimit.Remaining == 0 && r.RateLimit.ResetAt.After(last) {
 		last = r.RateLimit.ResetAt
 	}
-	if last.After(now) {
-		err.RetryAfter = last.Sub(now)
+	if !last.After(now) {
+		return 0
 	}
-	return err
+	return last.Sub(now)
 }
 
 // heldPermissions is the credential's permissions ∪ its roles'.

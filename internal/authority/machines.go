@@ -246,6 +246,10 @@ func (a *Authority) DeleteMachine(ctx context.Context, c Caller, id string) erro
 		if _, err := tx.DeleteCredentials(ctx, c.InstanceID, credential.KindMachineKey, id); err != nil {
 			return err
 		}
+		// Its keys held its controls; its credits are its own row.
+		if err := tx.DeleteCredits(ctx, c.InstanceID, id); err != nil && !credential.IsCode(err, credential.CodeNotFound) {
+			return err
+		}
 		// What the machine minted, and the API keys it owns, die with it.
 		revoked, err := tx.RevokeCredentialsOf(ctx, c.InstanceID, credential.KindM2MToken, id, tx.now, "machine deleted")
 		if err != nil {
@@ -311,7 +315,7 @@ func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id str
 		return credential.Secret{}, err
 	}
 	err = g.mutate(ctx, func(tx *change) error {
-		m, err := tx.GetMachine(ctx, c.InstanceID, id)
+		m, err := tx.LockMachine(ctx, c.InstanceID, id) // against a concurrent controls change
 		if err != nil {
 			return machineNotFound(err, id)
 		}
@@ -320,15 +324,15 @@ func (a *Authority) RotateMachineSecretKey(ctx context.Context, c Caller, id str
 			return err
 		}
 		now := tx.now
-		var ctl *Controls // the machine's controls go to the new key
-		for _, k := range keys {
-			if !k.Revoked() && k.ExpiresAt.IsZero() {
-				attrs, err := parseTokenAttrs(k)
-				if err != nil {
-					return err
-				}
-				ctl = attrs.Controls
+		var ctl *Controls // the machine's controls, held by its newest key, go to the new one
+		if newest, ok := newestKey(keys); ok {
+			attrs, err := parseTokenAttrs(newest)
+			if err != nil {
+				return err
 			}
+			ctl = attrs.Controls
+		}
+		for _, k := range keys {
 			switch {
 			case k.Revoked():
 			case !k.ExpiresAt.IsZero(): // an older previous key: its grace ends now

@@ -11,14 +11,12 @@ import (
 // key. A secret of another machine, or of another kind, fails exactly as a
 // wrong one does.
 func (a *Authority) AuthenticateClient(ctx context.Context, clientID, secret string) (Caller, error) {
-	c, err := a.Authenticate(ctx, secret)
-	if err != nil {
-		return Caller{}, err
-	}
-	if c.Kind != credential.KindMachineKey || c.MachineID != clientID {
-		return Caller{}, errUnauthenticated
-	}
-	return c, nil
+	return a.authenticate(ctx, secret, func(c Caller) error {
+		if c.Kind != credential.KindMachineKey || c.MachineID != clientID {
+			return errUnauthenticated
+		}
+		return nil
+	})
 }
 
 // RevokeM2MTokenBySecret is RFC 7009 revocation: it revokes the opaque M2M

@@ -78,6 +78,10 @@ type RateLimit struct {
 	Remaining int
 	ResetAt   time.Time
 	ResetIn   time.Duration // from now, on the authority's clock
+	// RetryIn, for a call refused by its limits, is when it could pass:
+	// when the last exhausted limit (the hour's or a named one) resets;
+	// 0 for a call refused for its credits, which waiting does not help.
+	RetryIn time.Duration
 }
 
 // authorizeOrg checks that the caller may manage the organization's
@@ -403,6 +407,7 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 		if r.Reason == ReasonUsageExceeded {
 			err = credential.Errorf(credential.CodeRateLimited, "usage exceeded: the token has no credits left")
 		}
+		rl.RetryIn = retryIn(r, now)
 		return Caller{}, rl, err
 	}
 	a.used(ctx, p.resolved, now)

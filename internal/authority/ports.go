@@ -149,6 +149,9 @@ type MachineTx interface {
 	InsertMachine(ctx context.Context, m credential.Machine) error
 	// GetMachine returns the machine without its scoped machines.
 	GetMachine(ctx context.Context, instanceID, id string) (credential.Machine, error)
+	// LockMachine is GetMachine that also holds the machine's row until
+	// the transaction ends, against a concurrent change of its keys.
+	LockMachine(ctx context.Context, instanceID, id string) (credential.Machine, error)
 	// MachinesByID returns those of ids that exist in the instance.
 	MachinesByID(ctx context.Context, instanceID string, ids []string) ([]credential.Machine, error)
 	// ListMachines returns one page and the total count of matches.

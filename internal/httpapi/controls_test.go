@@ -1,12 +1,16 @@
 package httpapi_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/credential"
 	"github.com/keyward/keyward/internal/httpapi/apitest"
 	"github.com/keyward/keyward/internal/sqlstore"
 	"github.com/keyward/keyward/internal/testkit"
@@ -277,6 +281,118 @@ func TestMachineControlsHoldItsKeysAsCallers(t *testing.T) {
 			if r := e.Do(t, method, c.path, c.key, body); r.Status != http.StatusNotFound {
 				t.Fatalf("%s %s: %d %s", method, c.path, r.Status, r.Body)
 			}
+		}
+	})
+}
+
+// A machine's controls outlive a key revoked outside a rotation (a leak
+// report): they stay readable and changeable, and the next key is held
+// to them.
+func TestMachineControlsSurviveARevokedKey(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		e := apitest.Start(t, s)
+		created := e.Do(t, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": "leaky"}).JSON(t)
+		id, key := created["id"].(string), created["secret_key"].(string)
+		e.Remember(key)
+		controls := "/v1/credentials/" + id + "/controls"
+		if r := e.Do(t, "PATCH", controls, e.AdminKey, map[string]any{"credits": map[string]any{"remaining": 1}, "meta": map[string]any{"team": "ops"}}); r.Status != http.StatusOK {
+			t.Fatalf("set: %d %s", r.Status, r.Body)
+		}
+		ctx := context.Background()
+		err := e.Store.Update(ctx, func(tx authority.Tx) error {
+			keys, err := tx.ListCredentials(ctx, authority.CredentialFilter{InstanceID: e.InstanceID, Kind: credential.KindMachineKey, Subject: id})
+			if err != nil || len(keys) != 1 {
+				return fmt.Errorf("keys %v: %w", keys, err)
+			}
+			return tx.RevokeCredential(ctx, e.InstanceID, keys[0].ID, e.Clock.Now(), "leaked")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.Do(t, "GET", controls, e.AdminKey, nil)
+		if got.Status != http.StatusOK || got.JSON(t)["meta"].(map[string]any)["team"] != "ops" {
+			t.Fatalf("controls with the key revoked: %d %s", got.Status, got.Body)
+		}
+		rotated := e.Do(t, "POST", "/v1/machines/"+id+"/secret_key/rotate", e.AdminKey, map[string]any{"previous_token_ttl": 0}).JSON(t)
+		newKey := rotated["secret_key"].(string)
+		e.Remember(newKey)
+		if r := e.Do(t, "POST", "/clerk/v1/m2m_tokens", newKey, map[string]any{}); r.Status != http.StatusCreated {
+			t.Fatalf("the new key's one credit: %d %s", r.Status, r.Body)
+		} else {
+			e.Remember(r.JSON(t)["token"].(string))
+		}
+		if r := e.Do(t, "POST", "/clerk/v1/m2m_tokens", newKey, map[string]any{}); r.Status != http.StatusTooManyRequests {
+			t.Fatalf("the new key escaped the machine's credits: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+// A caller a surface refuses (a kind it does not serve, another OAuth
+// client's key) spends none of its limits or credits.
+func TestARefusedCallerSpendsNothing(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		e := apitest.Start(t, s)
+		created := e.Do(t, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": "wrong-door"}).JSON(t)
+		id, key := created["id"].(string), created["secret_key"].(string)
+		e.Remember(key)
+		if r := e.Do(t, "PATCH", "/v1/credentials/"+id+"/controls", e.AdminKey, map[string]any{"credits": map[string]any{"remaining": 1}}); r.Status != http.StatusOK {
+			t.Fatalf("set: %d %s", r.Status, r.Body)
+		}
+		for _, c := range []struct {
+			name string
+			do   func() apitest.Response
+		}{
+			{"freezer_serves_pats", func() apitest.Response {
+				return e.DoWith(t, "GET", "/freezer/v1/clients", nil, http.Header{"X-Auth-Token": {key}})
+			}},
+			{"mist_serves_org_tokens", func() apitest.Response {
+				return e.DoWith(t, "GET", "/mist/api/v1/orgs/00000000-0000-4000-8000-000000000000/apitokens", nil, http.Header{"Authorization": {"Token " + key}})
+			}},
+			{"another_oauth_client", func() apitest.Response {
+				h := basicAuth("mch_"+strings.Repeat("1", 27), key)
+				h.Set("Content-Type", "application/x-www-form-urlencoded")
+				return e.DoWith(t, "POST", "/oauth/token", "grant_type=client_credentials", h)
+			}},
+		} {
+			if r := c.do(); r.Status != http.StatusUnauthorized {
+				t.Fatalf("%s: %d %s, want 401", c.name, r.Status, r.Body)
+			}
+		}
+		if got := e.Do(t, "GET", "/v1/credentials/"+id+"/controls", e.AdminKey, nil).JSON(t); got["credits"].(map[string]any)["remaining"] != float64(1) {
+			t.Fatalf("refused calls spent credits: %v", got)
+		}
+	})
+}
+
+// A machine's controls need the machines permission too: they can
+// throttle every call of its keys.
+func TestMachineControlsNeedTheMachinesPermission(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		e := apitest.Start(t, s)
+		created := e.Do(t, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": "guarded"}).JSON(t)
+		id := created["id"].(string)
+		e.Remember(created["secret_key"].(string))
+		_, narrow := createKey(t, e, e.AdminKey, map[string]any{"name": "controls only", "permissions": []string{"credentials:write", "api_keys:write"}})
+		narrowKey := narrow["secret"].(string)
+		body := map[string]any{"credits": map[string]any{"remaining": 0}}
+		if r := e.Do(t, "PATCH", "/v1/credentials/"+id+"/controls", narrowKey, body); r.Status != http.StatusForbidden {
+			t.Fatalf("a machine's controls without machines:write: %d %s", r.Status, r.Body)
+		}
+		if r := e.Do(t, "GET", "/v1/credentials/"+id+"/controls", narrowKey, nil); r.Status != http.StatusForbidden {
+			t.Fatalf("reading them without machines:read: %d %s", r.Status, r.Body)
+		}
+		created2 := e.Do(t, "POST", "/v1/api_keys", narrowKey, map[string]any{"name": "metered", "subject": permAPIKeySubject})
+		if created2.Status != http.StatusCreated {
+			t.Fatalf("create an API key: %d %s", created2.Status, created2.Body)
+		}
+		key := created2.JSON(t)
+		e.Remember(key["secret"].(string))
+		if r := e.Do(t, "PATCH", "/v1/credentials/"+key["id"].(string)+"/controls", narrowKey, body); r.Status != http.StatusOK {
+			t.Fatalf("an API key's controls with credentials:write: %d %s", r.Status, r.Body)
+		}
+		if r := e.Do(t, "PATCH", "/v1/credentials/"+key["id"].(string)+"/controls", e.AdminKey,
+			map[string]any{"ratelimits": []map[string]any{{"name": "org_token_hourly", "limit": 1, "duration": 60000, "algorithm": "fixed"}}}); r.Status != http.StatusBadRequest {
+			t.Fatalf("a limit named like Mist's hourly one: %d %s", r.Status, r.Body)
 		}
 	})
 }

@@ -28,6 +28,18 @@ func (t *tx) GetMachine(ctx context.Context, instanceID, id string) (credential.
 	return m, translate(err, "machine")
 }
 
+// LockMachine is GetMachine that also locks the row until the
+// transaction ends (FOR UPDATE on PostgreSQL; SQLite has a single
+// writer), so two changes of one machine's keys run one after the other.
+func (t *tx) LockMachine(ctx context.Context, instanceID, id string) (credential.Machine, error) {
+	query := getMachine
+	if t.d.name == "postgres" {
+		query += " FOR UPDATE"
+	}
+	m, err := scanMachine(t.queryRow(ctx, query, instanceID, id))
+	return m, translate(err, "machine")
+}
+
 // MachinesByID returns the machines ordered by id.
 func (t *tx) MachinesByID(ctx context.Context, instanceID string, ids []string) ([]credential.Machine, error) {
 	if len(ids) == 0 {

@@ -72,8 +72,8 @@ func (s *surface) authenticate(w http.ResponseWriter, r *http.Request) (authorit
 		h.Set("X-RateLimit-Limit", strconv.Itoa(rl.Limit))
 		h.Set("X-RateLimit-Remaining", strconv.Itoa(rl.Remaining))
 		h.Set("X-RateLimit-Reset", strconv.FormatInt(rl.ResetAt.Unix(), 10))
-		if credential.IsCode(err, credential.CodeRateLimited) {
-			h.Set("Retry-After", strconv.FormatInt(int64((rl.ResetIn+time.Second-1)/time.Second), 10))
+		if credential.IsCode(err, credential.CodeRateLimited) && rl.RetryIn > 0 {
+			h.Set("Retry-After", strconv.FormatInt(int64((rl.RetryIn+time.Second-1)/time.Second), 10))
 		}
 	}
 	return caller, err

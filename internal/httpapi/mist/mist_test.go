@@ -520,6 +520,9 @@ func TestHourlyLimitIsTakenWithTheTokensNamedLimitsAllOrNothing(t *testing.T) {
 		call(http.StatusOK, "3")
 		call(http.StatusOK, "2")
 		call(http.StatusTooManyRequests, "2") // burst refuses: the hour keeps its two
+		if r := o.do(t, "GET", o.tokens(), key, nil); r.Header.Get("Retry-After") != "60" {
+			t.Fatalf("refused by burst: Retry-After %q, want burst's 60 s, not the hour's", r.Header.Get("Retry-After"))
+		}
 
 		v := o.Do(t, "POST", "/v1/verify", o.AdminKey, map[string]any{"token": key}).JSON(t)
 		burst := v["ratelimits"].([]any)[0].(map[string]any)
@@ -534,9 +537,23 @@ func TestHourlyLimitIsTakenWithTheTokensNamedLimitsAllOrNothing(t *testing.T) {
 		}
 		o.Clock.Advance(time.Minute)
 		call(http.StatusTooManyRequests, "0") // the hour refuses: burst keeps its two
+		if r := o.do(t, "GET", o.tokens(), key, nil); r.Header.Get("Retry-After") != "3480" {
+			t.Fatalf("refused by the hour at 05:02: Retry-After %q, want 3480", r.Header.Get("Retry-After"))
+		}
 		v = o.Do(t, "POST", "/v1/verify", o.AdminKey, map[string]any{"token": key}).JSON(t)
 		if burst := v["ratelimits"].([]any)[0].(map[string]any); v["code"] != "rate_limited" || burst["remaining"] != float64(2) {
 			t.Fatalf("refused by the hour, burst untouched: %v", v)
+		}
+
+		// Out of credits: 429 with Mist's text, and no Retry-After (waiting
+		// brings no credits back).
+		o.Clock.Advance(time.Hour)
+		if r := o.Do(t, "PATCH", "/v1/credentials/"+tok["id"].(string)+"/controls", o.AdminKey, map[string]any{"credits": map[string]any{"remaining": 0}}); r.Status != http.StatusOK {
+			t.Fatalf("credits: %d %s", r.Status, r.Body)
+		}
+		r := o.do(t, "GET", o.tokens(), key, nil)
+		if r.Status != http.StatusTooManyRequests || r.JSON(t)["detail"] != mist.RateLimitedDetail || r.Header.Get("Retry-After") != "" {
+			t.Fatalf("out of credits on Mist: %d %s %v", r.Status, r.Body, r.Header)
 		}
 	})
 }
