@@ -90,7 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.missTokens, "miss-tokens", 200000, "with --pinned: tokens stored (in bulk) for the cache-miss row, each request a distinct one")
 	fs.IntVar(&cfg.pinnedConcurrency, "connections", 16, "with --pinned: wrk connections (-c)")
 	fs.StringVar(&limitRows, "limit-rows", "0,1,3,10", fmt.Sprintf("with --pinned: an API key verify row for each of these counts of auto-applied named limits (comma-separated, 0 to %d; '' for none)", authority.MaxNamedLimits))
-	fs.BoolVar(&cfg.analyticsRow, "analytics-row", true, "with --pinned: also verify opaque tokens on a second SQLite server started with --analytics=false, so the table shows what counting verifications costs (÷ opaque)")
+	fs.BoolVar(&cfg.analyticsRow, "analytics-row", true, "with --pinned: also verify opaque tokens on two more fresh SQLite servers, one started with --analytics=false, so the ratio of their rows is what counting verifications costs")
 	fs.StringVar(&cfg.pprofAddr, "pprof-addr", "", "with --pinned: start keyward with --pprof-addr (loopback), to profile it during the runs")
 	fs.StringVar(&cfg.serveBaseline, "serve-baseline", "", "")
 	fs.Usage = func() { usage(fs) }
