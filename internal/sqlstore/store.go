@@ -61,11 +61,12 @@ func (g fifoGate) enter(ctx context.Context) error {
 
 func (g fifoGate) leave() { <-g }
 
-// hotWrites and hotReads are the statements of token creation, of the
-// last-used flush and of the verify cache's miss path.
+// hotWrites and hotReads are the statements of token creation (and of
+// every change: its webhook subscriptions), of the last-used flush and of
+// the verify cache's miss path.
 var (
 	hotWrites = []string{insertCredential, touchCredential, insertAuditEvent, ensureChainHead, selectChainHead,
-		updateChainHead, savepointBatched, releaseBatched, rollbackToBatched}
+		updateChainHead, savepointBatched, releaseBatched, rollbackToBatched, listWebhooks}
 	hotReads = []string{credentialByDigest, getMachine, scopedMachinesQuery(1)}
 )
 

@@ -47,9 +47,13 @@ func (t *tx) GetWebhook(ctx context.Context, instanceID, id string) (credential.
 	return w, translate(err, "webhook")
 }
 
+// listWebhooks is prepared on the writer (hotWrites): every change reads
+// its instance's subscriptions with it.
+const listWebhooks = `SELECT ` + webhookColumns + ` FROM webhooks
+		WHERE instance_id = ? ORDER BY created_at, id`
+
 func (t *tx) ListWebhooks(ctx context.Context, instanceID string) ([]credential.Webhook, error) {
-	return queryAll(ctx, t, "webhook", scanWebhook, `SELECT `+webhookColumns+` FROM webhooks
-		WHERE instance_id = ? ORDER BY created_at, id`, instanceID)
+	return queryAll(ctx, t, "webhook", scanWebhook, listWebhooks, instanceID)
 }
 
 func (t *tx) UpdateWebhook(ctx context.Context, w credential.Webhook) error {
