@@ -107,20 +107,12 @@ func runPinned(ctx context.Context, cfg config, stdout, progress io.Writer) erro
 	}
 
 	if cfg.analyticsRow {
-		// Two fresh servers alike but for --analytics: the main one has
-		// stored the miss row's tokens and filled its cache by the second
-		// round, which costs its verifies some GC work of their own.
-		on, stopOn, err := sideOpaqueRow(ctx, sqliteCfg, dir, "analytics-on", "opaque M2M verify, fresh server", client, progress)
-		defer stopOn()
+		both, stop, err := analyticsRows(ctx, sqliteCfg, dir, client, progress)
+		defer stop()
 		if err != nil {
 			return err
 		}
-		off, stopOff, err := sideOpaqueRow(ctx, sqliteCfg, dir, "no-analytics", "opaque M2M verify, fresh server, --analytics=false", client, progress, "--analytics=false")
-		defer stopOff()
-		if err != nil {
-			return err
-		}
-		rows = slices.Insert(rows, 2, on, off) // beside the opaque row
+		rows = slices.Insert(rows, 2, both...) // beside the opaque row
 	}
 
 	if cfg.databaseURL != "" {
@@ -184,6 +176,20 @@ func postgresCreateTokenRow(ctx context.Context, cfg config, bin, dir string, cl
 	}
 	row, err = createTokenRow(ctx, client, &pinnedServer{pid: pg.cmd.Process.Pid, url: pg.url}, pg.adminKey, "create M2M token, PostgreSQL")
 	return row, pg.stop, err
+}
+
+// analyticsRows are opaque verify on two fresh servers alike but for
+// --analytics=false: the main one has stored the miss row's tokens and
+// filled its cache by the second round, which costs its verifies some GC
+// work of their own. stop stops both; call it even on error.
+func analyticsRows(ctx context.Context, sqliteCfg config, dir string, client *http.Client, progress io.Writer) ([]pinnedRow, func(), error) {
+	on, stopOn, err := sideOpaqueRow(ctx, sqliteCfg, dir, "analytics-on", "opaque M2M verify, fresh server", client, progress)
+	if err != nil {
+		return nil, stopOn, err
+	}
+	off, stopOff, err := sideOpaqueRow(ctx, sqliteCfg, dir, "no-analytics", "opaque M2M verify, fresh server, --analytics=false", client, progress, "--analytics=false")
+	stop := func() { stopOff(); stopOn() }
+	return []pinnedRow{on, off}, stop, err
 }
 
 // sideOpaqueRow starts another SQLite keyward (sqliteCfg's binary and
