@@ -179,14 +179,17 @@ var errAdminKeyNeedsUser = credential.Errorf(credential.CodeUnauthenticated,
 // authorization to the service). The admin key is refused with a clear
 // error, and anything else with the one unauthenticated answer.
 func (a *Authority) IdentifyClientUser(ctx context.Context, token string) (ClientIdentity, error) {
-	c, err := a.Authenticate(ctx, token)
-	switch {
-	case err != nil:
+	c, err := a.authenticate(ctx, token, func(c Caller) error {
+		switch {
+		case c.Kind == credential.KindAdminKey:
+			return errAdminKeyNeedsUser
+		case c.Kind != credential.KindPAT:
+			return a.wrongKind(ctx, c)
+		}
+		return nil
+	})
+	if err != nil {
 		return ClientIdentity{}, err
-	case c.Kind == credential.KindAdminKey:
-		return ClientIdentity{}, errAdminKeyNeedsUser
-	case c.Kind != credential.KindPAT:
-		return ClientIdentity{}, errUnauthenticated
 	}
 	now := a.clock.Now()
 	expires := now.Add(ClientTokenLifetime)

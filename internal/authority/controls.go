@@ -411,7 +411,8 @@ var errCredentialNotFound = credential.Errorf(credential.CodeNotFound, "no crede
 // link are kept under. For most kinds that is one credential, its own
 // owner; a machine's controls are carried by every live secret key of it
 // (a rotation's previous key keeps authenticating in its grace window)
-// and owned by the machine, so they outlive a rotation.
+// and by its newest key whatever its state (retention keeps that one), and
+// owned by the machine, so they outlive a rotation and a revoked key.
 type controlTarget struct {
 	kind  credential.Kind
 	owner string
@@ -429,7 +430,7 @@ func controlOwner(cred credential.Credential) string {
 }
 
 // loadControlTarget loads what id addresses in the caller's instance;
-// anything else (another instance, another kind, a machine without a live
+// anything else (another instance, another kind, a machine without any
 // key) is the same not found.
 func loadControlTarget(ctx context.Context, tx Tx, instanceID, id string, forUpdate bool) (controlTarget, error) {
 	kind := controlledKind(id)

@@ -309,9 +309,14 @@ func TestMachineControlsSurviveARevokedKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Retention deletes revoked keys, but not the machine's newest one.
+		e.Clock.Advance(40 * 24 * time.Hour)
+		if _, err := e.Auth.RunJanitor(ctx, authority.Retention{Credentials: 30 * 24 * time.Hour}); err != nil {
+			t.Fatal(err)
+		}
 		got := e.Do(t, "GET", controls, e.AdminKey, nil)
 		if got.Status != http.StatusOK || got.JSON(t)["meta"].(map[string]any)["team"] != "ops" {
-			t.Fatalf("controls with the key revoked: %d %s", got.Status, got.Body)
+			t.Fatalf("controls with the key revoked and retention run: %d %s", got.Status, got.Body)
 		}
 		rotated := e.Do(t, "POST", "/v1/machines/"+id+"/secret_key/rotate", e.AdminKey, map[string]any{"previous_token_ttl": 0}).JSON(t)
 		newKey := rotated["secret_key"].(string)
@@ -323,6 +328,11 @@ func TestMachineControlsSurviveARevokedKey(t *testing.T) {
 		}
 		if r := e.Do(t, "POST", "/clerk/v1/m2m_tokens", newKey, map[string]any{}); r.Status != http.StatusTooManyRequests {
 			t.Fatalf("the new key escaped the machine's credits: %d %s", r.Status, r.Body)
+		}
+		// The revoked key, no longer the newest, is retention's again.
+		e.Clock.Advance(40 * 24 * time.Hour)
+		if rep, err := e.Auth.RunJanitor(ctx, authority.Retention{Credentials: 30 * 24 * time.Hour}); err != nil || rep.Credentials == 0 {
+			t.Fatalf("retention after the rotation: %+v, %v", rep, err)
 		}
 	})
 }
@@ -344,6 +354,11 @@ func TestARefusedCallerSpendsNothing(t *testing.T) {
 		}{
 			{"freezer_serves_pats", func() apitest.Response {
 				return e.DoWith(t, "GET", "/freezer/v1/clients", nil, http.Header{"X-Auth-Token": {key}})
+			}},
+			{"freezer_keystone_serves_pats", func() apitest.Response {
+				return e.DoWith(t, "POST", "/freezer/identity/v3/auth/tokens", map[string]any{
+					"auth": map[string]any{"identity": map[string]any{"methods": []string{"token"}, "token": map[string]any{"id": key}}},
+				}, http.Header{})
 			}},
 			{"mist_serves_org_tokens", func() apitest.Response {
 				return e.DoWith(t, "GET", "/mist/api/v1/orgs/00000000-0000-4000-8000-000000000000/apitokens", nil, http.Header{"Authorization": {"Token " + key}})

@@ -29,12 +29,13 @@ func (t *tx) GetMachine(ctx context.Context, instanceID, id string) (credential.
 }
 
 // LockMachine is GetMachine that also locks the row until the
-// transaction ends (FOR UPDATE on PostgreSQL; SQLite has a single
-// writer), so two changes of one machine's keys run one after the other.
+// transaction ends (FOR NO KEY UPDATE on PostgreSQL: it does not block a
+// machine_scopes insert's key-share lock; SQLite has a single writer), so
+// two changes of one machine's keys run one after the other.
 func (t *tx) LockMachine(ctx context.Context, instanceID, id string) (credential.Machine, error) {
 	query := getMachine
 	if t.d.name == "postgres" {
-		query += " FOR UPDATE"
+		query += " FOR NO KEY UPDATE"
 	}
 	m, err := scanMachine(t.queryRow(ctx, query, instanceID, id))
 	return m, translate(err, "machine")

@@ -11,7 +11,10 @@ import (
 
 // DeleteLapsedCredentials deletes one bounded batch, picked through the
 // partial indexes on expires_at and revoked_at. Deleting rows another node
-// deleted first is no error: the batch is just smaller.
+// deleted first is no error: the batch is just smaller. A machine's newest
+// key is kept whatever its state: it holds the machine's controls, which
+// the next rotation copies (authority.newestKey; a tie on created_at keeps
+// both).
 func (t *tx) DeleteLapsedCredentials(ctx context.Context, expiredBefore, revokedBefore time.Time, limit int) (int, error) {
 	total := 0
 	for _, c := range []struct {
@@ -21,8 +24,11 @@ func (t *tx) DeleteLapsedCredentials(ctx context.Context, expiredBefore, revoked
 		if c.before.IsZero() || total >= limit {
 			continue
 		}
-		res, err := t.exec(ctx, `DELETE FROM credentials WHERE id IN (SELECT id FROM credentials
-			WHERE `+c.column+` IS NOT NULL AND `+c.column+` <= ? LIMIT ?)`, millis(c.before), limit-total)
+		res, err := t.exec(ctx, `DELETE FROM credentials WHERE id IN (SELECT id FROM credentials c
+			WHERE `+c.column+` IS NOT NULL AND `+c.column+` <= ?
+			AND (kind <> 'machine_key' OR EXISTS (SELECT 1 FROM credentials n WHERE n.instance_id = c.instance_id
+				AND n.kind = 'machine_key' AND n.subject = c.subject AND n.created_at > c.created_at))
+			LIMIT ?)`, millis(c.before), limit-total)
 		if err != nil {
 			return total, translate(err, "credential")
 		}
