@@ -127,11 +127,7 @@ func (a *Authority) authenticate(ctx context.Context, token string, accept func(
 			return Caller{}, err
 		}
 		if !r.Valid {
-			if r.Reason == ReasonRateLimited {
-				a.observer.RateLimited(e.cred.Kind)
-			}
-			a.countCaller(e.cred, r.Reason, p.now)
-			return Caller{}, callerRefused(r, p.now)
+			return Caller{}, a.refuseCaller(e.cred, r, p.now)
 		}
 	}
 	a.used(ctx, p.resolved, p.now)

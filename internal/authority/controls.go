@@ -1144,9 +1144,19 @@ func (a *Authority) admitCaller(ctx context.Context, e cacheEntry, hourly *Limit
 	return r, err
 }
 
+// refuseCaller counts a caller its controls refused (admitCaller) and
+// returns its error.
+func (a *Authority) refuseCaller(cred credential.Credential, r VerifyResult, now time.Time) *credential.Error {
+	if r.Reason == ReasonRateLimited {
+		a.observer.RateLimited(cred.Kind)
+	}
+	a.countCaller(cred, r.Reason, now)
+	return callerRefused(r, now)
+}
+
 // callerRefused is the error a refused caller gets: 429, with when to
 // retry for a rate limit.
-func callerRefused(r VerifyResult, now time.Time) error {
+func callerRefused(r VerifyResult, now time.Time) *credential.Error {
 	if r.Reason == ReasonUsageExceeded {
 		return credential.Errorf(credential.CodeRateLimited, "usage exceeded: the credential has no credits left")
 	}

@@ -397,17 +397,10 @@ func (a *Authority) AuthenticateOrgToken(ctx context.Context, token string, clie
 		rl = *r.RateLimit
 	}
 	if !r.Valid {
-		if r.Reason == ReasonRateLimited {
-			a.observer.RateLimited(credential.KindOrgToken)
-		}
-		a.countCaller(e.cred, r.Reason, now)
-		// Mist's surface sends Retry-After from rl; a RetryAfter here
-		// would read as the failed-authentication budget's.
-		err := credential.Errorf(credential.CodeRateLimited, "rate limit reached")
-		if r.Reason == ReasonUsageExceeded {
-			err = credential.Errorf(credential.CodeRateLimited, "usage exceeded: the token has no credits left")
-		}
-		rl.RetryIn = retryIn(r, now)
+		// The surface sends Retry-After from rl: on Mist, an error's
+		// RetryAfter reads as the failed-authentication budget's.
+		err := a.refuseCaller(e.cred, r, now)
+		rl.RetryIn, err.RetryAfter = err.RetryAfter, 0
 		return Caller{}, rl, err
 	}
 	a.used(ctx, p.resolved, now)

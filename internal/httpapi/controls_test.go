@@ -199,9 +199,7 @@ func TestMachineControlsHoldItsKeysAsCallers(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
 		e := apitest.Start(t, s)
 		e.Clock.Set(time.Date(2026, 5, 6, 7, 0, 0, 0, time.UTC))
-		created := e.Do(t, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": "metered"}).JSON(t)
-		id, key := created["id"].(string), created["secret_key"].(string)
-		e.Remember(key)
+		id, key := nativeMachine(t, e, "metered")
 		controls := "/v1/credentials/" + id + "/controls"
 		set := e.Do(t, "PATCH", controls, e.AdminKey, map[string]any{
 			"meta":       map[string]any{"team": "billing"},
@@ -291,13 +289,9 @@ func TestMachineControlsHoldItsKeysAsCallers(t *testing.T) {
 func TestMachineControlsSurviveARevokedKey(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
 		e := apitest.Start(t, s)
-		created := e.Do(t, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": "leaky"}).JSON(t)
-		id, key := created["id"].(string), created["secret_key"].(string)
-		e.Remember(key)
+		id, _ := nativeMachine(t, e, "leaky")
 		controls := "/v1/credentials/" + id + "/controls"
-		if r := e.Do(t, "PATCH", controls, e.AdminKey, map[string]any{"credits": map[string]any{"remaining": 1}, "meta": map[string]any{"team": "ops"}}); r.Status != http.StatusOK {
-			t.Fatalf("set: %d %s", r.Status, r.Body)
-		}
+		setControls(t, e, id, map[string]any{"credits": map[string]any{"remaining": 1}, "meta": map[string]any{"team": "ops"}})
 		ctx := context.Background()
 		err := e.Store.Update(ctx, func(tx authority.Tx) error {
 			keys, err := tx.ListCredentials(ctx, authority.CredentialFilter{InstanceID: e.InstanceID, Kind: credential.KindMachineKey, Subject: id})
@@ -342,12 +336,8 @@ func TestMachineControlsSurviveARevokedKey(t *testing.T) {
 func TestARefusedCallerSpendsNothing(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
 		e := apitest.Start(t, s)
-		created := e.Do(t, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": "wrong-door"}).JSON(t)
-		id, key := created["id"].(string), created["secret_key"].(string)
-		e.Remember(key)
-		if r := e.Do(t, "PATCH", "/v1/credentials/"+id+"/controls", e.AdminKey, map[string]any{"credits": map[string]any{"remaining": 1}}); r.Status != http.StatusOK {
-			t.Fatalf("set: %d %s", r.Status, r.Body)
-		}
+		id, key := nativeMachine(t, e, "wrong-door")
+		setControls(t, e, id, map[string]any{"credits": map[string]any{"remaining": 1}})
 		for _, c := range []struct {
 			name string
 			do   func() apitest.Response
@@ -384,9 +374,7 @@ func TestARefusedCallerSpendsNothing(t *testing.T) {
 func TestMachineControlsNeedTheMachinesPermission(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
 		e := apitest.Start(t, s)
-		created := e.Do(t, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": "guarded"}).JSON(t)
-		id := created["id"].(string)
-		e.Remember(created["secret_key"].(string))
+		id, _ := nativeMachine(t, e, "guarded")
 		_, narrow := createKey(t, e, e.AdminKey, map[string]any{"name": "controls only", "permissions": []string{"credentials:write", "api_keys:write"}})
 		narrowKey := narrow["secret"].(string)
 		body := map[string]any{"credits": map[string]any{"remaining": 0}}
@@ -410,4 +398,27 @@ func TestMachineControlsNeedTheMachinesPermission(t *testing.T) {
 			t.Fatalf("a limit named like Mist's hourly one: %d %s", r.Status, r.Body)
 		}
 	})
+}
+
+// nativeMachine creates a machine through the native API and returns its
+// id and secret key.
+func nativeMachine(t *testing.T, e *apitest.Env, name string) (string, string) {
+	t.Helper()
+	r := e.Do(t, "POST", "/v1/machines", e.AdminKey, map[string]any{"name": name})
+	created := r.JSON(t)
+	id, _ := created["id"].(string)
+	key, _ := created["secret_key"].(string)
+	if r.Status != http.StatusCreated || id == "" || key == "" {
+		t.Fatalf("create machine %s: %d %s", name, r.Status, r.Body)
+	}
+	e.Remember(key)
+	return id, key
+}
+
+// setControls sets a credential's (or a machine's) controls as the admin.
+func setControls(t *testing.T, e *apitest.Env, id string, body map[string]any) {
+	t.Helper()
+	if r := e.Do(t, "PATCH", "/v1/credentials/"+id+"/controls", e.AdminKey, body); r.Status != http.StatusOK {
+		t.Fatalf("set controls of %s: %d %s", id, r.Status, r.Body)
+	}
 }
