@@ -114,7 +114,12 @@ func (s *Store) CredentialByDigest(ctx context.Context, d credential.Digest) (cr
 	}
 	var row *sql.Row
 	if st := s.readerStmts[credentialByDigest]; st != nil {
-		row = st.QueryRowContext(ctx, d[:])
+		// SQLite: the gate has admitted this read to an idle connection,
+		// and one probe of a unique index cannot run long, so it need not
+		// be cancellable. With a cancellable context the driver starts a
+		// goroutine per statement, to interrupt it, which costs a cache
+		// miss more than the read.
+		row = st.QueryRowContext(context.WithoutCancel(ctx), d[:])
 	} else {
 		row = s.reader.QueryRowContext(ctx, s.d.rebind(credentialByDigest), d[:])
 	}
