@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"time"
 
 	"github.com/keyward/keyward/internal/credential"
@@ -134,6 +135,12 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return &requestIDContext{Context: ctx, id: id}
 }
 
+// WithRequest is WithRequestID and WithClientIP in one allocation, for
+// every request a server takes.
+func WithRequest(ctx context.Context, id string, ip netip.Addr) context.Context {
+	return &requestIDContext{Context: ctx, id: id, ip: ip}
+}
+
 // requestIDContext carries the id in one allocation (context.WithValue
 // takes two: its node and the boxed string), for every request. It also
 // holds the id of the credential the request authenticated with, for the
@@ -143,6 +150,7 @@ type requestIDContext struct {
 	context.Context
 	id         string
 	credential string
+	ip         netip.Addr // set by WithRequest
 }
 
 func (c *requestIDContext) Value(key any) any {

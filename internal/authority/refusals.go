@@ -43,10 +43,16 @@ func WithClientIP(ctx context.Context, ip netip.Addr) context.Context {
 	return context.WithValue(ctx, clientIPKey{}, ip)
 }
 
-// ClientIP returns the client address carried by ctx, or the zero Addr.
+// ClientIP returns the client address carried by ctx (set by WithClientIP
+// or WithRequest), or the zero Addr.
 func ClientIP(ctx context.Context) netip.Addr {
-	ip, _ := ctx.Value(clientIPKey{}).(netip.Addr)
-	return ip
+	if ip, ok := ctx.Value(clientIPKey{}).(netip.Addr); ok {
+		return ip
+	}
+	if c, ok := ctx.Value(requestIDKey{}).(*requestIDContext); ok {
+		return c.ip
+	}
+	return netip.Addr{}
 }
 
 func clientIPText(ctx context.Context) string {

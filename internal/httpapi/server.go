@@ -196,9 +196,9 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = credential.NewID(credential.PrefixRequest, start)
 	}
 	w.Header()["X-Request-Id"] = []string{id}
-	ctx := authority.WithRequestID(r.Context(), id)
 	ip := wire.ClientIP(r, m.trusted)
-	r = r.WithContext(authority.WithClientIP(ctx, ip))
+	ctx := authority.WithRequest(r.Context(), id, ip)
+	r = r.WithContext(ctx)
 	r.Body = http.MaxBytesReader(w, r.Body, m.maxBody)
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {

@@ -60,11 +60,8 @@ func (n *native) verify(w http.ResponseWriter, r *http.Request, c authority.Call
 	}
 	var in authority.VerifyInput
 	if err == nil {
-		var token *string
-		if token, err = f.String("token"); err == nil && (token == nil || *token == "") {
+		if in.Token, err = f.Text("token"); err == nil && in.Token == "" {
 			err = credential.ParamError(credential.CodeMissing, "token", "is missing")
-		} else if token != nil {
-			in.Token = *token
 		}
 	}
 	if err == nil {

@@ -96,13 +96,11 @@ func ReadForm(r *http.Request, allowed ...string) (*Form, error) {
 	return f, f.Only(allowed...)
 }
 
-// Text returns a string field, "" when absent or null.
+// Text returns a string field, "" when absent or null, without String's
+// pointer (an allocation on verify's path).
 func (f *Form) Text(name string) (string, error) {
-	s, err := f.String(name)
-	if s == nil {
-		return "", err
-	}
-	return *s, err
+	s, _, err := f.text(name)
+	return s, err
 }
 
 // CheckJSON reports whether b is one well-formed JSON value in valid UTF-8,
@@ -251,21 +249,31 @@ func (f *Form) Only(allowed ...string) error {
 
 // String returns a string field, nil when absent or null.
 func (f *Form) String(name string) (*string, error) {
+	s, ok, err := f.text(name)
+	if !ok || err != nil {
+		return nil, err
+	}
+	p := new(string) // not &s, which would allocate even for an absent field
+	*p = s
+	return p, nil
+}
+
+// text is String by value: ok is false when the field is absent or null.
+func (f *Form) text(name string) (string, bool, error) {
 	if !f.Has(name) {
-		return nil, nil
+		return "", false, nil
 	}
 	raw := f.fields[name]
 	// Most strings hold no escape: their bytes are the value (ParseForm
 	// has checked the UTF-8 and the control characters).
 	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		s := string(raw[1 : len(raw)-1])
-		return &s, nil
+		return string(raw[1 : len(raw)-1]), true, nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, wrongType(name, "a string")
+	var v string // not s: its address escapes, and s's would put every call's on the heap
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", false, wrongType(name, "a string")
 	}
-	return &s, nil
+	return v, true, nil
 }
 
 // Int returns an integer field, nil when absent or null. A number with a

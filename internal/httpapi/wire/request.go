@@ -47,14 +47,19 @@ func Body(r *http.Request) ([]byte, error) {
 	} else {
 		b, err = io.ReadAll(r.Body)
 	}
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return nil, credential.Errorf(credential.CodeTooLarge, "the request body is too large")
-	case err != nil:
-		return nil, credential.Wrap(credential.CodeMalformed, err, "the request body could not be read")
+	if err != nil {
+		return nil, bodyError(err)
 	}
 	return b, nil
+}
+
+// bodyError names why a body could not be read. Apart from Body, so that
+// errors.As's target escapes only when there is an error.
+func bodyError(err error) error {
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+		return credential.Errorf(credential.CodeTooLarge, "the request body is too large")
+	}
+	return credential.Wrap(credential.CodeMalformed, err, "the request body could not be read")
 }
 
 // maxPreallocatedBody bounds what a Content-Length header may make Body

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -58,7 +59,9 @@ func CheckValues(v url.Values) error {
 
 // headerParams are the request headers a surface passes on to the
 // authority as data (the credential headers are parsed, never stored).
-var headerParams = []string{"X-User-ID"}
+// Each is {the name errors use, its canonical key}: Header.Values with a
+// key not in canonical form allocates its canonical copy on every call.
+var headerParams = [...]struct{ name, key string }{{"X-User-ID", textproto.CanonicalMIMEHeaderKey("X-User-ID")}}
 
 // CheckRequest checks what a handler may read from a request beside its
 // body: the path values of the matched route, the query parameters and the
@@ -74,13 +77,14 @@ func CheckRequest(r *http.Request) error {
 	if err := CheckValues(q); err != nil {
 		return err
 	}
-	for _, name := range headerParams {
-		if len(r.Header.Values(name)) > 1 {
+	for _, h := range headerParams {
+		name, values := h.name, r.Header[h.key]
+		if len(values) > 1 {
 			// Two of them would let a proxy and keyward disagree on whom a
 			// request acts for, as two Authorization headers would.
 			return credential.ParamError(credential.CodeInvalid, name, "must be sent once")
 		}
-		for _, v := range r.Header.Values(name) {
+		for _, v := range values {
 			if !ValidText(v) {
 				return errNotText(name)
 			}
