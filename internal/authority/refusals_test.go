@@ -95,3 +95,24 @@ func TestRefusalAggregationIsBoundedPerMinute(t *testing.T) {
 		}
 	})
 }
+
+// The middleware carries a request's id and address in one value: both
+// must come out of it, and an address set later (a test, a proxy layer)
+// must win, as a nested context value would.
+func TestWithRequestCarriesIDAndClientIP(t *testing.T) {
+	ip := netip.MustParseAddr("203.0.113.7")
+	ctx := authority.WithRequest(context.Background(), "req_1", ip)
+	if got := authority.RequestID(ctx); got != "req_1" {
+		t.Errorf("RequestID = %q, want req_1", got)
+	}
+	if got := authority.ClientIP(ctx); got != ip {
+		t.Errorf("ClientIP = %v, want %v", got, ip)
+	}
+	inner := netip.MustParseAddr("198.51.100.1")
+	if got := authority.ClientIP(authority.WithClientIP(ctx, inner)); got != inner {
+		t.Errorf("ClientIP under WithClientIP = %v, want %v", got, inner)
+	}
+	if got := authority.ClientIP(authority.WithRequestID(context.Background(), "req_2")); got.IsValid() {
+		t.Errorf("ClientIP without an address = %v, want the zero Addr", got)
+	}
+}
