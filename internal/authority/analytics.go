@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyward/keyward/internal/credential"
@@ -31,9 +32,27 @@ const countShards = 32
 // credential, outcome, minute) in memory; the analytics flusher writes
 // them in batches. A verify only bumps a map entry under one shard's lock:
 // no allocation once the key exists in that shard for the minute.
+//
+// Its memory is bounded by traffic, not by the flush interval: each
+// distinct credential verified is a key, so a load over many credentials
+// (a million stored tokens, each used once) would otherwise hold every
+// one of them for up to AnalyticsFlushInterval. Past maxPendingCounts new
+// keys it asks the flusher for an early flush (full).
 type verificationCounter struct {
-	off    bool
-	shards [countShards]countShard
+	off     bool
+	pending atomic.Int64 // keys added since the last take
+	// maxPending is maxPendingCounts; a test lowers it.
+	maxPending int64
+	full       chan struct{} // buffered 1: a flush is due before the tick
+	shards     [countShards]countShard
+}
+
+// maxPendingCounts is how many new keys the counter takes before it asks
+// for an early flush: about a megabyte of map entries.
+const maxPendingCounts = 8192
+
+func (v *verificationCounter) init(off bool) {
+	v.off, v.maxPending, v.full = off, maxPendingCounts, make(chan struct{}, 1)
 }
 
 type countShard struct {
@@ -58,8 +77,16 @@ func (v *verificationCounter) add(instanceID, credentialID string, outcome Reaso
 	if s.m == nil {
 		s.m = make(map[countKey]int64)
 	}
+	before := len(s.m)
 	s.m[k]++
+	grew := len(s.m) > before
 	s.mu.Unlock()
+	if grew && v.pending.Add(1)%v.maxPending == 0 {
+		select {
+		case v.full <- struct{}{}:
+		default: // a flush is already due
+		}
+	}
 }
 
 // minuteOf is the start of at's minute in Unix milliseconds.
@@ -71,6 +98,7 @@ func minuteOf(at time.Time) int64 {
 // take returns every count recorded since the previous take, merged
 // across shards, and empties the counter.
 func (v *verificationCounter) take() []VerificationCount {
+	v.pending.Store(0) // keys added while this runs are counted again: an early flush may come sooner, never later
 	merged := map[countKey]int64{}
 	for i := range v.shards {
 		s := &v.shards[i]
@@ -100,6 +128,7 @@ func (v *verificationCounter) restore(counts []VerificationCount) {
 	for _, c := range counts {
 		s.m[countKey{instance: c.InstanceID, credential: c.CredentialID, outcome: c.Outcome, minute: c.Minute}] += c.Count
 	}
+	v.pending.Add(int64(len(counts)))
 }
 
 // countCaller counts one authentication of a caller credential as a
@@ -145,15 +174,20 @@ func (a *Authority) FlushVerificationCounts(ctx context.Context) error {
 // verification counts: a crash loses at most this much of them.
 const AnalyticsFlushInterval = 10 * time.Second
 
-// RunAnalyticsFlusher flushes the verification counts every interval until
-// ctx ends, then once more, so a graceful shutdown loses none. onError is
-// told of failed flushes (which are retried on the next tick).
+// RunAnalyticsFlusher flushes the verification counts every interval, and
+// sooner when the counter holds maxPendingCounts new keys, until ctx ends,
+// then once more, so a graceful shutdown loses none. onError is told of
+// failed flushes (which are retried on the next tick).
 func (a *Authority) RunAnalyticsFlusher(ctx context.Context, interval time.Duration, onError func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
+			if err := a.FlushVerificationCounts(ctx); err != nil && onError != nil {
+				onError(err)
+			}
+		case <-a.counts.full:
 			if err := a.FlushVerificationCounts(ctx); err != nil && onError != nil {
 				onError(err)
 			}

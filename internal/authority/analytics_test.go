@@ -3,6 +3,7 @@ package authority_test
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -188,4 +189,47 @@ func equalBuckets(a, b []VerificationBucket) bool {
 		}
 	}
 	return true
+}
+
+// The counts of many distinct credentials do not wait in memory for the
+// tick: past the counter's bound of new keys the flusher writes them at
+// once, so a load over a million stored tokens holds a bounded map.
+func TestVerificationCountsFlushEarlyWhenManyAreDistinct(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx, stop := context.WithCancel(context.Background())
+		m := newMachineEnv(t, s)
+		const distinct = 3
+		SetMaxPendingCounts(m.a, distinct)
+		flushed := make(chan struct{})
+		go func() {
+			defer close(flushed)
+			m.a.RunAnalyticsFlusher(ctx, time.Hour, func(err error) { t.Error(err) }) // the tick never comes
+		}()
+		t.Cleanup(func() { stop(); <-flushed })
+
+		for range distinct {
+			tok := m.mint(t, FormatOpaque)
+			if r, err := m.a.Verify(ctx, m.admin, VerifyInput{Token: tok.Token}); err != nil || r.Reason != ReasonValid {
+				t.Fatalf("verify: %v %v", r.Reason, err)
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, err := m.a.Verifications(ctx, m.admin, VerificationsInput{Outcome: "valid"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int64
+			for _, b := range got.Buckets {
+				n += b.Count
+			}
+			if n == distinct {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d valid verifications stored, want %d: no early flush", n, distinct)
+			}
+			runtime.Gosched()
+		}
+	})
 }

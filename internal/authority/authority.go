@@ -115,7 +115,7 @@ func New(cfg Config) *Authority {
 		sink:     cfg.AuditSink, sinkRequired: cfg.AuditSinkRequired, onSinkError: cfg.OnAuditSinkError,
 		wake: make(chan struct{}, 1),
 	}
-	a.counts.off = cfg.NoAnalytics
+	a.counts.init(cfg.NoAnalytics)
 	if a.bus != nil {
 		// Until the first subscription is confirmed, other nodes' changes
 		// may go unheard: keep cached credentials only briefly.

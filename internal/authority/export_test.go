@@ -34,3 +34,7 @@ func InsertMachineUnaudited(ctx context.Context, a *Authority, c Caller, m crede
 		return tx.InsertMachine(ctx, m)
 	})
 }
+
+// SetMaxPendingCounts sets how many new verification-count keys ask for an
+// early analytics flush.
+func SetMaxPendingCounts(a *Authority, n int64) { a.counts.maxPending = n }
