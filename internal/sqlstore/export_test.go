@@ -40,3 +40,11 @@ func Exec(ctx context.Context, s *Store, query string, args ...any) error {
 	_, err := s.writer.ExecContext(ctx, s.d.rebind(query), args...)
 	return err
 }
+
+// ReaderCacheKiB is the page cache budget of a SQLite read connection, in
+// KiB (SQLite reports a KiB budget as a negative cache_size).
+func ReaderCacheKiB(ctx context.Context, s *Store) (int, error) {
+	var n int
+	err := s.reader.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&n)
+	return -n, err
+}

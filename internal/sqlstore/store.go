@@ -129,7 +129,12 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	// queueing in the pool is far cheaper than contending on the file lock.
 	writer.SetMaxOpenConns(1)
 
-	reader, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_pragma=query_only(1)")
+	// cache_size(-1000), 1000 KiB, half SQLite's default: a reader serves
+	// point lookups by a random digest, which its own cache cannot hold
+	// for a large table (the OS page cache does), and modernc's allocator
+	// charges each cached page about twice its size, outside the Go memory
+	// limit: four readers at the default held ~16 MiB.
+	reader, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_pragma=query_only(1)&_pragma=cache_size(-1000)")
 	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)

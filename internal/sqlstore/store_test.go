@@ -1153,3 +1153,21 @@ func insertAuditEvent(ctx context.Context, tx authority.Tx, e credential.AuditEv
 	_, err := tx.InsertAuditEvent(ctx, e)
 	return err
 }
+
+// A SQLite reader's page cache is bounded below SQLite's default (2000
+// KiB): modernc charges each page about twice its size, outside the Go
+// memory limit, and random digest lookups gain little from it.
+func TestSQLiteReaderCacheIsBounded(t *testing.T) {
+	s, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	kib, err := sqlstore.ReaderCacheKiB(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kib != 1000 {
+		t.Fatalf("reader cache_size = %d KiB, want 1000", kib)
+	}
+}
