@@ -81,7 +81,11 @@ func (v *verificationCounter) add(instanceID, credentialID string, outcome Reaso
 	s.m[k]++
 	grew := len(s.m) > before
 	s.mu.Unlock()
-	if grew && v.pending.Add(1)%v.maxPending == 0 {
+	limit := v.maxPending
+	if limit <= 0 { // a counter not made by init (a benchmark's zero value)
+		limit = maxPendingCounts
+	}
+	if grew && v.pending.Add(1)%limit == 0 {
 		select {
 		case v.full <- struct{}{}:
 		default: // a flush is already due
