@@ -1,6 +1,7 @@
 package authority
 
 import (
+	"cmp"
 	"context"
 	"math/rand/v2"
 	"slices"
@@ -41,7 +42,7 @@ const countShards = 32
 type verificationCounter struct {
 	off     bool
 	pending atomic.Int64 // keys added since the last take
-	// maxPending is maxPendingCounts; a test lowers it.
+	// maxPending overrides maxPendingCounts when set (a test lowers it).
 	maxPending int64
 	full       chan struct{} // buffered 1: a flush is due before the tick
 	shards     [countShards]countShard
@@ -52,7 +53,7 @@ type verificationCounter struct {
 const maxPendingCounts = 8192
 
 func (v *verificationCounter) init(off bool) {
-	v.off, v.maxPending, v.full = off, maxPendingCounts, make(chan struct{}, 1)
+	v.off, v.full = off, make(chan struct{}, 1)
 }
 
 type countShard struct {
@@ -81,11 +82,8 @@ func (v *verificationCounter) add(instanceID, credentialID string, outcome Reaso
 	s.m[k]++
 	grew := len(s.m) > before
 	s.mu.Unlock()
-	limit := v.maxPending
-	if limit <= 0 { // a counter not made by init (a benchmark's zero value)
-		limit = maxPendingCounts
-	}
-	if grew && v.pending.Add(1)%limit == 0 {
+	limit := cmp.Or(v.maxPending, maxPendingCounts)
+	if grew && v.pending.Add(1)%limit == 0 { // a nil full (a zero counter) takes the default below
 		select {
 		case v.full <- struct{}{}:
 		default: // a flush is already due
@@ -185,16 +183,17 @@ const AnalyticsFlushInterval = 10 * time.Second
 func (a *Authority) RunAnalyticsFlusher(ctx context.Context, interval time.Duration, onError func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	flush := func() {
+		if err := a.FlushVerificationCounts(ctx); err != nil && onError != nil {
+			onError(err)
+		}
+	}
 	for {
 		select {
 		case <-t.C:
-			if err := a.FlushVerificationCounts(ctx); err != nil && onError != nil {
-				onError(err)
-			}
+			flush()
 		case <-a.counts.full:
-			if err := a.FlushVerificationCounts(ctx); err != nil && onError != nil {
-				onError(err)
-			}
+			flush()
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalFlushTimeout)
 			if err := a.FlushVerificationCounts(final); err != nil && onError != nil {

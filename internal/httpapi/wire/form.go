@@ -269,11 +269,11 @@ func (f *Form) text(name string) (string, bool, error) {
 	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
 		return string(raw[1 : len(raw)-1]), true, nil
 	}
-	var v string // not s: its address escapes, and s's would put every call's on the heap
-	if err := json.Unmarshal(raw, &v); err != nil {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", false, wrongType(name, "a string")
 	}
-	return v, true, nil
+	return s, true, nil
 }
 
 // Int returns an integer field, nil when absent or null. A number with a
