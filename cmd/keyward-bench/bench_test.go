@@ -107,20 +107,22 @@ func TestParseConcurrency(t *testing.T) {
 }
 
 func TestParseProcStatus(t *testing.T) {
-	status := "Name:\tkeyward\nVmPeak:\t 1300000 kB\nVmHWM:\t   61440 kB\nVmRSS:\t   51200 kB\nThreads:\t8\n"
+	status := "Name:\tkeyward\nVmPeak:\t 1300000 kB\nVmHWM:\t   61440 kB\nVmRSS:\t   51200 kB\nRssAnon:\t   30720 kB\nRssFile:\t   20480 kB\nThreads:\t8\n"
 	m, err := parseProcStatus(status)
-	if err != nil || *m != (memory{VmRSSKiB: 51200, VmHWMKiB: 61440}) {
+	if err != nil || *m != (memory{VmRSSKiB: 51200, VmHWMKiB: 61440, RssAnonKiB: 30720}) {
 		t.Fatalf("parseProcStatus = %+v, %v", m, err)
 	}
-	if _, err := parseProcStatus("Name:\tkeyward\nVmRSS:\t 1 kB\n"); err == nil {
-		t.Fatal("a status without VmHWM was accepted")
+	for _, partial := range []string{"Name:\tkeyward\nVmRSS:\t 1 kB\nRssAnon:\t 1 kB\n", "VmHWM:\t 2 kB\nVmRSS:\t 1 kB\n"} {
+		if _, err := parseProcStatus(partial); err == nil {
+			t.Fatalf("a status lacking a field was accepted: %q", partial)
+		}
 	}
 }
 
 func TestReport(t *testing.T) {
 	rep := report{Date: "2026-01-02T03:04:05Z", GoVersion: "go1.26", GOMAXPROCS: 2, Target: "http://127.0.0.1:1",
 		Store: "sqlite", TokenFormat: "jwt", Machines: 4, Tokens: 1000, Warmup: "1s", Duration: "5s",
-		ServerMemory: &memory{VmRSSKiB: 51200, VmHWMKiB: 61440}}
+		ServerMemory: &memory{VmRSSKiB: 51200, VmHWMKiB: 61440, RssAnonKiB: 30720}}
 	rep.add(level{Concurrency: 16,
 		Baseline: stats{Requests: 100000, RequestsPerSecond: 20000, P50Ms: 0.5, P99Ms: 2},
 		Keyward:  stats{Requests: 25000, Errors: 3, FirstError: `401 {"error":"no"}`, RequestsPerSecond: 5000, P50Ms: 3.2, P99Ms: 9.75},
@@ -137,7 +139,7 @@ func TestReport(t *testing.T) {
 		"go1.26  GOMAXPROCS=2", "store sqlite", "1000 jwt tokens over 4 machines",
 		"20000", "0.500", "2.000", "5000", "3.200", "9.750", "25.0%",
 		`keyward c=16: 3 of 25000 requests failed; first: 401 {"error":"no"}`,
-		"VmRSS 50.0 MiB, VmHWM 60.0 MiB",
+		"VmRSS 50.0 MiB (anonymous 30.0 MiB), VmHWM 60.0 MiB",
 	} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, text.String())

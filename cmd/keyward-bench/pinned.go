@@ -64,6 +64,7 @@ type wrkResult struct {
 	requests, bad       int
 	rps, p50Ms, p99Ms   float64
 	cpuUsPerReq, rssMiB float64
+	anonMiB             float64 // the anonymous part of rssMiB
 	// writesPerCommit is the mean group-commit batch during the run (0:
 	// the row committed nothing, or the server is the bare one).
 	writesPerCommit float64
@@ -649,6 +650,7 @@ func runWrk(ctx context.Context, cfg config, script string, row pinnedRow, offse
 	}
 	if mem, err := processMemory(row.server.pid); err == nil {
 		res.rssMiB = float64(mem.VmRSSKiB) / 1024
+		res.anonMiB = float64(mem.RssAnonKiB) / 1024
 	}
 	if commits1, writes1 := commitCounts(ctx, row.server.url); commits1 > commits0 {
 		res.writesPerCommit = (writes1 - writes0) / (commits1 - commits0)
@@ -810,7 +812,7 @@ func writePinned(w io.Writer, cfg config, rows []pinnedRow, results [][]wrkResul
 	fmt.Fprintf(w, "keyward-bench --pinned  %s  servers on CPU %s, wrk -t1 -c%d on CPU %s, %s per run, %d interleaved rounds, medians\n\n",
 		time.Now().UTC().Format(time.RFC3339), cfg.serverCPU, cfg.pinnedConcurrency, cfg.loadCPU, cfg.duration, cfg.rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\tCPU µs/req\tRSS MiB\t÷ bare\t÷ opaque\tby CPU ÷ bare\twrites/commit\t")
+	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\tCPU µs/req\tRSS MiB\tanon MiB\t÷ bare\t÷ opaque\tby CPU ÷ bare\twrites/commit\t")
 	pick := func(rs []wrkResult, f func(wrkResult) float64) float64 {
 		var xs []float64
 		for _, r := range rs {
@@ -845,12 +847,13 @@ func writePinned(w io.Writer, cfg config, rows []pinnedRow, results [][]wrkResul
 		if b := pick(rs, func(r wrkResult) float64 { return r.writesPerCommit }); b > 0 {
 			batch = strconv.FormatFloat(b, 'f', 1, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%s\t\n", row.name,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%s\t\n", row.name,
 			pick(rs, func(r wrkResult) float64 { return r.rps }),
 			pick(rs, func(r wrkResult) float64 { return r.p50Ms }),
 			pick(rs, func(r wrkResult) float64 { return r.p99Ms }),
 			pick(rs, func(r wrkResult) float64 { return r.cpuUsPerReq }),
 			pick(rs, func(r wrkResult) float64 { return r.rssMiB }),
+			pick(rs, func(r wrkResult) float64 { return r.anonMiB }),
 			ratio(i, 0), ratio(i, 1), cpuRatio(i), batch)
 	}
 	return tw.Flush()

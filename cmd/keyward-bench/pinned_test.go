@@ -124,7 +124,7 @@ func TestWritePinnedShowsMediansAndRatiosPerRound(t *testing.T) {
 	rows := []pinnedRow{{name: "bare"}, {name: "opaque"}, {name: "jwt"}}
 	results := [][]wrkResult{
 		{{rps: 10000, cpuUsPerReq: 20}, {rps: 20000, cpuUsPerReq: 20}, {rps: 30000, cpuUsPerReq: 20}},
-		{{rps: 6000, cpuUsPerReq: 40}, {rps: 10000, cpuUsPerReq: 50}, {rps: 12000, cpuUsPerReq: 25} /* ratios .6 .5 .4 */},
+		{{rps: 6000, cpuUsPerReq: 40, rssMiB: 50, anonMiB: 30}, {rps: 10000, cpuUsPerReq: 50, rssMiB: 60, anonMiB: 31}, {rps: 12000, cpuUsPerReq: 25, rssMiB: 55, anonMiB: 40} /* ratios .6 .5 .4 */},
 		{{rps: 6000, p99Ms: 3, writesPerCommit: 9}, {rps: 9000, p99Ms: 1, writesPerCommit: 7}, {rps: 12000, p99Ms: 2, writesPerCommit: 8}},
 	}
 	var out strings.Builder
@@ -141,12 +141,14 @@ func TestWritePinnedShowsMediansAndRatiosPerRound(t *testing.T) {
 			jwt = l
 		}
 	}
-	// opaque: median 10000 req/s, 40 µs; ÷ bare median of .6 .5 .4; by CPU median of .5 .4 .8
-	if f := strings.Fields(opaque); len(f) != 10 || f[9] != "-" || f[1] != "10000" || f[4] != "40.0" || f[6] != "0.50" || f[7] != "1.00" || f[8] != "0.50" {
+	// opaque: median 10000 req/s, 40 µs, RSS 55 of which 31 anonymous;
+	// ÷ bare median of .6 .5 .4; by CPU median of .5 .4 .8
+	if f := strings.Fields(opaque); len(f) != 11 || f[10] != "-" || f[1] != "10000" || f[4] != "40.0" || f[5] != "55.0" || f[6] != "31.0" ||
+		f[7] != "0.50" || f[8] != "1.00" || f[9] != "0.50" {
 		t.Errorf("opaque row: %q", opaque)
 	}
 	// jwt: ÷ opaque per round 1.0 .9 1.0 → 1.00; p99 median 2; batch median 8
-	if f := strings.Fields(jwt); len(f) != 10 || f[3] != "2.000" || f[7] != "1.00" || f[9] != "8.0" {
+	if f := strings.Fields(jwt); len(f) != 11 || f[3] != "2.000" || f[8] != "1.00" || f[10] != "8.0" {
 		t.Errorf("jwt row: %q", jwt)
 	}
 	if !strings.Contains(out.String(), "3 interleaved rounds") {

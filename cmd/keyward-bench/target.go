@@ -209,11 +209,11 @@ func (p *keywardProcess) memory() (*memory, error) {
 	return parseProcStatus(string(b))
 }
 
-// parseProcStatus reads VmRSS and VmHWM ("VmRSS:	  51234 kB") from the
-// text of /proc/<pid>/status.
+// parseProcStatus reads VmRSS, VmHWM and RssAnon ("VmRSS:	  51234 kB")
+// from the text of /proc/<pid>/status.
 func parseProcStatus(status string) (*memory, error) {
 	var m memory
-	fields := map[string]*int64{"VmRSS": &m.VmRSSKiB, "VmHWM": &m.VmHWMKiB}
+	fields := map[string]*int64{"VmRSS": &m.VmRSSKiB, "VmHWM": &m.VmHWMKiB, "RssAnon": &m.RssAnonKiB}
 	found := 0
 	for line := range strings.Lines(status) {
 		name, value, _ := strings.Cut(line, ":")
@@ -230,7 +230,7 @@ func parseProcStatus(status string) (*memory, error) {
 		found++
 	}
 	if found != len(fields) {
-		return nil, errors.New("/proc/<pid>/status has no VmRSS or VmHWM")
+		return nil, errors.New("/proc/<pid>/status lacks VmRSS, VmHWM or RssAnon")
 	}
 	return &m, nil
 }
