@@ -171,12 +171,32 @@ func writeWrkScript(dir string) (string, error) {
 func postgresCreateTokenRow(ctx context.Context, cfg config, bin, dir string, client *http.Client, progress io.Writer) (row pinnedRow, stop func(), err error) {
 	pgCfg := cfg
 	pgCfg.keywardBin = bin
+	// It runs beside the SQLite server, which has --pprof-addr.
+	if pgCfg.pprofAddr, err = nextPort(cfg.pprofAddr); err != nil {
+		return pinnedRow{}, func() {}, err
+	}
 	pg, err := startKeyward(ctx, pgCfg, filepath.Join(dir, "postgres"), client, progress)
 	if err != nil {
 		return pinnedRow{}, func() {}, err
 	}
 	row, err = createTokenRow(ctx, client, &pinnedServer{pid: pg.cmd.Process.Pid, url: pg.url}, pg.adminKey, "create M2M token, PostgreSQL")
 	return row, pg.stop, err
+}
+
+// nextPort is addr (host:port) with the port one higher; "" stays "".
+func nextPort(addr string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--pprof-addr: %w", err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n <= 0 || n >= 65535 {
+		return "", fmt.Errorf("--pprof-addr: %q needs a port below 65535", addr)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+1)), nil
 }
 
 // analyticsRows are opaque verify on two fresh servers alike but for

@@ -242,3 +242,16 @@ func TestAPIKeyWithLimits(t *testing.T) {
 		t.Errorf("row names: %q, %q", limitRowName(1), limitRowName(10))
 	}
 }
+
+func TestNextPortGivesThePostgresServerItsOwnProfiler(t *testing.T) {
+	for addr, want := range map[string]string{"": "", "127.0.0.1:6060": "127.0.0.1:6061", "[::1]:7000": "[::1]:7001"} {
+		if got, err := nextPort(addr); err != nil || got != want {
+			t.Errorf("nextPort(%q) = %q, %v; want %q", addr, got, err, want)
+		}
+	}
+	for _, bad := range []string{"127.0.0.1", "127.0.0.1:x", "127.0.0.1:65535"} {
+		if _, err := nextPort(bad); err == nil {
+			t.Errorf("nextPort(%q) accepted", bad)
+		}
+	}
+}
