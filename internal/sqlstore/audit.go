@@ -78,18 +78,25 @@ type chainHeadState struct {
 
 // batchChains keeps the chain heads a group commit has read (and locked)
 // or extended, so each closure of the batch appends to its chain with one
-// statement instead of four. Savepoints snapshot and restore it with the
-// rows they undo.
+// statement instead of four, and the webhook subscriptions read under
+// those locks (see ListWebhooks). Savepoints snapshot and restore it with
+// the rows they undo.
 type batchChains struct {
 	heads map[string]chainHeadState
+	hooks map[string][]credential.Webhook
 }
 
-func (b *batchChains) snapshot() map[string]chainHeadState {
-	return maps.Clone(b.heads)
+type batchChainsSnapshot struct {
+	heads map[string]chainHeadState
+	hooks map[string][]credential.Webhook
 }
 
-func (b *batchChains) restore(saved map[string]chainHeadState) {
-	b.heads = saved
+func (b *batchChains) snapshot() batchChainsSnapshot {
+	return batchChainsSnapshot{heads: maps.Clone(b.heads), hooks: maps.Clone(b.hooks)}
+}
+
+func (b *batchChains) restore(saved batchChainsSnapshot) {
+	b.heads, b.hooks = saved.heads, saved.hooks
 }
 
 // chainHead reads the instance's chain head, locking it for the rest of
@@ -192,4 +199,11 @@ func (t *tx) AuditChains(ctx context.Context) ([]string, error) {
 		var id string
 		return id, s.Scan(&id)
 	}, `SELECT instance_id FROM audit_chain_heads ORDER BY instance_id`)
+}
+
+// holds reports whether the batch has read (and so locked) the instance's
+// chain head.
+func (b *batchChains) holds(instanceID string) bool {
+	_, ok := b.heads[instanceID]
+	return ok
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ func encodeEvents(events []string) (string, error) {
 }
 
 func (t *tx) InsertWebhook(ctx context.Context, w credential.Webhook) error {
+	t.webhooksWritten(w.InstanceID)
 	events, err := encodeEvents(w.Events)
 	if err != nil {
 		return translate(err, "webhook")
@@ -52,11 +54,39 @@ func (t *tx) GetWebhook(ctx context.Context, instanceID, id string) (credential.
 const listWebhooks = `SELECT ` + webhookColumns + ` FROM webhooks
 		WHERE instance_id = ? ORDER BY created_at, id`
 
+// ListWebhooks reads the instance's endpoints once per group commit
+// batch: every audited change reads them for its lifecycle event, and on
+// PostgreSQL each read was a round trip. The batch reuses a read only
+// while it holds the instance's audit chain head, which every webhook
+// change also locks (it is audited), so no endpoint can commit between
+// the read and the batch's COMMIT: each change sees what it would have
+// read itself. A webhook written in the batch drops the reuse.
 func (t *tx) ListWebhooks(ctx context.Context, instanceID string) ([]credential.Webhook, error) {
-	return queryAll(ctx, t, "webhook", scanWebhook, listWebhooks, instanceID)
+	reuse := t.chains != nil && t.chains.holds(instanceID)
+	if reuse {
+		if hooks, ok := t.chains.hooks[instanceID]; ok {
+			return slices.Clone(hooks), nil
+		}
+	}
+	hooks, err := queryAll(ctx, t, "webhook", scanWebhook, listWebhooks, instanceID)
+	if err == nil && reuse {
+		if t.chains.hooks == nil {
+			t.chains.hooks = map[string][]credential.Webhook{}
+		}
+		t.chains.hooks[instanceID] = slices.Clone(hooks)
+	}
+	return hooks, err
+}
+
+// webhooksWritten drops the batch's reuse of instanceID's endpoints.
+func (t *tx) webhooksWritten(instanceID string) {
+	if t.chains != nil {
+		delete(t.chains.hooks, instanceID)
+	}
 }
 
 func (t *tx) UpdateWebhook(ctx context.Context, w credential.Webhook) error {
+	t.webhooksWritten(w.InstanceID)
 	events, err := encodeEvents(w.Events)
 	if err != nil {
 		return translate(err, "webhook")
@@ -68,6 +98,7 @@ func (t *tx) UpdateWebhook(ctx context.Context, w credential.Webhook) error {
 // DeleteWebhook deletes the deliveries first (their foreign key cascades
 // too, but SQLite enforces it only with foreign_keys on).
 func (t *tx) DeleteWebhook(ctx context.Context, instanceID, id string) error {
+	t.webhooksWritten(instanceID)
 	if _, err := t.exec(ctx, `DELETE FROM webhook_deliveries WHERE instance_id = ? AND webhook_id = ?`, instanceID, id); err != nil {
 		return translate(err, "webhook")
 	}
