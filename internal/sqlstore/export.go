@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -204,6 +205,11 @@ func (s *Store) Import(ctx context.Context, r io.Reader, check []byte) (inserted
 		if len(names) == 0 {
 			return 0, 0, fmt.Errorf("sqlstore: import: line %d: empty row", lineNo)
 		}
+		if line.Type == "webhooks" && s.d.name == "postgres" {
+			if err := s.lockChainForWebhook(ctx, tx, names, args); err != nil {
+				return 0, 0, fmt.Errorf("sqlstore: import: line %d: %w", lineNo, err)
+			}
+		}
 		q := "INSERT INTO " + line.Type + " (" + strings.Join(names, ", ") + ") VALUES (" +
 			strings.TrimSuffix(strings.Repeat("?, ", len(names)), ", ") + ") ON CONFLICT DO NOTHING"
 		res, err := tx.ExecContext(ctx, s.d.rebind(q), args...)
@@ -304,4 +310,25 @@ func (s *Store) adoptKeyring(ctx context.Context, tx *sql.Tx, row map[string]jso
 		"origin = excluded.origin, created_at = excluded.created_at, rotated_at = excluded.rotated_at"
 	_, err = tx.ExecContext(ctx, s.d.rebind(q), vals["key_check"], vals["wrapped_keys"], vals["origin"], vals["created_at"], vals["rotated_at"])
 	return translate(err, "import")
+}
+
+// lockChainForWebhook locks the audit chain head of the instance a
+// webhook row belongs to, as an audited webhook change does: a group
+// commit on another node reuses its read of an instance's endpoints while
+// it holds that lock (see ListWebhooks), so an endpoint must not commit
+// under it. (On SQLite the import's write lock already excludes a batch.)
+func (s *Store) lockChainForWebhook(ctx context.Context, tx *sql.Tx, names []string, args []any) error {
+	i := slices.Index(names, "instance_id")
+	if i < 0 {
+		return errors.New("webhooks row has no instance_id")
+	}
+	if _, err := tx.ExecContext(ctx, s.d.rebind(ensureChainHead), args[i]); err != nil {
+		return translate(err, "audit chain")
+	}
+	var seq int64
+	var hash string
+	if err := tx.QueryRowContext(ctx, s.d.rebind(selectChainHead+" FOR UPDATE"), args[i]).Scan(&seq, &hash); err != nil {
+		return translate(err, "audit chain")
+	}
+	return nil
 }

@@ -48,3 +48,12 @@ func ReaderCacheKiB(ctx context.Context, s *Store) (int, error) {
 	err := s.reader.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&n)
 	return -n, err
 }
+
+// CountLockWaiters counts the PostgreSQL sessions named application
+// (application_name) waiting for a lock.
+func CountLockWaiters(ctx context.Context, s *Store, application string) (int, error) {
+	var n int
+	err := s.writer.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity
+		WHERE application_name = $1 AND wait_event_type = 'Lock'`, application).Scan(&n)
+	return n, err
+}

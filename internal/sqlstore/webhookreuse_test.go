@@ -1,8 +1,13 @@
 package sqlstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/keyward/keyward/internal/authority"
@@ -125,5 +130,97 @@ func TestAFailedClosuresWebhookIsNotShownToTheRestOfItsBatch(t *testing.T) {
 	}
 	if len(seenByB) != 0 {
 		t.Fatalf("closure B, after A was rolled back, was shown %v", seenByB)
+	}
+}
+
+// An import writes webhook rows without an audited change; on PostgreSQL
+// it must still wait for a batch on another node that holds the
+// instance's audit chain (and may reuse its read of the endpoints) to
+// commit, or that batch's later changes would miss the new endpoint.
+func TestAnImportedWebhookWaitsForABatchHoldingItsInstancesChain(t *testing.T) {
+	url := testkit.PostgresURL(t)
+	ctx := context.Background()
+	keys := newKeyring(t)
+	from := testkit.OpenSQLite(t)
+	a := authorityOver(from, keys)
+	in, _, err := a.CreateInstance(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.CreateWebhook(ctx, authority.Operator(in.ID), authority.CreateWebhookInput{URL: "https://hooks.example/x", Events: []string{"*"}}); err != nil {
+		t.Fatal(err)
+	}
+	var dump bytes.Buffer
+	if _, err := from.Export(ctx, &dump, keys.ExportCheck()); err != nil {
+		t.Fatal(err)
+	}
+	open := func(url string) *sqlstore.Store {
+		s, err := sqlstore.OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	// The importer's sessions are told apart from every other test's.
+	app := "kw_import_" + in.ID
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	node, importer := open(url), open(url+sep+"application_name="+app)
+	// Everything but the endpoint is there already.
+	if _, _, err := node.Import(ctx, bytes.NewReader(dump.Bytes()), keys.ExportCheck()); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.Exec(ctx, node, "DELETE FROM webhooks"); err != nil {
+		t.Fatal(err)
+	}
+
+	locked, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	var releaseOnce sync.Once
+	letGo := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(letGo) // before the stores close, which waits for the batch
+	go func() {
+		held <- node.Update(ctx, func(tx authority.Tx) error {
+			if err := insertEvent(tx, ctx, credential.AuditEvent{ID: "aud_hold", InstanceID: in.ID, At: t0, Action: "x"}); err != nil {
+				return err
+			}
+			close(locked)
+			<-release
+			return nil
+		})
+	}()
+	<-locked
+	imported := make(chan error, 1)
+	go func() {
+		inserted, _, err := importer.Import(ctx, bytes.NewReader(dump.Bytes()), keys.ExportCheck())
+		if err == nil && inserted != 1 {
+			err = fmt.Errorf("inserted %d rows, want the one endpoint", inserted)
+		}
+		imported <- err
+	}()
+	waiting := make(chan struct{})
+	go func() {
+		defer close(waiting)
+		for {
+			n, err := sqlstore.CountLockWaiters(ctx, node, app)
+			if err != nil || n > 0 {
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	select {
+	case err := <-imported:
+		t.Fatalf("the import committed an endpoint (%v) while another batch held the instance's chain", err)
+	case <-waiting:
+	}
+	letGo()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-imported; err != nil {
+		t.Fatal(err)
 	}
 }
