@@ -86,17 +86,17 @@ type batchChains struct {
 	hooks map[string][]credential.Webhook
 }
 
-type batchChainsSnapshot struct {
-	heads map[string]chainHeadState
-	hooks map[string][]credential.Webhook
+func (b *batchChains) snapshot() batchChains {
+	return batchChains{heads: maps.Clone(b.heads), hooks: maps.Clone(b.hooks)}
 }
 
-func (b *batchChains) snapshot() batchChainsSnapshot {
-	return batchChainsSnapshot{heads: maps.Clone(b.heads), hooks: maps.Clone(b.hooks)}
-}
+func (b *batchChains) restore(saved batchChains) { *b = saved }
 
-func (b *batchChains) restore(saved batchChainsSnapshot) {
-	b.heads, b.hooks = saved.heads, saved.hooks
+// holds reports whether the batch has read (and so locked) the instance's
+// chain head.
+func (b *batchChains) holds(instanceID string) bool {
+	_, ok := b.heads[instanceID]
+	return ok
 }
 
 // chainHead reads the instance's chain head, locking it for the rest of
@@ -199,11 +199,4 @@ func (t *tx) AuditChains(ctx context.Context) ([]string, error) {
 		var id string
 		return id, s.Scan(&id)
 	}, `SELECT instance_id FROM audit_chain_heads ORDER BY instance_id`)
-}
-
-// holds reports whether the batch has read (and so locked) the instance's
-// chain head.
-func (b *batchChains) holds(instanceID string) bool {
-	_, ok := b.heads[instanceID]
-	return ok
 }

@@ -317,18 +317,15 @@ func (s *Store) adoptKeyring(ctx context.Context, tx *sql.Tx, row map[string]jso
 // commit on another node reuses its read of an instance's endpoints while
 // it holds that lock (see ListWebhooks), so an endpoint must not commit
 // under it. (On SQLite the import's write lock already excludes a batch.)
-func (s *Store) lockChainForWebhook(ctx context.Context, tx *sql.Tx, names []string, args []any) error {
+func (s *Store) lockChainForWebhook(ctx context.Context, sqlTx *sql.Tx, names []string, args []any) error {
 	i := slices.Index(names, "instance_id")
 	if i < 0 {
 		return errors.New("webhooks row has no instance_id")
 	}
-	if _, err := tx.ExecContext(ctx, s.d.rebind(ensureChainHead), args[i]); err != nil {
-		return translate(err, "audit chain")
+	id, ok := args[i].(string)
+	if !ok {
+		return errors.New("webhooks row has a non-text instance_id")
 	}
-	var seq int64
-	var hash string
-	if err := tx.QueryRowContext(ctx, s.d.rebind(selectChainHead+" FOR UPDATE"), args[i]).Scan(&seq, &hash); err != nil {
-		return translate(err, "audit chain")
-	}
-	return nil
+	_, err := (&tx{sqlTx: sqlTx, d: s.d}).chainHead(ctx, id)
+	return err
 }
