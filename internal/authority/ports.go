@@ -21,7 +21,9 @@ func (SystemClock) Now() time.Time { return time.Now() }
 // Store persists everything the authority manages. Every call is atomic:
 // Update runs fn in one read-write transaction and commits only if fn
 // returns nil; View runs fn in a read-only one. Methods of Tx must only be
-// used inside fn.
+// used inside fn. Update may run fn more than once, even after a run that
+// succeeded (its transaction was rolled back and run again), so fn starts
+// from nothing each time and leaves its results only in variables it sets.
 //
 // Store errors are *credential.Error values: CodeNotFound for a missing row,
 // CodeConflict for a uniqueness violation, CodeUnavailable when the

@@ -18,6 +18,10 @@ func RowCount(ctx context.Context, s *Store, table string) (int, error) {
 // how many Update closures they carried.
 func CommitStats(s *Store) (batches, closures int64) { return s.CommitCounts() }
 
+// CarefulBatches returns how many batches ran again with a savepoint
+// around each closure, after one of them failed.
+func CarefulBatches(s *Store) int64 { return s.committer.careful.Load() }
+
 // WaitingUpdates returns how many Update calls are queued or running in
 // the group committer.
 func WaitingUpdates(s *Store) int64 {

@@ -20,10 +20,11 @@ import (
 // fsyncs per second however many callers wait. On PostgreSQL every audited
 // change locks its instance's audit chain head until it commits, so
 // concurrent writes there also go one commit at a time. The committer instead runs
-// every Update waiting at the start of a batch in one transaction, each
-// closure under its own SAVEPOINT, and commits them with one fsync:
+// every Update waiting at the start of a batch in one transaction and
+// commits them with one fsync:
 //
-//   - a closure that fails is rolled back to its savepoint alone, and its
+//   - a closure that fails is undone alone (the batch runs again with a
+//     SAVEPOINT around each closure, see commit), and its
 //     caller gets its own error (it wrote nothing) when the batch ends, so
 //     what the error rests on (an earlier closure's row) is committed;
 //   - a closure that succeeds is acknowledged only after COMMIT returns;
@@ -82,8 +83,9 @@ type groupCommitter struct {
 	// waiting counts callers queued or in a batch, for tests.
 	waiting atomic.Int64
 	// batches and closures count committed transactions and the closures
-	// they carried, for tests and benchmarks.
-	batches, closures atomic.Int64
+	// they carried, for tests and benchmarks; careful counts the batches
+	// run again under savepoints after a closure failed.
+	batches, closures, careful atomic.Int64
 }
 
 func newGroupCommitter(db *sql.DB, d *dialect, prepared map[string]*sql.Stmt, watch *outageWatch) *groupCommitter {
@@ -164,46 +166,118 @@ func (g *groupCommitter) run() {
 
 // commit runs one batch in one transaction and answers every caller but
 // the deadlock victims it returns, to run again.
+//
+// It first runs the closures one after another with no savepoints: each
+// savepoint and its release are two more statements per closure, and on
+// PostgreSQL two more round trips in the one writer's way. When a closure
+// fails, the transaction is rolled back whole and the batch runs again
+// with a savepoint around each closure, so the failure is undone alone.
+// Closures are written to run again from nothing (a deadlock's victim
+// does), so running the ones that succeeded a second time is safe. A
+// failure of the first closure needs no second run: the rollback undid
+// its work alone, as its savepoint would have, and the rest runs afresh.
 func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest) {
+	b := &batchRun{g: g}
 	// A closure that failed is answered only once the batch has ended, as
 	// if it had run after the closures before it had committed: its error
 	// may rest on their writes ("already exists"), which its caller must
 	// then be able to read.
-	var failed []*commitRequest
-	var failures []commitResult
-	defer func() {
-		for i, r := range failed {
-			r.done <- failures[i]
-		}
-	}()
-	answer := func(reqs []*commitRequest, err error) {
-		for _, r := range reqs {
-			r.done <- commitResult{err: err}
-		}
-	}
+	defer b.answerFailed()
 	// The transaction belongs to no caller: one caller's cancellation must
 	// not roll back the others' writes. Only an outage ends it early.
-	ctx := context.Background()
+	b.ctx = context.Background()
 	if g.watch != nil {
-		bound, release, err := g.watch.bind(ctx)
+		bound, release, err := g.watch.bind(b.ctx)
 		if err != nil {
 			answer(batch, err)
-			return
+			return nil
 		}
 		defer release()
-		ctx = bound
+		b.ctx = bound
 	}
-	// settle names an outage for what it is (see Store.outageOr).
-	settle := func(err error) error {
-		if err != nil && g.watch != nil && errors.Is(context.Cause(ctx), errNotAnswering) {
-			return errOutage
+	live := make([]*commitRequest, 0, len(batch))
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- commitResult{err: translate(err, "transaction")}
+			continue
 		}
-		return err
+		live = append(live, r)
 	}
+	for len(live) > 0 {
+		f, ok := b.run(live, false)
+		if ok {
+			break
+		}
+		if f.at > 0 {
+			g.careful.Add(1)
+			b.run(live, true)
+			break
+		}
+		b.fail(live[0], f.err, f.panicked)
+		live = live[1:]
+	}
+	return b.again
+}
+
+// batchRun is one batch's passes through the database.
+type batchRun struct {
+	g   *groupCommitter
+	ctx context.Context
+	// failed callers and their results, answered when the batch ends.
+	failed   []*commitRequest
+	failures []commitResult
+	again    []*commitRequest
+}
+
+// closureFailure is the first closure that failed in a pass without
+// savepoints, at its index in the batch.
+type closureFailure struct {
+	at       int
+	err      error
+	panicked any
+}
+
+func answer(reqs []*commitRequest, err error) {
+	for _, r := range reqs {
+		r.done <- commitResult{err: err}
+	}
+}
+
+func (b *batchRun) answerFailed() {
+	for i, r := range b.failed {
+		r.done <- b.failures[i]
+	}
+}
+
+// fail settles a closure that failed and was undone: it runs again in the
+// next batch if it lost a deadlock, else its caller gets its error.
+func (b *batchRun) fail(r *commitRequest, err error, panicked any) {
+	if panicked == nil && r.retries < maxCommitRetries && lostToAnother(err) {
+		r.retries++
+		b.again = append(b.again, r)
+		return
+	}
+	b.failed, b.failures = append(b.failed, r), append(b.failures, commitResult{err: b.settle(err), panicked: panicked})
+}
+
+// settle names an outage for what it is (see Store.outageOr).
+func (b *batchRun) settle(err error) error {
+	if err != nil && b.g.watch != nil && errors.Is(context.Cause(b.ctx), errNotAnswering) {
+		return errOutage
+	}
+	return err
+}
+
+// run runs batch in one transaction and commits it. Careful, each closure
+// runs under its own savepoint and one that fails is undone alone; else a
+// closure that fails rolls the whole transaction back, and run returns it,
+// having answered nobody (ok false). Every other outcome is answered.
+func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, ok bool) {
+	g, ctx := b.g, b.ctx
 	sqlTx, err := g.db.BeginTx(ctx, nil)
 	if err != nil {
-		answer(batch, settle(translate(err, "transaction")))
-		return
+		answer(batch, b.settle(translate(err, "transaction")))
+		return f, true
 	}
 	g.sawAnswer()
 	defer sqlTx.Rollback() // a no-op after Commit
@@ -214,22 +288,25 @@ func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest)
 	}
 	ran := make([]*commitRequest, 0, len(batch))
 	for i, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- commitResult{err: translate(err, "transaction")}
+		if !careful {
+			if panicked, err := runClosure(r.fn, t); err != nil || panicked != nil {
+				return closureFailure{at: i, err: err, panicked: panicked}, false
+			}
+			ran = append(ran, r)
 			continue
 		}
 		saved := chains.snapshot()
 		if _, err := t.exec(ctx, savepointBatched); err != nil {
-			answer(append(ran, batch[i:]...), settle(translate(err, "transaction")))
-			return
+			answer(append(ran, batch[i:]...), b.settle(translate(err, "transaction")))
+			return f, true
 		}
 		panicked, err := runClosure(r.fn, t)
 		if err == nil && panicked == nil {
 			if _, err := t.exec(ctx, releaseBatched); err != nil {
 				// The transaction is gone (SQLite rolls back the whole of it
 				// on some I/O errors): nothing of this batch will commit.
-				answer(append(ran, batch[i:]...), settle(translate(err, "transaction")))
-				return
+				answer(append(ran, batch[i:]...), b.settle(translate(err, "transaction")))
+				return f, true
 			}
 			ran = append(ran, r)
 			continue
@@ -238,31 +315,26 @@ func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest)
 		// unusable: fail what ran before, and what has not run yet.
 		chains.restore(saved)
 		if rbErr := rollbackTo(ctx, t); rbErr != nil {
-			answer(append(ran, batch[i+1:]...), settle(translate(rbErr, "transaction")))
-			failed, failures = append(failed, r), append(failures, commitResult{err: settle(err), panicked: panicked})
-			return
+			answer(append(ran, batch[i+1:]...), b.settle(translate(rbErr, "transaction")))
+			b.failed, b.failures = append(b.failed, r), append(b.failures, commitResult{err: b.settle(err), panicked: panicked})
+			return f, true
 		}
-		if panicked == nil && r.retries < maxCommitRetries && lostToAnother(err) {
-			r.retries++
-			again = append(again, r)
-			continue
-		}
-		failed, failures = append(failed, r), append(failures, commitResult{err: settle(err), panicked: panicked})
+		b.fail(r, err, panicked)
 	}
 	if len(ran) == 0 {
-		return // the deferred rollback ends the empty transaction
+		return f, true // the deferred rollback ends the empty transaction
 	}
 	if err := t.flushChains(ctx); err != nil {
-		answer(ran, settle(err))
-		return
+		answer(ran, b.settle(err))
+		return f, true
 	}
-	err = settle(translate(sqlTx.Commit(), "transaction"))
+	err = b.settle(translate(sqlTx.Commit(), "transaction"))
 	if err == nil {
 		g.batches.Add(1)
 		g.closures.Add(int64(len(ran)))
 	}
 	answer(ran, err)
-	return again
+	return f, true
 }
 
 // lostToAnother reports whether PostgreSQL refused a statement to break a

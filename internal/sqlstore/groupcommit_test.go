@@ -190,6 +190,68 @@ func TestAFailingUpdateRollsBackAloneAndKeepsItsOwnError(t *testing.T) {
 	})
 }
 
+// A batch runs its closures without savepoints, and runs them again, each
+// under its own, only when one fails after others ran: what each caller
+// is told and what is committed stay those of the closures run one after
+// another, and the batch still commits once.
+func TestABatchSetsSavepointsOnlyWhenAClosureFailsAfterOthersRan(t *testing.T) {
+	cases := []struct {
+		name        string
+		fails       []bool
+		wantCareful int64
+	}{
+		{"every closure succeeds: no savepoints", []bool{false, false, false}, 0},
+		{"the first fails: its rollback undoes it alone, no savepoints", []bool{true, false, false}, 0},
+		{"a later one fails: the batch runs again under savepoints", []bool{false, true, false}, 1},
+		{"the last fails: the batch runs again under savepoints", []bool{false, false, true}, 1},
+	}
+	for n, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+				ctx := context.Background()
+				release := holdWriter(t, s)
+				batches0, _ := sqlstore.CommitStats(s)
+				careful0 := sqlstore.CarefulBatches(s)
+				refusal := errors.New("refused")
+				errs := make([]error, len(tc.fails))
+				var wg sync.WaitGroup
+				for i, fails := range tc.fails {
+					wg.Go(func() {
+						errs[i] = s.Update(ctx, func(tx authority.Tx) error {
+							if err := insertEvent(tx, ctx, auditEvent(fmt.Sprintf("aud_%d_%d", n, i))); err != nil {
+								return err
+							}
+							if fails {
+								return refusal
+							}
+							return nil
+						})
+					})
+					waitQueued(s, int64(i+2)) // in this order
+				}
+				release()
+				wg.Wait()
+				got := committedEvents(t, s)
+				for i, fails := range tc.fails {
+					id := fmt.Sprintf("aud_%d_%d", n, i)
+					if fails && (errs[i] != refusal || got[id]) {
+						t.Errorf("closure %d: %v, committed %v; want its own error and nothing written", i, errs[i], got[id])
+					}
+					if !fails && (errs[i] != nil || !got[id]) {
+						t.Errorf("closure %d: %v, committed %v; want it acknowledged and written once", i, errs[i], got[id])
+					}
+				}
+				if batches, _ := sqlstore.CommitStats(s); batches-batches0 != 2 {
+					t.Errorf("%d commits; want the holding one and one for the batch", batches-batches0)
+				}
+				if careful := sqlstore.CarefulBatches(s) - careful0; careful != tc.wantCareful {
+					t.Errorf("%d batches ran under savepoints, want %d", careful, tc.wantCareful)
+				}
+			})
+		})
+	}
+}
+
 func TestAFailedCommitFailsEveryCallerOfTheBatch(t *testing.T) {
 	s := testkit.OpenSQLite(t)
 	ctx := context.Background()

@@ -90,6 +90,16 @@ func TestAFailedClosuresWebhookIsNotShownToTheRestOfItsBatch(t *testing.T) {
 	errA, errB := make(chan error, 1), make(chan error, 1)
 	var seenByB []string
 	var txA, txB authority.Tx
+	// A closure that succeeds goes first: the first closure's failure is
+	// undone by rolling the whole transaction back, so only a later one's
+	// runs the batch under savepoints, which this is about.
+	errFirst := make(chan error, 1)
+	go func() {
+		errFirst <- s.Update(ctx, func(tx authority.Tx) error {
+			return insertEvent(tx, ctx, credential.AuditEvent{ID: "aud_first", InstanceID: "ins_hooks", At: t0, Action: "x"})
+		})
+	}()
+	waitQueued(s, 2)
 	go func() {
 		errA <- s.Update(ctx, func(tx authority.Tx) error {
 			txA = tx
@@ -106,7 +116,7 @@ func TestAFailedClosuresWebhookIsNotShownToTheRestOfItsBatch(t *testing.T) {
 			return errors.New("closure A fails")
 		})
 	}()
-	waitQueued(s, 2)
+	waitQueued(s, 3)
 	go func() {
 		errB <- s.Update(ctx, func(tx authority.Tx) error {
 			txB = tx
@@ -117,8 +127,11 @@ func TestAFailedClosuresWebhookIsNotShownToTheRestOfItsBatch(t *testing.T) {
 			return nil
 		})
 	}()
-	waitQueued(s, 3)
+	waitQueued(s, 4)
 	release()
+	if err := <-errFirst; err != nil {
+		t.Fatal(err)
+	}
 	if err := <-errA; err == nil || err.Error() != "closure A fails" {
 		t.Fatalf("closure A: %v", err)
 	}
