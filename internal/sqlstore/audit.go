@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"strings"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
@@ -43,9 +44,11 @@ func (t *tx) InsertAuditEvent(ctx context.Context, e credential.AuditEvent) (cre
 	}
 	e.Seq, e.PrevHash = head.seq+1, head.hash
 	e.Hash = e.ChainHash(head.hash)
-	if _, err := t.exec(ctx, insertAuditEvent,
-		e.ID, e.InstanceID, millis(e.At), e.ActorKind, e.ActorID, e.Action, e.TargetKind, e.TargetID,
-		e.RequestID, e.Outcome, string(e.Detail), e.ClientIP, e.CredentialID, e.Count, e.Seq, e.PrevHash, e.Hash); err != nil {
+	row := []any{e.ID, e.InstanceID, millis(e.At), e.ActorKind, e.ActorID, e.Action, e.TargetKind, e.TargetID,
+		e.RequestID, e.Outcome, string(e.Detail), e.ClientIP, e.CredentialID, e.Count, e.Seq, e.PrevHash, e.Hash}
+	if t.deferAudit {
+		t.pendingAudit = append(t.pendingAudit, row...)
+	} else if _, err := t.exec(ctx, insertAuditEvent, row...); err != nil {
 		return e, translate(err, "audit event")
 	}
 	next := chainHead{seq: e.Seq, hash: e.Hash}
@@ -59,7 +62,7 @@ func (t *tx) InsertAuditEvent(ctx context.Context, e credential.AuditEvent) (cre
 
 const (
 	insertAuditEvent = `INSERT INTO audit_events (` + auditColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES ` + auditRowPlaceholders
 	ensureChainHead = `INSERT INTO audit_chain_heads (instance_id, seq, hash) VALUES (?, 0, '')
 		ON CONFLICT (instance_id) DO NOTHING`
 	selectChainHead = `SELECT seq, hash FROM audit_chain_heads WHERE instance_id = ?`
@@ -130,6 +133,40 @@ func (t *tx) writeChainHead(ctx context.Context, instanceID string, h chainHead)
 	}
 	return nil
 }
+
+// auditColumnCount is the number of auditColumns, the values of one row.
+const auditColumnCount = 17
+
+// maxAuditRowsPerInsert keeps one INSERT of deferred rows well below
+// PostgreSQL's 65 535 parameters.
+const maxAuditRowsPerInsert = 512
+
+// flushAudit writes the audit rows a group commit deferred, in as few
+// statements as it can: on PostgreSQL each statement is a round trip,
+// and a batch's events are most of its statements.
+func (t *tx) flushAudit(ctx context.Context) error {
+	for len(t.pendingAudit) > 0 {
+		n := min(len(t.pendingAudit)/auditColumnCount, maxAuditRowsPerInsert)
+		args := t.pendingAudit[:n*auditColumnCount]
+		t.pendingAudit = t.pendingAudit[n*auditColumnCount:]
+		var q strings.Builder
+		q.WriteString("INSERT INTO audit_events (" + auditColumns + ") VALUES ")
+		for i := range n {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString(auditRowPlaceholders)
+		}
+		if _, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), t.d.rebind(q.String()), args...); err != nil {
+			t.pendingAudit = nil
+			return translate(err, "audit event")
+		}
+	}
+	t.pendingAudit = nil
+	return nil
+}
+
+const auditRowPlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 // flushChains writes back the heads a group commit extended.
 func (t *tx) flushChains(ctx context.Context) error {

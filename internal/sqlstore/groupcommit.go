@@ -208,7 +208,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest)
 		if ok {
 			break
 		}
-		if f.at > 0 {
+		if f.at != 0 {
 			g.careful.Add(1)
 			b.run(live, true)
 			break
@@ -230,7 +230,9 @@ type batchRun struct {
 }
 
 // closureFailure is the first closure that failed in a pass without
-// savepoints, at its index in the batch.
+// savepoints, at its index in the batch; at -1, writing the audit rows
+// the pass deferred failed, for a closure that only a careful pass can
+// name.
 type closureFailure struct {
 	at       int
 	err      error
@@ -282,7 +284,8 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 	g.sawAnswer()
 	defer sqlTx.Rollback() // a no-op after Commit
 	chains := &batchChains{heads: map[string]chainHeadState{}}
-	t := &tx{sqlTx: sqlTx, d: g.d, detached: true, prepared: g.prepared, chains: chains}
+	t := &tx{sqlTx: sqlTx, d: g.d, detached: true, prepared: g.prepared, chains: chains,
+		deferAudit: !careful && g.d.name == "postgres"}
 	if g.watch != nil {
 		t.batchCtx = ctx
 	}
@@ -323,6 +326,10 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 	}
 	if len(ran) == 0 {
 		return f, true // the deferred rollback ends the empty transaction
+	}
+	if err := t.flushAudit(ctx); err != nil {
+		// Which closure's row it was only a careful pass can tell.
+		return closureFailure{at: -1, err: err}, false
 	}
 	if err := t.flushChains(ctx); err != nil {
 		answer(ran, b.settle(err))

@@ -252,6 +252,83 @@ func TestABatchSetsSavepointsOnlyWhenAClosureFailsAfterOthersRan(t *testing.T) {
 	}
 }
 
+// A batch may hold its audit rows back and write them together; every
+// statement of the batch that reads or deletes audit events still sees
+// the events written before it, its own closure's and earlier ones'.
+func TestABatchSeesTheAuditEventsItWrote(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		release := holdWriter(t, s)
+		seen := make([]int, 3)
+		errs := make([]error, 3)
+		var wg sync.WaitGroup
+		for i := range 3 {
+			wg.Go(func() {
+				errs[i] = s.Update(ctx, func(tx authority.Tx) error {
+					if err := insertEvent(tx, ctx, auditEvent(fmt.Sprintf("aud_seen_%d", i))); err != nil {
+						return err
+					}
+					events, total, err := tx.ListAuditEvents(ctx, authority.AuditFilter{InstanceID: "ins_batch"})
+					seen[i] = total
+					if err == nil && len(events) != total {
+						err = fmt.Errorf("a page of %d events, of %d", len(events), total)
+					}
+					return err
+				})
+			})
+			waitQueued(s, int64(i+2))
+		}
+		release()
+		wg.Wait()
+		for i := range 3 {
+			if errs[i] != nil || seen[i] != i+1 {
+				t.Errorf("closure %d: %v, saw %d events; want the %d written before its read, its own included", i, errs[i], seen[i], i+1)
+			}
+		}
+		if got := committedEvents(t, s); len(got) != 3 {
+			t.Errorf("%d events committed, want 3", len(got))
+		}
+		rep, err := chainAuthority(t, s).VerifyAuditChain(ctx, "ins_batch")
+		if err != nil || rep.Break != nil || rep.Events != 3 {
+			t.Errorf("VerifyAuditChain = %+v (break %+v), %v; want 3 events in one unbroken chain", rep, rep.Break, err)
+		}
+	})
+}
+
+// An event that collides with a committed one fails its own closure
+// alone, however late the batch writes its rows: the others of the
+// batch are acknowledged and committed, and the chain has no gap.
+func TestAnAuditEventThatCollidesFailsOnlyItsOwnClosure(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		update(t, s, func(tx authority.Tx) error { return insertEvent(tx, ctx, auditEvent("aud_taken")) })
+		release := holdWriter(t, s)
+		ids := []string{"aud_before", "aud_taken", "aud_after"}
+		errs := make([]error, len(ids))
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Go(func() {
+				errs[i] = s.Update(ctx, func(tx authority.Tx) error { return insertEvent(tx, ctx, auditEvent(id)) })
+			})
+			waitQueued(s, int64(i+2))
+		}
+		release()
+		wg.Wait()
+		if errs[0] != nil || errs[2] != nil {
+			t.Errorf("the closures beside the collision: %v, %v; want both acknowledged", errs[0], errs[2])
+		}
+		wantCode(t, errs[1], credential.CodeConflict)
+		got := committedEvents(t, s)
+		if !got["aud_before"] || !got["aud_after"] || len(got) != 3 {
+			t.Errorf("committed %v; want the taken event and the two beside the collision", got)
+		}
+		rep, err := chainAuthority(t, s).VerifyAuditChain(ctx, "ins_batch")
+		if err != nil || rep.Break != nil || rep.Events != 3 {
+			t.Errorf("VerifyAuditChain = %+v (break %+v), %v; want 3 events in one unbroken chain", rep, rep.Break, err)
+		}
+	})
+}
+
 func TestAFailedCommitFailsEveryCallerOfTheBatch(t *testing.T) {
 	s := testkit.OpenSQLite(t)
 	ctx := context.Background()

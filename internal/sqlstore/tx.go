@@ -29,6 +29,14 @@ type tx struct {
 	// which only an outage cancels: statements run under it instead of
 	// under a caller's, which must not cut the others' writes.
 	batchCtx context.Context
+	// deferAudit, in a PostgreSQL batch's pass without savepoints, holds
+	// the audit rows back in pendingAudit (their values, row after row)
+	// and writes them together (flushAudit) before the COMMIT, or before
+	// any statement that names audit_events. A conflict among them fails
+	// the pass, and the batch runs again under savepoints, writing each
+	// row as its closure runs.
+	deferAudit   bool
+	pendingAudit []any
 }
 
 var _ authority.Tx = (*tx)(nil)
@@ -49,7 +57,19 @@ func (t *tx) stmtCtx(ctx context.Context) context.Context {
 // statement prepared on the pool is bound to the transaction's connection
 // by Tx.StmtContext, which prepares it there only the first time.
 
+// seesDeferredAudit writes the deferred audit rows before a statement
+// that reads or deletes audit events, so it sees the transaction's own.
+func (t *tx) seesDeferredAudit(ctx context.Context, query string) error {
+	if len(t.pendingAudit) == 0 || !strings.Contains(query, "audit_events") {
+		return nil
+	}
+	return t.flushAudit(ctx)
+}
+
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := t.seesDeferredAudit(ctx, query); err != nil {
+		return nil, err
+	}
 	ctx = t.stmtCtx(ctx)
 	if st, ok := t.prepared[query]; ok {
 		return t.sqlTx.StmtContext(ctx, st).ExecContext(ctx, args...)
@@ -58,6 +78,9 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 }
 
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := t.seesDeferredAudit(ctx, query); err != nil {
+		return nil, err
+	}
 	ctx = t.stmtCtx(ctx)
 	if st, ok := t.prepared[query]; ok {
 		return t.sqlTx.StmtContext(ctx, st).QueryContext(ctx, args...)
@@ -66,6 +89,9 @@ func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 }
 
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	// A failed flush leaves the PostgreSQL transaction aborted, so the
+	// query fails too, and its Row carries that error.
+	_ = t.seesDeferredAudit(ctx, query)
 	ctx = t.stmtCtx(ctx)
 	if st, ok := t.prepared[query]; ok {
 		return t.sqlTx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
