@@ -246,7 +246,7 @@ func (a *Authority) RevokeAdminKey(ctx context.Context, c Caller, id string) (Ad
 			return credential.Errorf(credential.CodeNotFound, "no admin key %.64s", id)
 		}
 		if !grantsAll(c, adminKeyPermissions(attrs)) {
-			return a.forbid(ctx, c, "permission_escalation", credential.Errorf(credential.CodeForbidden, "a key cannot revoke a key holding permissions beyond its own"))
+			return a.forbidIn(ctx, tx, c, "permission_escalation", credential.Errorf(credential.CodeForbidden, "a key cannot revoke a key holding permissions beyond its own"))
 		}
 		now := tx.now
 		if err := tx.RevokeCredential(ctx, c.InstanceID, id, now, "revoked by "+c.actorKind()); err != nil {

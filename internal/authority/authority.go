@@ -223,10 +223,28 @@ func (a *Authority) auditAt(ctx context.Context, tx AuditTx, c Caller, now time.
 	if err != nil {
 		return err
 	}
-	if err := a.writeSink(e); err != nil && a.sinkRequired {
-		return credential.Wrap(credential.CodeUnavailable, err, "the audit log cannot be written")
+	if a.sink == nil {
+		return nil
 	}
-	return nil
+	write := func() error {
+		if err := a.writeSink(e); err != nil && a.sinkRequired {
+			return credential.Wrap(credential.CodeUnavailable, err, "the audit log cannot be written")
+		}
+		return nil
+	}
+	if h, ok := runHooksOf(tx); ok {
+		return h.BeforeCommit(write)
+	}
+	return write()
+}
+
+// runHooksOf returns tx's RunHooks, if its store has them (see Store).
+func runHooksOf(tx any) (RunHooks, bool) {
+	if ch, ok := tx.(*change); ok {
+		tx = ch.Tx
+	}
+	h, ok := tx.(RunHooks)
+	return h, ok
 }
 
 // writeSink hands a sealed event to the audit sink, telling onSinkError of

@@ -124,10 +124,11 @@ func (a *Authority) newSigningKey(instanceID, alg string, now time.Time) (creden
 // createFirstSigningKey creates the instance's first key unless a
 // concurrent request already did, in which case that one is used.
 func (a *Authority) createFirstSigningKey(ctx context.Context, instanceID string) (credential.SigningKey, error) {
-	k, err := a.newSigningKey(instanceID, signing.RS256, a.clock.Now())
+	fresh, err := a.newSigningKey(instanceID, signing.RS256, a.clock.Now())
 	if err != nil {
-		return k, err
+		return fresh, err
 	}
+	var k credential.SigningKey
 	err = a.store.Update(ctx, func(tx Tx) error {
 		if existing, err := activeKey(ctx, tx, instanceID); err == nil {
 			k = existing
@@ -135,6 +136,7 @@ func (a *Authority) createFirstSigningKey(ctx context.Context, instanceID string
 		} else if !credential.IsCode(err, credential.CodeNotFound) {
 			return err
 		}
+		k = fresh
 		if err := tx.InsertSigningKey(ctx, k); err != nil {
 			return err
 		}

@@ -103,12 +103,12 @@ func (a *Authority) authorizeOrg(ctx context.Context, tx Tx, c Caller, orgID str
 	case c.IsAdmin():
 	case c.Kind == credential.KindOrgToken && c.OrgID == o.ID:
 		if !credential.Grants(c.Privileges, credential.Privilege{Scope: credential.ScopeOrg, Role: credential.RoleAdmin}, credential.Topology{}) {
-			return o, credential.Topology{}, a.forbid(ctx, c, "org_admin_required", errForbidden)
+			return o, credential.Topology{}, a.forbidIn(ctx, tx, c, "org_admin_required", errForbidden)
 		}
 	case c.Kind == credential.KindOrgToken:
 		return o, credential.Topology{}, notFound
 	default:
-		return o, credential.Topology{}, a.forbid(ctx, c, "org_admin_required", errForbidden)
+		return o, credential.Topology{}, a.forbidIn(ctx, tx, c, "org_admin_required", errForbidden)
 	}
 	t, err := loadTopology(ctx, tx, c.InstanceID, o.ID)
 	return o, t, err
@@ -145,7 +145,7 @@ func (a *Authority) checkPrivileges(ctx context.Context, tx Tx, c Caller, o cred
 		}
 	}
 	if c.Kind == credential.KindOrgToken && !credential.Subset(c.Privileges, ps, t) {
-		return a.forbid(ctx, c, "privilege_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot grant privileges beyond its own"))
+		return a.forbidIn(ctx, tx, c, "privilege_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot grant privileges beyond its own"))
 	}
 	return nil
 }
@@ -187,7 +187,7 @@ func (a *Authority) CreateOrgToken(ctx context.Context, c Caller, orgID string, 
 		if err := a.checkPrivileges(ctx, tx, c, o, t, in.Privileges); err != nil {
 			return err
 		}
-		if err := a.refusedIf(ctx, c, "restriction_widened", inheritsRestrictions(c, allowlist, c.ExpiresAt)); err != nil {
+		if err := a.refusedIfIn(ctx, tx, c, "restriction_widened", inheritsRestrictions(c, allowlist, c.ExpiresAt)); err != nil {
 			return err
 		}
 		cred := a.newCredential(uuid.NewString(), c.InstanceID, credential.KindOrgToken, key, o.ID, tx.now)
@@ -312,7 +312,7 @@ func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id stri
 		if in.SrcIPs != nil && !slices.Equal(srcIPs, attrs.SrcIPs) {
 			return credential.ParamError(credential.CodeInvalid, "src_ips", "src_ips cannot be changed after the token is created")
 		}
-		if err := a.refusedIf(ctx, c, "restriction_widened", inheritsRestrictions(c, attrs.allowlist, cred.ExpiresAt)); err != nil {
+		if err := a.refusedIfIn(ctx, tx, c, "restriction_widened", inheritsRestrictions(c, attrs.allowlist, cred.ExpiresAt)); err != nil {
 			return err
 		}
 		stored := orgTokenAttrs{Name: attrs.Name, Privileges: attrs.Privileges, SrcIPs: attrs.SrcIPs, CreatedBy: attrs.CreatedBy, Mask: attrs.Mask}
@@ -326,7 +326,7 @@ func (a *Authority) UpdateOrgToken(ctx context.Context, c Caller, orgID, id stri
 				return err
 			}
 			if c.Kind == credential.KindOrgToken && !credential.Subset(c.Privileges, attrs.Privileges, t) {
-				return a.forbid(ctx, c, "privilege_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot change a token with privileges beyond its own"))
+				return a.forbidIn(ctx, tx, c, "privilege_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot change a token with privileges beyond its own"))
 			}
 			stored.Privileges = in.Privileges
 		}
@@ -354,7 +354,7 @@ func (a *Authority) DeleteOrgToken(ctx context.Context, c Caller, orgID, id stri
 			return err
 		}
 		if c.Kind == credential.KindOrgToken && !credential.Subset(c.Privileges, attrs.Privileges, t) {
-			return a.forbid(ctx, c, "privilege_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot delete a token with privileges beyond its own"))
+			return a.forbidIn(ctx, tx, c, "privilege_escalation", credential.Errorf(credential.CodeForbidden, "a token cannot delete a token with privileges beyond its own"))
 		}
 		if err := tx.DeleteCredential(ctx, c.InstanceID, id); err != nil {
 			return err

@@ -197,10 +197,10 @@ func (a *Authority) workspaceAccess(ctx context.Context, tx Tx, c Caller, user s
 	}
 	m, err := tx.GetMember(ctx, c.InstanceID, w.ID, user)
 	if credential.IsCode(err, credential.CodeNotFound) {
-		return w, m, a.forbid(ctx, c, ReasonNotAMember, errNotAMember)
+		return w, m, a.forbidIn(ctx, tx, c, ReasonNotAMember, errNotAMember)
 	}
 	if err == nil && c.Kind == credential.KindPAT && c.WorkspaceID != "" && c.WorkspaceID != w.ID {
-		err = a.forbid(ctx, c, ReasonOtherWorkspace, errOtherWorkspace)
+		err = a.forbidIn(ctx, tx, c, ReasonOtherWorkspace, errOtherWorkspace)
 	}
 	return w, m, err
 }
@@ -247,7 +247,7 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 		if in.ExpiresAt == nil && !c.ExpiresAt.IsZero() && (expiresAt.IsZero() || expiresAt.After(c.ExpiresAt)) {
 			expiresAt = c.ExpiresAt
 		}
-		if err := a.refusedIf(ctx, c, "outlives_creator", outlivesNot(c, expiresAt)); err != nil {
+		if err := a.refusedIfIn(ctx, tx, c, "outlives_creator", outlivesNot(c, expiresAt)); err != nil {
 			return err
 		}
 		workspaceID, err := a.newPATWorkspace(ctx, tx, c, user, ref, in.WorkspaceID)
@@ -255,7 +255,7 @@ func (a *Authority) CreatePAT(ctx context.Context, c Caller, ref *WorkspaceRef, 
 			return err
 		}
 		if c.Kind == credential.KindPAT && workspaceID != c.WorkspaceID {
-			return a.forbid(ctx, c, ReasonOtherWorkspace, credential.Errorf(credential.CodeForbidden, "a token can only create tokens bound to its own workspace (or to none, if it has none)"))
+			return a.forbidIn(ctx, tx, c, ReasonOtherWorkspace, credential.Errorf(credential.CodeForbidden, "a token can only create tokens bound to its own workspace (or to none, if it has none)"))
 		}
 		cred := a.newCredential(credential.NewID(PrefixPAT, now), c.InstanceID, credential.KindPAT, key, user, now)
 		cred.ParentID, cred.ExpiresAt = workspaceID, expiresAt
@@ -342,7 +342,7 @@ func (a *Authority) newPATWorkspace(ctx context.Context, tx Tx, c Caller, user s
 		}
 		if _, err := tx.GetMember(ctx, c.InstanceID, w.ID, user); err != nil {
 			if credential.IsCode(err, credential.CodeNotFound) {
-				return "", a.forbid(ctx, c, ReasonNotAMember, errNotAMember)
+				return "", a.forbidIn(ctx, tx, c, ReasonNotAMember, errNotAMember)
 			}
 			return "", err
 		}

@@ -35,6 +35,23 @@ type Store interface {
 	Close() error
 }
 
+// RunHooks is implemented by the Tx of a store that may run an Update
+// closure more than once. Work outside the database that a closure does
+// (an audit log line, a refusal counted) goes through it, so it happens
+// for one run of the closure only.
+type RunHooks interface {
+	// BeforeCommit runs f once the closure's writes are in, before the
+	// transaction commits (or now, where closures run once); its error (or
+	// panic) fails the closure as if fn had returned it. f runs for a run
+	// meant to commit; a COMMIT that then fails, or a failing f of another
+	// closure of the batch (which makes the batch run again), can still
+	// leave f run for a run that did not commit: never the reverse.
+	BeforeCommit(f func() error) error
+	// Settled runs f once what becomes of the closure is settled, for its
+	// last run only, whether that commits or fails.
+	Settled(f func())
+}
+
 // DigestReader is implemented by a Store that reads one credential by its
 // digest in a single statement, outside any explicit transaction: the
 // credential cache's miss path, the one read on the verify path. It

@@ -172,6 +172,24 @@ func (a *Authority) forbid(ctx context.Context, c Caller, reason string, err err
 	return err
 }
 
+// forbidIn is forbid inside an Update closure, whose store may run it more
+// than once: the refusal is counted for its last run only.
+func (a *Authority) forbidIn(ctx context.Context, tx Tx, c Caller, reason string, err error) error {
+	if h, ok := runHooksOf(tx); ok {
+		h.Settled(func() { a.refused(ctx, c, reason) })
+		return err
+	}
+	return a.forbid(ctx, c, reason, err)
+}
+
+// refusedIfIn is refusedIf inside an Update closure (see forbidIn).
+func (a *Authority) refusedIfIn(ctx context.Context, tx Tx, c Caller, reason string, err error) error {
+	if credential.IsCode(err, credential.CodeForbidden) {
+		return a.forbidIn(ctx, tx, c, reason, err)
+	}
+	return err
+}
+
 // refusedIf records a refusal when err is CodeForbidden, and returns err:
 // for the pure rule checks that do not know the authority.
 func (a *Authority) refusedIf(ctx context.Context, c Caller, reason string, err error) error {

@@ -25,6 +25,7 @@ func (a *Authority) Bootstrap(ctx context.Context, preset string) (in credential
 		return in, key, false, err
 	}
 	err = a.store.Update(ctx, func(tx Tx) error {
+		in, created = credential.Instance{}, false // a run before this one may have set them
 		existing, err := tx.ListInstances(ctx)
 		if err != nil || len(existing) > 0 {
 			return err

@@ -36,8 +36,11 @@ import (
 //     fill a batch: a lone write commits at once, and under load a caller
 //     waits for at most the batch in flight and its own.
 //
-// The result is equivalent to running the closures one after another, each
-// in its own transaction, and committing them together.
+// In the database the result is equivalent to running the closures one
+// after another, each in its own transaction, and committing them
+// together; what a closure does elsewhere (an audit log line, a refusal
+// counted) goes through authority.RunHooks, which runs it for the run of
+// the closure that counts.
 
 // maxCommitBatch bounds the closures of one transaction, and so the time
 // a caller waits behind the others of its batch.
@@ -53,6 +56,9 @@ type commitRequest struct {
 	// retries counts the times the closure lost a deadlock and was run
 	// again in the next batch.
 	retries int
+	// settled is the Settled work (authority.RunHooks) of the closure's
+	// latest run, run when its caller is answered.
+	settled []func()
 }
 
 // maxCommitRetries bounds how often one closure is run again after
@@ -173,9 +179,11 @@ func (g *groupCommitter) run() {
 // fails, the transaction is rolled back whole and the batch runs again
 // with a savepoint around each closure, so the failure is undone alone.
 // Closures are written to run again from nothing (a deadlock's victim
-// does), so running the ones that succeeded a second time is safe. A
-// failure of the first closure needs no second run: the rollback undid
-// its work alone, as its savepoint would have, and the rest runs afresh.
+// does), and what they do outside the database goes through
+// authority.RunHooks, which runs it for one run only: so running the ones
+// that succeeded a second time is safe. A failure of the first closure
+// needs no second run: the rollback undid its work alone, as its
+// savepoint would have, and the rest runs afresh.
 func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest) {
 	b := &batchRun{g: g}
 	// A closure that failed is answered only once the batch has ended, as
@@ -198,7 +206,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest)
 	live := make([]*commitRequest, 0, len(batch))
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
-			r.done <- commitResult{err: translate(err, "transaction")}
+			r.reply(commitResult{err: translate(err, "transaction")})
 			continue
 		}
 		live = append(live, r)
@@ -210,7 +218,10 @@ func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest)
 		}
 		if f.at != 0 {
 			g.careful.Add(1)
-			b.run(live, true)
+			if _, ok := b.run(live, true); !ok {
+				// A careful pass settles every closure itself; never here.
+				answer(live, credential.Errorf(credential.CodeInternal, "sqlstore: a careful batch left its callers unanswered"))
+			}
 			break
 		}
 		b.fail(live[0], f.err, f.panicked)
@@ -230,32 +241,66 @@ type batchRun struct {
 }
 
 // closureFailure is the first closure that failed in a pass without
-// savepoints, at its index in the batch; at -1, writing the audit rows
-// the pass deferred failed, for a closure that only a careful pass can
-// name.
+// savepoints, at its index in the batch; at -1, the work the pass left to
+// its end (audit rows, BeforeCommit work) failed, for a closure that only
+// a careful pass can name.
 type closureFailure struct {
 	at       int
 	err      error
 	panicked any
 }
 
+// reply answers the caller, once, after the Settled work of its closure's
+// last run.
+func (r *commitRequest) reply(res commitResult) {
+	for _, f := range r.settled {
+		runSettled(f)
+	}
+	r.settled = nil
+	r.done <- res
+}
+
+// runSettled runs Settled work; a panic in it is dropped rather than take
+// the committer, and every caller waiting on it, down.
+func runSettled(f func()) {
+	defer func() { _ = recover() }()
+	f()
+}
+
+// runBeforeCommit runs BeforeCommit work, a panic in it becoming its error.
+func runBeforeCommit(work []func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = credential.Errorf(credential.CodeInternal, "sqlstore: work before commit panicked: %v", p)
+		}
+	}()
+	for _, f := range work {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func answer(reqs []*commitRequest, err error) {
 	for _, r := range reqs {
-		r.done <- commitResult{err: err}
+		r.reply(commitResult{err: err})
 	}
 }
 
 func (b *batchRun) answerFailed() {
 	for i, r := range b.failed {
-		r.done <- b.failures[i]
+		r.reply(b.failures[i])
 	}
 }
 
 // fail settles a closure that failed and was undone: it runs again in the
-// next batch if it lost a deadlock, else its caller gets its error.
+// next batch if it lost a deadlock (its run's Settled work dropped), else
+// its caller gets its error.
 func (b *batchRun) fail(r *commitRequest, err error, panicked any) {
 	if panicked == nil && r.retries < maxCommitRetries && lostToAnother(err) {
 		r.retries++
+		r.settled = nil
 		b.again = append(b.again, r)
 		return
 	}
@@ -274,6 +319,12 @@ func (b *batchRun) settle(err error) error {
 // runs under its own savepoint and one that fails is undone alone; else a
 // closure that fails rolls the whole transaction back, and run returns it,
 // having answered nobody (ok false). Every other outcome is answered.
+//
+// Each run of a closure leaves its Settled work on its request, replacing
+// an earlier run's, to run when the caller is answered. BeforeCommit work
+// runs after the closure's writes are all in: at the end of a pass without
+// savepoints (after the deferred audit rows and chain heads, just before
+// COMMIT), or as each closure ends in a careful pass, before its RELEASE.
 func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, ok bool) {
 	g, ctx := b.g, b.ctx
 	sqlTx, err := g.db.BeginTx(ctx, nil)
@@ -284,15 +335,19 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 	g.sawAnswer()
 	defer sqlTx.Rollback() // a no-op after Commit
 	chains := &batchChains{heads: map[string]chainHeadState{}}
+	hooks := &passHooks{}
 	t := &tx{sqlTx: sqlTx, d: g.d, detached: true, prepared: g.prepared, chains: chains,
-		deferAudit: !careful && g.d.name == "postgres"}
+		deferAudit: !careful && g.d.name == "postgres", hooks: hooks}
 	if g.watch != nil {
 		t.batchCtx = ctx
 	}
 	ran := make([]*commitRequest, 0, len(batch))
 	for i, r := range batch {
+		hooks.settled = nil
 		if !careful {
-			if panicked, err := runClosure(r.fn, t); err != nil || panicked != nil {
+			panicked, err := runClosure(r.fn, t)
+			r.settled = hooks.settled
+			if err != nil || panicked != nil {
 				return closureFailure{at: i, err: err, panicked: panicked}, false
 			}
 			ran = append(ran, r)
@@ -303,7 +358,12 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 			answer(append(ran, batch[i:]...), b.settle(translate(err, "transaction")))
 			return f, true
 		}
+		hooks.beforeCommit = nil
 		panicked, err := runClosure(r.fn, t)
+		r.settled = hooks.settled
+		if err == nil && panicked == nil {
+			err = runBeforeCommit(hooks.beforeCommit)
+		}
 		if err == nil && panicked == nil {
 			if _, err := t.exec(ctx, releaseBatched); err != nil {
 				// The transaction is gone (SQLite rolls back the whole of it
@@ -327,13 +387,21 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 	if len(ran) == 0 {
 		return f, true // the deferred rollback ends the empty transaction
 	}
-	if err := t.flushAudit(ctx); err != nil {
-		// Which closure's row it was only a careful pass can tell.
-		return closureFailure{at: -1, err: err}, false
+	if !careful {
+		// Which closure's row or work failed only a careful pass can tell;
+		// it runs them all again.
+		if err := t.flushAudit(ctx); err != nil {
+			return closureFailure{at: -1, err: err}, false
+		}
 	}
 	if err := t.flushChains(ctx); err != nil {
 		answer(ran, b.settle(err))
 		return f, true
+	}
+	if !careful {
+		if err := runBeforeCommit(hooks.beforeCommit); err != nil {
+			return closureFailure{at: -1, err: err}, false
+		}
 	}
 	err = b.settle(translate(sqlTx.Commit(), "transaction"))
 	if err == nil {

@@ -250,10 +250,10 @@ func (s *Store) Dialect() string { return s.d.name }
 // Update runs fn in a read-write transaction and commits if fn returns nil.
 // fn's error is returned unchanged, so domain errors pass through. A failed
 // COMMIT is reported, never retried: the caller cannot know whether it took.
-// Update returns only after the COMMIT has returned. On SQLite, concurrent
-// Updates share one transaction and one fsync (see groupCommitter), each fn
-// under its own savepoint, which is equivalent to running them one after
-// another; fn must therefore not call Update itself.
+// Update returns only after the COMMIT has returned. Concurrent Updates
+// share one transaction and one fsync (see groupCommitter), which is
+// equivalent to running them one after another; fn may run more than once
+// (see authority.Store), and must not call Update itself.
 func (s *Store) Update(ctx context.Context, fn func(authority.Tx) error) error {
 	if s.committer != nil {
 		return s.committer.update(ctx, fn)

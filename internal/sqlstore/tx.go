@@ -37,6 +37,39 @@ type tx struct {
 	// row as its closure runs.
 	deferAudit   bool
 	pendingAudit []any
+	// hooks, in a group commit's pass, hold the work its closures leave
+	// for their commit or settlement (authority.RunHooks); nil elsewhere,
+	// where every closure runs once and the work runs at once.
+	hooks *passHooks
+}
+
+// passHooks is the work a pass's closures leave for later.
+type passHooks struct {
+	// beforeCommit is the BeforeCommit work waiting for the pass's end (or,
+	// in a careful pass, for the end of the closure running now).
+	beforeCommit []func() error
+	// settled is the Settled work of the closure running now.
+	settled []func()
+}
+
+var _ authority.RunHooks = (*tx)(nil)
+
+// BeforeCommit implements authority.RunHooks.
+func (t *tx) BeforeCommit(f func() error) error {
+	if t.hooks == nil {
+		return f()
+	}
+	t.hooks.beforeCommit = append(t.hooks.beforeCommit, f)
+	return nil
+}
+
+// Settled implements authority.RunHooks.
+func (t *tx) Settled(f func()) {
+	if t.hooks == nil {
+		f()
+		return
+	}
+	t.hooks.settled = append(t.hooks.settled, f)
 }
 
 var _ authority.Tx = (*tx)(nil)
