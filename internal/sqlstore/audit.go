@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"strings"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
@@ -44,11 +43,11 @@ func (t *tx) InsertAuditEvent(ctx context.Context, e credential.AuditEvent) (cre
 	}
 	e.Seq, e.PrevHash = head.seq+1, head.hash
 	e.Hash = e.ChainHash(head.hash)
-	row := []any{e.ID, e.InstanceID, millis(e.At), e.ActorKind, e.ActorID, e.Action, e.TargetKind, e.TargetID,
-		e.RequestID, e.Outcome, string(e.Detail), e.ClientIP, e.CredentialID, e.Count, e.Seq, e.PrevHash, e.Hash}
-	if t.deferAudit {
-		t.pendingAudit = append(t.pendingAudit, row...)
-	} else if _, err := t.exec(ctx, insertAuditEvent, row...); err != nil {
+	if t.deferAudit && !e.At.IsZero() {
+		t.pendingAudit = append(t.pendingAudit, e)
+	} else if _, err := t.exec(ctx, insertAuditEvent,
+		e.ID, e.InstanceID, millis(e.At), e.ActorKind, e.ActorID, e.Action, e.TargetKind, e.TargetID,
+		e.RequestID, e.Outcome, string(e.Detail), e.ClientIP, e.CredentialID, e.Count, e.Seq, e.PrevHash, e.Hash); err != nil {
 		return e, translate(err, "audit event")
 	}
 	next := chainHead{seq: e.Seq, hash: e.Hash}
@@ -62,7 +61,7 @@ func (t *tx) InsertAuditEvent(ctx context.Context, e credential.AuditEvent) (cre
 
 const (
 	insertAuditEvent = `INSERT INTO audit_events (` + auditColumns + `)
-		VALUES ` + auditRowPlaceholders
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	ensureChainHead = `INSERT INTO audit_chain_heads (instance_id, seq, hash) VALUES (?, 0, '')
 		ON CONFLICT (instance_id) DO NOTHING`
 	selectChainHead = `SELECT seq, hash FROM audit_chain_heads WHERE instance_id = ?`
@@ -134,39 +133,40 @@ func (t *tx) writeChainHead(ctx context.Context, instanceID string, h chainHead)
 	return nil
 }
 
-// auditColumnCount is the number of auditColumns, the values of one row.
-const auditColumnCount = 17
-
-// maxAuditRowsPerInsert keeps one INSERT of deferred rows well below
-// PostgreSQL's 65 535 parameters.
-const maxAuditRowsPerInsert = 512
-
-// flushAudit writes the audit rows a group commit deferred, in as few
-// statements as it can: on PostgreSQL each statement is a round trip,
-// and a batch's events are most of its statements.
+// flushAudit writes the audit rows a group commit deferred in one
+// statement: on PostgreSQL each statement is a round trip, and a batch's
+// events are most of its statements. The rows travel as one array per
+// column, so the statement's text (and its prepared plan) is the same
+// however many there are.
 func (t *tx) flushAudit(ctx context.Context) error {
-	for len(t.pendingAudit) > 0 {
-		n := min(len(t.pendingAudit)/auditColumnCount, maxAuditRowsPerInsert)
-		args := t.pendingAudit[:n*auditColumnCount]
-		t.pendingAudit = t.pendingAudit[n*auditColumnCount:]
-		var q strings.Builder
-		q.WriteString("INSERT INTO audit_events (" + auditColumns + ") VALUES ")
-		for i := range n {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString(auditRowPlaceholders)
+	if len(t.pendingAudit) == 0 {
+		return nil
+	}
+	n := len(t.pendingAudit)
+	var text [14][]string
+	for i := range text {
+		text[i] = make([]string, n)
+	}
+	at, count, seq := make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, e := range t.pendingAudit {
+		for c, v := range [...]string{e.ID, e.InstanceID, e.ActorKind, e.ActorID, e.Action, e.TargetKind, e.TargetID,
+			e.RequestID, e.Outcome, string(e.Detail), e.ClientIP, e.CredentialID, e.PrevHash, e.Hash} {
+			text[c][i] = v
 		}
-		if _, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), t.d.rebind(q.String()), args...); err != nil {
-			t.pendingAudit = nil
-			return translate(err, "audit event")
-		}
+		at[i], count[i], seq[i] = e.At.UnixMilli(), int64(e.Count), e.Seq
 	}
 	t.pendingAudit = nil
-	return nil
+	_, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), insertAuditEvents,
+		text[0], text[1], at, text[2], text[3], text[4], text[5], text[6], text[7], text[8], text[9],
+		text[10], text[11], count, seq, text[12], text[13])
+	return translate(err, "audit event")
 }
 
-const auditRowPlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+// insertAuditEvents inserts rows given as one array per column (PostgreSQL).
+const insertAuditEvents = `INSERT INTO audit_events (` + auditColumns + `)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[],
+		$16::text[], $17::text[])`
 
 // flushChains writes back the heads a group commit extended.
 func (t *tx) flushChains(ctx context.Context) error {

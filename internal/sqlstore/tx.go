@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/authority"
+	"github.com/keyward/keyward/internal/credential"
 )
 
 // tx implements authority.Tx over one database transaction.
@@ -30,13 +31,13 @@ type tx struct {
 	// under a caller's, which must not cut the others' writes.
 	batchCtx context.Context
 	// deferAudit, in a PostgreSQL batch's pass without savepoints, holds
-	// the audit rows back in pendingAudit (their values, row after row)
+	// the audit rows back in pendingAudit
 	// and writes them together (flushAudit) before the COMMIT, or before
 	// any statement that names audit_events. A conflict among them fails
 	// the pass, and the batch runs again under savepoints, writing each
 	// row as its closure runs.
 	deferAudit   bool
-	pendingAudit []any
+	pendingAudit []credential.AuditEvent
 	// hooks, in a group commit's pass, hold the work its closures leave
 	// for their commit or settlement (authority.RunHooks); nil elsewhere,
 	// where every closure runs once and the work runs at once.
