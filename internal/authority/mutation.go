@@ -54,8 +54,9 @@ func (a *Authority) mutate(ctx context.Context, c Caller, uc useCase, fn func(*c
 func (g grant) mutate(ctx context.Context, fn func(*change) error) error {
 	var done *change
 	err := g.a.store.Update(ctx, func(tx Tx) error {
-		// A closure may run again (a batch retried after a deadlock), so
-		// each run starts from nothing.
+		// A closure may run again (its batch run again after another
+		// closure failed, or after a deadlock), so each run starts from
+		// nothing.
 		ch := &change{Tx: tx, ctx: ctx, g: g, now: g.now}
 		if err := fn(ch); err != nil {
 			return err

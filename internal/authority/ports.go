@@ -37,15 +37,17 @@ type Store interface {
 
 // RunHooks is implemented by the Tx of a store that may run an Update
 // closure more than once. Work outside the database that a closure does
-// (an audit log line, a refusal counted) goes through it, so it happens
-// for one run of the closure only.
+// (an audit log line, a refusal counted) goes through it, so it is not
+// repeated for runs that are undone. The work runs on the store's writer
+// (the group committer): it must not block, nor call Update.
 type RunHooks interface {
 	// BeforeCommit runs f once the closure's writes are in, before the
 	// transaction commits (or now, where closures run once); its error (or
-	// panic) fails the closure as if fn had returned it. f runs for a run
-	// meant to commit; a COMMIT that then fails, or a failing f of another
-	// closure of the batch (which makes the batch run again), can still
-	// leave f run for a run that did not commit: never the reverse.
+	// panic) fails the closure. f runs for a run meant to commit, never
+	// for one already undone; but the transaction can still fail after f,
+	// at its COMMIT or before it (a savepoint, an outage, or another
+	// closure's f failing, which makes the batch run again), so f may have
+	// run for a run that did not commit: never the reverse.
 	BeforeCommit(f func() error) error
 	// Settled runs f once what becomes of the closure is settled, for its
 	// last run only, whether that commits or fails.

@@ -43,8 +43,8 @@ func (t *tx) InsertAuditEvent(ctx context.Context, e credential.AuditEvent) (cre
 	}
 	e.Seq, e.PrevHash = head.seq+1, head.hash
 	e.Hash = e.ChainHash(head.hash)
-	if t.deferAudit && !e.At.IsZero() {
-		t.pendingAudit = append(t.pendingAudit, e)
+	if t.hold && !e.At.IsZero() {
+		t.heldAudit = append(t.heldAudit, e)
 	} else if _, err := t.exec(ctx, insertAuditEvent,
 		e.ID, e.InstanceID, millis(e.At), e.ActorKind, e.ActorID, e.Action, e.TargetKind, e.TargetID,
 		e.RequestID, e.Outcome, string(e.Detail), e.ClientIP, e.CredentialID, e.Count, e.Seq, e.PrevHash, e.Hash); err != nil {
@@ -132,41 +132,6 @@ func (t *tx) writeChainHead(ctx context.Context, instanceID string, h chainHead)
 	}
 	return nil
 }
-
-// flushAudit writes the audit rows a group commit deferred in one
-// statement: on PostgreSQL each statement is a round trip, and a batch's
-// events are most of its statements. The rows travel as one array per
-// column, so the statement's text (and its prepared plan) is the same
-// however many there are.
-func (t *tx) flushAudit(ctx context.Context) error {
-	if len(t.pendingAudit) == 0 {
-		return nil
-	}
-	n := len(t.pendingAudit)
-	var text [14][]string
-	for i := range text {
-		text[i] = make([]string, n)
-	}
-	at, count, seq := make([]int64, n), make([]int64, n), make([]int64, n)
-	for i, e := range t.pendingAudit {
-		for c, v := range [...]string{e.ID, e.InstanceID, e.ActorKind, e.ActorID, e.Action, e.TargetKind, e.TargetID,
-			e.RequestID, e.Outcome, string(e.Detail), e.ClientIP, e.CredentialID, e.PrevHash, e.Hash} {
-			text[c][i] = v
-		}
-		at[i], count[i], seq[i] = e.At.UnixMilli(), int64(e.Count), e.Seq
-	}
-	t.pendingAudit = nil
-	_, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), insertAuditEvents,
-		text[0], text[1], at, text[2], text[3], text[4], text[5], text[6], text[7], text[8], text[9],
-		text[10], text[11], count, seq, text[12], text[13])
-	return translate(err, "audit event")
-}
-
-// insertAuditEvents inserts rows given as one array per column (PostgreSQL).
-const insertAuditEvents = `INSERT INTO audit_events (` + auditColumns + `)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[],
-		$16::text[], $17::text[])`
 
 // flushChains writes back the heads a group commit extended.
 func (t *tx) flushChains(ctx context.Context) error {

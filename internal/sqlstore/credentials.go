@@ -55,6 +55,10 @@ const insertCredential = `INSERT INTO credentials (` + credentialColumns + `)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func (t *tx) InsertCredential(ctx context.Context, c credential.Credential) error {
+	if t.hold && !c.CreatedAt.IsZero() && !c.UpdatedAt.IsZero() {
+		t.heldCredentials = append(t.heldCredentials, c)
+		return nil
+	}
 	_, err := t.exec(ctx, insertCredential,
 		c.ID, c.InstanceID, c.Kind, c.Digest[:], c.DisplayPrefix, c.Subject, c.ParentID,
 		millis(c.ExpiresAt), millis(c.RevokedAt), c.RevocationReason, millis(c.LastUsedAt),

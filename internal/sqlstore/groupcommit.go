@@ -65,9 +65,9 @@ type commitRequest struct {
 // PostgreSQL chose it as a deadlock's (or a serialization failure's)
 // victim. A batch holds its locks until its COMMIT, so two nodes' batches
 // touching the same rows in different orders can deadlock where their
-// closures alone would not; the victim wrote nothing (its savepoint was
-// rolled back) and goes first in the next batch, once this one's locks
-// are gone.
+// closures alone would not; the victim wrote nothing (its savepoint, or
+// its pass, was rolled back) and goes first in the next batch, once this
+// one's locks are gone.
 const maxCommitRetries = 3
 
 type commitResult struct {
@@ -175,13 +175,15 @@ func (g *groupCommitter) run() {
 //
 // It first runs the closures one after another with no savepoints: each
 // savepoint and its release are two more statements per closure, and on
-// PostgreSQL two more round trips in the one writer's way. When a closure
-// fails, the transaction is rolled back whole and the batch runs again
-// with a savepoint around each closure, so the failure is undone alone.
-// Closures are written to run again from nothing (a deadlock's victim
-// does), and what they do outside the database goes through
-// authority.RunHooks, which runs it for one run only: so running the ones
-// that succeeded a second time is safe. A failure of the first closure
+// PostgreSQL two more round trips in the one writer's way (and there the
+// pass holds new credential and audit rows back, see held.go). When a
+// closure fails, or what the pass left to its end does, the transaction
+// is rolled back whole and the batch runs again with a savepoint around
+// each closure, so the failure is undone alone. Closures are written to
+// run again from nothing (a deadlock's victim does), and what they do
+// outside the database goes through authority.RunHooks, which does not
+// repeat it for runs undone: so running the ones that succeeded a second
+// time is safe. A failure of the first closure
 // needs no second run: the rollback undid its work alone, as its
 // savepoint would have, and the rest runs afresh.
 func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest) {
@@ -218,10 +220,7 @@ func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest)
 		}
 		if f.at != 0 {
 			g.careful.Add(1)
-			if _, ok := b.run(live, true); !ok {
-				// A careful pass settles every closure itself; never here.
-				answer(live, credential.Errorf(credential.CodeInternal, "sqlstore: a careful batch left its callers unanswered"))
-			}
+			b.run(live, true) // a careful pass answers or retries every closure itself
 			break
 		}
 		b.fail(live[0], f.err, f.panicked)
@@ -337,7 +336,7 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 	chains := &batchChains{heads: map[string]chainHeadState{}}
 	hooks := &passHooks{}
 	t := &tx{sqlTx: sqlTx, d: g.d, detached: true, prepared: g.prepared, chains: chains,
-		deferAudit: !careful && g.d.name == "postgres", hooks: hooks}
+		hold: !careful && g.d.name == "postgres", hooks: hooks}
 	if g.watch != nil {
 		t.batchCtx = ctx
 	}
@@ -347,6 +346,12 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 		if !careful {
 			panicked, err := runClosure(r.fn, t)
 			r.settled = hooks.settled
+			if t.flushFailed {
+				// The held rows it failed on may be an earlier closure's, and
+				// the closure saw the failure where a careful pass would show it
+				// another statement: only a careful pass can tell.
+				return closureFailure{at: -1, err: err, panicked: panicked}, false
+			}
 			if err != nil || panicked != nil {
 				return closureFailure{at: i, err: err, panicked: panicked}, false
 			}
@@ -390,7 +395,7 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 	if !careful {
 		// Which closure's row or work failed only a careful pass can tell;
 		// it runs them all again.
-		if err := t.flushAudit(ctx); err != nil {
+		if err := t.flushHeld(ctx); err != nil || t.flushFailed {
 			return closureFailure{at: -1, err: err}, false
 		}
 	}

@@ -2,12 +2,18 @@ package sqlstore_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
@@ -325,6 +331,115 @@ func TestAnAuditEventThatCollidesFailsOnlyItsOwnClosure(t *testing.T) {
 		rep, err := chainAuthority(t, s).VerifyAuditChain(ctx, "ins_batch")
 		if err != nil || rep.Break != nil || rep.Events != 3 {
 			t.Errorf("VerifyAuditChain = %+v (break %+v), %v; want 3 events in one unbroken chain", rep, rep.Break, err)
+		}
+	})
+}
+
+// A batch may hold its new credentials back and write them together;
+// every later statement of the batch still sees them as written, each
+// column as it was given, whether read by digest or by id, by its own
+// closure or a later one.
+func TestABatchSeesTheCredentialsItWrote(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		update(t, s, func(tx authority.Tx) error {
+			return tx.CreateInstance(ctx, credential.Instance{ID: "ins_held", Name: "held", CreatedAt: t0})
+		})
+		plain := machineKey("ins_held", "mch_plain")
+		full := machineKey("ins_held", "mch_full")
+		full.ParentID, full.Sealed, full.Attrs = "wks_1", []byte("sealed"), json.RawMessage(`{"name":"x"}`)
+		full.ExpiresAt, full.LastUsedAt = t0.Add(time.Hour), t0.Add(time.Minute)
+		rand.Read(full.SearchDigest[:])
+		release := holdWriter(t, s)
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		read := make([][]credential.Credential, 3)
+		for i, c := range []credential.Credential{plain, full} {
+			wg.Go(func() {
+				errs[i] = s.Update(ctx, func(tx authority.Tx) error {
+					if err := tx.InsertCredential(ctx, c); err != nil {
+						return err
+					}
+					byDigest, err := tx.CredentialByDigest(ctx, c.Digest)
+					read[i] = []credential.Credential{byDigest}
+					return err
+				})
+			})
+			waitQueued(s, int64(i+2))
+		}
+		wg.Go(func() {
+			errs[2] = s.Update(ctx, func(tx authority.Tx) error {
+				read[2] = nil
+				for _, c := range []credential.Credential{plain, full} {
+					byID, err := tx.GetCredential(ctx, "ins_held", c.ID)
+					if err != nil {
+						return err
+					}
+					read[2] = append(read[2], byID)
+				}
+				return nil
+			})
+		})
+		waitQueued(s, 4)
+		release()
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("closure %d: %v", i, err)
+			}
+		}
+		for _, got := range [][2]credential.Credential{{read[0][0], plain}, {read[1][0], full}, {read[2][0], plain}, {read[2][1], full}} {
+			if diff := cmp.Diff(got[1], got[0], cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("credential %s as read in its batch (-written +read):\n%s", got[1].ID, diff)
+			}
+		}
+	})
+}
+
+// A credential whose digest collides with a committed one fails its own
+// closure alone, however late the batch writes its rows.
+func TestACredentialThatCollidesFailsOnlyItsOwnClosure(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		update(t, s, func(tx authority.Tx) error {
+			return tx.CreateInstance(ctx, credential.Instance{ID: "ins_held", Name: "held", CreatedAt: t0})
+		})
+		taken := machineKey("ins_held", "mch_taken")
+		update(t, s, func(tx authority.Tx) error { return tx.InsertCredential(ctx, taken) })
+		twin := machineKey("ins_held", "mch_twin")
+		twin.Digest = taken.Digest
+		creds := []credential.Credential{machineKey("ins_held", "mch_before"), twin, machineKey("ins_held", "mch_after")}
+		release := holdWriter(t, s)
+		errs := make([]error, len(creds))
+		var wg sync.WaitGroup
+		for i, c := range creds {
+			wg.Go(func() {
+				errs[i] = s.Update(ctx, func(tx authority.Tx) error {
+					if err := tx.InsertCredential(ctx, c); err != nil {
+						return err
+					}
+					return insertEvent(tx, ctx, auditEvent("aud_"+c.Subject))
+				})
+			})
+			waitQueued(s, int64(i+2))
+		}
+		release()
+		wg.Wait()
+		if errs[0] != nil || errs[2] != nil {
+			t.Errorf("the closures beside the collision: %v, %v; want both acknowledged", errs[0], errs[2])
+		}
+		wantCode(t, errs[1], credential.CodeConflict)
+		view(t, s, func(tx authority.Tx) (struct{}, error) {
+			for i, c := range creds {
+				_, err := tx.GetCredential(ctx, "ins_held", c.ID)
+				if (err == nil) != (i != 1) {
+					t.Errorf("credential %s: %v; want only the two beside the collision committed", c.Subject, err)
+				}
+			}
+			return struct{}{}, nil
+		})
+		if got := committedEvents(t, s); len(got) != 2 || got["aud_mch_twin"] {
+			t.Errorf("events committed: %v; want those of the two beside the collision", got)
 		}
 	})
 }

@@ -30,14 +30,15 @@ type tx struct {
 	// which only an outage cancels: statements run under it instead of
 	// under a caller's, which must not cut the others' writes.
 	batchCtx context.Context
-	// deferAudit, in a PostgreSQL batch's pass without savepoints, holds
-	// the audit rows back in pendingAudit
-	// and writes them together (flushAudit) before the COMMIT, or before
-	// any statement that names audit_events. A conflict among them fails
-	// the pass, and the batch runs again under savepoints, writing each
-	// row as its closure runs.
-	deferAudit   bool
-	pendingAudit []credential.AuditEvent
+	// hold, in a PostgreSQL batch's pass without savepoints, holds new
+	// credential and audit rows back (see held.go) and writes them
+	// together before the next other statement or the COMMIT; flushFailed
+	// records that writing them failed, which only a careful pass can
+	// pin on a closure.
+	hold            bool
+	heldCredentials []credential.Credential
+	heldAudit       []credential.AuditEvent
+	flushFailed     bool
 	// hooks, in a group commit's pass, hold the work its closures leave
 	// for their commit or settlement (authority.RunHooks); nil elsewhere,
 	// where every closure runs once and the work runs at once.
@@ -91,17 +92,8 @@ func (t *tx) stmtCtx(ctx context.Context) context.Context {
 // statement prepared on the pool is bound to the transaction's connection
 // by Tx.StmtContext, which prepares it there only the first time.
 
-// seesDeferredAudit writes the deferred audit rows before a statement
-// that reads or deletes audit events, so it sees the transaction's own.
-func (t *tx) seesDeferredAudit(ctx context.Context, query string) error {
-	if len(t.pendingAudit) == 0 || !strings.Contains(query, "audit_events") {
-		return nil
-	}
-	return t.flushAudit(ctx)
-}
-
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if err := t.seesDeferredAudit(ctx, query); err != nil {
+	if err := t.flushHeld(ctx); err != nil {
 		return nil, err
 	}
 	ctx = t.stmtCtx(ctx)
@@ -112,7 +104,7 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 }
 
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if err := t.seesDeferredAudit(ctx, query); err != nil {
+	if err := t.flushHeld(ctx); err != nil {
 		return nil, err
 	}
 	ctx = t.stmtCtx(ctx)
@@ -125,7 +117,7 @@ func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	// A failed flush leaves the PostgreSQL transaction aborted, so the
 	// query fails too, and its Row carries that error.
-	_ = t.seesDeferredAudit(ctx, query)
+	_ = t.flushHeld(ctx)
 	ctx = t.stmtCtx(ctx)
 	if st, ok := t.prepared[query]; ok {
 		return t.sqlTx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
@@ -136,6 +128,9 @@ func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 // prepare returns query as a statement of the transaction, reusing the
 // connection's prepared one when there is one. Close it after use.
 func (t *tx) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	if err := t.flushHeld(ctx); err != nil {
+		return nil, err
+	}
 	if st, ok := t.prepared[query]; ok {
 		return t.sqlTx.StmtContext(ctx, st), nil
 	}

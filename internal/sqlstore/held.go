@@ -1,0 +1,114 @@
+package sqlstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/keyward/keyward/internal/credential"
+)
+
+// Held rows. On PostgreSQL every statement is a round trip, and the group
+// committer's writer makes them one after another, so in a batch of creates
+// the credential and audit INSERTs were most of the batch's time. In a pass
+// without savepoints (see groupCommitter.commit) a batch instead holds
+// those rows back and writes each table's in one INSERT … SELECT FROM
+// unnest(…), one array per column, before the next statement of any other
+// kind, and before the COMMIT. A statement that reads (or references) the
+// rows so runs after they are in, as it would have. A held row that cannot
+// be written (a duplicate digest) fails the pass, and the careful pass,
+// which holds nothing, names the closure it was.
+
+// flushHeld writes the held rows. Credentials go first: nothing references
+// an audit event, and a credential may reference another held one.
+func (t *tx) flushHeld(ctx context.Context) error {
+	if len(t.heldCredentials) == 0 && len(t.heldAudit) == 0 {
+		return nil
+	}
+	creds, events := t.heldCredentials, t.heldAudit
+	t.heldCredentials, t.heldAudit = nil, nil
+	err := t.insertCredentials(ctx, creds)
+	if err == nil {
+		err = t.insertAuditEvents(ctx, events)
+	}
+	if err != nil {
+		t.flushFailed = true
+	}
+	return err
+}
+
+func (t *tx) insertCredentials(ctx context.Context, cs []credential.Credential) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	n := len(cs)
+	var text [7][]string
+	for i := range text {
+		text[i] = make([]string, n)
+	}
+	bytes := [3][][]byte{make([][]byte, n), make([][]byte, n), make([][]byte, n)}
+	times := [3][]*int64{make([]*int64, n), make([]*int64, n), make([]*int64, n)}
+	created, updated, attrs := make([]int64, n), make([]int64, n), make([]string, n)
+	for i, c := range cs {
+		for col, v := range [...]string{c.ID, c.InstanceID, string(c.Kind), c.DisplayPrefix, c.Subject, c.ParentID, c.RevocationReason} {
+			text[col][i] = v
+		}
+		bytes[0][i] = c.Digest[:]
+		bytes[1][i] = c.Sealed
+		if c.SearchDigest != (credential.Digest{}) {
+			bytes[2][i] = c.SearchDigest[:]
+		}
+		times[0][i], times[1][i], times[2][i] = nullMillis(c.ExpiresAt), nullMillis(c.RevokedAt), nullMillis(c.LastUsedAt)
+		created[i], updated[i] = c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli()
+		attrs[i] = jsonText(c.Attrs)
+	}
+	_, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), insertCredentials,
+		text[0], text[1], text[2], bytes[0], text[3], text[4], text[5],
+		times[0], times[1], text[6], times[2], created, updated, bytes[1], attrs, bytes[2])
+	return translate(err, "credential")
+}
+
+// nullMillis is millis for an array element: nil (NULL) for no time.
+func nullMillis(at time.Time) *int64 {
+	if at.IsZero() {
+		return nil
+	}
+	ms := at.UnixMilli()
+	return &ms
+}
+
+// insertCredentials inserts rows given as one array per column
+// (PostgreSQL), in credentialColumns' order.
+const insertCredentials = `INSERT INTO credentials (` + credentialColumns + `)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
+		$8::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bytea[],
+		$15::text[], $16::bytea[])`
+
+func (t *tx) insertAuditEvents(ctx context.Context, es []credential.AuditEvent) error {
+	if len(es) == 0 {
+		return nil
+	}
+	n := len(es)
+	var text [14][]string
+	for i := range text {
+		text[i] = make([]string, n)
+	}
+	at, count, seq := make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, e := range es {
+		for col, v := range [...]string{e.ID, e.InstanceID, e.ActorKind, e.ActorID, e.Action, e.TargetKind, e.TargetID,
+			e.RequestID, e.Outcome, string(e.Detail), e.ClientIP, e.CredentialID, e.PrevHash, e.Hash} {
+			text[col][i] = v
+		}
+		at[i], count[i], seq[i] = e.At.UnixMilli(), int64(e.Count), e.Seq
+	}
+	_, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), insertAuditEvents,
+		text[0], text[1], at, text[2], text[3], text[4], text[5], text[6], text[7], text[8], text[9],
+		text[10], text[11], count, seq, text[12], text[13])
+	return translate(err, "audit event")
+}
+
+// insertAuditEvents inserts rows given as one array per column
+// (PostgreSQL), in auditColumns' order.
+const insertAuditEvents = `INSERT INTO audit_events (` + auditColumns + `)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[],
+		$16::text[], $17::text[])`
