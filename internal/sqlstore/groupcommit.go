@@ -346,10 +346,11 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 		if !careful {
 			panicked, err := runClosure(r.fn, t)
 			r.settled = hooks.settled
-			if t.flushFailed {
+			if t.flushFailed || (err != nil || panicked != nil) && t.holds() {
 				// The held rows it failed on may be an earlier closure's, and
 				// the closure saw the failure where a careful pass would show it
-				// another statement: only a careful pass can tell.
+				// another statement; or it failed holding rows whose own error
+				// would have come first: only a careful pass can tell.
 				return closureFailure{at: -1, err: err, panicked: panicked}, false
 			}
 			if err != nil || panicked != nil {

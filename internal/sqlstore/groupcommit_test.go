@@ -224,13 +224,14 @@ func TestABatchSetsSavepointsOnlyWhenAClosureFailsAfterOthersRan(t *testing.T) {
 				for i, fails := range tc.fails {
 					wg.Go(func() {
 						errs[i] = s.Update(ctx, func(tx authority.Tx) error {
-							if err := insertEvent(tx, ctx, auditEvent(fmt.Sprintf("aud_%d_%d", n, i))); err != nil {
-								return err
-							}
+							// A refusal comes before the write, as a use case's
+							// checks do (one that fails after writing, on
+							// PostgreSQL, always takes a careful pass: see
+							// TestAFailingUpdateRollsBackAloneAndKeepsItsOwnError).
 							if fails {
 								return refusal
 							}
-							return nil
+							return insertEvent(tx, ctx, auditEvent(fmt.Sprintf("aud_%d_%d", n, i)))
 						})
 					})
 					waitQueued(s, int64(i+2)) // in this order
@@ -441,6 +442,29 @@ func TestACredentialThatCollidesFailsOnlyItsOwnClosure(t *testing.T) {
 		if got := committedEvents(t, s); len(got) != 2 || got["aud_mch_twin"] {
 			t.Errorf("events committed: %v; want those of the two beside the collision", got)
 		}
+	})
+}
+
+// A closure whose write would have failed at once, and which then fails
+// on its own, is told of the write's failure, as it would have been had
+// the write not been held back.
+func TestAHeldWritesErrorComesBeforeTheClosuresOwn(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		update(t, s, func(tx authority.Tx) error {
+			return tx.CreateInstance(ctx, credential.Instance{ID: "ins_held", Name: "held", CreatedAt: t0})
+		})
+		taken := machineKey("ins_held", "mch_taken")
+		update(t, s, func(tx authority.Tx) error { return tx.InsertCredential(ctx, taken) })
+		twin := machineKey("ins_held", "mch_twin")
+		twin.Digest = taken.Digest
+		err := s.Update(ctx, func(tx authority.Tx) error {
+			if err := tx.InsertCredential(ctx, twin); err != nil {
+				return err
+			}
+			return errors.New("a later check fails")
+		})
+		wantCode(t, err, credential.CodeConflict)
 	})
 }
 

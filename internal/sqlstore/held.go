@@ -11,35 +11,41 @@ import (
 // committer's writer makes them one after another, so in a batch of creates
 // the credential and audit INSERTs were most of the batch's time. In a pass
 // without savepoints (see groupCommitter.commit) a batch instead holds
-// those rows back and writes each table's in one INSERT … SELECT FROM
-// unnest(…), one array per column, before the next statement of any other
-// kind, and before the COMMIT. A statement that reads (or references) the
+// those rows back and writes them all in one statement (INSERT … SELECT
+// FROM unnest(…), one array per column, for each table) before the next
+// statement of any other kind, and before the COMMIT. A statement that reads (or references) the
 // rows so runs after they are in, as it would have. A held row that cannot
 // be written (a duplicate digest) fails the pass, and the careful pass,
 // which holds nothing, names the closure it was.
 
-// flushHeld writes the held rows. Credentials go first: nothing references
-// an audit event, and a credential may reference another held one.
+// flushHeld writes the held rows, both tables' in one statement (one
+// round trip). Neither table references the other.
 func (t *tx) flushHeld(ctx context.Context) error {
-	if len(t.heldCredentials) == 0 && len(t.heldAudit) == 0 {
+	if !t.holds() {
 		return nil
 	}
-	creds, events := t.heldCredentials, t.heldAudit
+	args := append(credentialArrays(t.heldCredentials), auditArrays(t.heldAudit)...)
 	t.heldCredentials, t.heldAudit = nil, nil
-	err := t.insertCredentials(ctx, creds)
-	if err == nil {
-		err = t.insertAuditEvents(ctx, events)
-	}
-	if err != nil {
+	if _, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), insertHeld, args...); err != nil {
 		t.flushFailed = true
+		return translate(err, "credential or audit event")
 	}
-	return err
+	return nil
 }
 
-func (t *tx) insertCredentials(ctx context.Context, cs []credential.Credential) error {
-	if len(cs) == 0 {
-		return nil
-	}
+// insertHeld inserts credentials and audit events given as one array per
+// column (PostgreSQL), in credentialColumns' and auditColumns' order.
+const insertHeld = `WITH held_credentials AS (INSERT INTO credentials (` + credentialColumns + `)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
+		$8::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bytea[],
+		$15::text[], $16::bytea[]))
+	INSERT INTO audit_events (` + auditColumns + `)
+	SELECT * FROM unnest($17::text[], $18::text[], $19::bigint[], $20::text[], $21::text[], $22::text[], $23::text[],
+		$24::text[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[], $30::bigint[], $31::bigint[],
+		$32::text[], $33::text[])`
+
+// credentialArrays returns the columns of cs, one array each.
+func credentialArrays(cs []credential.Credential) []any {
 	n := len(cs)
 	var text [7][]string
 	for i := range text {
@@ -61,10 +67,8 @@ func (t *tx) insertCredentials(ctx context.Context, cs []credential.Credential) 
 		created[i], updated[i] = c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli()
 		attrs[i] = jsonText(c.Attrs)
 	}
-	_, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), insertCredentials,
-		text[0], text[1], text[2], bytes[0], text[3], text[4], text[5],
-		times[0], times[1], text[6], times[2], created, updated, bytes[1], attrs, bytes[2])
-	return translate(err, "credential")
+	return []any{text[0], text[1], text[2], bytes[0], text[3], text[4], text[5],
+		times[0], times[1], text[6], times[2], created, updated, bytes[1], attrs, bytes[2]}
 }
 
 // nullMillis is millis for an array element: nil (NULL) for no time.
@@ -76,17 +80,8 @@ func nullMillis(at time.Time) *int64 {
 	return &ms
 }
 
-// insertCredentials inserts rows given as one array per column
-// (PostgreSQL), in credentialColumns' order.
-const insertCredentials = `INSERT INTO credentials (` + credentialColumns + `)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
-		$8::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bytea[],
-		$15::text[], $16::bytea[])`
-
-func (t *tx) insertAuditEvents(ctx context.Context, es []credential.AuditEvent) error {
-	if len(es) == 0 {
-		return nil
-	}
+// auditArrays returns the columns of es, one array each.
+func auditArrays(es []credential.AuditEvent) []any {
 	n := len(es)
 	var text [14][]string
 	for i := range text {
@@ -100,15 +95,9 @@ func (t *tx) insertAuditEvents(ctx context.Context, es []credential.AuditEvent) 
 		}
 		at[i], count[i], seq[i] = e.At.UnixMilli(), int64(e.Count), e.Seq
 	}
-	_, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), insertAuditEvents,
-		text[0], text[1], at, text[2], text[3], text[4], text[5], text[6], text[7], text[8], text[9],
-		text[10], text[11], count, seq, text[12], text[13])
-	return translate(err, "audit event")
+	return []any{text[0], text[1], at, text[2], text[3], text[4], text[5], text[6], text[7], text[8], text[9],
+		text[10], text[11], count, seq, text[12], text[13]}
 }
 
-// insertAuditEvents inserts rows given as one array per column
-// (PostgreSQL), in auditColumns' order.
-const insertAuditEvents = `INSERT INTO audit_events (` + auditColumns + `)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[],
-		$16::text[], $17::text[])`
+// holds reports whether rows are held back, not yet written.
+func (t *tx) holds() bool { return len(t.heldCredentials) > 0 || len(t.heldAudit) > 0 }

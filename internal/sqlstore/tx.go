@@ -127,6 +127,9 @@ func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 
 // prepare returns query as a statement of the transaction, reusing the
 // connection's prepared one when there is one. Close it after use.
+//
+// The statement does not write held rows before each run, as exec does:
+// its user runs it in a loop that holds none.
 func (t *tx) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	if err := t.flushHeld(ctx); err != nil {
 		return nil, err
