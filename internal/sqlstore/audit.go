@@ -64,8 +64,9 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	ensureChainHead = `INSERT INTO audit_chain_heads (instance_id, seq, hash) VALUES (?, 0, '')
 		ON CONFLICT (instance_id) DO NOTHING`
-	selectChainHead = `SELECT seq, hash FROM audit_chain_heads WHERE instance_id = ?`
-	updateChainHead = `UPDATE audit_chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`
+	selectChainHead          = `SELECT seq, hash FROM audit_chain_heads WHERE instance_id = ?`
+	selectChainHeadForUpdate = selectChainHead + ` FOR UPDATE`
+	updateChainHead          = `UPDATE audit_chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`
 )
 
 type chainHead struct {
@@ -109,15 +110,22 @@ func (t *tx) chainHead(ctx context.Context, instanceID string) (chainHead, error
 			return h.chainHead, nil
 		}
 	}
-	if _, err := t.exec(ctx, ensureChainHead, instanceID); err != nil {
-		return chainHead{}, translate(err, "audit chain")
-	}
 	query := selectChainHead
 	if t.d.name == "postgres" {
-		query += " FOR UPDATE"
+		query = selectChainHeadForUpdate
 	}
+	// The head row exists from the instance's first event on, so it is
+	// read (and locked) in one statement, and made first only when it is
+	// missing.
 	var h chainHead
-	if err := t.queryRow(ctx, query, instanceID).Scan(&h.seq, &h.hash); err != nil {
+	err := t.queryRow(ctx, query, instanceID).Scan(&h.seq, &h.hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := t.exec(ctx, ensureChainHead, instanceID); err != nil {
+			return chainHead{}, translate(err, "audit chain")
+		}
+		err = t.queryRow(ctx, query, instanceID).Scan(&h.seq, &h.hash)
+	}
+	if err != nil {
 		return chainHead{}, translate(err, "audit chain")
 	}
 	if t.chains != nil {

@@ -99,5 +99,22 @@ func auditArrays(es []credential.AuditEvent) []any {
 		text[10], text[11], count, seq, text[12], text[13]}
 }
 
+// blindToHeld are the statements a batch runs without writing its held
+// rows first: the audit chain head's and the webhook endpoints' (once per
+// batch each), which neither read nor reference credentials or audit
+// events.
+var blindToHeld = map[string]bool{
+	selectChainHeadForUpdate: true, ensureChainHead: true, updateChainHead: true, listWebhooks: true,
+}
+
+// flushHeldBefore writes the held rows before query runs, unless it is
+// blind to them.
+func (t *tx) flushHeldBefore(ctx context.Context, query string) error {
+	if !t.holds() || blindToHeld[query] {
+		return nil
+	}
+	return t.flushHeld(ctx)
+}
+
 // holds reports whether rows are held back, not yet written.
 func (t *tx) holds() bool { return len(t.heldCredentials) > 0 || len(t.heldAudit) > 0 }

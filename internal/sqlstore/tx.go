@@ -93,7 +93,7 @@ func (t *tx) stmtCtx(ctx context.Context) context.Context {
 // by Tx.StmtContext, which prepares it there only the first time.
 
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if err := t.flushHeld(ctx); err != nil {
+	if err := t.flushHeldBefore(ctx, query); err != nil {
 		return nil, err
 	}
 	ctx = t.stmtCtx(ctx)
@@ -104,7 +104,7 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 }
 
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if err := t.flushHeld(ctx); err != nil {
+	if err := t.flushHeldBefore(ctx, query); err != nil {
 		return nil, err
 	}
 	ctx = t.stmtCtx(ctx)
@@ -117,7 +117,7 @@ func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	// A failed flush leaves the PostgreSQL transaction aborted, so the
 	// query fails too, and its Row carries that error.
-	_ = t.flushHeld(ctx)
+	_ = t.flushHeldBefore(ctx, query)
 	ctx = t.stmtCtx(ctx)
 	if st, ok := t.prepared[query]; ok {
 		return t.sqlTx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
