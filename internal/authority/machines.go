@@ -379,7 +379,10 @@ func currentMachineKey(ctx context.Context, tx CredentialTx, instanceID, machine
 			return k, nil
 		}
 	}
-	return credential.Credential{}, credential.Errorf(credential.CodeInternal, "machine %s has no current secret key", machineID)
+	// Every key revoked (a leak report, say): there is nothing to show
+	// until a rotation issues a new one.
+	return credential.Credential{}, credential.Errorf(credential.CodeNotFound,
+		"machine %.64s has no current secret key (it was revoked); rotate the secret key to issue a new one", machineID)
 }
 
 // CreateMachineScope lets machine from access machine to.

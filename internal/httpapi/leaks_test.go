@@ -264,3 +264,31 @@ func TestLeakReportsWithoutKeysRefuseEverything(t *testing.T) {
 		t.Errorf("%d %s, want 401", resp.Status, resp.Body)
 	}
 }
+
+// A machine whose only secret key a leak report revoked has no secret to
+// show: its GET is a 404 that says to rotate, not a 500, and a rotation
+// issues the key it shows from then on.
+func TestAMachineWhoseOnlyKeyLeakedShowsNoSecretUntilRotated(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		github, keys := newReporter(t)
+		e := apitest.StartWith(t, s, apitest.Options{LeakReports: httpapi.LeakReportConfig{Keys: keys}})
+		created := e.Do(t, http.MethodPost, "/clerk/v1/machines", e.AdminKey, `{"name":"leaky"}`).JSON(t)
+		id, leaked := created["id"].(string), created["secret_key"].(string)
+		body := fmt.Appendf(nil, `[{"token":%q,"type":"keyward_machine_secret_key","url":"","source":"content"}]`, leaked)
+		if resp := e.DoWith(t, http.MethodPost, "/v1/leaks", body, leakHeaders(github.id, github.sign(t, body))); resp.Status != http.StatusOK {
+			t.Fatalf("the leak report: %d %s", resp.Status, resp.Body)
+		}
+		resp := e.Do(t, http.MethodGet, "/clerk/v1/machines/"+id+"/secret_key", e.AdminKey, nil)
+		if resp.Status != http.StatusNotFound || !strings.Contains(string(resp.Body), "rotate") || strings.Contains(string(resp.Body), leaked) {
+			t.Fatalf("the secret key of a machine with none: %d %s; want a 404 that says to rotate", resp.Status, resp.Body)
+		}
+		rotated := e.Do(t, http.MethodPost, "/clerk/v1/machines/"+id+"/secret_key/rotate", e.AdminKey, `{"previous_token_ttl":0}`)
+		if rotated.Status != http.StatusOK {
+			t.Fatalf("rotate: %d %s", rotated.Status, rotated.Body)
+		}
+		fresh := rotated.JSON(t)["secret"]
+		if got := e.Do(t, http.MethodGet, "/clerk/v1/machines/"+id+"/secret_key", e.AdminKey, nil).JSON(t)["secret"]; got != fresh || got == leaked {
+			t.Fatalf("after the rotation the secret key is %v; want the rotated one", got)
+		}
+	})
+}
