@@ -183,9 +183,10 @@ func (g *groupCommitter) run() {
 // run again from nothing (a deadlock's victim does), and what they do
 // outside the database goes through authority.RunHooks, which does not
 // repeat it for runs undone: so running the ones that succeeded a second
-// time is safe. A failure of the first closure
-// needs no second run: the rollback undid its work alone, as its
-// savepoint would have, and the rest runs afresh.
+// time is safe. A failure of the first closure needs no second run
+// (unless it held rows back, whose own error would have come first): the
+// rollback undid its work alone, as its savepoint would have, and the
+// rest runs afresh.
 func (g *groupCommitter) commit(batch []*commitRequest) (again []*commitRequest) {
 	b := &batchRun{g: g}
 	// A closure that failed is answered only once the batch has ended, as
@@ -240,9 +241,9 @@ type batchRun struct {
 }
 
 // closureFailure is the first closure that failed in a pass without
-// savepoints, at its index in the batch; at -1, the work the pass left to
-// its end (audit rows, BeforeCommit work) failed, for a closure that only
-// a careful pass can name.
+// savepoints, at its index in the batch; at -1, a failure only a careful
+// pass can pin on a closure: writing held rows, or the work the pass left
+// to its end, failed, or the first closure failed holding rows.
 type closureFailure struct {
 	at       int
 	err      error

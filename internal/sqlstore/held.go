@@ -13,7 +13,8 @@ import (
 // without savepoints (see groupCommitter.commit) a batch instead holds
 // those rows back and writes them all in one statement (INSERT … SELECT
 // FROM unnest(…), one array per column, for each table) before the next
-// statement of any other kind, and before the COMMIT. A statement that reads (or references) the
+// statement that could see them (any but those of blindToHeld), and
+// before the COMMIT. A statement that reads (or references) the
 // rows so runs after they are in, as it would have. A held row that cannot
 // be written (a duplicate digest) fails the pass, and the careful pass,
 // which holds nothing, names the closure it was.
@@ -100,11 +101,11 @@ func auditArrays(es []credential.AuditEvent) []any {
 }
 
 // blindToHeld are the statements a batch runs without writing its held
-// rows first: the audit chain head's and the webhook endpoints' (once per
-// batch each), which neither read nor reference credentials or audit
-// events.
+// rows first: the audit chain head's read and the webhook endpoints'
+// (once per batch each), which neither read nor reference credentials or
+// audit events.
 var blindToHeld = map[string]bool{
-	selectChainHeadForUpdate: true, ensureChainHead: true, updateChainHead: true, listWebhooks: true,
+	selectChainHeadForUpdate: true, ensureChainHead: true, listWebhooks: true,
 }
 
 // flushHeldBefore writes the held rows before query runs, unless it is

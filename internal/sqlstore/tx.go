@@ -32,7 +32,8 @@ type tx struct {
 	batchCtx context.Context
 	// hold, in a PostgreSQL batch's pass without savepoints, holds new
 	// credential and audit rows back (see held.go) and writes them
-	// together before the next other statement or the COMMIT; flushFailed
+	// together before the next statement that could see them or the
+	// COMMIT; flushFailed
 	// records that writing them failed, which only a careful pass can
 	// pin on a closure.
 	hold            bool
