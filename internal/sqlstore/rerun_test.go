@@ -42,6 +42,24 @@ func (r *recordingSink) take() []credential.AuditEvent {
 	return lines
 }
 
+// sinkAuthority is an authority over s with cfg's audit sink, an
+// instance, and a caller holding its first admin key.
+func sinkAuthority(t *testing.T, s *sqlstore.Store, cfg authority.Config) (*authority.Authority, credential.Instance, authority.Caller) {
+	t.Helper()
+	cfg.Store, cfg.Keyring, cfg.Clock, cfg.Limiter = s, chainKeyring(t), testkit.NewClock(), inmem.NewLimiter()
+	a := authority.New(cfg)
+	ctx := context.Background()
+	in, rootKey, err := a.CreateInstance(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := a.Authenticate(ctx, rootKey.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, in, root
+}
+
 // A refused change batched behind a change that succeeds makes the batch
 // run its closures again; what they do outside the database must still
 // happen once: one audit log line for each committed event and none for
@@ -50,16 +68,7 @@ func TestAClosureRunAgainWritesItsLogLinesAndCountsItsRefusalsOnce(t *testing.T)
 	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
 		sink := &recordingSink{}
-		a := authority.New(authority.Config{Store: s, Keyring: chainKeyring(t), Clock: testkit.NewClock(),
-			Limiter: inmem.NewLimiter(), AuditSink: sink})
-		in, rootKey, err := a.CreateInstance(ctx, "prod")
-		if err != nil {
-			t.Fatal(err)
-		}
-		root, err := a.Authenticate(ctx, rootKey.Reveal())
-		if err != nil {
-			t.Fatal(err)
-		}
+		a, in, root := sinkAuthority(t, s, authority.Config{AuditSink: sink})
 		name := "limited"
 		_, limitedKey, err := a.CreateAdminKey(ctx, root, authority.CreateAdminKeyInput{Name: &name, Permissions: []string{string(credential.AdminKeys.Write())}})
 		if err != nil {
@@ -148,16 +157,7 @@ func TestARequiredLogLineThatFailsFailsOnlyItsOwnChange(t *testing.T) {
 			testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
 				ctx := context.Background()
 				sink := &recordingSink{}
-				a := authority.New(authority.Config{Store: s, Keyring: chainKeyring(t), Clock: testkit.NewClock(),
-					Limiter: inmem.NewLimiter(), AuditSink: sink, AuditSinkRequired: true, OnAuditSinkError: func(error) {}})
-				in, rootKey, err := a.CreateInstance(ctx, "prod")
-				if err != nil {
-					t.Fatal(err)
-				}
-				root, err := a.Authenticate(ctx, rootKey.Reveal())
-				if err != nil {
-					t.Fatal(err)
-				}
+				a, in, root := sinkAuthority(t, s, authority.Config{AuditSink: sink, AuditSinkRequired: true, OnAuditSinkError: func(error) {}})
 				sink.take()
 				sink.fail = func(e credential.AuditEvent) error {
 					if e.Action == "machine.create" && strings.Contains(string(e.Detail), "refused-line") {
