@@ -435,7 +435,7 @@ func controlOwner(cred credential.Credential) string {
 func loadControlTarget(ctx context.Context, tx Tx, instanceID, id string, forUpdate bool) (controlTarget, error) {
 	kind := controlledKind(id)
 	if kind != credential.KindMachineKey {
-		cred, attrs, err := controlledCredential(ctx, tx, instanceID, id, kind)
+		cred, attrs, err := controlledCredential(ctx, tx, instanceID, id, kind, forUpdate)
 		if err != nil {
 			return controlTarget{}, err
 		}
@@ -507,8 +507,15 @@ func machineControlsError(in ControlsInput) error {
 
 // controlledCredential loads a credential of the caller's instance and of
 // kind; anything else is the same not found.
-func controlledCredential(ctx context.Context, tx CredentialTx, instanceID, id string, kind credential.Kind) (credential.Credential, tokenAttrs, error) {
-	cred, err := tx.GetCredential(ctx, instanceID, id)
+func controlledCredential(ctx context.Context, tx CredentialTx, instanceID, id string, kind credential.Kind, lock bool) (credential.Credential, tokenAttrs, error) {
+	get := tx.GetCredential
+	if lock {
+		// Held for the rest of a change: two controls changes of one
+		// credential (on two nodes) run one after the other, so neither
+		// writes back controls without the other's.
+		get = tx.LockCredential
+	}
+	cred, err := get(ctx, instanceID, id)
 	switch {
 	case credential.IsCode(err, credential.CodeNotFound), err == nil && cred.Kind != kind:
 		return credential.Credential{}, tokenAttrs{}, errCredentialNotFound

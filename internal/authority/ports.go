@@ -104,6 +104,10 @@ type CredentialTx interface {
 	// the caller must check kind, instance and state.
 	CredentialByDigest(ctx context.Context, d credential.Digest) (credential.Credential, error)
 	GetCredential(ctx context.Context, instanceID, id string) (credential.Credential, error)
+	// LockCredential is GetCredential that also holds the credential's row
+	// until the transaction ends, so two read-modify-writes of it (a
+	// controls change, on two nodes) run one after the other.
+	LockCredential(ctx context.Context, instanceID, id string) (credential.Credential, error)
 	ListCredentials(ctx context.Context, f CredentialFilter) ([]credential.Credential, error)
 	// RevokeCredential sets revoked_at and the reason on a credential that is
 	// not yet revoked; CodeNotFound if there is none.

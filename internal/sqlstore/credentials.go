@@ -140,6 +140,18 @@ func (t *tx) GetCredential(ctx context.Context, instanceID, id string) (credenti
 	return c, translate(err, "credential")
 }
 
+// LockCredential is GetCredential that also locks the row until the
+// transaction ends (FOR NO KEY UPDATE on PostgreSQL: it does not block the
+// key-share lock of a row that references it; SQLite has a single writer).
+func (t *tx) LockCredential(ctx context.Context, instanceID, id string) (credential.Credential, error) {
+	query := `SELECT ` + credentialColumns + ` FROM credentials WHERE instance_id = ? AND id = ?`
+	if t.d.name == "postgres" {
+		query += " FOR NO KEY UPDATE"
+	}
+	c, err := scanCredential(t.queryRow(ctx, query, instanceID, id))
+	return c, translate(err, "credential")
+}
+
 // ListCredentials returns the matching credentials oldest first.
 func (t *tx) ListCredentials(ctx context.Context, f authority.CredentialFilter) ([]credential.Credential, error) {
 	where, args := []string{"instance_id = ?"}, []any{f.InstanceID}

@@ -3,7 +3,9 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -326,4 +328,77 @@ func TestSetCredentialSubject(t *testing.T) {
 			t.Fatalf("a refused move changed the subject to %q", got.Subject)
 		}
 	})
+}
+
+// A credential locked by one node's change makes another node's lock of
+// it wait until that change commits, so two read-modify-writes of one
+// credential's controls cannot lose either's update.
+func TestALockedCredentialMakesAnotherNodesLockWait(t *testing.T) {
+	url := testkit.PostgresURL(t)
+	ctx := context.Background()
+	open := func(url string) *sqlstore.Store {
+		s, err := sqlstore.OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	app := "kw_lock_" + credential.NewID("t", t0)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	node, other := open(url), open(url+sep+"application_name="+app)
+	update(t, node, func(tx authority.Tx) error {
+		return tx.CreateInstance(ctx, credential.Instance{ID: "ins_lock", Name: "lock", CreatedAt: t0})
+	})
+	c := machineKey("ins_lock", "mch_lock")
+	update(t, node, func(tx authority.Tx) error { return tx.InsertCredential(ctx, c) })
+
+	locked, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	var releaseOnce sync.Once
+	letGo := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(letGo) // before the stores close, which waits for the batch
+	go func() {
+		held <- node.Update(ctx, func(tx authority.Tx) error {
+			if _, err := tx.LockCredential(ctx, "ins_lock", c.ID); err != nil {
+				return err
+			}
+			close(locked)
+			<-release
+			return nil
+		})
+	}()
+	<-locked
+	second := make(chan error, 1)
+	go func() {
+		second <- other.Update(ctx, func(tx authority.Tx) error {
+			_, err := tx.LockCredential(ctx, "ins_lock", c.ID)
+			return err
+		})
+	}()
+	waiting := make(chan struct{})
+	go func() {
+		defer close(waiting)
+		for {
+			n, err := sqlstore.CountLockWaiters(ctx, node, app)
+			if err != nil || n > 0 {
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("the other node locked the credential (%v) while a change held it", err)
+	case <-waiting:
+	}
+	letGo()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
 }
