@@ -565,3 +565,47 @@ func TestNamedLimitsBounds(t *testing.T) {
 		}
 	})
 }
+
+// lockCountingStore counts the credentials its transactions lock.
+type lockCountingStore struct {
+	Store
+	locked atomic.Int64
+}
+
+func (s *lockCountingStore) Update(ctx context.Context, fn func(Tx) error) error {
+	return s.Store.Update(ctx, func(tx Tx) error { return fn(lockCountingTx{tx, s}) })
+}
+
+type lockCountingTx struct {
+	Tx
+	s *lockCountingStore
+}
+
+func (t lockCountingTx) LockCredential(ctx context.Context, instanceID, id string) (credential.Credential, error) {
+	t.s.locked.Add(1)
+	return t.Tx.LockCredential(ctx, instanceID, id)
+}
+
+// A change of a credential's controls holds its row (see
+// TestALockedCredentialMakesAnotherNodesLockWait for what the lock does):
+// it reads the controls and writes them back, and a second node's change
+// between the two would be lost.
+func TestAControlsChangeLocksTheCredentialItChanges(t *testing.T) {
+	store := &lockCountingStore{Store: testkit.OpenSQLite(t)}
+	e := newControlsEnv(t, store, testkit.NewClock(), inmem.NewBus())
+	ctx := context.Background()
+	k := e.key(t)
+	before := store.locked.Load()
+	e.set(t, k.ID, ControlsInput{SetCredits: true, Credits: &CreditsInput{Remaining: 10}})
+	if store.locked.Load() == before {
+		t.Error("a controls change did not lock the credential")
+	}
+	before = store.locked.Load()
+	amount := int64(5)
+	if _, err := e.a.ChangeCredits(ctx, e.admin, k.ID, "increment", &amount); err != nil {
+		t.Fatal(err)
+	}
+	if store.locked.Load() == before {
+		t.Error("a credits change did not lock the credential")
+	}
+}
