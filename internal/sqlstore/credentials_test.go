@@ -3,9 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -334,22 +332,9 @@ func TestSetCredentialSubject(t *testing.T) {
 // it wait until that change commits, so two read-modify-writes of one
 // credential's controls cannot lose either's update.
 func TestALockedCredentialMakesAnotherNodesLockWait(t *testing.T) {
-	url := testkit.PostgresURL(t)
 	ctx := context.Background()
-	open := func(url string) *sqlstore.Store {
-		s, err := sqlstore.OpenPostgres(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
 	app := "kw_lock_" + credential.NewID("t", t0)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	node, other := open(url), open(url+sep+"application_name="+app)
+	node, other := twoPostgresNodes(t, app)
 	update(t, node, func(tx authority.Tx) error {
 		return tx.CreateInstance(ctx, credential.Instance{ID: "ins_lock", Name: "lock", CreatedAt: t0})
 	})
@@ -378,22 +363,7 @@ func TestALockedCredentialMakesAnotherNodesLockWait(t *testing.T) {
 			return err
 		})
 	}()
-	waiting := make(chan struct{})
-	go func() {
-		defer close(waiting)
-		for {
-			n, err := sqlstore.CountLockWaiters(ctx, node, app)
-			if err != nil || n > 0 {
-				return
-			}
-			runtime.Gosched()
-		}
-	}()
-	select {
-	case err := <-second:
-		t.Fatalf("the other node locked the credential (%v) while a change held it", err)
-	case <-waiting:
-	}
+	awaitLockWait(t, node, app, second, "the other node locked the credential while a change held it")
 	letGo()
 	if err := <-held; err != nil {
 		t.Fatal(err)

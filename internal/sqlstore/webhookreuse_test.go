@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 
@@ -151,7 +149,6 @@ func TestAFailedClosuresWebhookIsNotShownToTheRestOfItsBatch(t *testing.T) {
 // instance's audit chain (and may reuse its read of the endpoints) to
 // commit, or that batch's later changes would miss the new endpoint.
 func TestAnImportedWebhookWaitsForABatchHoldingItsInstancesChain(t *testing.T) {
-	url := testkit.PostgresURL(t)
 	ctx := context.Background()
 	keys := newKeyring(t)
 	from := testkit.OpenSQLite(t)
@@ -167,21 +164,9 @@ func TestAnImportedWebhookWaitsForABatchHoldingItsInstancesChain(t *testing.T) {
 	if _, err := from.Export(ctx, &dump, keys.ExportCheck()); err != nil {
 		t.Fatal(err)
 	}
-	open := func(url string) *sqlstore.Store {
-		s, err := sqlstore.OpenPostgres(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
 	// The importer's sessions are told apart from every other test's.
 	app := "kw_import_" + in.ID
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	node, importer := open(url), open(url+sep+"application_name="+app)
+	node, importer := twoPostgresNodes(t, app)
 	// Everything but the endpoint is there already.
 	if _, _, err := node.Import(ctx, bytes.NewReader(dump.Bytes()), keys.ExportCheck()); err != nil {
 		t.Fatal(err)
@@ -213,22 +198,7 @@ func TestAnImportedWebhookWaitsForABatchHoldingItsInstancesChain(t *testing.T) {
 		}
 		imported <- err
 	}()
-	waiting := make(chan struct{})
-	go func() {
-		defer close(waiting)
-		for {
-			n, err := sqlstore.CountLockWaiters(ctx, node, app)
-			if err != nil || n > 0 {
-				return
-			}
-			runtime.Gosched()
-		}
-	}()
-	select {
-	case err := <-imported:
-		t.Fatalf("the import committed an endpoint (%v) while another batch held the instance's chain", err)
-	case <-waiting:
-	}
+	awaitLockWait(t, node, app, imported, "the import committed an endpoint while another batch held the instance's chain")
 	letGo()
 	if err := <-held; err != nil {
 		t.Fatal(err)
