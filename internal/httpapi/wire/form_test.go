@@ -195,6 +195,9 @@ func TestParseFormMatchesTwoPassParse(t *testing.T) {
 		`{"a":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`,
 		`{"a":` + strings.Repeat(`{"b":`, MaxDepth) + `1` + strings.Repeat("}", MaxDepth) + `}`,
 		`[]`, `"x"`, `1`, `{`, ``, `null`, `{}`, `{"token":"a\"b"}`,
+		// What ends a run of plain ASCII, which str skips without its switch.
+		"{\"a\":\"abcdef\x01\"}", "{\"a\":\"abcdef\xff\"}", "{\"a\":\"abcdef\x7f\"}", `{"a":"abcdef\q"}`,
+		`{"a":"abcdef\"gh"}`, `{"a":"abcdefé"}`, `{"a":"abcdef`, `{"abcdef`, `{"a":"` + strings.Repeat("x", 600) + `"}`,
 		`{"token":"a\u0000b"}`, `{"a\u0000":1}`, `{"o":{"k\u0000":1}}`, `{"o":["x","\u0000"]}`, `{"a":"\u00000"}`, `{"a":"\u0001"}`,
 	} {
 		sameAsTwoPass(t, []byte(body))
@@ -278,5 +281,20 @@ func TestReadStringAndRequireString(t *testing.T) {
 				t.Errorf("RequireString's error %v does not name the parameter", err)
 			}
 		})
+	}
+}
+
+// BenchmarkParseFormJWTVerify parses a verify body holding a JWT: the
+// string scan is most of it (the JWT verify row's body is ~700 bytes).
+func BenchmarkParseFormJWTVerify(b *testing.B) {
+	body := []byte(`{"token":"eyJhbGciOiJSUzI1NiIsImtpZCI6Imluc18yIiwidHlwIjoiSldUIn0.` +
+		strings.Repeat("eyJzdWIiOiJtY2hfMnFBYnhaIiwiaWF0IjoxNzY0NzM4MDAwfQ", 8) + `.` +
+		strings.Repeat("c2lnbmF0dXJlX2J5dGVz", 17) + `"}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseForm(body); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -222,11 +222,27 @@ func (s *scanner) digits() int {
 	return s.i - from
 }
 
+// plainStringByte marks the bytes a JSON string holds as they are: ASCII
+// other than control characters, '"' and '\\'.
+var plainStringByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // str reads a string at s.i (which holds '"'): no control characters, only
 // JSON's escapes, valid UTF-8. escaped reports whether it held a backslash.
 func (s *scanner) str() (escaped, ok bool) {
 	s.i++ // '"'
 	for s.i < len(s.b) {
+		// Runs of plain ASCII (a JWT is nothing else) skip the switch.
+		for s.i < len(s.b) && plainStringByte[s.b[s.i]] {
+			s.i++
+		}
+		if s.i == len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
