@@ -42,6 +42,7 @@ type config struct {
 	pprofAddr          string
 	limitRows          []int    // named limits of each API key verify row
 	analyticsRow       bool     // also measure opaque verify on a server with --analytics=false
+	only               []string // measure only the rows whose names contain one of these (and bare, opaque)
 	serveFlags         []string // extra keyward serve flags of this server (internal)
 	serveBaseline      string   // internal: serve the bare baseline here and nothing else
 }
@@ -68,7 +69,7 @@ func main() {
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
-	var concurrency, limitRows string
+	var concurrency, limitRows, only string
 	fs := flag.NewFlagSet("keyward-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.url, "url", "", "target a running keyward at this base URL (http://host:port) instead of starting one; needs --admin-key")
@@ -92,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&limitRows, "limit-rows", "0,1,3,10", fmt.Sprintf("with --pinned: an API key verify row for each of these counts of auto-applied named limits (comma-separated, 0 to %d; '' for none)", authority.MaxNamedLimits))
 	fs.BoolVar(&cfg.analyticsRow, "analytics-row", true, "with --pinned: also verify opaque tokens on two more fresh SQLite servers, one started with --analytics=false, so the ratio of their rows is what counting verifications costs")
 	fs.StringVar(&cfg.pprofAddr, "pprof-addr", "", "with --pinned: start keyward with --pprof-addr (loopback), to profile it during the runs; the PostgreSQL server (with --database-url) gets the next port")
+	fs.StringVar(&only, "only", "", "with --pinned: measure only the rows whose names contain one of these comma-separated words (e.g. miss,PostgreSQL), besides bare and opaque, which every ratio needs")
 	fs.StringVar(&cfg.serveBaseline, "serve-baseline", "", "")
 	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +107,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	err := cfg.validate(concurrency, fs.NArg())
 	if err == nil {
 		cfg.limitRows, err = parseLimitRows(limitRows)
+	}
+	if only != "" {
+		cfg.only = strings.Split(only, ",")
 	}
 	if err != nil {
 		fmt.Fprintln(fs.Output(), "keyward-bench:", err)

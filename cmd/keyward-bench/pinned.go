@@ -125,11 +125,28 @@ func runPinned(ctx context.Context, cfg config, stdout, progress io.Writer) erro
 		rows = append(rows, create)
 	}
 
+	rows = onlyRows(rows, cfg.only)
 	results, err := measurePinnedRounds(ctx, cfg, script, rows, progress)
 	if err != nil {
 		return err
 	}
 	return writePinned(stdout, cfg, rows, results)
+}
+
+// onlyRows keeps bare and opaque, the first two rows, which the ratios
+// need, and the rows whose names contain one of words; all rows when
+// words is empty.
+func onlyRows(rows []pinnedRow, words []string) []pinnedRow {
+	if len(words) == 0 {
+		return rows
+	}
+	kept := slices.Clone(rows[:min(2, len(rows))])
+	for _, row := range rows[len(kept):] {
+		if slices.ContainsFunc(words, func(w string) bool { return w != "" && strings.Contains(row.name, w) }) {
+			kept = append(kept, row)
+		}
+	}
+	return kept
 }
 
 // sqliteRows are the rows measured on the SQLite server kw: every verify

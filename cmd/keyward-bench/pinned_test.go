@@ -255,3 +255,32 @@ func TestNextPortGivesThePostgresServerItsOwnProfiler(t *testing.T) {
 		}
 	}
 }
+
+func TestOnlyRowsKeepsBareOpaqueAndTheNamedRows(t *testing.T) {
+	rows := []pinnedRow{{name: "bare"}, {name: "opaque"}, {name: "JWT"}, {name: "cache-miss verify"}, {name: "create, PostgreSQL"}}
+	names := func(rs []pinnedRow) (out []string) {
+		for _, r := range rs {
+			out = append(out, r.name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		words []string
+		want  []string
+	}{
+		{"no words keeps every row", nil, names(rows)},
+		{"a word keeps its rows besides bare and opaque", []string{"miss"}, []string{"bare", "opaque", "cache-miss verify"}},
+		{"several words keep each one's rows", []string{"PostgreSQL", "JWT"}, []string{"bare", "opaque", "JWT", "create, PostgreSQL"}},
+		{"a word that names nothing keeps bare and opaque", []string{"nothing"}, []string{"bare", "opaque"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := names(onlyRows(rows, tc.words)); !slices.Equal(got, tc.want) {
+				t.Errorf("onlyRows(%v) = %v, want %v", tc.words, got, tc.want)
+			}
+		})
+	}
+	if rows[2].name != "JWT" {
+		t.Errorf("onlyRows changed its input: %v", names(rows))
+	}
+}

@@ -164,6 +164,45 @@ func TestAuditChainConcurrentWritersDoNotFork(t *testing.T) {
 	})
 }
 
+// Batches whose closures append to two instances' chains write both heads
+// back with their rows (on PostgreSQL in the statement that writes the
+// held rows): the next wave of writers continues each chain where the
+// last ended, with no fork and no event left out.
+func TestAuditChainHeadsOfABatchAcrossInstancesAreWrittenBack(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		const writers, waves = 16, 3
+		instances := []string{"ins_wave_a", "ins_wave_b"}
+		for wave := range waves {
+			var wg sync.WaitGroup
+			errs := make(chan error, writers)
+			for i := range writers {
+				wg.Go(func() {
+					errs <- s.Update(ctx, func(tx authority.Tx) error {
+						_, err := tx.InsertAuditEvent(ctx, credential.AuditEvent{ID: fmt.Sprintf("aud_w%d_%02d", wave, i),
+							InstanceID: instances[i%len(instances)], At: at(wave*writers + i), Action: "x"})
+						return err
+					})
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		a := chainAuthority(t, s)
+		for _, id := range instances {
+			rep, err := a.VerifyAuditChain(ctx, id)
+			if want := int64(waves * writers / len(instances)); err != nil || rep.Break != nil || rep.Events != want {
+				t.Errorf("VerifyAuditChain(%s) = %+v (break %+v), %v; want %d events in one chain", id, rep, rep.Break, err, want)
+			}
+		}
+	})
+}
+
 // A credential made before search digests existed gets its digest on its
 // next successful authentication, and from then on its secret's SHA-256
 // finds its events.

@@ -397,7 +397,7 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 	if !careful {
 		// Which closure's row or work failed only a careful pass can tell;
 		// it runs them all again.
-		if err := t.flushHeld(ctx); err != nil || t.flushFailed {
+		if err := t.flushHeld(ctx, true); err != nil || t.flushFailed {
 			return closureFailure{at: -1, err: err}, false
 		}
 	}

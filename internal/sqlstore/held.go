@@ -20,30 +20,60 @@ import (
 // which holds nothing, names the closure it was.
 
 // flushHeld writes the held rows, both tables' in one statement (one
-// round trip). Neither table references the other.
-func (t *tx) flushHeld(ctx context.Context) error {
+// round trip). Neither table references the other. With heads, the last
+// write before COMMIT, the statement also writes back the chain heads the
+// batch extended (flushChains then has none left), saving that UPDATE's
+// round trip: the heads are locked by this transaction already, and no
+// part of the statement reads another's rows.
+func (t *tx) flushHeld(ctx context.Context, heads bool) error {
 	if !t.holds() {
 		return nil
 	}
 	args := append(credentialArrays(t.heldCredentials), auditArrays(t.heldAudit)...)
+	query := insertHeld
+	var written []string
+	if heads && t.chains != nil {
+		var seqs []int64
+		var hashes []string
+		for id, h := range t.chains.heads {
+			if h.dirty {
+				written, seqs, hashes = append(written, id), append(seqs, h.seq), append(hashes, h.hash)
+			}
+		}
+		if len(written) > 0 {
+			query, args = insertHeldAndHeads, append(args, written, seqs, hashes)
+		}
+	}
 	t.heldCredentials, t.heldAudit = nil, nil
-	if _, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), insertHeld, args...); err != nil {
+	if _, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), query, args...); err != nil {
 		t.flushFailed = true
 		return translate(err, "credential or audit event")
+	}
+	for _, id := range written {
+		t.chains.heads[id] = chainHeadState{chainHead: t.chains.heads[id].chainHead}
 	}
 	return nil
 }
 
 // insertHeld inserts credentials and audit events given as one array per
-// column (PostgreSQL), in credentialColumns' and auditColumns' order.
-const insertHeld = `WITH held_credentials AS (INSERT INTO credentials (` + credentialColumns + `)
+// column (PostgreSQL), in credentialColumns' and auditColumns' order;
+// insertHeldAndHeads also sets the chain heads given as three more arrays
+// (instance ids, seqs, hashes). A data-modifying WITH runs whether or not
+// the statement reads its result.
+const (
+	heldCredentials = `held_credentials AS (INSERT INTO credentials (` + credentialColumns + `)
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
 		$8::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bytea[],
-		$15::text[], $16::bytea[]))
-	INSERT INTO audit_events (` + auditColumns + `)
+		$15::text[], $16::bytea[]))`
+	heldAudit = `INSERT INTO audit_events (` + auditColumns + `)
 	SELECT * FROM unnest($17::text[], $18::text[], $19::bigint[], $20::text[], $21::text[], $22::text[], $23::text[],
 		$24::text[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[], $30::bigint[], $31::bigint[],
 		$32::text[], $33::text[])`
+	heldHeads = `held_heads AS (UPDATE audit_chain_heads AS h SET seq = u.seq, hash = u.hash
+	FROM unnest($34::text[], $35::bigint[], $36::text[]) AS u (instance_id, seq, hash) WHERE h.instance_id = u.instance_id)`
+	insertHeld         = `WITH ` + heldCredentials + ` ` + heldAudit
+	insertHeldAndHeads = `WITH ` + heldCredentials + `, ` + heldHeads + ` ` + heldAudit
+)
 
 // credentialArrays returns the columns of cs, one array each.
 func credentialArrays(cs []credential.Credential) []any {
@@ -114,7 +144,7 @@ func (t *tx) flushHeldBefore(ctx context.Context, query string) error {
 	if !t.holds() || blindToHeld[query] {
 		return nil
 	}
-	return t.flushHeld(ctx)
+	return t.flushHeld(ctx, false)
 }
 
 // holds reports whether rows are held back, not yet written.

@@ -132,7 +132,7 @@ func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 // The statement does not write held rows before each run, as exec does:
 // its user runs it in a loop that holds none.
 func (t *tx) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
-	if err := t.flushHeld(ctx); err != nil {
+	if err := t.flushHeld(ctx, false); err != nil {
 		return nil, err
 	}
 	if st, ok := t.prepared[query]; ok {
