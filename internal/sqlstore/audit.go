@@ -118,7 +118,14 @@ func (t *tx) chainHead(ctx context.Context, instanceID string) (chainHead, error
 	// read (and locked) in one statement, and made first only when it is
 	// missing.
 	var h chainHead
-	err := t.queryRow(ctx, query, instanceID).Scan(&h.seq, &h.hash)
+	begun, err := true, error(nil)
+	if t.pg != nil {
+		// The first statement of most batches: BEGIN rides with it.
+		begun, err = t.pg.beginReadingHead(t.stmtCtx(ctx), t.d.rebind(query), instanceID, &h)
+	}
+	if begun {
+		err = t.queryRow(ctx, query, instanceID).Scan(&h.seq, &h.hash)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		if _, err := t.exec(ctx, ensureChainHead, instanceID); err != nil {
 			return chainHead{}, translate(err, "audit chain")

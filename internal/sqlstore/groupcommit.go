@@ -327,18 +327,29 @@ func (b *batchRun) settle(err error) error {
 // COMMIT), or as each closure ends in a careful pass, before its RELEASE.
 func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, ok bool) {
 	g, ctx := b.g, b.ctx
-	sqlTx, err := g.db.BeginTx(ctx, nil)
-	if err != nil {
-		answer(batch, b.settle(translate(err, "transaction")))
-		return f, true
-	}
-	g.sawAnswer()
-	defer sqlTx.Rollback() // a no-op after Commit
 	chains := &batchChains{heads: map[string]chainHeadState{}}
 	hooks := &passHooks{}
-	t := &tx{sqlTx: sqlTx, d: g.d, detached: true, prepared: g.prepared, chains: chains,
+	t := &tx{d: g.d, detached: true, prepared: g.prepared, chains: chains,
 		hold: !careful && g.d.name == "postgres", hooks: hooks}
-	if g.watch != nil {
+	if g.d.name == "postgres" {
+		pg, err := newPGBatch(ctx, g.db, g.sawAnswer)
+		if err != nil {
+			answer(batch, b.settle(translate(err, "transaction")))
+			return f, true
+		}
+		defer pg.close() // rolls back what did not commit
+		t.pg, ctx = pg, pg.ctx
+	} else {
+		sqlTx, err := g.db.BeginTx(ctx, nil)
+		if err != nil {
+			answer(batch, b.settle(translate(err, "transaction")))
+			return f, true
+		}
+		g.sawAnswer()
+		defer sqlTx.Rollback() // a no-op after Commit
+		t.sqlTx = sqlTx
+	}
+	if g.watch != nil || t.pg != nil {
 		t.batchCtx = ctx
 	}
 	ran := make([]*commitRequest, 0, len(batch))
@@ -394,6 +405,10 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 	if len(ran) == 0 {
 		return f, true // the deferred rollback ends the empty transaction
 	}
+	// A careful pass ran each closure's BeforeCommit work as it ended.
+	if t.pg != nil && (careful || len(hooks.beforeCommit) == 0) {
+		return b.commitPipelined(t, ran, careful)
+	}
 	if !careful {
 		// Which closure's row or work failed only a careful pass can tell;
 		// it runs them all again.
@@ -410,13 +425,44 @@ func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, 
 			return closureFailure{at: -1, err: err}, false
 		}
 	}
-	err = b.settle(translate(sqlTx.Commit(), "transaction"))
+	var err error
+	if t.pg != nil {
+		err = t.pg.commit(t.stmtCtx(ctx))
+	} else {
+		err = t.sqlTx.Commit()
+	}
+	b.committed(ran, translate(err, "transaction"))
+	return f, true
+}
+
+// commitPipelined ends a PostgreSQL pass with nothing left to run between
+// its last write and COMMIT: both go in one round trip. A last write that
+// fails is pinned on its closure by a careful pass, as in run.
+func (b *batchRun) commitPipelined(t *tx, ran []*commitRequest, careful bool) (f closureFailure, ok bool) {
+	if t.flushFailed {
+		return closureFailure{at: -1}, false
+	}
+	stmtErr, commitErr := t.pg.commitWith(t.pg.ctx, t.finalStatements())
+	if stmtErr != nil {
+		err := translate(stmtErr, "credential, audit event or audit chain")
+		if !careful {
+			return closureFailure{at: -1, err: err}, false
+		}
+		answer(ran, b.settle(err))
+		return f, true
+	}
+	b.committed(ran, translate(commitErr, "transaction"))
+	return f, true
+}
+
+// committed answers the closures of a pass whose COMMIT returned err.
+func (b *batchRun) committed(ran []*commitRequest, err error) {
+	err = b.settle(err)
 	if err == nil {
-		g.batches.Add(1)
-		g.closures.Add(int64(len(ran)))
+		b.g.batches.Add(1)
+		b.g.closures.Add(int64(len(ran)))
 	}
 	answer(ran, err)
-	return f, true
 }
 
 // lostToAnother reports whether PostgreSQL refused a statement to break a

@@ -698,3 +698,40 @@ func TestAFailedClosuresCallerSeesWhatItConflictedWith(t *testing.T) {
 		}
 	})
 }
+
+// PostgreSQL answers the COMMIT of a transaction in which a statement
+// failed with ROLLBACK, and no error: a caller whose closure swallowed such
+// a failure must not be told its write took, whether the batch wrote more
+// after it or nothing. The connection goes back to the pool clean.
+func TestAPostgresBatchThatFailedIsNotAcknowledged(t *testing.T) {
+	s := testkit.OpenPostgres(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		after func(tx authority.Tx) error
+	}{
+		{"nothing after the failed statement", func(authority.Tx) error { return nil }},
+		{"an audit event after it", func(tx authority.Tx) error { return insertEvent(tx, ctx, auditEvent("aud_swallowed")) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Update(ctx, func(tx authority.Tx) error {
+				_ = sqlstore.ExecInTx(ctx, tx, "SELECT 1/0") // fails, and the closure ignores it
+				return tc.after(tx)
+			})
+			if err == nil {
+				t.Fatal("Update = nil for a transaction PostgreSQL had failed")
+			}
+			if committedEvents(t, s)["aud_swallowed"] {
+				t.Error("the failed transaction's audit event is in the database")
+			}
+		})
+	}
+	// More batches than the pool has connections: none was left in a
+	// transaction.
+	for i := range 20 {
+		update(t, s, func(tx authority.Tx) error { return insertEvent(tx, ctx, auditEvent(fmt.Sprintf("aud_after_%02d", i))) })
+	}
+	if got := committedEvents(t, s); !got["aud_after_00"] || !got["aud_after_19"] {
+		t.Errorf("events after the failures: %v; want aud_after_00 … aud_after_19", got)
+	}
+}

@@ -29,9 +29,21 @@ func (t *tx) flushHeld(ctx context.Context, heads bool) error {
 	if !t.holds() {
 		return nil
 	}
-	args := append(credentialArrays(t.heldCredentials), auditArrays(t.heldAudit)...)
-	query := insertHeld
-	var written []string
+	stmt, written := t.heldStatement(heads)
+	if _, err := t.runner().ExecContext(t.stmtCtx(ctx), stmt.query, stmt.args...); err != nil {
+		t.flushFailed = true
+		return translate(err, "credential or audit event")
+	}
+	t.headsWritten(written)
+	return nil
+}
+
+// heldStatement takes the held rows into the statement that writes them
+// and, with heads, the dirty chain heads, which it returns (to mark them
+// written once it has run).
+func (t *tx) heldStatement(heads bool) (stmt pgStatement, written []string) {
+	stmt = pgStatement{query: insertHeld, args: append(credentialArrays(t.heldCredentials), auditArrays(t.heldAudit)...)}
+	t.heldCredentials, t.heldAudit = nil, nil
 	if heads && t.chains != nil {
 		var seqs []int64
 		var hashes []string
@@ -41,18 +53,36 @@ func (t *tx) flushHeld(ctx context.Context, heads bool) error {
 			}
 		}
 		if len(written) > 0 {
-			query, args = insertHeldAndHeads, append(args, written, seqs, hashes)
+			stmt = pgStatement{query: insertHeldAndHeads, args: append(stmt.args, written, seqs, hashes)}
 		}
 	}
-	t.heldCredentials, t.heldAudit = nil, nil
-	if _, err := t.sqlTx.ExecContext(t.stmtCtx(ctx), query, args...); err != nil {
-		t.flushFailed = true
-		return translate(err, "credential or audit event")
-	}
-	for _, id := range written {
+	return stmt, written
+}
+
+// headsWritten marks the chain heads of ids written back.
+func (t *tx) headsWritten(ids []string) {
+	for _, id := range ids {
 		t.chains.heads[id] = chainHeadState{chainHead: t.chains.heads[id].chainHead}
 	}
-	return nil
+}
+
+// finalStatements are the writes a PostgreSQL batch still owes before its
+// COMMIT: the held rows with the dirty chain heads, or the heads alone.
+// It leaves the heads dirty: nothing reads them after.
+func (t *tx) finalStatements() []pgStatement {
+	if t.holds() {
+		stmt, _ := t.heldStatement(true)
+		return []pgStatement{stmt}
+	}
+	var stmts []pgStatement
+	if t.chains != nil {
+		for id, h := range t.chains.heads {
+			if h.dirty {
+				stmts = append(stmts, pgStatement{query: t.d.rebind(updateChainHead), args: []any{h.seq, h.hash, id}})
+			}
+		}
+	}
+	return stmts
 }
 
 // insertHeld inserts credentials and audit events given as one array per

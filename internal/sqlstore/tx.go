@@ -12,9 +12,21 @@ import (
 	"github.com/keyward/keyward/internal/credential"
 )
 
+// sqlRunner is what a tx runs its statements on: its *sql.Tx, or in a
+// PostgreSQL group commit the batch's pipelining connection (pgbatch.go).
+type sqlRunner interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
 // tx implements authority.Tx over one database transaction.
 type tx struct {
+	// sqlTx is the transaction, except in a PostgreSQL group commit,
+	// which runs on pg instead.
 	sqlTx *sql.Tx
+	pg    *pgBatch
 	d     *dialect
 	// detached: the transaction is a group commit's, shared by several
 	// callers, so a caller's cancellation must not reach the driver (on
@@ -77,6 +89,14 @@ func (t *tx) Settled(f func()) {
 
 var _ authority.Tx = (*tx)(nil)
 
+// runner is what the statements run on.
+func (t *tx) runner() sqlRunner {
+	if t.pg != nil {
+		return t.pg
+	}
+	return t.sqlTx
+}
+
 // stmtCtx is the context statements run under.
 func (t *tx) stmtCtx(ctx context.Context) context.Context {
 	if t.detached {
@@ -98,10 +118,10 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 		return nil, err
 	}
 	ctx = t.stmtCtx(ctx)
-	if st, ok := t.prepared[query]; ok {
+	if st, ok := t.prepared[query]; ok && t.sqlTx != nil {
 		return t.sqlTx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
-	return t.sqlTx.ExecContext(ctx, t.d.rebind(query), args...)
+	return t.runner().ExecContext(ctx, t.d.rebind(query), args...)
 }
 
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
@@ -109,10 +129,10 @@ func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 		return nil, err
 	}
 	ctx = t.stmtCtx(ctx)
-	if st, ok := t.prepared[query]; ok {
+	if st, ok := t.prepared[query]; ok && t.sqlTx != nil {
 		return t.sqlTx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
-	return t.sqlTx.QueryContext(ctx, t.d.rebind(query), args...)
+	return t.runner().QueryContext(ctx, t.d.rebind(query), args...)
 }
 
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
@@ -120,10 +140,10 @@ func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	// query fails too, and its Row carries that error.
 	_ = t.flushHeldBefore(ctx, query)
 	ctx = t.stmtCtx(ctx)
-	if st, ok := t.prepared[query]; ok {
+	if st, ok := t.prepared[query]; ok && t.sqlTx != nil {
 		return t.sqlTx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
-	return t.sqlTx.QueryRowContext(ctx, t.d.rebind(query), args...)
+	return t.runner().QueryRowContext(ctx, t.d.rebind(query), args...)
 }
 
 // prepare returns query as a statement of the transaction, reusing the
@@ -135,10 +155,10 @@ func (t *tx) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	if err := t.flushHeld(ctx, false); err != nil {
 		return nil, err
 	}
-	if st, ok := t.prepared[query]; ok {
+	if st, ok := t.prepared[query]; ok && t.sqlTx != nil {
 		return t.sqlTx.StmtContext(ctx, st), nil
 	}
-	return t.sqlTx.PrepareContext(ctx, t.d.rebind(query))
+	return t.runner().PrepareContext(ctx, t.d.rebind(query))
 }
 
 // execOne runs a statement that must touch a row, and reports CodeNotFound
