@@ -64,7 +64,7 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	ensureChainHead = `INSERT INTO audit_chain_heads (instance_id, seq, hash) VALUES (?, 0, '')
 		ON CONFLICT (instance_id) DO NOTHING`
-	selectChainHead          = `SELECT seq, hash FROM audit_chain_heads WHERE instance_id = ?`
+	selectChainHead          = `SELECT seq, hash, webhooks_gen FROM audit_chain_heads WHERE instance_id = ?`
 	selectChainHeadForUpdate = selectChainHead + ` FOR UPDATE`
 	updateChainHead          = `UPDATE audit_chain_heads SET seq = ?, hash = ? WHERE instance_id = ?`
 )
@@ -87,10 +87,18 @@ type chainHeadState struct {
 type batchChains struct {
 	heads map[string]chainHeadState
 	hooks map[string][]credential.Webhook
+	// gens are the webhook generations read with the heads, and written
+	// the instances whose endpoints the batch wrote (see ListWebhooks).
+	gens    map[string]int64
+	written map[string]bool
+	// endpoints are the reads of earlier batches, the committer's (nil
+	// outside a group commit).
+	endpoints endpointReads
 }
 
 func (b *batchChains) snapshot() batchChains {
-	return batchChains{heads: maps.Clone(b.heads), hooks: maps.Clone(b.hooks)}
+	return batchChains{heads: maps.Clone(b.heads), hooks: maps.Clone(b.hooks), gens: maps.Clone(b.gens),
+		written: maps.Clone(b.written), endpoints: b.endpoints}
 }
 
 func (b *batchChains) restore(saved batchChains) { *b = saved }
@@ -118,25 +126,30 @@ func (t *tx) chainHead(ctx context.Context, instanceID string) (chainHead, error
 	// read (and locked) in one statement, and made first only when it is
 	// missing.
 	var h chainHead
+	var gen int64
 	begun, err := true, error(nil)
 	if t.pg != nil {
 		// The first statement of most batches: BEGIN rides with it.
-		begun, err = t.pg.beginReadingHead(t.stmtCtx(ctx), t.d.rebind(query), instanceID, &h)
+		begun, err = t.pg.beginReadingHead(t.stmtCtx(ctx), t.d.rebind(query), instanceID, &h.seq, &h.hash, &gen)
 	}
 	if begun {
-		err = t.queryRow(ctx, query, instanceID).Scan(&h.seq, &h.hash)
+		err = t.queryRow(ctx, query, instanceID).Scan(&h.seq, &h.hash, &gen)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		if _, err := t.exec(ctx, ensureChainHead, instanceID); err != nil {
 			return chainHead{}, translate(err, "audit chain")
 		}
-		err = t.queryRow(ctx, query, instanceID).Scan(&h.seq, &h.hash)
+		err = t.queryRow(ctx, query, instanceID).Scan(&h.seq, &h.hash, &gen)
 	}
 	if err != nil {
 		return chainHead{}, translate(err, "audit chain")
 	}
 	if t.chains != nil {
 		t.chains.heads[instanceID] = chainHeadState{chainHead: h}
+		if t.chains.gens == nil {
+			t.chains.gens = map[string]int64{}
+		}
+		t.chains.gens[instanceID] = gen
 	}
 	return h, nil
 }

@@ -79,6 +79,9 @@ type groupCommitter struct {
 	db       *sql.DB
 	d        *dialect
 	prepared map[string]*sql.Stmt
+	// endpoints are the batches' reads of webhook endpoints, for later
+	// batches to reuse (see ListWebhooks).
+	endpoints endpointReads
 	// watch, on PostgreSQL, cancels a batch during an outage (see
 	// outage.go); nil on SQLite.
 	watch   *outageWatch
@@ -96,7 +99,7 @@ type groupCommitter struct {
 
 func newGroupCommitter(db *sql.DB, d *dialect, prepared map[string]*sql.Stmt, watch *outageWatch) *groupCommitter {
 	g := &groupCommitter{
-		db: db, d: d, prepared: prepared, watch: watch,
+		db: db, d: d, prepared: prepared, watch: watch, endpoints: endpointReads{},
 		queue:   make(chan *commitRequest),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -327,7 +330,7 @@ func (b *batchRun) settle(err error) error {
 // COMMIT), or as each closure ends in a careful pass, before its RELEASE.
 func (b *batchRun) run(batch []*commitRequest, careful bool) (f closureFailure, ok bool) {
 	g, ctx := b.g, b.ctx
-	chains := &batchChains{heads: map[string]chainHeadState{}}
+	chains := &batchChains{heads: map[string]chainHeadState{}, endpoints: g.endpoints}
 	hooks := &passHooks{}
 	t := &tx{d: g.d, detached: true, prepared: g.prepared, chains: chains,
 		hold: !careful && g.d.name == "postgres", hooks: hooks}

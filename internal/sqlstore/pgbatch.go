@@ -114,10 +114,10 @@ func (b *pgBatch) pgx(f func(*pgx.Conn) error) error {
 }
 
 // beginReadingHead is BEGIN and query (the chain head's read, which
-// scans into seq and hash) in one round trip, when the transaction has not
+// scans into dest) in one round trip, when the transaction has not
 // begun; begun reports whether it had (the caller then reads the head
 // itself).
-func (b *pgBatch) beginReadingHead(ctx context.Context, query string, instanceID string, h *chainHead) (begun bool, err error) {
+func (b *pgBatch) beginReadingHead(ctx context.Context, query string, instanceID string, dest ...any) (begun bool, err error) {
 	if b.err != nil || b.begun {
 		return true, b.err
 	}
@@ -127,7 +127,7 @@ func (b *pgBatch) beginReadingHead(ctx context.Context, query string, instanceID
 		batch.Queue(query, instanceID)
 		res := c.SendBatch(ctx, &batch)
 		_, beginErr := res.Exec()
-		readErr := res.QueryRow().Scan(&h.seq, &h.hash)
+		readErr := res.QueryRow().Scan(dest...)
 		closeErr := res.Close()
 		if beginErr == nil {
 			b.begun = true

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/authority"
 	"github.com/keyward/keyward/internal/credential"
@@ -205,5 +206,96 @@ func TestAnImportedWebhookWaitsForABatchHoldingItsInstancesChain(t *testing.T) {
 	}
 	if err := <-imported; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// twoNodes opens two stores over one database, as two keyward nodes (or a
+// node and a second process on the SQLite file) would.
+func twoNodes(t *testing.T, engine string) (a, b *sqlstore.Store) {
+	t.Helper()
+	if engine == "postgres" {
+		return twoPostgresNodes(t, "kw_nodes")
+	}
+	a, path := testkit.OpenSQLiteAt(t)
+	b, err := sqlstore.OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return a, b
+}
+
+// A node's batches reuse an earlier batch's read of an instance's
+// endpoints while the instance's webhook generation is unchanged. Every
+// write to the endpoints changes it, on any node, an import's included:
+// the next batch reads them afresh and sees the change.
+func TestALaterBatchSeesEveryEndpointChangeOfAnotherNode(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			if engine == "postgres" {
+				testkit.PostgresURL(t) // skips without a server
+			}
+			ctx := context.Background()
+			keys := newKeyring(t)
+			source := testkit.OpenSQLite(t)
+			in, _, err := authorityOver(source, keys).CreateInstance(ctx, "prod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := authorityOver(source, keys).CreateWebhook(ctx, authority.Operator(in.ID),
+				authority.CreateWebhookInput{URL: "https://hooks.example/imported", Events: []string{"*"}}); err != nil {
+				t.Fatal(err)
+			}
+			var dump bytes.Buffer
+			if _, err := source.Export(ctx, &dump, keys.ExportCheck()); err != nil {
+				t.Fatal(err)
+			}
+
+			node, other := twoNodes(t, engine)
+			var importedID string
+			seen := func(step string, want ...string) {
+				t.Helper()
+				var got []string
+				update(t, node, func(tx authority.Tx) error {
+					if err := insertEvent(tx, ctx, credential.AuditEvent{ID: "aud_" + step, InstanceID: in.ID, At: t0, Action: "x"}); err != nil {
+						return err
+					}
+					hooks, err := tx.ListWebhooks(ctx, in.ID)
+					for _, w := range hooks {
+						got = append(got, w.URL)
+						if w.URL == "https://hooks.example/imported" {
+							importedID = w.ID
+						}
+					}
+					return err
+				})
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("%s: the node's batch read endpoints %v, want %v", step, got, want)
+				}
+			}
+			if _, _, err := node.Import(ctx, bytes.NewReader(dump.Bytes()), keys.ExportCheck()); err != nil {
+				t.Fatal(err)
+			}
+			seen("imported", "https://hooks.example/imported")
+			seen("imported_again", "https://hooks.example/imported") // reused
+
+			w := credential.Webhook{ID: "whk_other", InstanceID: in.ID, URL: "https://hooks.example/a", Events: []string{"*"},
+				Sealed: []byte("sealed"), CreatedAt: t0.Add(time.Hour), UpdatedAt: t0.Add(time.Hour)}
+			update(t, other, func(tx authority.Tx) error { return tx.InsertWebhook(ctx, w) })
+			seen("inserted", "https://hooks.example/imported", "https://hooks.example/a")
+			w.URL = "https://hooks.example/b"
+			update(t, other, func(tx authority.Tx) error { return tx.UpdateWebhook(ctx, w) })
+			seen("updated", "https://hooks.example/imported", "https://hooks.example/b")
+			update(t, other, func(tx authority.Tx) error { return tx.DeleteWebhook(ctx, in.ID, w.ID) })
+			seen("deleted", "https://hooks.example/imported")
+
+			// An import brings back an endpoint the node saw deleted.
+			update(t, other, func(tx authority.Tx) error { return tx.DeleteWebhook(ctx, in.ID, importedID) })
+			seen("deleted_imported")
+			if _, _, err := other.Import(ctx, bytes.NewReader(dump.Bytes()), keys.ExportCheck()); err != nil {
+				t.Fatal(err)
+			}
+			seen("reimported", "https://hooks.example/imported")
+		})
 	}
 }

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -34,7 +36,9 @@ func encodeEvents(events []string) (string, error) {
 }
 
 func (t *tx) InsertWebhook(ctx context.Context, w credential.Webhook) error {
-	t.webhooksWritten(w.InstanceID)
+	if err := t.webhooksWritten(ctx, w.InstanceID); err != nil {
+		return err
+	}
 	events, err := encodeEvents(w.Events)
 	if err != nil {
 		return translate(err, "webhook")
@@ -60,33 +64,89 @@ const listWebhooks = `SELECT ` + webhookColumns + ` FROM webhooks
 // while it holds the instance's audit chain head, which every webhook
 // change also locks (it is audited), so no endpoint can commit between
 // the read and the batch's COMMIT: each change sees what it would have
-// read itself. A webhook written in the batch drops the reuse.
+// read itself. A batch that writes the instance's endpoints reads them
+// afresh from then on.
+//
+// Later batches reuse the read too, while the head's webhook generation
+// is the one it was read under: every write to the endpoints changes the
+// generation, in its own transaction and under the head's lock, so an
+// unchanged generation means that no endpoint changed since, on any node.
 func (t *tx) ListWebhooks(ctx context.Context, instanceID string) ([]credential.Webhook, error) {
-	reuse := t.chains != nil && t.chains.holds(instanceID)
+	c := t.chains
+	reuse := c != nil && c.holds(instanceID) && !c.written[instanceID]
 	if reuse {
-		if hooks, ok := t.chains.hooks[instanceID]; ok {
+		if hooks, ok := c.hooks[instanceID]; ok {
 			return slices.Clone(hooks), nil
+		}
+		if r, ok := c.endpoints[instanceID]; ok && r.gen == c.gens[instanceID] {
+			c.keepHooks(instanceID, r.hooks)
+			return slices.Clone(r.hooks), nil
 		}
 	}
 	hooks, err := queryAll(ctx, t, "webhook", scanWebhook, listWebhooks, instanceID)
 	if err == nil && reuse {
-		if t.chains.hooks == nil {
-			t.chains.hooks = map[string][]credential.Webhook{}
-		}
-		t.chains.hooks[instanceID] = slices.Clone(hooks)
+		c.keepHooks(instanceID, hooks)
+		c.endpoints.keep(instanceID, endpointRead{gen: c.gens[instanceID], hooks: slices.Clone(hooks)})
 	}
 	return hooks, err
 }
 
-// webhooksWritten drops the batch's reuse of instanceID's endpoints.
-func (t *tx) webhooksWritten(instanceID string) {
-	if t.chains != nil {
-		delete(t.chains.hooks, instanceID)
+func (b *batchChains) keepHooks(instanceID string, hooks []credential.Webhook) {
+	if b.hooks == nil {
+		b.hooks = map[string][]credential.Webhook{}
 	}
+	b.hooks[instanceID] = slices.Clone(hooks)
+}
+
+// endpointReads are a group committer's reads of instances' webhook
+// endpoints, each with the webhook generation it was read under (see
+// ListWebhooks). Only the committer's goroutine uses them.
+type endpointReads map[string]endpointRead
+
+type endpointRead struct {
+	gen   int64
+	hooks []credential.Webhook
+}
+
+// maxEndpointReads bounds the instances whose reads a committer keeps; past
+// it, it starts over.
+const maxEndpointReads = 1024
+
+func (e endpointReads) keep(instanceID string, r endpointRead) {
+	if e == nil {
+		return
+	}
+	if len(e) >= maxEndpointReads {
+		clear(e)
+	}
+	e[instanceID] = r
+}
+
+// bumpWebhooksGen gives the instance's chain head a new webhook generation
+// (making the head if the instance has none yet).
+const bumpWebhooksGen = `INSERT INTO audit_chain_heads (instance_id, seq, hash, webhooks_gen) VALUES (?, 0, '', ?)
+	ON CONFLICT (instance_id) DO UPDATE SET webhooks_gen = excluded.webhooks_gen`
+
+// webhooksWritten precedes every write to an instance's endpoints: the
+// batch stops reusing its read of them, and the instance's webhook
+// generation changes, so no batch reuses an older read. The generation is
+// random, not counted: an import may bring a head's older generation back.
+func (t *tx) webhooksWritten(ctx context.Context, instanceID string) error {
+	if c := t.chains; c != nil {
+		delete(c.hooks, instanceID)
+		if c.written == nil {
+			c.written = map[string]bool{}
+		}
+		c.written[instanceID] = true
+	}
+	_, err := t.exec(ctx, bumpWebhooksGen, instanceID, rand.Int64N(math.MaxInt64)+1)
+	return translate(err, "webhook")
 }
 
 func (t *tx) UpdateWebhook(ctx context.Context, w credential.Webhook) error {
-	t.webhooksWritten(w.InstanceID)
+	if err := t.webhooksWritten(ctx, w.InstanceID); err != nil {
+		return err
+	}
 	events, err := encodeEvents(w.Events)
 	if err != nil {
 		return translate(err, "webhook")
@@ -98,7 +158,9 @@ func (t *tx) UpdateWebhook(ctx context.Context, w credential.Webhook) error {
 // DeleteWebhook deletes the deliveries first (their foreign key cascades
 // too, but SQLite enforces it only with foreign_keys on).
 func (t *tx) DeleteWebhook(ctx context.Context, instanceID, id string) error {
-	t.webhooksWritten(instanceID)
+	if err := t.webhooksWritten(ctx, instanceID); err != nil {
+		return err
+	}
 	if _, err := t.exec(ctx, `DELETE FROM webhook_deliveries WHERE instance_id = ? AND webhook_id = ?`, instanceID, id); err != nil {
 		return translate(err, "webhook")
 	}
