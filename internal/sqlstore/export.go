@@ -205,7 +205,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, check []byte) (inserted
 		if len(names) == 0 {
 			return 0, 0, fmt.Errorf("sqlstore: import: line %d: empty row", lineNo)
 		}
-		if line.Type == "webhooks" {
+		if line.Type == "webhooks" && s.d.name == "postgres" {
 			if err := s.lockChainForWebhook(ctx, tx, names, args); err != nil {
 				return 0, 0, fmt.Errorf("sqlstore: import: line %d: %w", lineNo, err)
 			}
@@ -313,12 +313,12 @@ func (s *Store) adoptKeyring(ctx context.Context, tx *sql.Tx, row map[string]jso
 }
 
 // lockChainForWebhook locks the audit chain head of the instance a
-// webhook row belongs to and changes its webhook generation, as an
-// audited webhook change does: a group commit on another node reuses its
-// read of an instance's endpoints while it holds that lock, and later
-// batches while the generation is unchanged (see ListWebhooks), so an
-// endpoint must not commit under the one or keep the other. (On SQLite
-// the import's write lock already excludes a batch.)
+// webhook row belongs to, as an audited webhook change does: a group
+// commit on another node reuses its read of an instance's endpoints while
+// it holds that lock (see ListWebhooks), so an endpoint must not commit
+// under it. (On SQLite the import's write lock already excludes a batch.
+// The row's insert changes the instance's webhook generation, by
+// trigger, which ends later batches' reuse.)
 func (s *Store) lockChainForWebhook(ctx context.Context, sqlTx *sql.Tx, names []string, args []any) error {
 	i := slices.Index(names, "instance_id")
 	if i < 0 {
@@ -328,9 +328,6 @@ func (s *Store) lockChainForWebhook(ctx context.Context, sqlTx *sql.Tx, names []
 	if !ok {
 		return errors.New("webhooks row has a non-text instance_id")
 	}
-	t := &tx{sqlTx: sqlTx, d: s.d}
-	if _, err := t.chainHead(ctx, id); err != nil {
-		return err
-	}
-	return t.webhooksWritten(ctx, id)
+	_, err := (&tx{sqlTx: sqlTx, d: s.d}).chainHead(ctx, id)
+	return err
 }

@@ -227,8 +227,9 @@ func twoNodes(t *testing.T, engine string) (a, b *sqlstore.Store) {
 
 // A node's batches reuse an earlier batch's read of an instance's
 // endpoints while the instance's webhook generation is unchanged. Every
-// write to the endpoints changes it, on any node, an import's included:
-// the next batch reads them afresh and sees the change.
+// write to the endpoints changes it, on any node, an import's and a
+// hand-written statement's included: the next batch reads them afresh and
+// sees the change.
 func TestALaterBatchSeesEveryEndpointChangeOfAnotherNode(t *testing.T) {
 	for _, engine := range []string{"sqlite", "postgres"} {
 		t.Run(engine, func(t *testing.T) {
@@ -296,6 +297,16 @@ func TestALaterBatchSeesEveryEndpointChangeOfAnotherNode(t *testing.T) {
 				t.Fatal(err)
 			}
 			seen("reimported", "https://hooks.example/imported")
+			// So does a write no keyward code made (an older node's, a
+			// hand-written one): the generation changes by trigger.
+			if err := sqlstore.Exec(ctx, other, "UPDATE webhooks SET url = ? WHERE id = ?", "https://hooks.example/by-hand", importedID); err != nil {
+				t.Fatal(err)
+			}
+			seen("by_hand", "https://hooks.example/by-hand")
+			if err := sqlstore.Exec(ctx, other, "DELETE FROM webhooks WHERE id = ?", importedID); err != nil {
+				t.Fatal(err)
+			}
+			seen("deleted_by_hand")
 		})
 	}
 }

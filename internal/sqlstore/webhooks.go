@@ -3,8 +3,6 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
-	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -36,9 +34,7 @@ func encodeEvents(events []string) (string, error) {
 }
 
 func (t *tx) InsertWebhook(ctx context.Context, w credential.Webhook) error {
-	if err := t.webhooksWritten(ctx, w.InstanceID); err != nil {
-		return err
-	}
+	t.webhooksWritten(w.InstanceID)
 	events, err := encodeEvents(w.Events)
 	if err != nil {
 		return translate(err, "webhook")
@@ -76,17 +72,17 @@ func (t *tx) ListWebhooks(ctx context.Context, instanceID string) ([]credential.
 	reuse := c != nil && c.holds(instanceID) && !c.written[instanceID]
 	if reuse {
 		if hooks, ok := c.hooks[instanceID]; ok {
-			return slices.Clone(hooks), nil
+			return cloneWebhooks(hooks), nil
 		}
 		if r, ok := c.endpoints[instanceID]; ok && r.gen == c.gens[instanceID] {
 			c.keepHooks(instanceID, r.hooks)
-			return slices.Clone(r.hooks), nil
+			return cloneWebhooks(r.hooks), nil
 		}
 	}
 	hooks, err := queryAll(ctx, t, "webhook", scanWebhook, listWebhooks, instanceID)
 	if err == nil && reuse {
 		c.keepHooks(instanceID, hooks)
-		c.endpoints.keep(instanceID, endpointRead{gen: c.gens[instanceID], hooks: slices.Clone(hooks)})
+		c.endpoints.keep(instanceID, endpointRead{gen: c.gens[instanceID], hooks: cloneWebhooks(hooks)})
 	}
 	return hooks, err
 }
@@ -95,7 +91,17 @@ func (b *batchChains) keepHooks(instanceID string, hooks []credential.Webhook) {
 	if b.hooks == nil {
 		b.hooks = map[string][]credential.Webhook{}
 	}
-	b.hooks[instanceID] = slices.Clone(hooks)
+	b.hooks[instanceID] = cloneWebhooks(hooks)
+}
+
+// cloneWebhooks copies hooks deeply, so a reader of a kept read cannot
+// change it for the next.
+func cloneWebhooks(hooks []credential.Webhook) []credential.Webhook {
+	out := slices.Clone(hooks)
+	for i := range out {
+		out[i].Events, out[i].Sealed = slices.Clone(out[i].Events), slices.Clone(out[i].Sealed)
+	}
+	return out
 }
 
 // endpointReads are a group committer's reads of instances' webhook
@@ -122,16 +128,11 @@ func (e endpointReads) keep(instanceID string, r endpointRead) {
 	e[instanceID] = r
 }
 
-// bumpWebhooksGen gives the instance's chain head a new webhook generation
-// (making the head if the instance has none yet).
-const bumpWebhooksGen = `INSERT INTO audit_chain_heads (instance_id, seq, hash, webhooks_gen) VALUES (?, 0, '', ?)
-	ON CONFLICT (instance_id) DO UPDATE SET webhooks_gen = excluded.webhooks_gen`
-
 // webhooksWritten precedes every write to an instance's endpoints: the
-// batch stops reusing its read of them, and the instance's webhook
-// generation changes, so no batch reuses an older read. The generation is
-// random, not counted: an import may bring a head's older generation back.
-func (t *tx) webhooksWritten(ctx context.Context, instanceID string) error {
+// batch stops reusing its read of them. (The write itself changes the
+// instance's webhook generation, by trigger, so no batch reuses an older
+// read; migration 00018.)
+func (t *tx) webhooksWritten(instanceID string) {
 	if c := t.chains; c != nil {
 		delete(c.hooks, instanceID)
 		if c.written == nil {
@@ -139,14 +140,10 @@ func (t *tx) webhooksWritten(ctx context.Context, instanceID string) error {
 		}
 		c.written[instanceID] = true
 	}
-	_, err := t.exec(ctx, bumpWebhooksGen, instanceID, rand.Int64N(math.MaxInt64)+1)
-	return translate(err, "webhook")
 }
 
 func (t *tx) UpdateWebhook(ctx context.Context, w credential.Webhook) error {
-	if err := t.webhooksWritten(ctx, w.InstanceID); err != nil {
-		return err
-	}
+	t.webhooksWritten(w.InstanceID)
 	events, err := encodeEvents(w.Events)
 	if err != nil {
 		return translate(err, "webhook")
@@ -158,9 +155,7 @@ func (t *tx) UpdateWebhook(ctx context.Context, w credential.Webhook) error {
 // DeleteWebhook deletes the deliveries first (their foreign key cascades
 // too, but SQLite enforces it only with foreign_keys on).
 func (t *tx) DeleteWebhook(ctx context.Context, instanceID, id string) error {
-	if err := t.webhooksWritten(ctx, instanceID); err != nil {
-		return err
-	}
+	t.webhooksWritten(instanceID)
 	if _, err := t.exec(ctx, `DELETE FROM webhook_deliveries WHERE instance_id = ? AND webhook_id = ?`, instanceID, id); err != nil {
 		return translate(err, "webhook")
 	}
