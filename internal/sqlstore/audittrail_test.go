@@ -133,29 +133,39 @@ func TestAuditChainVerifyNamesTheFirstBrokenLink(t *testing.T) {
 	}
 }
 
+// appendConcurrently appends event(i) for i in [0, n), each in an Update
+// of its own, all at once, and fails on any error.
+func appendConcurrently(t *testing.T, s *sqlstore.Store, n int, event func(i int) credential.AuditEvent) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs <- s.Update(ctx, func(tx authority.Tx) error {
+				_, err := tx.InsertAuditEvent(ctx, event(i))
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // Concurrent appends to one instance's chain must serialize: every event
 // gets its own seq and links to the one before, never a fork.
 func TestAuditChainConcurrentWritersDoNotFork(t *testing.T) {
 	testkit.EachStore(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
 		const writers = 16
-		var wg sync.WaitGroup
-		errs := make(chan error, writers)
-		for i := range writers {
-			wg.Go(func() {
-				errs <- s.Update(ctx, func(tx authority.Tx) error {
-					_, err := tx.InsertAuditEvent(ctx, credential.AuditEvent{ID: fmt.Sprintf("aud_c%02d", i), InstanceID: "ins_concurrent", At: at(i), Action: "x"})
-					return err
-				})
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		appendConcurrently(t, s, writers, func(i int) credential.AuditEvent {
+			return credential.AuditEvent{ID: fmt.Sprintf("aud_c%02d", i), InstanceID: "ins_concurrent", At: at(i), Action: "x"}
+		})
 		a := chainAuthority(t, s)
 		rep, err := a.VerifyAuditChain(ctx, "ins_concurrent")
 		if err != nil || rep.Break != nil || rep.Events != writers {
@@ -174,24 +184,10 @@ func TestAuditChainHeadsOfABatchAcrossInstancesAreWrittenBack(t *testing.T) {
 		const writers, waves = 16, 3
 		instances := []string{"ins_wave_a", "ins_wave_b"}
 		for wave := range waves {
-			var wg sync.WaitGroup
-			errs := make(chan error, writers)
-			for i := range writers {
-				wg.Go(func() {
-					errs <- s.Update(ctx, func(tx authority.Tx) error {
-						_, err := tx.InsertAuditEvent(ctx, credential.AuditEvent{ID: fmt.Sprintf("aud_w%d_%02d", wave, i),
-							InstanceID: instances[i%len(instances)], At: at(wave*writers + i), Action: "x"})
-						return err
-					})
-				})
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
+			appendConcurrently(t, s, writers, func(i int) credential.AuditEvent {
+				return credential.AuditEvent{ID: fmt.Sprintf("aud_w%d_%02d", wave, i),
+					InstanceID: instances[i%len(instances)], At: at(wave*writers + i), Action: "x"}
+			})
 		}
 		a := chainAuthority(t, s)
 		for _, id := range instances {
