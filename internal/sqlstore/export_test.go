@@ -61,3 +61,29 @@ func CountLockWaiters(ctx context.Context, s *Store, application string) (int, e
 		WHERE application_name = $1 AND wait_event_type = 'Lock'`, application).Scan(&n)
 	return n, err
 }
+
+// Checkpoint is one run of a SQLite store's checkpointer: how many commits
+// had told it before it began, the WAL's frames and how many of them were
+// in the database file when it ended.
+type Checkpoint struct {
+	Commits           int64
+	Log, Checkpointed int
+	Err               error
+}
+
+// WatchCheckpoints reports each run of s's checkpointer from now on (runs
+// beyond 64 unread are dropped). Call it before s's first Update: the
+// committer's queue orders it before the checkpointer reads it.
+func WatchCheckpoints(s *Store) <-chan Checkpoint {
+	runs := make(chan Checkpoint, 64)
+	s.checkpoints.ran = func(r checkpointResult, err error) {
+		select {
+		case runs <- Checkpoint{Commits: r.commits, Log: r.log, Checkpointed: r.checkpointed, Err: err}:
+		default:
+		}
+	}
+	return runs
+}
+
+// CheckpointerCommits is how many commits have told s's checkpointer.
+func CheckpointerCommits(s *Store) int64 { return s.checkpoints.commits.Load() }

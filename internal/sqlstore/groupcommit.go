@@ -84,11 +84,14 @@ type groupCommitter struct {
 	endpoints endpointReads
 	// watch, on PostgreSQL, cancels a batch during an outage (see
 	// outage.go); nil on SQLite.
-	watch   *outageWatch
-	queue   chan *commitRequest
-	closing chan struct{}
-	stopped chan struct{}
-	once    sync.Once
+	watch *outageWatch
+	// committedHook, if set, runs after each COMMIT that succeeded (the
+	// SQLite checkpointer's kick).
+	committedHook func()
+	queue         chan *commitRequest
+	closing       chan struct{}
+	stopped       chan struct{}
+	once          sync.Once
 	// waiting counts callers queued or in a batch, for tests.
 	waiting atomic.Int64
 	// batches and closures count committed transactions and the closures
@@ -97,9 +100,9 @@ type groupCommitter struct {
 	batches, closures, careful atomic.Int64
 }
 
-func newGroupCommitter(db *sql.DB, d *dialect, prepared map[string]*sql.Stmt, watch *outageWatch) *groupCommitter {
+func newGroupCommitter(db *sql.DB, d *dialect, prepared map[string]*sql.Stmt, watch *outageWatch, committedHook func()) *groupCommitter {
 	g := &groupCommitter{
-		db: db, d: d, prepared: prepared, watch: watch, endpoints: endpointReads{},
+		db: db, d: d, prepared: prepared, watch: watch, committedHook: committedHook, endpoints: endpointReads{},
 		queue:   make(chan *commitRequest),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -464,6 +467,9 @@ func (b *batchRun) committed(ran []*commitRequest, err error) {
 	if err == nil {
 		b.g.batches.Add(1)
 		b.g.closures.Add(int64(len(ran)))
+		if b.g.committedHook != nil {
+			b.g.committedHook()
+		}
 	}
 	answer(ran, err)
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ type Store struct {
 	watch *outageWatch
 	// committer batches Updates (group commit, see groupcommit.go).
 	committer *groupCommitter
+	// checkpoints, on SQLite, checkpoints the WAL off the writer's path
+	// (checkpoint.go); nil on PostgreSQL.
+	checkpoints *checkpointer
 	// writerStmts and readerStmts are the hot statements prepared on each
 	// SQLite pool (pgx caches prepared statements by itself).
 	writerStmts, readerStmts map[string]*sql.Stmt
@@ -120,8 +124,11 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	// temp_store(MEMORY): a group commit runs each closure under a
 	// savepoint, whose sub-journal would otherwise be a temporary file
 	// written page by page; it is only ever read to roll a savepoint back.
+	// wal_autocheckpoint: the checkpointer (checkpoint.go) keeps
+	// checkpoints out of the writer's COMMITs; this is its backstop.
 	writer, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"+
-		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate")
+		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"+
+		"&_pragma=wal_autocheckpoint("+strconv.Itoa(writerCheckpointBackstop)+")")
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
 	}
@@ -142,7 +149,18 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	reader.SetMaxOpenConns(sqliteReaders)
 	reader.SetMaxIdleConns(sqliteReaders)
 
-	s := &Store{writer: writer, reader: reader, d: newSQLiteDialect(), readGate: make(fifoGate, sqliteReaders)}
+	// synchronous(FULL): the checkpoint fsyncs the database file before
+	// SQLite may write over the WAL frames it copied.
+	checkpoints, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)&_pragma=cache_size(-256)")
+	if err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
+	}
+	checkpoints.SetMaxOpenConns(1)
+
+	s := &Store{writer: writer, reader: reader, d: newSQLiteDialect(), readGate: make(fifoGate, sqliteReaders),
+		checkpoints: newCheckpointer(checkpoints, nil)}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -156,7 +174,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	s.committer = newGroupCommitter(writer, s.d, s.writerStmts, nil)
+	s.committer = newGroupCommitter(writer, s.d, s.writerStmts, nil, s.checkpoints.committed)
 	return s, nil
 }
 
@@ -205,7 +223,7 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 	// hash chain under a lock on the chain head, so concurrent writes
 	// queue on that lock one commit at a time; batched, they take it once
 	// per batch and share one commit.
-	s.committer = newGroupCommitter(db, s.d, nil, s.watch)
+	s.committer = newGroupCommitter(db, s.d, nil, s.watch, nil)
 	return s, nil
 }
 
@@ -353,6 +371,10 @@ func (s *Store) Close() error {
 	if s.watch != nil {
 		s.watch.Close()
 	}
+	var errs []error
+	if s.checkpoints != nil {
+		errs = append(errs, s.checkpoints.close())
+	}
 	for _, st := range s.writerStmts {
 		st.Close()
 	}
@@ -360,7 +382,7 @@ func (s *Store) Close() error {
 		st.Close()
 	}
 	if s.reader == s.writer {
-		return s.writer.Close()
+		return errors.Join(append(errs, s.writer.Close())...)
 	}
-	return errors.Join(s.reader.Close(), s.writer.Close())
+	return errors.Join(append(errs, s.reader.Close(), s.writer.Close())...)
 }
