@@ -252,7 +252,7 @@ func (a *Authority) PreviewTicket(ctx context.Context, ticket string) (TicketPre
 // other: an address that presents too many unknown ones is throttled, and
 // the refusals are audited.
 func (a *Authority) ticket(ctx context.Context, ticket string) (credential.ActorToken, error) {
-	if err := a.checkThrottle(ctx); err != nil {
+	if err := a.checkThrottle(ctx, a.clock.Now()); err != nil {
 		return credential.ActorToken{}, err
 	}
 	secret, kind, err := credential.Parse(ticket)

@@ -341,9 +341,9 @@ func (a *Authority) credentialByDigest(ctx context.Context, d credential.Digest)
 }
 
 // lookup returns the credential with digest d, from the cache or the store
-// (one store read per digest however many callers miss at once).
-func (a *Authority) lookup(ctx context.Context, d credential.Digest) (cacheEntry, error) {
-	now := a.clock.Now()
+// (one store read per digest however many callers miss at once), as of
+// now, the request's time.
+func (a *Authority) lookup(ctx context.Context, d credential.Digest, now time.Time) (cacheEntry, error) {
 	if e, ok := a.cache.get(d, now); ok {
 		a.observer.CacheLookup(true)
 		return e, nil

@@ -148,12 +148,12 @@ type resolved struct {
 // every authentication and every verification starts. failure names why
 // nothing was found (a malformed or missing secret, another kind, an
 // unknown one); err is a store failure only, never "not found".
-func (a *Authority) resolve(ctx context.Context, token string, kinds ...credential.Kind) (r resolved, failure string, err error) {
+func (a *Authority) resolve(ctx context.Context, now time.Time, token string, kinds ...credential.Kind) (r resolved, failure string, err error) {
 	secret, kind, err := credential.Parse(token)
 	if err != nil || !slices.Contains(kinds, kind) {
 		return resolved{}, parseFailure(token, err), nil
 	}
-	e, err := a.lookup(ctx, a.keyring.Digest(secret))
+	e, err := a.lookup(ctx, a.keyring.Digest(secret), now)
 	if err != nil {
 		return resolved{}, "", err
 	}
@@ -171,19 +171,20 @@ type presented struct {
 
 // present is the one authentication pipeline: the failure throttle, then
 // resolve, then the credential's state at now. Every failure is audited
-// and answered with the same CodeUnauthenticated.
+// and answered with the same CodeUnauthenticated. The clock is read once:
+// the whole of it happens at the moment the request is taken up.
 func (a *Authority) present(ctx context.Context, token string, kinds ...credential.Kind) (presented, error) {
-	if err := a.checkThrottle(ctx); err != nil {
+	now := a.clock.Now()
+	if err := a.checkThrottle(ctx, now); err != nil {
 		return presented{}, err
 	}
-	r, failure, err := a.resolve(ctx, token, kinds...)
+	r, failure, err := a.resolve(ctx, now, token, kinds...)
 	if err != nil {
 		return presented{}, err
 	}
 	if failure != "" {
 		return presented{}, a.authFailed(ctx, nil, failure)
 	}
-	now := a.clock.Now()
 	if reason := inactive(r.e.cred, r.kind, now); reason != "" {
 		switch reason {
 		case "revoked":

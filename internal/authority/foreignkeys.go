@@ -429,7 +429,7 @@ func (a *Authority) verifyImportedKey(c Caller, e cacheEntry, in VerifyInput) Ve
 // verifyForeign verifies a presented key that is not keyward's own: an
 // imported key, already re-keyed (found by its digest, as native keys are)
 // or still held by its foreign hash. Only the admin key verifies API keys.
-func (a *Authority) verifyForeign(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
+func (a *Authority) verifyForeign(ctx context.Context, c Caller, in VerifyInput, now time.Time) (VerifyResult, error) {
 	if c.Kind != credential.KindAdminKey || !plausibleForeignKey(in.Token) {
 		return notFound, nil
 	}
@@ -441,7 +441,7 @@ func (a *Authority) verifyForeign(ctx context.Context, c Caller, in VerifyInput)
 	}
 	secret := credential.ForeignSecret(in.Token)
 	d := a.keyring.Digest(secret)
-	e, err := a.lookup(ctx, d)
+	e, err := a.lookup(ctx, d, now)
 	if err != nil {
 		return VerifyResult{}, err
 	}
@@ -451,7 +451,6 @@ func (a *Authority) verifyForeign(ctx context.Context, c Caller, in VerifyInput)
 		}
 		return a.verifyImportedKey(c, e, in), nil
 	}
-	now := a.clock.Now()
 	miss := a.keyring.Digest(credential.ForeignSecret(foreignMissDomain + c.InstanceID + "\x00" + in.Token))
 	if _, ok := a.cache.get(miss, now); ok {
 		return notFound, nil

@@ -315,8 +315,7 @@ type verifiedJWT struct {
 // caller's instance with that key's algorithm, carry the M2M category and
 // keyward's issuer, and its machine must still exist. The signature check
 // runs once per token; the state rules run on every call.
-func (a *Authority) verifyJWT(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
-	now := a.clock.Now()
+func (a *Authority) verifyJWT(ctx context.Context, c Caller, in VerifyInput, now time.Time) (VerifyResult, error) {
 	sum := sha256.Sum256([]byte(in.Token))
 	v, ok := a.jwtKeys.verified.Get(sum)
 	if !ok || v.instanceID != c.InstanceID || !now.Before(v.expires) {

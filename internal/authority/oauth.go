@@ -41,7 +41,7 @@ func (a *Authority) RevokeM2MTokenBySecret(ctx context.Context, c Caller, token 
 	if kind != credential.KindM2MToken {
 		return credential.ParamError(credential.CodeWrongType, "token", "only M2M tokens are revoked here")
 	}
-	e, err := a.lookup(ctx, a.keyring.Digest(secret))
+	e, err := a.lookup(ctx, a.keyring.Digest(secret), a.clock.Now())
 	if err != nil {
 		return err
 	}

@@ -231,7 +231,7 @@ func (a *Authority) authFailed(ctx context.Context, cred *credential.Credential,
 // authentication. The error is CodeRateLimited for a throttled address,
 // else CodeUnauthenticated.
 func (a *Authority) RefuseAmbiguousCredential(ctx context.Context) error {
-	if err := a.checkThrottle(ctx); err != nil {
+	if err := a.checkThrottle(ctx, a.clock.Now()); err != nil {
 		return err
 	}
 	return a.authFailed(ctx, nil, "ambiguous_credential")
@@ -360,8 +360,8 @@ func (t *throttle) blockedFor(ctx context.Context, now time.Time) time.Duration 
 // checkThrottle is the first step of every authentication: an address over
 // its failure budget is refused with CodeRateLimited (and a Retry-After)
 // before its secret is parsed or looked up.
-func (a *Authority) checkThrottle(ctx context.Context) error {
-	wait := a.throttle.blockedFor(ctx, a.clock.Now())
+func (a *Authority) checkThrottle(ctx context.Context, now time.Time) error {
+	wait := a.throttle.blockedFor(ctx, now)
 	if wait <= 0 {
 		return nil
 	}

@@ -109,14 +109,16 @@ var notFound = VerifyResult{Reason: ReasonNotFound}
 // A valid use is recorded as last-used, coalesced in memory; every
 // decision is counted per credential, outcome and minute (analytics.go).
 func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
-	if _, err := a.enter(ctx, c, "Verify"); err != nil {
+	g, err := a.enter(ctx, c, "Verify")
+	if err != nil {
 		return VerifyResult{}, err
 	}
 	start := time.Now() // wall time: this measures work, not the authority's clock
-	r, err := a.verify(ctx, c, in)
+	// One reading of the authority's clock for the whole decision.
+	r, err := a.verify(ctx, c, in, g.now)
 	if err == nil {
 		a.observer.Verified(r.Kind, r.Reason, time.Since(start))
-		a.counts.add(c.InstanceID, r.ID, r.Reason, a.clock.Now())
+		a.counts.add(c.InstanceID, r.ID, r.Reason, g.now)
 		if r.Reason == ReasonRateLimited {
 			a.observer.RateLimited(r.Kind)
 		}
@@ -124,16 +126,16 @@ func (a *Authority) Verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	return r, err
 }
 
-func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (VerifyResult, error) {
+func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput, now time.Time) (VerifyResult, error) {
 	if c.Kind != credential.KindAdminKey && c.Kind != credential.KindMachineKey {
 		return notFound, nil
 	}
 	if looksLikeJWT(in.Token) {
-		return a.verifyJWT(ctx, c, in)
+		return a.verifyJWT(ctx, c, in, now)
 	}
-	found, failure, err := a.resolve(ctx, in.Token, credential.KindM2MToken, credential.KindOrgToken, credential.KindPAT, credential.KindAPIKey)
+	found, failure, err := a.resolve(ctx, now, in.Token, credential.KindM2MToken, credential.KindOrgToken, credential.KindPAT, credential.KindAPIKey)
 	if failure == failureMalformed {
-		return a.verifyForeign(ctx, c, in) // not keyward's shape: perhaps a key imported by its hash
+		return a.verifyForeign(ctx, c, in, now) // not keyward's shape: perhaps a key imported by its hash
 	}
 	if err != nil {
 		return VerifyResult{}, err
@@ -142,7 +144,6 @@ func (a *Authority) verify(ctx context.Context, c Caller, in VerifyInput) (Verif
 	if failure != "" || e.cred.InstanceID != c.InstanceID || e.cred.Kind != kind {
 		return notFound, nil
 	}
-	now := a.clock.Now()
 	var r VerifyResult
 	switch kind {
 	case credential.KindOrgToken:
