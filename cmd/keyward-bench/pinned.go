@@ -53,6 +53,8 @@ type pinnedRow struct {
 	bodies     string // a file of bodies, one a line
 	bodyCount  int
 	wantStatus int
+	// connections, when set, is the row's own wrk -c (else --connections).
+	connections int
 }
 
 type pinnedServer struct {
@@ -170,7 +172,10 @@ func sqliteRows(ctx context.Context, cfg, sqliteCfg config, dir string, kw *keyw
 	if err != nil {
 		return nil, err
 	}
-	return append(rows, miss, create), nil
+	// Issue 14 bounds the tail of creates at 64 callers too.
+	create64 := create
+	create64.name, create64.connections = "create M2M token, SQLite, c=64", 64
+	return append(rows, miss, create, create64), nil
 }
 
 // writeWrkScript writes wrkScript into dir and returns its path.
@@ -667,7 +672,11 @@ func runWrk(ctx context.Context, cfg config, script string, row pinnedRow, offse
 		return wrkResult{}, err
 	}
 	commits0, writes0 := commitCounts(ctx, row.server.url)
-	c := strconv.Itoa(cfg.pinnedConcurrency)
+	conns := cfg.pinnedConcurrency
+	if row.connections > 0 {
+		conns = row.connections
+	}
+	c := strconv.Itoa(conns)
 	cmd := exec.CommandContext(ctx, "taskset", "-c", cfg.loadCPU, "wrk", "-t1", "-c"+c, "-d"+wrkSeconds(cfg.duration), "--latency", "-s", script, row.server.url+row.path)
 	cmd.Env = append(os.Environ(), "KWB_AUTH="+row.auth, "KWB_BODY="+row.body, "KWB_BODIES="+row.bodies, "KWB_OFFSET="+strconv.Itoa(offset))
 	out, err := cmd.CombinedOutput()
