@@ -16,14 +16,19 @@ import (
 // waits too. Under a burst of creates that was an eighth of the server's
 // CPU, all of it on the one writer's path.
 //
-// Instead the writer's threshold is raised to a backstop (it checkpoints
-// by itself only if this falls far behind), and a goroutine with a
-// connection of its own runs a PASSIVE checkpoint, which never waits for
-// the writer or a reader, once commits have happened since the last one,
-// at most once per checkpointEvery. Durability does not change: a COMMIT
-// is durable once its WAL frames are fsynced (synchronous=FULL), and the
-// checkpoint connection fsyncs the database file before SQLite may reuse
-// the WAL.
+// Instead a goroutine with a connection of its own runs a PASSIVE
+// checkpoint, which never waits for the writer or a reader, once commits
+// have happened since the last one, at most once per checkpointEvery, and
+// the writer's threshold is raised to writerCheckpointPages. The writer
+// still checkpoints at that threshold, for a reason: SQLite starts the WAL
+// over only when a write begins with every frame already copied, and under
+// a stream of batches the checkpointer never finishes between one batch's
+// COMMIT and the next one's BEGIN, so without the writer's own the WAL
+// would only grow. By then the checkpointer has copied all but its last
+// few tens of milliseconds of frames, so the writer's checkpoint is a small
+// part of what it was. Durability does not change: a COMMIT is durable
+// once its WAL frames are fsynced (synchronous=FULL), and the checkpoint
+// connection fsyncs the database file before SQLite may reuse the WAL.
 
 // checkpointEvery bounds how often the checkpointer runs: at a burst's
 // write rate that is about the WAL growth SQLite's own threshold let
@@ -31,10 +36,16 @@ import (
 // long after it committed.
 const checkpointEvery = 50 * time.Millisecond
 
-// writerCheckpointBackstop is the writer's wal_autocheckpoint, in pages
-// (40 MiB of WAL at 4 KiB pages): past it a COMMIT checkpoints as SQLite
-// would by itself, so the WAL stays bounded if the checkpointer is starved.
-const writerCheckpointBackstop = 10000
+// writerCheckpointPages is the writer's wal_autocheckpoint, in pages (16
+// MiB of WAL at 4 KiB pages; SQLite's default is 1000): the COMMIT that
+// grows the WAL past it copies what the checkpointer has not yet, so the
+// next write starts the WAL over, and it bounds the WAL if the checkpointer
+// is starved or failing. walSizeLimit is the size SQLite truncates the WAL
+// file to when it starts over, so a burst's WAL does not stay on disk.
+const (
+	writerCheckpointPages = 4000
+	walSizeLimit          = 16 << 20
+)
 
 type checkpointer struct {
 	db *sql.DB // one connection, not query-only

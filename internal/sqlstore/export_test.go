@@ -87,3 +87,7 @@ func WatchCheckpoints(s *Store) <-chan Checkpoint {
 
 // CheckpointerCommits is how many commits have told s's checkpointer.
 func CheckpointerCommits(s *Store) int64 { return s.checkpoints.commits.Load() }
+
+// WALSizeBound is the most the WAL file should hold: the writer's
+// checkpoint threshold and then some batches.
+const WALSizeBound = (writerCheckpointPages + 2*maxCommitBatch*16) * (4096 + 24)

@@ -124,11 +124,12 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	// temp_store(MEMORY): a group commit runs each closure under a
 	// savepoint, whose sub-journal would otherwise be a temporary file
 	// written page by page; it is only ever read to roll a savepoint back.
-	// wal_autocheckpoint: the checkpointer (checkpoint.go) keeps
-	// checkpoints out of the writer's COMMITs; this is its backstop.
+	// wal_autocheckpoint and journal_size_limit: the checkpointer
+	// (checkpoint.go) does most of the checkpoints' work off the writer.
 	writer, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"+
 		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"+
-		"&_pragma=wal_autocheckpoint("+strconv.Itoa(writerCheckpointBackstop)+")")
+		"&_pragma=wal_autocheckpoint("+strconv.Itoa(writerCheckpointPages)+")"+
+		"&_pragma=journal_size_limit("+strconv.Itoa(walSizeLimit)+")")
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
 	}
