@@ -39,9 +39,9 @@ type activeSigner struct {
 // looked up within the caller's tenant.
 type keyCache struct {
 	mu        sync.Mutex
-	signers   map[string]activeSigner                    // by instance
-	verifiers map[string]*signing.Verifier               // by instance + "/" + kid
-	machines  map[string]machineState                    // by instance + "/" + machine id
+	signers   map[string]activeSigner      // by instance
+	verifiers map[string]*signing.Verifier // by instance + "/" + kid
+	machines  map[machineRef]machineState
 	verified  *lru.Cache[[sha256.Size]byte, verifiedJWT] // by the SHA-256 of the token
 }
 
@@ -56,7 +56,7 @@ func newKeyCache() *keyCache {
 	if err != nil {
 		panic(err)
 	}
-	return &keyCache{signers: map[string]activeSigner{}, verifiers: map[string]*signing.Verifier{}, machines: map[string]machineState{}, verified: verified}
+	return &keyCache{signers: map[string]activeSigner{}, verifiers: map[string]*signing.Verifier{}, machines: map[machineRef]machineState{}, verified: verified}
 }
 
 // signer returns the instance's active signer, creating the instance's
@@ -335,7 +335,7 @@ func (a *Authority) verifyJWT(ctx context.Context, c Caller, in VerifyInput, now
 	if c.Kind == credential.KindMachineKey && !slices.Contains(v.scopes, c.MachineID) {
 		return notFound, nil
 	}
-	exists, err := a.machineExists(ctx, c.InstanceID, v.claims.Subject)
+	exists, err := a.machineExists(ctx, c.InstanceID, v.claims.Subject, now)
 	if err != nil {
 		return VerifyResult{}, err
 	}
@@ -419,10 +419,9 @@ func (a *Authority) verifier(ctx context.Context, instanceID, kid string) (*sign
 
 // machineExists answers from a short-lived cache that every cache
 // invalidation (a deleted machine among them) makes stale.
-func (a *Authority) machineExists(ctx context.Context, instanceID, id string) (bool, error) {
-	now := a.clock.Now()
+func (a *Authority) machineExists(ctx context.Context, instanceID, id string, now time.Time) (bool, error) {
 	epoch := a.cache.currentEpoch()
-	cacheKey := instanceID + "/" + id
+	cacheKey := machineRef{instanceID: instanceID, machineID: id}
 	a.jwtKeys.mu.Lock()
 	st, ok := a.jwtKeys.machines[cacheKey]
 	a.jwtKeys.mu.Unlock()

@@ -19,16 +19,20 @@ import (
 // Instead a goroutine with a connection of its own runs a PASSIVE
 // checkpoint, which never waits for the writer or a reader, once commits
 // have happened since the last one, at most once per checkpointEvery, and
-// the writer's threshold is raised to writerCheckpointPages. The writer
-// still checkpoints at that threshold, for a reason: SQLite starts the WAL
-// over only when a write begins with every frame already copied, and under
-// a stream of batches the checkpointer never finishes between one batch's
-// COMMIT and the next one's BEGIN, so without the writer's own the WAL
-// would only grow. By then the checkpointer has copied all but its last
-// few tens of milliseconds of frames, so the writer's checkpoint is a small
-// part of what it was. Durability does not change: a COMMIT is durable
-// once its WAL frames are fsynced (synchronous=FULL), and the checkpoint
-// connection fsyncs the database file before SQLite may reuse the WAL.
+// the writer's own threshold is raised to a backstop.
+//
+// The writer still checkpoints now and then, for a reason: SQLite starts
+// the WAL over only when a write begins with every frame already copied,
+// and under a stream of batches the checkpointer never finishes between
+// one batch's COMMIT and the next one's BEGIN, so the WAL would only grow.
+// When a checkpoint has copied a WAL of restartFrames or more, the
+// committer checkpoints once on the writer before its next batch: only the
+// frames committed while the checkpointer ran are left to copy, and the
+// batch's first write then starts the WAL over.
+//
+// Durability does not change: a COMMIT is durable once its WAL frames are
+// fsynced (synchronous=FULL), and each checkpoint fsyncs the database file
+// before SQLite may reuse the WAL.
 
 // checkpointEvery bounds how often the checkpointer runs: at a burst's
 // write rate that is about the WAL growth SQLite's own threshold let
@@ -36,14 +40,15 @@ import (
 // long after it committed.
 const checkpointEvery = 50 * time.Millisecond
 
-// writerCheckpointPages is the writer's wal_autocheckpoint, in pages (16
-// MiB of WAL at 4 KiB pages; SQLite's default is 1000): the COMMIT that
-// grows the WAL past it copies what the checkpointer has not yet, so the
-// next write starts the WAL over, and it bounds the WAL if the checkpointer
-// is starved or failing. walSizeLimit is the size SQLite truncates the WAL
+// restartFrames is the WAL size, in frames (8 MiB at 4 KiB pages), at
+// which the committer has the WAL started over. writerCheckpointPages is
+// the writer's wal_autocheckpoint (SQLite's default is 1000): a backstop,
+// past which a COMMIT checkpoints by itself, should the checkpointer be
+// starved or failing. walSizeLimit is the size SQLite truncates the WAL
 // file to when it starts over, so a burst's WAL does not stay on disk.
 const (
-	writerCheckpointPages = 4000
+	restartFrames         = 2000
+	writerCheckpointPages = 10000
 	walSizeLimit          = 16 << 20
 )
 
@@ -53,6 +58,9 @@ type checkpointer struct {
 	// commits counts.
 	kick    chan struct{}
 	commits atomic.Int64
+	// restart asks the committer to checkpoint on the writer before its
+	// next batch (see the top of this file).
+	restart atomic.Bool
 	closing chan struct{}
 	stopped chan struct{}
 	once    sync.Once
@@ -99,6 +107,9 @@ func (c *checkpointer) loop() {
 			return
 		}
 		res, err := c.checkpoint(context.Background())
+		if err == nil && res.log >= restartFrames && res.checkpointed == res.log {
+			c.restart.Store(true)
+		}
 		if c.ran != nil {
 			c.ran(res, err)
 		}
@@ -119,6 +130,18 @@ func (c *checkpointer) checkpoint(ctx context.Context) (checkpointResult, error)
 	r := checkpointResult{commits: c.commits.Load()}
 	err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&r.busy, &r.log, &r.checkpointed)
 	return r, err
+}
+
+// beforeBatch runs on the committer, on the writer, between batches: when
+// the checkpointer has asked for it, one checkpoint of what it left, so
+// the next write can start the WAL over.
+func (c *checkpointer) beforeBatch(writer *sql.DB) {
+	if !c.restart.Swap(false) {
+		return
+	}
+	// An error leaves the WAL as it was; the next large checkpoint asks
+	// again.
+	_, _ = writer.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
 }
 
 // close stops the checkpointer after the checkpoint in flight and closes

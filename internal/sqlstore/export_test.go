@@ -88,6 +88,7 @@ func WatchCheckpoints(s *Store) <-chan Checkpoint {
 // CheckpointerCommits is how many commits have told s's checkpointer.
 func CheckpointerCommits(s *Store) int64 { return s.checkpoints.commits.Load() }
 
-// WALSizeBound is the most the WAL file should hold: the writer's
-// checkpoint threshold and then some batches.
-const WALSizeBound = (writerCheckpointPages + 2*maxCommitBatch*16) * (4096 + 24)
+// WALSizeBound is the size at which the writer's backstop checkpoint
+// would start the WAL over: the committer should have it started over
+// well before.
+const WALSizeBound = writerCheckpointPages * (4096 + 24)

@@ -85,13 +85,13 @@ type groupCommitter struct {
 	// watch, on PostgreSQL, cancels a batch during an outage (see
 	// outage.go); nil on SQLite.
 	watch *outageWatch
-	// committedHook, if set, runs after each COMMIT that succeeded (the
-	// SQLite checkpointer's kick).
-	committedHook func()
-	queue         chan *commitRequest
-	closing       chan struct{}
-	stopped       chan struct{}
-	once          sync.Once
+	// checkpoints, on SQLite, is told of each COMMIT that succeeded and
+	// may checkpoint before a batch (checkpoint.go); nil on PostgreSQL.
+	checkpoints *checkpointer
+	queue       chan *commitRequest
+	closing     chan struct{}
+	stopped     chan struct{}
+	once        sync.Once
 	// waiting counts callers queued or in a batch, for tests.
 	waiting atomic.Int64
 	// batches and closures count committed transactions and the closures
@@ -100,9 +100,9 @@ type groupCommitter struct {
 	batches, closures, careful atomic.Int64
 }
 
-func newGroupCommitter(db *sql.DB, d *dialect, prepared map[string]*sql.Stmt, watch *outageWatch, committedHook func()) *groupCommitter {
+func newGroupCommitter(db *sql.DB, d *dialect, prepared map[string]*sql.Stmt, watch *outageWatch, checkpoints *checkpointer) *groupCommitter {
 	g := &groupCommitter{
-		db: db, d: d, prepared: prepared, watch: watch, committedHook: committedHook, endpoints: endpointReads{},
+		db: db, d: d, prepared: prepared, watch: watch, checkpoints: checkpoints, endpoints: endpointReads{},
 		queue:   make(chan *commitRequest),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -170,6 +170,9 @@ func (g *groupCommitter) run() {
 			default:
 				break collect
 			}
+		}
+		if g.checkpoints != nil {
+			g.checkpoints.beforeBatch(g.db)
 		}
 		again = g.commit(batch)
 		clear(batch)
@@ -467,8 +470,8 @@ func (b *batchRun) committed(ran []*commitRequest, err error) {
 	if err == nil {
 		b.g.batches.Add(1)
 		b.g.closures.Add(int64(len(ran)))
-		if b.g.committedHook != nil {
-			b.g.committedHook()
+		if b.g.checkpoints != nil {
+			b.g.checkpoints.committed()
 		}
 	}
 	answer(ran, err)

@@ -175,7 +175,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	s.committer = newGroupCommitter(writer, s.d, s.writerStmts, nil, s.checkpoints.committed)
+	s.committer = newGroupCommitter(writer, s.d, s.writerStmts, nil, s.checkpoints)
 	return s, nil
 }
 
