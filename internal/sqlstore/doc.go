@@ -15,5 +15,6 @@
 // On SQLite the store keeps two pools on one WAL file: a single writer
 // connection (BEGIN IMMEDIATE, synchronous=FULL) for Update, which
 // serializes writes without lock contention, and a small query-only pool
-// for View, which reads concurrently with the writer.
+// for View, which reads concurrently with the writer. A third connection
+// checkpoints the WAL beside the writer (checkpoint.go).
 package sqlstore
