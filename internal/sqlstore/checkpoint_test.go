@@ -13,17 +13,25 @@ import (
 	"github.com/keyward/keyward/internal/sqlstore"
 )
 
+// openSQLiteFile opens a SQLite store in a file of its own, closed when
+// the test ends, and returns the file's path.
+func openSQLiteFile(t *testing.T) (*sqlstore.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keyward.db")
+	s, err := sqlstore.OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
 // The checkpointer, not the COMMITs, copies the WAL back into the database
 // file: once it has run after the last commit, that file alone (without
 // its WAL) holds every committed write.
 func TestTheCheckpointerCopiesEveryCommitIntoTheDatabaseFile(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "keyward.db")
-	s, err := sqlstore.OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s, path := openSQLiteFile(t)
 	runs := sqlstore.WatchCheckpoints(s)
 	in := newInstance(t, s, "a")
 	// Concurrent writers, so some commits carry a batch.
@@ -83,13 +91,7 @@ wait:
 // checkpoint between batches still has it started over, long before the
 // writer's backstop, however long the stream runs.
 func TestTheWALStaysBoundedUnderAStreamOfWrites(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "keyward.db")
-	s, err := sqlstore.OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s, path := openSQLiteFile(t)
 	in := newInstance(t, s, "a")
 	const writers, each = 16, 1000
 	var (
