@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +27,7 @@ import (
 // the WAL over only when a write begins with every frame already copied,
 // and under a stream of batches the checkpointer never finishes between
 // one batch's COMMIT and the next one's BEGIN, so the WAL would only grow.
-// When a checkpoint has copied a WAL of restartFrames or more, the
+// When a checkpoint has seen a WAL of restartFrames or more, the
 // committer checkpoints once on the writer before its next batch: only the
 // frames committed while the checkpointer ran are left to copy, and the
 // batch's first write then starts the WAL over.
@@ -107,7 +109,7 @@ func (c *checkpointer) loop() {
 			return
 		}
 		res, err := c.checkpoint(context.Background())
-		if err == nil && res.log >= restartFrames && res.checkpointed == res.log {
+		if err == nil && res.log >= restartFrames {
 			c.restart.Store(true)
 		}
 		if c.ran != nil {
@@ -135,14 +137,39 @@ func (c *checkpointer) checkpoint(ctx context.Context) (checkpointResult, error)
 // beforeBatch runs on the committer, on the writer, between batches: when
 // the checkpointer has asked for it, one checkpoint of what it left, so
 // the next write can start the WAL over.
+//
+// It is a RESTART checkpoint: SQLite starts the WAL over only if no reader
+// still reads an older snapshot from it, and under load one nearly always
+// does, so it waits for them, but at most restartWait (readers here are
+// point lookups, microseconds long), not the writer's busy timeout.
 func (c *checkpointer) beforeBatch(writer *sql.DB) {
 	if !c.restart.Swap(false) {
 		return
 	}
+	ctx := context.Background()
+	conn, err := writer.Conn(ctx) // the one writer connection, for all three
+	if err != nil {
+		return
+	}
+	defer conn.Close()
 	// An error leaves the WAL as it was; the next large checkpoint asks
 	// again.
-	_, _ = writer.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+	_, _ = conn.ExecContext(ctx, "PRAGMA busy_timeout = "+strconv.Itoa(int(restartWait/time.Millisecond)))
+	_, _ = conn.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)")
+	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = "+strconv.Itoa(sqliteBusyTimeoutMs)); err != nil {
+		// Never leave the writer with the short timeout: a fresh
+		// connection gets the DSN's.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
 }
+
+// restartWait bounds how long the committer waits for readers so the WAL
+// can start over; sqliteBusyTimeoutMs is every connection's busy timeout
+// (the DSNs' busy_timeout).
+const (
+	restartWait         = 20 * time.Millisecond
+	sqliteBusyTimeoutMs = 5000
+)
 
 // close stops the checkpointer after the checkpoint in flight and closes
 // its connection.

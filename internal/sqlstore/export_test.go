@@ -88,7 +88,7 @@ func WatchCheckpoints(s *Store) <-chan Checkpoint {
 // CheckpointerCommits is how many commits have told s's checkpointer.
 func CheckpointerCommits(s *Store) int64 { return s.checkpoints.commits.Load() }
 
-// WALSizeBound is the size at which the writer's backstop checkpoint
-// would start the WAL over: the committer should have it started over
-// well before.
-const WALSizeBound = writerCheckpointPages * (4096 + 24)
+// WALSizeBound is the most the WAL file should hold: three times the size
+// at which the committer has it started over, well before the writer's
+// backstop (writerCheckpointPages).
+const WALSizeBound = 3 * restartFrames * (4096 + 24)
