@@ -80,9 +80,9 @@ type checkpointResult struct {
 	commits                 int64
 }
 
-func newCheckpointer(db *sql.DB, ran func(checkpointResult, error)) *checkpointer {
+func newCheckpointer(db *sql.DB) *checkpointer {
 	c := &checkpointer{
-		db: db, ran: ran,
+		db:      db,
 		kick:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),

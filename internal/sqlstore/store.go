@@ -126,7 +126,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	// written page by page; it is only ever read to roll a savepoint back.
 	// wal_autocheckpoint and journal_size_limit: the checkpointer
 	// (checkpoint.go) does most of the checkpoints' work off the writer.
-	writer, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"+
+	writer, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout("+strconv.Itoa(sqliteBusyTimeoutMs)+")&_pragma=journal_mode(WAL)"+
 		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"+
 		"&_pragma=wal_autocheckpoint("+strconv.Itoa(writerCheckpointPages)+")"+
 		"&_pragma=journal_size_limit("+strconv.Itoa(walSizeLimit)+")")
@@ -142,7 +142,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	// for a large table (the OS page cache does), and modernc's allocator
 	// charges each cached page about twice its size, outside the Go memory
 	// limit: four readers at the default held ~16 MiB.
-	reader, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_pragma=query_only(1)&_pragma=cache_size(-1000)")
+	reader, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout("+strconv.Itoa(sqliteBusyTimeoutMs)+")&_pragma=query_only(1)&_pragma=cache_size(-1000)")
 	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
@@ -152,7 +152,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 
 	// synchronous(FULL): the checkpoint fsyncs the database file before
 	// SQLite may write over the WAL frames it copied.
-	checkpoints, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)&_pragma=cache_size(-256)")
+	checkpoints, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout("+strconv.Itoa(sqliteBusyTimeoutMs)+")&_pragma=synchronous(FULL)&_pragma=cache_size(-256)")
 	if err != nil {
 		writer.Close()
 		reader.Close()
@@ -161,7 +161,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	checkpoints.SetMaxOpenConns(1)
 
 	s := &Store{writer: writer, reader: reader, d: newSQLiteDialect(), readGate: make(fifoGate, sqliteReaders),
-		checkpoints: newCheckpointer(checkpoints, nil)}
+		checkpoints: newCheckpointer(checkpoints)}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
