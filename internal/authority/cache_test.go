@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,7 +24,12 @@ type countingStore struct {
 	reads, updates atomic.Int64
 	usages         atomic.Int64
 	largestFlush   atomic.Int64
+	// failOn, when set, is the count of updates whose last one fails
+	// without running.
+	failOn atomic.Int64
 }
+
+var errInjected = errors.New("injected update failure")
 
 func (s *countingStore) View(ctx context.Context, fn func(Tx) error) error {
 	s.reads.Add(1)
@@ -36,7 +42,9 @@ func (s *countingStore) CredentialByDigest(ctx context.Context, d credential.Dig
 }
 
 func (s *countingStore) Update(ctx context.Context, fn func(Tx) error) error {
-	s.updates.Add(1)
+	if n := s.updates.Add(1); n == s.failOn.Load() {
+		return errInjected
+	}
 	return s.Store.Update(ctx, func(tx Tx) error { return fn(countingTx{tx, s}) })
 }
 
@@ -288,6 +296,62 @@ func TestUsageIsFlushedInBoundedTransactions(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// A flush that fails part way has written some chunks and not others:
+// the next flush writes the rest, so every last-used time lands and every
+// verification is counted exactly once.
+func TestAFailedFlushKeepsWhatItDidNotWriteAndNothingTwice(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, store *sqlstore.Store) {
+		ctx := context.Background()
+		e := newCacheEnv(t, store, 0)
+		tokens := e.seed(t, 700) // three chunks of each
+		valid := func() int64 {
+			t.Helper()
+			got, err := e.a.Verifications(ctx, e.admin, VerificationsInput{Outcome: "valid"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int64
+			for _, b := range got.Buckets {
+				n += b.Count
+			}
+			return n
+		}
+		if err := e.a.FlushVerificationCounts(ctx); err != nil { // the minter's authentication
+			t.Fatal(err)
+		}
+		before := valid()
+		for _, tok := range tokens {
+			if r := e.verify(t, tok); !r.Valid {
+				t.Fatalf("verify: %s", r.Reason)
+			}
+		}
+		for name, flush := range map[string]func(context.Context) error{"last-used times": e.a.FlushUsage, "verification counts": e.a.FlushVerificationCounts} {
+			e.store.failOn.Store(e.store.updates.Load() + 2) // the second chunk fails
+			if err := flush(ctx); !errors.Is(err, errInjected) {
+				t.Fatalf("flushing %s with a failing store: %v", name, err)
+			}
+			if err := flush(ctx); err != nil {
+				t.Fatalf("flushing %s again: %v", name, err)
+			}
+		}
+		err := store.View(ctx, func(tx Tx) error {
+			creds, err := tx.ListCredentials(ctx, CredentialFilter{InstanceID: e.admin.InstanceID, Kind: credential.KindM2MToken})
+			for _, c := range creds {
+				if c.LastUsedAt.IsZero() {
+					t.Errorf("token %s has no last-used time after the second flush", c.ID)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := valid() - before; n != int64(len(tokens)) {
+			t.Fatalf("%d valid verifications stored after a failed and a good flush, want %d", n, len(tokens))
 		}
 	})
 }

@@ -13,7 +13,13 @@ import (
 func SetBeforeCacheFill(a *Authority, f func()) { a.cache.beforeFill = f }
 
 // TakePendingUsage returns and clears the coalesced last-used times.
-func TakePendingUsage(a *Authority) []Usage { return a.usage.take() }
+func TakePendingUsage(a *Authority) []Usage {
+	var out []Usage
+	for _, p := range a.usage.take() {
+		out = append(out, p)
+	}
+	return out
+}
 
 // DropCache empties the credential cache.
 func DropCache(a *Authority) { a.cache.invalidate() }

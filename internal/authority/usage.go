@@ -25,15 +25,25 @@ func (u *usageRecorder) record(instanceID, credentialID string, at time.Time) {
 	}
 }
 
-func (u *usageRecorder) take() []Usage {
+// take returns the last-used times recorded since the previous take and
+// empties the recorder.
+func (u *usageRecorder) take() map[string]Usage {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	out := make([]Usage, 0, len(u.pending))
-	for _, p := range u.pending {
-		out = append(out, p)
-	}
+	taken := u.pending
 	u.pending = nil
-	return out
+	return taken
+}
+
+// restore puts back last-used times that were taken and not written; a
+// later one recorded meanwhile wins.
+func (u *usageRecorder) restore(chunk []Usage, rest map[string]Usage) {
+	for _, p := range chunk {
+		u.record(p.InstanceID, p.CredentialID, p.At)
+	}
+	for _, p := range rest {
+		u.record(p.InstanceID, p.CredentialID, p.At)
+	}
 }
 
 // usageFlushChunk bounds the usages written in one transaction. A flush
@@ -45,19 +55,34 @@ const usageFlushChunk = 256
 
 // FlushUsage writes the last-used times recorded since the previous flush,
 // in transactions of at most usageFlushChunk. Those not written, on
-// failure, are kept for the next flush.
+// failure, are kept for the next flush. It walks the recorder's map a chunk
+// at a time, as FlushVerificationCounts does, rather than copying it whole
+// first.
 func (a *Authority) FlushUsage(ctx context.Context) error {
-	pending := a.usage.take()
-	for len(pending) > 0 {
-		chunk := pending[:min(len(pending), usageFlushChunk)]
+	taken := a.usage.take()
+	chunk := make([]Usage, 0, min(len(taken), usageFlushChunk))
+	write := func() error {
 		err := a.store.Update(ctx, func(tx Tx) error { return tx.TouchCredentials(ctx, chunk) })
-		if err != nil {
-			for _, p := range pending {
-				a.usage.record(p.InstanceID, p.CredentialID, p.At)
+		if err == nil {
+			chunk = chunk[:0]
+		}
+		return err
+	}
+	for id, p := range taken {
+		chunk = append(chunk, p)
+		delete(taken, id)
+		if len(chunk) == usageFlushChunk {
+			if err := write(); err != nil {
+				a.usage.restore(chunk, taken)
+				return err
 			}
+		}
+	}
+	if len(chunk) > 0 {
+		if err := write(); err != nil {
+			a.usage.restore(chunk, nil)
 			return err
 		}
-		pending = pending[len(chunk):]
 	}
 	return nil
 }
