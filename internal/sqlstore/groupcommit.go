@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -525,11 +526,32 @@ const (
 // run. SQLite here is Go code: a 256-row flush holds its processor for
 // milliseconds at a stretch, and on a server with one core every request
 // that arrives meanwhile waits that long; this was the cache-miss tail.
-const bulkRowsPerYield = 16
+//
+// runtime.Gosched alone lets only goroutines that are already runnable
+// go first: the yielding one goes straight back on the run queue, so the
+// scheduler never runs out of work and never polls the network, and a
+// request whose bytes have arrived stays unknown to it until the runtime's
+// monitor polls (every 10 ms when nothing else wakes it). A trace of the
+// cache-miss load showed the committer holding the processor for 10 to 13
+// ms at a time, yields and all. So every bulkRowsPerPoll-th row on SQLite
+// the write sleeps for a moment instead: with nothing runnable the
+// scheduler polls the network, runs what it finds, and comes back. On an
+// idle server that sleep lasts up to a millisecond (the poller's
+// resolution), a few per chunk, on a write nobody waits for.
+const (
+	bulkRowsPerYield = 16
+	bulkRowsPerPoll  = 64
+)
 
-// yieldEvery yields the processor after every bulkRowsPerYield-th row i.
-func yieldEvery(i int) {
-	if i%bulkRowsPerYield == bulkRowsPerYield-1 {
+// yieldEvery lets other goroutines run after every bulkRowsPerYield-th row
+// i of a bulk write, and on SQLite has the scheduler poll the network
+// after every bulkRowsPerPoll-th. PostgreSQL waits on the network for
+// every row anyway.
+func (t *tx) yieldEvery(i int) {
+	switch {
+	case t.d.name == "sqlite" && i%bulkRowsPerPoll == bulkRowsPerPoll-1:
+		time.Sleep(time.Microsecond)
+	case i%bulkRowsPerYield == bulkRowsPerYield-1:
 		runtime.Gosched()
 	}
 }
