@@ -159,15 +159,15 @@ const analyticsFlushChunk = 256
 
 // FlushVerificationCounts writes the verification counts recorded since
 // the previous flush, adding them to the stored ones (count = count + new),
-// in transactions of at most analyticsFlushChunk. Those not written, on
-// failure, are kept for the next flush.
+// in transactions of at most analyticsFlushChunk. Those not written, on a
+// failure before they commit, are kept for the next flush.
 //
 // It walks the counter's shards as they were taken, a chunk at a time,
 // never merging them into one map or one slice first: a flush after a
 // burst holds tens of thousands of keys, and building those in one go
 // held the processor of a one-core node for 17 ms (the cache-miss p99).
-// A key counted in several shards is added in several rows' worth of
-// upserts, which add up to the same count.
+// A key counted in several shards is summed from all of them as it is
+// reached, so a hot credential is still one upsert per flush.
 func (a *Authority) FlushVerificationCounts(ctx context.Context) error {
 	taken := a.counts.take()
 	chunk := make([]VerificationCount, 0, analyticsFlushChunk)
@@ -180,8 +180,14 @@ func (a *Authority) FlushVerificationCounts(ctx context.Context) error {
 	}
 	for i, m := range taken {
 		for k, n := range m {
-			chunk = append(chunk, VerificationCount{InstanceID: k.instance, CredentialID: k.credential, Outcome: k.outcome, Minute: k.minute, Count: n})
 			delete(m, k)
+			for _, later := range taken[i+1:] { // the key's counts in the other shards: one row, not one per shard
+				if c, ok := later[k]; ok {
+					n += c
+					delete(later, k)
+				}
+			}
+			chunk = append(chunk, VerificationCount{InstanceID: k.instance, CredentialID: k.credential, Outcome: k.outcome, Minute: k.minute, Count: n})
 			if len(chunk) == analyticsFlushChunk {
 				if err := write(); err != nil {
 					a.counts.restore(chunk, taken[i:])

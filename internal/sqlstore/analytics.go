@@ -40,7 +40,7 @@ func (t *tx) AddVerificationCounts(ctx context.Context, counts []authority.Verif
 		if _, err := stmt.ExecContext(ctx, c.InstanceID, c.CredentialID, string(c.Outcome), c.Minute, c.Count); err != nil {
 			return translate(err, "verification count")
 		}
-		t.yieldEvery(i)
+		t.yieldEvery(i, len(sorted))
 	}
 	return translate(stmt.Close(), "verification count")
 }

@@ -332,7 +332,7 @@ func (t *tx) TouchCredentials(ctx context.Context, usages []authority.Usage) err
 		if _, err := stmt.ExecContext(ctx, at, u.InstanceID, u.CredentialID, at); err != nil {
 			return translate(err, "credential")
 		}
-		t.yieldEvery(i)
+		t.yieldEvery(i, len(sorted))
 	}
 	return translate(stmt.Close(), "credential")
 }

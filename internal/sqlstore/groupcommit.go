@@ -537,18 +537,20 @@ const (
 // the write sleeps for a moment instead: with nothing runnable the
 // scheduler polls the network, runs what it finds, and comes back. On an
 // idle server that sleep lasts up to a millisecond (the poller's
-// resolution), a few per chunk, on a write nobody waits for.
+// resolution): three per 256-row chunk, which a write batched with the
+// chunk waits for too, as it waits for the chunk's rows.
 const (
 	bulkRowsPerYield = 16
 	bulkRowsPerPoll  = 64
 )
 
 // yieldEvery lets other goroutines run after every bulkRowsPerYield-th row
-// i of a bulk write, and on SQLite has the scheduler poll the network
-// after every bulkRowsPerPoll-th. PostgreSQL waits on the network for
-// every row anyway.
-func (t *tx) yieldEvery(i int) {
+// i of a bulk write of n rows but the last, and on SQLite has the
+// scheduler poll the network after every bulkRowsPerPoll-th. PostgreSQL
+// waits on the network for every row anyway.
+func (t *tx) yieldEvery(i, n int) {
 	switch {
+	case i == n-1: // nothing left to let others in ahead of
 	case t.d.name == "sqlite" && i%bulkRowsPerPoll == bulkRowsPerPoll-1:
 		time.Sleep(time.Microsecond)
 	case i%bulkRowsPerYield == bulkRowsPerYield-1:
