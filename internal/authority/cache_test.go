@@ -156,6 +156,28 @@ func (e cacheEnv) verify(t *testing.T, token string) VerifyResult {
 	return r
 }
 
+// requireAllUsed fails the test unless the minter's instance holds n M2M
+// tokens and each has a last-used time.
+func (e cacheEnv) requireAllUsed(t *testing.T, n int) {
+	t.Helper()
+	ctx := context.Background()
+	err := e.store.View(ctx, func(tx Tx) error {
+		creds, err := tx.ListCredentials(ctx, CredentialFilter{InstanceID: e.admin.InstanceID, Kind: credential.KindM2MToken})
+		if err == nil && len(creds) != n {
+			t.Errorf("%d tokens listed, want %d", len(creds), n)
+		}
+		for _, c := range creds {
+			if c.LastUsedAt.IsZero() {
+				t.Errorf("token %s has no last-used time after the flush", c.ID)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // readsFor returns how many store reads verifying token took, and fails
 // the test unless it is valid.
 func (e cacheEnv) readsFor(t *testing.T, token string) int64 {
@@ -291,18 +313,7 @@ func TestUsageIsFlushedInBoundedTransactions(t *testing.T) {
 		if largest := e.store.largestFlush.Load(); largest > 256 || updates < 3 {
 			t.Fatalf("%d usages flushed in %d transactions of up to %d; want transactions of at most 256", e.store.usages.Load(), updates, largest)
 		}
-		err := store.View(context.Background(), func(tx Tx) error {
-			creds, err := tx.ListCredentials(context.Background(), CredentialFilter{InstanceID: e.admin.InstanceID, Kind: credential.KindM2MToken})
-			for _, c := range creds {
-				if c.LastUsedAt.IsZero() {
-					t.Errorf("token %s has no last-used time after the flush", c.ID)
-				}
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e.requireAllUsed(t, len(tokens))
 	})
 }
 
@@ -316,18 +327,7 @@ func TestAFailedFlushKeepsWhatItDidNotWriteAndNothingTwice(t *testing.T) {
 		ctx := context.Background()
 		e := newCacheEnv(t, store, 0)
 		tokens := e.seed(t, 700) // three chunks of each
-		valid := func() int64 {
-			t.Helper()
-			got, err := e.a.Verifications(ctx, e.admin, VerificationsInput{Outcome: "valid"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var n int64
-			for _, b := range got.Buckets {
-				n += b.Count
-			}
-			return n
-		}
+		valid := func() int64 { return validVerifications(t, e.a, e.admin) }
 		if err := e.a.FlushVerificationCounts(ctx); err != nil { // the minter's authentication
 			t.Fatal(err)
 		}
@@ -349,21 +349,7 @@ func TestAFailedFlushKeepsWhatItDidNotWriteAndNothingTwice(t *testing.T) {
 				t.Fatalf("flushing %s again: %v", name, err)
 			}
 		}
-		err := store.View(ctx, func(tx Tx) error {
-			creds, err := tx.ListCredentials(ctx, CredentialFilter{InstanceID: e.admin.InstanceID, Kind: credential.KindM2MToken})
-			if err == nil && len(creds) != len(tokens) {
-				t.Errorf("%d tokens listed, want %d", len(creds), len(tokens))
-			}
-			for _, c := range creds {
-				if c.LastUsedAt.IsZero() {
-					t.Errorf("token %s has no last-used time after the second flush", c.ID)
-				}
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e.requireAllUsed(t, len(tokens))
 		if n := valid() - before; n != uses*int64(len(tokens)) {
 			t.Fatalf("%d valid verifications stored after a failed and a good flush, want %d", n, uses*len(tokens))
 		}
