@@ -55,9 +55,9 @@ const usageFlushChunk = 256
 
 // FlushUsage writes the last-used times recorded since the previous flush,
 // in transactions of at most usageFlushChunk. Those not written, on a
-// failure before they commit, are kept for the next flush. It walks the recorder's map a chunk
-// at a time, as FlushVerificationCounts does, rather than copying it whole
-// first.
+// failure before they commit, are kept for the next flush. It walks the
+// recorder's map a chunk at a time, as FlushVerificationCounts does,
+// rather than copying it whole first.
 func (a *Authority) FlushUsage(ctx context.Context) error {
 	taken := a.usage.take()
 	chunk := make([]Usage, 0, min(len(taken), usageFlushChunk))
