@@ -170,39 +170,29 @@ const analyticsFlushChunk = 256
 // reached, so a hot credential is still one upsert per flush.
 func (a *Authority) FlushVerificationCounts(ctx context.Context) error {
 	taken := a.counts.take()
-	chunk := make([]VerificationCount, 0, analyticsFlushChunk)
-	write := func() error {
-		err := a.store.Update(ctx, func(tx Tx) error { return tx.AddVerificationCounts(ctx, chunk) })
-		if err == nil {
-			chunk = chunk[:0]
-		}
-		return err
-	}
-	for i, m := range taken {
-		for k, n := range m {
-			delete(m, k)
-			for _, later := range taken[i+1:] { // the key's counts in the other shards: one row, not one per shard
-				if c, ok := later[k]; ok {
-					n += c
-					delete(later, k)
+	counts := func(yield func(VerificationCount) bool) {
+		for i, m := range taken {
+			for k, n := range m {
+				delete(m, k)
+				for _, later := range taken[i+1:] { // the key's counts in the other shards: one row, not one per shard
+					if c, ok := later[k]; ok {
+						n += c
+						delete(later, k)
+					}
 				}
-			}
-			chunk = append(chunk, VerificationCount{InstanceID: k.instance, CredentialID: k.credential, Outcome: k.outcome, Minute: k.minute, Count: n})
-			if len(chunk) == analyticsFlushChunk {
-				if err := write(); err != nil {
-					a.counts.restore(chunk, taken[i:])
-					return err
+				if !yield(VerificationCount{InstanceID: k.instance, CredentialID: k.credential, Outcome: k.outcome, Minute: k.minute, Count: n}) {
+					return
 				}
 			}
 		}
 	}
-	if len(chunk) > 0 {
-		if err := write(); err != nil {
-			a.counts.restore(chunk, nil)
-			return err
-		}
+	failed, err := writeChunks(counts, analyticsFlushChunk, func(chunk []VerificationCount) error {
+		return a.store.Update(ctx, func(tx Tx) error { return tx.AddVerificationCounts(ctx, chunk) })
+	})
+	if err != nil {
+		a.counts.restore(failed, taken) // what was written is gone from taken
 	}
-	return nil
+	return err
 }
 
 // AnalyticsFlushInterval is how often RunAnalyticsFlusher writes the

@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"errors"
+	"iter"
 	"sync"
 	"time"
 )
@@ -60,31 +61,48 @@ const usageFlushChunk = 256
 // rather than copying it whole first.
 func (a *Authority) FlushUsage(ctx context.Context) error {
 	taken := a.usage.take()
-	chunk := make([]Usage, 0, min(len(taken), usageFlushChunk))
-	write := func() error {
-		err := a.store.Update(ctx, func(tx Tx) error { return tx.TouchCredentials(ctx, chunk) })
-		if err == nil {
-			chunk = chunk[:0]
-		}
-		return err
-	}
-	for id, p := range taken {
-		chunk = append(chunk, p)
-		delete(taken, id)
-		if len(chunk) == usageFlushChunk {
-			if err := write(); err != nil {
-				a.usage.restore(chunk, taken)
-				return err
+	usages := func(yield func(Usage) bool) {
+		for id, p := range taken {
+			delete(taken, id)
+			if !yield(p) {
+				return
 			}
 		}
 	}
-	if len(chunk) > 0 {
-		if err := write(); err != nil {
-			a.usage.restore(chunk, nil)
-			return err
+	failed, err := writeChunks(usages, usageFlushChunk, func(chunk []Usage) error {
+		return a.store.Update(ctx, func(tx Tx) error { return tx.TouchCredentials(ctx, chunk) })
+	})
+	if err != nil {
+		a.usage.restore(failed, taken) // what was written is gone from taken
+	}
+	return err
+}
+
+// writeChunks hands items to write in chunks of at most size, reusing one
+// slice (write must not keep it), and stops at the first write that fails,
+// returning that chunk. The flushers' items are taken out of what they
+// took as they are reached, so on failure that chunk and what is left
+// there are exactly what was not written.
+func writeChunks[T any](items iter.Seq[T], size int, write func([]T) error) ([]T, error) {
+	var chunk []T
+	for item := range items {
+		if chunk == nil {
+			chunk = make([]T, 0, size)
+		}
+		chunk = append(chunk, item)
+		if len(chunk) == size {
+			if err := write(chunk); err != nil {
+				return chunk, err
+			}
+			chunk = chunk[:0]
 		}
 	}
-	return nil
+	if len(chunk) > 0 {
+		if err := write(chunk); err != nil {
+			return chunk, err
+		}
+	}
+	return nil, nil
 }
 
 // UsageFlushInterval is how often RunUsageFlusher writes last-used times.
