@@ -88,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.serverCPU, "server-cpu", "1", "with --pinned: the CPU list (taskset -c) of the servers")
 	fs.StringVar(&cfg.loadCPU, "load-cpu", "0", "with --pinned: the CPU list (taskset -c) of wrk")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "with --pinned: interleaved rounds; the table shows medians")
-	fs.IntVar(&cfg.missTokens, "miss-tokens", 200000, "with --pinned: tokens stored (in bulk) for the cache-miss row, each request a distinct one")
+	fs.IntVar(&cfg.missTokens, "miss-tokens", 200000, "with --pinned: tokens stored (in bulk) for the cache-miss row, each request a distinct one; 0 leaves the row out (a --keyward-bin older than this store's schema cannot be seeded)")
 	fs.IntVar(&cfg.pinnedConcurrency, "connections", 16, "with --pinned: wrk connections (-c)")
 	fs.StringVar(&limitRows, "limit-rows", "0,1,3,10", fmt.Sprintf("with --pinned: an API key verify row for each of these counts of auto-applied named limits (comma-separated, 0 to %d; '' for none)", authority.MaxNamedLimits))
 	fs.BoolVar(&cfg.analyticsRow, "analytics-row", true, "with --pinned: also verify opaque tokens on two more fresh SQLite servers, one started with --analytics=false, so the ratio of their rows is what counting verifications costs")
@@ -159,8 +159,10 @@ func (cfg *config) validate(concurrency string, extraArgs int) error {
 		return errors.New("--duration must be positive and --warmup not negative")
 	case cfg.pinned && cfg.url != "":
 		return errors.New("--pinned starts its own servers; it does not take --url")
-	case cfg.pinned && (cfg.rounds < 1 || cfg.missTokens < 1 || cfg.pinnedConcurrency < 1):
-		return errors.New("--rounds, --miss-tokens and --connections must be at least 1")
+	case cfg.pinned && (cfg.rounds < 1 || cfg.pinnedConcurrency < 1):
+		return errors.New("--rounds and --connections must be at least 1")
+	case cfg.pinned && cfg.missTokens < 0:
+		return errors.New("--miss-tokens must not be negative")
 	}
 	return nil
 }

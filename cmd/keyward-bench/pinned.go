@@ -152,7 +152,8 @@ func onlyRows(rows []pinnedRow, words []string) []pinnedRow {
 }
 
 // sqliteRows are the rows measured on the SQLite server kw: every verify
-// kind, API keys with named limits, the cache miss and the create.
+// kind, API keys with named limits, the cache miss (unless --miss-tokens
+// is 0) and the create.
 func sqliteRows(ctx context.Context, cfg, sqliteCfg config, dir string, kw *keywardProcess, client *http.Client, bare *pinnedServer, progress io.Writer) ([]pinnedRow, error) {
 	server := &pinnedServer{pid: kw.cmd.Process.Pid, url: kw.url}
 	rows, err := pinnedVerifyRows(ctx, client, server, kw.adminKey, bare)
@@ -164,9 +165,12 @@ func sqliteRows(ctx context.Context, cfg, sqliteCfg config, dir string, kw *keyw
 		return nil, err
 	}
 	rows = append(rows, limited...)
-	miss, err := cacheMissRow(ctx, cfg, sqliteCfg.masterKey, dir, kw, server, client, progress)
-	if err != nil {
-		return nil, err
+	if cfg.missTokens > 0 {
+		miss, err := cacheMissRow(ctx, cfg, sqliteCfg.masterKey, dir, kw, server, client, progress)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, miss)
 	}
 	create, err := createTokenRow(ctx, client, server, kw.adminKey, "create M2M token, SQLite")
 	if err != nil {
@@ -175,7 +179,7 @@ func sqliteRows(ctx context.Context, cfg, sqliteCfg config, dir string, kw *keyw
 	// Issue 14 bounds the tail of creates at 64 callers too.
 	create64 := create
 	create64.name, create64.connections = "create M2M token, SQLite, c=64", 64
-	return append(rows, miss, create, create64), nil
+	return append(rows, create, create64), nil
 }
 
 // writeWrkScript writes wrkScript into dir and returns its path.

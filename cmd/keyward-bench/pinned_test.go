@@ -284,3 +284,33 @@ func TestOnlyRowsKeepsBareOpaqueAndTheNamedRows(t *testing.T) {
 		t.Errorf("onlyRows changed its input: %v", names(rows))
 	}
 }
+
+func TestPinnedMissTokensAcceptsZeroAndRefusesANegativeCount(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+		want    int
+	}{
+		{"the default stores 200 000", []string{"--pinned"}, "", 200000},
+		{"zero is accepted (no miss row)", []string{"--pinned", "--miss-tokens", "0"}, "", 0},
+		{"a negative count is refused", []string{"--pinned", "--miss-tokens", "-1"}, "--miss-tokens must not be negative", 0},
+		{"zero rounds is still refused", []string{"--pinned", "--rounds", "0"}, "--rounds and --connections must be at least 1", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseFlags(tc.args, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("parseFlags(%q) = %v, want an error with %q", tc.args, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseFlags(%q): %v", tc.args, err)
+			}
+			if cfg.missTokens != tc.want {
+				t.Fatalf("missTokens = %d, want %d", cfg.missTokens, tc.want)
+			}
+		})
+	}
+}
