@@ -104,12 +104,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.pinned && !durationSet {
 		cfg.duration = 10 * time.Second
 	}
+	if only != "" {
+		cfg.only = strings.Split(only, ",")
+	}
 	err := cfg.validate(concurrency, fs.NArg())
 	if err == nil {
 		cfg.limitRows, err = parseLimitRows(limitRows)
-	}
-	if only != "" {
-		cfg.only = strings.Split(only, ",")
 	}
 	if err != nil {
 		fmt.Fprintln(fs.Output(), "keyward-bench:", err)
@@ -163,8 +163,16 @@ func (cfg *config) validate(concurrency string, extraArgs int) error {
 		return errors.New("--rounds and --connections must be at least 1")
 	case cfg.pinned && cfg.missTokens < 0:
 		return errors.New("--miss-tokens must not be negative")
+	case cfg.pinned && cfg.missTokens == 0 && slices.ContainsFunc(cfg.only, selectsMissRow):
+		return errors.New("--only names the cache-miss row, which --miss-tokens 0 leaves out")
 	}
 	return nil
+}
+
+// selectsMissRow reports whether an --only word picks the cache-miss row
+// ("cache-miss verify, N stored tokens") by its distinctive part.
+func selectsMissRow(word string) bool {
+	return word != "" && strings.Contains("cache-miss", word)
 }
 
 func parseConcurrency(s string) ([]int, error) {

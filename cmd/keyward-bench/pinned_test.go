@@ -296,6 +296,8 @@ func TestPinnedMissTokensAcceptsZeroAndRefusesANegativeCount(t *testing.T) {
 		{"zero is accepted (no miss row)", []string{"--pinned", "--miss-tokens", "0"}, "", 0},
 		{"a negative count is refused", []string{"--pinned", "--miss-tokens", "-1"}, "--miss-tokens must not be negative", 0},
 		{"zero rounds is still refused", []string{"--pinned", "--rounds", "0"}, "--rounds and --connections must be at least 1", 0},
+		{"zero with --only miss is refused", []string{"--pinned", "--miss-tokens", "0", "--only", "create,miss"}, "--only names the cache-miss row", 0},
+		{"zero with --only create is accepted", []string{"--pinned", "--miss-tokens", "0", "--only", "create,PostgreSQL"}, "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := parseFlags(tc.args, io.Discard)
