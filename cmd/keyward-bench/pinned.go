@@ -309,7 +309,7 @@ func cacheMissRow(ctx context.Context, cfg config, masterKey, dir string, kw *ke
 		return pinnedRow{}, err
 	}
 	fmt.Fprintf(progress, "stored them in %s\n", time.Since(started).Round(time.Millisecond))
-	miss := pinnedRow{name: fmt.Sprintf("cache-miss verify, %d stored tokens", cfg.missTokens), server: server, path: "/v1/verify",
+	miss := pinnedRow{name: fmt.Sprintf("%s, %d stored tokens", missRowPrefix, cfg.missTokens), server: server, path: "/v1/verify",
 		auth: "Bearer " + kw.adminKey, bodies: missFile, bodyCount: cfg.missTokens, wantStatus: http.StatusOK}
 	// A stored token must verify as valid: wrk sees only statuses.
 	if last, err := lastLine(missFile); err != nil {
