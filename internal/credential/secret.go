@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/big"
 	"strings"
+	"unsafe"
 )
 
 // Kind is the kind of a bearer credential. Every kind has its own secret
@@ -206,18 +207,20 @@ func checksumOf(domain, prefix, body string) string {
 	return encodeUint(sumOf(domain, prefix, body), checksumLen)
 }
 
-// sumOf is the CRC32 (IEEE) of domain+prefix+body, computed over the
-// strings in place with the standard table so the verify path allocates
-// nothing for it (crc32.ChecksumIEEE takes a []byte, which would).
+// sumOf is the CRC32 (IEEE) of domain+prefix+body. It reads the strings
+// in place (crc32.ChecksumIEEE takes a []byte, and converting would
+// allocate on the verify path): hash/crc32 only reads what it is given,
+// and its table-sliced and carry-less-multiply loops are several times
+// faster than a byte at a time.
 func sumOf(domain, prefix, body string) uint64 {
-	crc := ^uint32(0)
-	for _, part := range [...]string{domain, prefix, body} {
-		for i := 0; i < len(part); i++ {
-			crc = crc32.IEEETable[byte(crc)^part[i]] ^ (crc >> 8)
-		}
-	}
-	return uint64(^crc)
+	crc := crc32.Update(0, crc32.IEEETable, bytesOf(domain))
+	crc = crc32.Update(crc, crc32.IEEETable, bytesOf(prefix))
+	return uint64(crc32.Update(crc, crc32.IEEETable, bytesOf(body)))
 }
+
+// bytesOf views s as bytes without copying; the bytes must not be
+// written.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // decodeUint reads fixed-width base62 digits (all already checked to be
 // base62) as encodeUint wrote them.

@@ -3,6 +3,7 @@ package credential
 import (
 	"bytes"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"strings"
 	"testing"
@@ -182,4 +183,19 @@ func TestParseDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: Parse allocates %v times per call, want 0", kind, n)
 		}
 	}
+}
+
+// FuzzChecksumIsCRC32OfTheWholeToken pins the checksum every issued
+// secret carries: the CRC32 (IEEE) of domain, prefix and body together,
+// however the three are split.
+func FuzzChecksumIsCRC32OfTheWholeToken(f *testing.F) {
+	f.Add("keyward", "mt_", "01a2534fb87a435101c97c64623f3a6a")
+	f.Add("", "", "")
+	f.Add("a", "", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
+	f.Fuzz(func(t *testing.T, domain, prefix, body string) {
+		want := uint64(crc32.ChecksumIEEE([]byte(domain + prefix + body)))
+		if got := sumOf(domain, prefix, body); got != want {
+			t.Fatalf("sumOf(%q, %q, %q) = %d, want %d", domain, prefix, body, got, want)
+		}
+	})
 }
