@@ -210,8 +210,7 @@ func checksumOf(domain, prefix, body string) string {
 // sumOf is the CRC32 (IEEE) of domain+prefix+body. It reads the strings
 // in place (crc32.ChecksumIEEE takes a []byte, and converting would
 // allocate on the verify path): hash/crc32 only reads what it is given,
-// and its table-sliced and carry-less-multiply loops are several times
-// faster than a byte at a time.
+// and its slicing-by-8 loop is about twice as fast as a byte at a time.
 func sumOf(domain, prefix, body string) uint64 {
 	crc := crc32.Update(0, crc32.IEEETable, bytesOf(domain))
 	crc = crc32.Update(crc, crc32.IEEETable, bytesOf(prefix))

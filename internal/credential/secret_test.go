@@ -185,8 +185,20 @@ func TestParseDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// FuzzChecksumIsCRC32OfTheWholeToken pins the checksum every issued
-// secret carries: the CRC32 (IEEE) of domain, prefix and body together,
+// TestChecksumIsCRC32IEEE pins the checksum every issued secret carries
+// to CRC-32/IEEE's published check value: a change of algorithm, which
+// would stop every secret already issued from parsing, fails here.
+func TestChecksumIsCRC32IEEE(t *testing.T) {
+	if got := sumOf("", "", "123456789"); got != 0xCBF43926 {
+		t.Fatalf("CRC32 of \"123456789\" = %#x, want 0xcbf43926", got)
+	}
+	if got := sumOf("123", "45", "6789"); got != 0xCBF43926 {
+		t.Fatalf("split three ways: %#x, want 0xcbf43926", got)
+	}
+}
+
+// FuzzChecksumIsCRC32OfTheWholeToken checks the checksum against the
+// standard library's CRC32 (IEEE) of domain, prefix and body together,
 // however the three are split.
 func FuzzChecksumIsCRC32OfTheWholeToken(f *testing.F) {
 	f.Add("keyward", "mt_", "01a2534fb87a435101c97c64623f3a6a")
