@@ -12,7 +12,10 @@ It prints, from the trace's state transitions:
 - what the goroutines did during the gaps of 10 ms or more: time in
   syscalls and time running, by the innermost SQLite function (or Go
   syscall) and the innermost keyward function on the stack where the
-  span ended; the rest of a gap is time nothing was recorded;
+  span ended (the N largest, N the optional argument, default 10), and
+  summed by who held the processor: fsyncs that kept it, the writer's
+  and the checkpointer's SQLite work, reads by digest, the rest; what is
+  left of the gaps is time nothing was recorded;
 - the time goroutines spent in syscalls, by the same stacks, and how
   many calls gave their processor up (the goroutine came back Runnable,
   not Running: the runtime took the P while the call blocked, Go's
@@ -29,6 +32,22 @@ import sys
 
 TRANSITION = re.compile(r'StateTransition Time=(\d+) GoID=(\d+) (\w+)->(\w+)(?: Reason="([^"]*)")?')
 LONG_GAP_MS = 10
+WRITER = re.compile(r'sqlstore\.\(\*(batchRun|tx|checkpointer|groupCommitter)\)')
+READS = re.compile(r'CredentialByDigest|scanCredential')
+
+
+def holder(state, key):
+    """Who held the processor during a span, for the gap summary."""
+    inner, ours = key
+    if 'gave its P up' in state:
+        return 'syscalls that gave their P up'
+    if state == 'Syscall' and inner == 'full_fsync':
+        return 'fsyncs that kept the P'
+    if WRITER.search(ours):
+        return "the writer's and checkpointer's SQLite work"
+    if READS.search(ours):
+        return 'reads by digest'
+    return 'the rest'
 
 
 def where(frames):
@@ -114,6 +133,11 @@ def main():
         print(f'during the {len(long_gaps)} gaps of {LONG_GAP_MS} ms or more ({total:.0f} ms):')
         for (state, key), ms in during.most_common(int(sys.argv[1]) if len(sys.argv) > 1 else 10):
             print(f'  {ms:8.1f} ms {state}: {key[0]} | {key[1]}')
+        held = collections.Counter()
+        for (state, key), ms in during.items():
+            held[holder(state, key)] += ms
+        for who, ms in held.most_common():
+            print(f'  {ms:8.1f} ms in all: {who}')
         print(f'  {total - sum(during.values()):8.1f} ms with nothing recorded running or in a syscall')
 
     print('time in syscalls (ms, calls, per call, calls that gave the processor up, innermost | keyward):')
